@@ -1,0 +1,216 @@
+#include "catalog/image_record.h"
+
+#include <algorithm>
+#include <array>
+
+#include <nlohmann/json.hpp>
+
+#include "common/time.h"
+
+namespace imagefs {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::array<std::pair<ImageStatus, std::string_view>, 6> kStatusNames{{
+    {ImageStatus::kQueued, "queued"},
+    {ImageStatus::kUploading, "uploading"},
+    {ImageStatus::kImporting, "importing"},
+    {ImageStatus::kActive, "active"},
+    {ImageStatus::kKilled, "killed"},
+    {ImageStatus::kDeleted, "deleted"},
+}};
+
+std::string JoinComma(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ',';
+    out += item;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view StatusName(ImageStatus status) {
+  for (const auto& [value, name] : kStatusNames) {
+    if (value == status) return name;
+  }
+  return "unknown";
+}
+
+std::optional<ImageStatus> ParseStatus(std::string_view name) {
+  for (const auto& [value, text] : kStatusNames) {
+    if (text == name) return value;
+  }
+  return std::nullopt;
+}
+
+const Location* ImageRecord::FindLocation(std::string_view store) const {
+  auto it = std::find_if(locations.begin(), locations.end(),
+                         [&](const Location& location) { return location.store == store; });
+  return it == locations.end() ? nullptr : &*it;
+}
+
+std::vector<std::string> ImageRecord::StoreIds() const {
+  std::vector<std::string> ids;
+  for (const auto& location : locations) ids.push_back(location.store);
+  return ids;
+}
+
+std::string ImageRecord::FileName() const {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos || name.size() > 255) {
+    return id;
+  }
+  return name;
+}
+
+std::string EncodeRecord(const ImageRecord& record) {
+  json locations = json::array();
+  for (const auto& location : record.locations) {
+    locations.push_back({{"store", location.store}, {"url", location.url}});
+  }
+  json encoded = {
+      {"format", ImageRecord::kFormatVersion},
+      {"id", record.id},
+      {"name", record.name},
+      {"status", StatusName(record.status)},
+      {"owner", record.owner},
+      {"disk_format", record.disk_format},
+      {"container_format", record.container_format},
+      {"checksum", record.checksum},
+      {"os_hash_algo", record.os_hash_algo},
+      {"os_hash_value", record.os_hash_value},
+      {"created_at", record.created_at},
+      {"updated_at", record.updated_at},
+      {"active_at", record.active_at},
+      {"locations", locations},
+      {"importing_to_stores", record.importing_to_stores},
+      {"failed_import", record.failed_import},
+      {"properties", record.properties},
+  };
+  if (record.size) encoded["size"] = *record.size;
+  return encoded.dump();
+}
+
+Result<ImageRecord> DecodeRecord(std::string_view encoded) {
+  json parsed = json::parse(encoded, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Fail(EINVAL, "image record is not a JSON object");
+  }
+  try {
+    int format = parsed.at("format").get<int>();
+    if (format > ImageRecord::kFormatVersion || format < 1) {
+      return Fail(ENOTSUP, "image record format {} is not supported (this build reads up to {})",
+                  format, ImageRecord::kFormatVersion);
+    }
+    ImageRecord record;
+    record.id = parsed.at("id").get<std::string>();
+    record.name = parsed.value("name", "");
+    auto status = ParseStatus(parsed.at("status").get<std::string>());
+    if (!status) return Fail(EINVAL, "image record {} has an unknown status", record.id);
+    record.status = *status;
+    record.owner = parsed.at("owner").get<uint32_t>();
+    record.disk_format = parsed.value("disk_format", "");
+    record.container_format = parsed.value("container_format", "");
+    if (parsed.contains("size")) record.size = parsed.at("size").get<uint64_t>();
+    record.checksum = parsed.value("checksum", "");
+    record.os_hash_algo = parsed.value("os_hash_algo", "");
+    record.os_hash_value = parsed.value("os_hash_value", "");
+    record.created_at = parsed.value<int64_t>("created_at", 0);
+    record.updated_at = parsed.value<int64_t>("updated_at", 0);
+    record.active_at = parsed.value<int64_t>("active_at", 0);
+    for (const auto& location : parsed.value("locations", json::array())) {
+      record.locations.push_back(
+          {location.at("store").get<std::string>(), location.at("url").get<std::string>()});
+    }
+    record.importing_to_stores =
+        parsed.value("importing_to_stores", std::vector<std::string>{});
+    record.failed_import = parsed.value("failed_import", std::vector<std::string>{});
+    record.properties = parsed.value("properties", std::map<std::string, std::string>{});
+    return record;
+  } catch (const json::exception& e) {
+    return Fail(EINVAL, "image record is malformed: {}", e.what());
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> GlanceProperties(const ImageRecord& record) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto add = [&](std::string name, std::string value) {
+    if (!value.empty()) out.emplace_back(std::move(name), std::move(value));
+  };
+  add("id", record.id);
+  add("name", record.name);
+  add("status", std::string(StatusName(record.status)));
+  add("owner", std::to_string(record.owner));
+  add("disk_format", record.disk_format);
+  add("container_format", record.container_format);
+  if (record.size) add("size", std::to_string(*record.size));
+  add("checksum", record.checksum);
+  add("os_hash_algo", record.os_hash_algo);
+  add("os_hash_value", record.os_hash_value);
+  add("created_at", FormatIsoTime(record.created_at));
+  add("updated_at", FormatIsoTime(record.updated_at));
+  // Glance shows these two even when empty; an empty xattr value is valid.
+  out.emplace_back("stores", JoinComma(record.StoreIds()));
+  json locations = json::array();
+  for (const auto& location : record.locations) {
+    locations.push_back({{"url", location.url}, {"metadata", {{"store", location.store}}}});
+  }
+  out.emplace_back("locations", locations.dump());
+  out.emplace_back("os_glance_importing_to_stores", JoinComma(record.importing_to_stores));
+  out.emplace_back("os_glance_failed_import", JoinComma(record.failed_import));
+  for (const auto& [name, value] : record.properties) out.emplace_back(name, value);
+  return out;
+}
+
+std::optional<std::string> GlanceProperty(const ImageRecord& record, std::string_view name) {
+  for (auto& [key, value] : GlanceProperties(record)) {
+    if (key == name) return std::move(value);
+  }
+  return std::nullopt;
+}
+
+bool IsReservedProperty(std::string_view name) {
+  static constexpr std::array<std::string_view, 12> kReserved{
+      "id",     "status",    "checksum",   "size",       "stores",     "locations",
+      "owner",  "created_at", "updated_at", "virtual_size", "direct_url", "file"};
+  if (name.starts_with("os_glance_") || name.starts_with("os_hash_")) return true;
+  return std::find(kReserved.begin(), kReserved.end(), name) != kReserved.end();
+}
+
+bool IsSettableField(std::string_view name) {
+  return name == "name" || name == "disk_format" || name == "container_format";
+}
+
+Status SetUserProperty(ImageRecord& record, std::string_view name, std::string_view value) {
+  if (name.empty()) return Fail(EINVAL, "image {}: empty property name", record.id);
+  if (IsReservedProperty(name)) {
+    return Fail(EPERM, "image {}: property '{}' is reserved", record.id, name);
+  }
+  static constexpr std::array<std::string_view, 11> kDiskFormats{
+      "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"};
+  static constexpr std::array<std::string_view, 7> kContainerFormats{
+      "ami", "ari", "aki", "bare", "ovf", "ova", "docker"};
+  if (name == "name") {
+    if (value.size() > 255) return Fail(EINVAL, "image {}: name longer than 255", record.id);
+    record.name = value;
+  } else if (name == "disk_format") {
+    if (std::find(kDiskFormats.begin(), kDiskFormats.end(), value) == kDiskFormats.end()) {
+      return Fail(EINVAL, "image {}: unknown disk_format '{}'", record.id, value);
+    }
+    record.disk_format = value;
+  } else if (name == "container_format") {
+    if (std::find(kContainerFormats.begin(), kContainerFormats.end(), value) ==
+        kContainerFormats.end()) {
+      return Fail(EINVAL, "image {}: unknown container_format '{}'", record.id, value);
+    }
+    record.container_format = value;
+  } else {
+    record.properties[std::string(name)] = value;
+  }
+  return Ok();
+}
+
+}  // namespace imagefs

@@ -1,0 +1,244 @@
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "catalog/catalog.h"
+#include "common/log.h"
+#include "common/time.h"
+
+namespace imagefs {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  void Bind(int index, std::string_view text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+  int Step() { return sqlite3_step(stmt_); }
+  std::string Text(int column) {
+    auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    return text ? std::string(text, sqlite3_column_bytes(stmt_, column)) : std::string();
+  }
+  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+class SqliteCatalog final : public Catalog {
+ public:
+  explicit SqliteCatalog(sqlite3* db) : db_(db) {}
+  ~SqliteCatalog() override { sqlite3_close(db_); }
+
+  Status Initialize() {
+    std::lock_guard lock(mutex_);
+    sqlite3_busy_timeout(db_, 10'000);
+    IMAGEFS_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
+    IMAGEFS_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
+    Statement version(db_, "PRAGMA user_version");
+    if (!version.prepared() || version.Step() != SQLITE_ROW) return DbError("read schema version");
+    int64_t found = version.Int(0);
+    if (found > kSchemaVersion) {
+      return Fail(ENOTSUP, "catalog schema version {} is newer than this build ({})", found,
+                  kSchemaVersion);
+    }
+    if (found == kSchemaVersion) return Ok();
+    return Exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, record TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS leases (image_id TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+        " purpose TEXT NOT NULL, expires_at INTEGER NOT NULL);"
+        "PRAGMA user_version=1;"
+        "COMMIT;");
+  }
+
+  Status Create(const ImageRecord& record) override {
+    std::lock_guard lock(mutex_);
+    Statement insert(db_, "INSERT INTO images (id, record) VALUES (?, ?)");
+    insert.Bind(1, record.id);
+    insert.Bind(2, EncodeRecord(record));
+    int rc = insert.Step();
+    if (rc == SQLITE_CONSTRAINT) return Fail(EEXIST, "image {} already exists", record.id);
+    if (rc != SQLITE_DONE) return DbError("create image " + record.id);
+    return Ok();
+  }
+
+  Result<ImageRecord> Get(std::string_view id) override {
+    std::lock_guard lock(mutex_);
+    return GetLocked(id);
+  }
+
+  Result<std::vector<std::string>> ListIds() override {
+    std::lock_guard lock(mutex_);
+    Statement select(db_, "SELECT id FROM images ORDER BY id");
+    std::vector<std::string> ids;
+    int rc;
+    while ((rc = select.Step()) == SQLITE_ROW) ids.push_back(select.Text(0));
+    if (rc != SQLITE_DONE) return DbError("list images");
+    return ids;
+  }
+
+  Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
+    std::lock_guard lock(mutex_);
+    // BEGIN IMMEDIATE takes the write lock first, so another process cannot
+    // change the record between our read and our write.
+    IMAGEFS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto result = UpdateLocked(id, mutate);
+    Status end = Exec(result.ok() ? "COMMIT" : "ROLLBACK");
+    if (!end.ok()) {
+      if (result.ok()) (void)Exec("ROLLBACK");
+      return end.error();
+    }
+    return result;
+  }
+
+  Status Remove(std::string_view id) override {
+    std::lock_guard lock(mutex_);
+    Statement remove(db_, "DELETE FROM images WHERE id = ?");
+    remove.Bind(1, id);
+    if (remove.Step() != SQLITE_DONE) return DbError(fmt::format("remove image {}", id));
+    if (sqlite3_changes(db_) == 0) return Fail(ENOENT, "image {} does not exist", id);
+    return Ok();
+  }
+
+  Status AcquireLease(const Lease& lease) override {
+    std::lock_guard lock(mutex_);
+    IMAGEFS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status result = AcquireLeaseLocked(lease);
+    Status end = Exec(result.ok() ? "COMMIT" : "ROLLBACK");
+    if (!result.ok()) return result;
+    return end;
+  }
+
+  Status RenewLease(std::string_view image_id, std::string_view holder,
+                    int64_t expires_at) override {
+    std::lock_guard lock(mutex_);
+    Statement renew(db_, "UPDATE leases SET expires_at = ? WHERE image_id = ? AND holder = ?");
+    renew.Bind(1, expires_at);
+    renew.Bind(2, image_id);
+    renew.Bind(3, holder);
+    if (renew.Step() != SQLITE_DONE) return DbError("renew lease");
+    if (sqlite3_changes(db_) == 0) {
+      return Fail(ESTALE, "lease on image {} was lost (taken over after expiry)", image_id);
+    }
+    return Ok();
+  }
+
+  Status ReleaseLease(std::string_view image_id, std::string_view holder) override {
+    std::lock_guard lock(mutex_);
+    Statement release(db_, "DELETE FROM leases WHERE image_id = ? AND holder = ?");
+    release.Bind(1, image_id);
+    release.Bind(2, holder);
+    if (release.Step() != SQLITE_DONE) return DbError("release lease");
+    return Ok();
+  }
+
+  Result<std::optional<Lease>> GetLease(std::string_view image_id) override {
+    std::lock_guard lock(mutex_);
+    return GetLeaseLocked(image_id);
+  }
+
+ private:
+  Error DbError(std::string_view what) {
+    return Fail(EIO, "catalog: {} failed: {}", what, sqlite3_errmsg(db_));
+  }
+
+  Status Exec(const char* sql) {
+    char* message = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
+    if (rc != SQLITE_OK) {
+      Error error = Fail(rc == SQLITE_BUSY ? EBUSY : EIO, "catalog: '{}' failed: {}", sql,
+                         message ? message : sqlite3_errstr(rc));
+      sqlite3_free(message);
+      return error;
+    }
+    return Ok();
+  }
+
+  Result<ImageRecord> GetLocked(std::string_view id) {
+    Statement select(db_, "SELECT record FROM images WHERE id = ?");
+    select.Bind(1, id);
+    int rc = select.Step();
+    if (rc == SQLITE_DONE) return Fail(ENOENT, "image {} does not exist", id);
+    if (rc != SQLITE_ROW) return DbError(fmt::format("read image {}", id));
+    return DecodeRecord(select.Text(0));
+  }
+
+  Result<ImageRecord> UpdateLocked(std::string_view id, const Mutation& mutate) {
+    auto record = GetLocked(id);
+    if (!record.ok()) return record.error();
+    IMAGEFS_RETURN_IF_ERROR(mutate(*record));
+    record->updated_at = NowNanos();
+    Statement update(db_, "UPDATE images SET record = ? WHERE id = ?");
+    update.Bind(1, EncodeRecord(*record));
+    update.Bind(2, id);
+    if (update.Step() != SQLITE_DONE) return DbError(fmt::format("update image {}", id));
+    return record;
+  }
+
+  Result<std::optional<Lease>> GetLeaseLocked(std::string_view image_id) {
+    Statement select(db_, "SELECT holder, purpose, expires_at FROM leases WHERE image_id = ?");
+    select.Bind(1, image_id);
+    int rc = select.Step();
+    if (rc == SQLITE_DONE) return std::optional<Lease>();
+    if (rc != SQLITE_ROW) return DbError("read lease");
+    return std::optional<Lease>(
+        Lease{std::string(image_id), select.Text(0), select.Text(1), select.Int(2)});
+  }
+
+  Status AcquireLeaseLocked(const Lease& lease) {
+    auto existing = GetLeaseLocked(lease.image_id);
+    if (!existing.ok()) return existing.error();
+    if (*existing && (*existing)->holder != lease.holder && (*existing)->expires_at > NowNanos()) {
+      return Fail(EBUSY, "image {} is busy: {}", lease.image_id, (*existing)->purpose);
+    }
+    if (*existing && (*existing)->holder != lease.holder) {
+      Log(LogLevel::kWarning, "image {}: taking over stale lease ({})", lease.image_id,
+          (*existing)->purpose);
+    }
+    Statement upsert(db_,
+                     "INSERT OR REPLACE INTO leases (image_id, holder, purpose, expires_at)"
+                     " VALUES (?, ?, ?, ?)");
+    upsert.Bind(1, lease.image_id);
+    upsert.Bind(2, lease.holder);
+    upsert.Bind(3, lease.purpose);
+    upsert.Bind(4, lease.expires_at);
+    if (upsert.Step() != SQLITE_DONE) return DbError("take lease");
+    return Ok();
+  }
+
+  // Guards db_: one connection, used by one thread at a time.
+  std::mutex mutex_;
+  sqlite3* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Error error = Fail(EIO, "catalog: cannot open {}: {}", path,
+                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return error;
+  }
+  auto catalog = std::make_unique<SqliteCatalog>(db);
+  IMAGEFS_RETURN_IF_ERROR(catalog->Initialize());
+  return std::unique_ptr<Catalog>(std::move(catalog));
+}
+
+}  // namespace imagefs

@@ -1,0 +1,26 @@
+// Logging: one line per event on stderr (journald picks it up under systemd).
+//
+// Thread safety: every function may be called from any thread; a line is
+// written with a single write(2) so lines from different threads never mix.
+#pragma once
+
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace imagefs {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+void SetLogLevel(LogLevel level);
+bool LogEnabled(LogLevel level);
+void WriteLogLine(LogLevel level, std::string_view message);
+
+template <typename... Args>
+void Log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
+  if (!LogEnabled(level)) return;
+  WriteLogLine(level, fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace imagefs

@@ -1,0 +1,941 @@
+#include "fs/filesystem.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/uuid.h"
+#include "workflow/import_request.h"
+
+namespace imagefs {
+namespace {
+
+constexpr double kAttrTimeout = 1.0;
+constexpr blksize_t kBlockSize = 1 << 20;
+constexpr std::string_view kXattrPrefix = "user.glance.";
+
+enum class NodeKind { kRoot, kImages, kSites, kSite, kImage, kStores, kStoreDir, kFile, kUpload };
+
+// What an inode stands for. Inodes are never reused; a node's key decides
+// its inode number, so the same path always gets the same number.
+struct Node {
+  NodeKind kind = NodeKind::kRoot;
+  std::string image;
+  std::string site;
+  std::string name;       // kFile, kUpload: the entry name
+  fuse_ino_t parent = 0;  // kFile, kUpload: the directory holding it
+
+  bool IsDirectory() const { return kind != NodeKind::kFile && kind != NodeKind::kUpload; }
+  std::string Key() const {
+    return fmt::format("{}|{}|{}|{}|{}", static_cast<int>(kind), image, site, name, parent);
+  }
+};
+
+class InodeTable {
+ public:
+  InodeTable() { Intern(Node{NodeKind::kRoot}); }
+
+  fuse_ino_t Intern(const Node& node) {
+    std::string key = node.Key();
+    std::lock_guard lock(mutex_);
+    auto [it, added] = by_key_.try_emplace(key, next_);
+    if (added) nodes_.emplace(next_++, node);
+    return it->second;
+  }
+
+  std::optional<Node> Find(fuse_ino_t ino) {
+    std::lock_guard lock(mutex_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::mutex mutex_;  // guards by_key_, nodes_, next_
+  std::unordered_map<std::string, fuse_ino_t> by_key_;
+  std::unordered_map<fuse_ino_t, Node> nodes_;
+  fuse_ino_t next_ = FUSE_ROOT_ID;
+};
+
+// A file being written into a site directory, until it is committed or
+// discarded. Visible by name in its directory meanwhile.
+struct Upload {
+  std::shared_ptr<StagedWrite> write;
+  fuse_ino_t ino = 0;
+  uid_t uid = 0;
+  bool commit_at_rename = false;  // rsync's temporaries
+  int open_handles = 0;
+  bool committing = false;
+  int64_t created_at = 0;
+  std::chrono::steady_clock::time_point last_release;
+};
+
+class UploadRegistry {
+ public:
+  using Key = std::pair<fuse_ino_t, std::string>;
+
+  bool Add(const Key& key, Upload upload) {
+    std::lock_guard lock(mutex_);
+    return uploads_.emplace(key, std::move(upload)).second;
+  }
+  std::optional<Upload> Find(const Key& key) {
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<std::string> NamesIn(fuse_ino_t directory) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> names;
+    for (auto it = uploads_.lower_bound({directory, ""});
+         it != uploads_.end() && it->first.first == directory; ++it) {
+      names.push_back(it->first.second);
+    }
+    return names;
+  }
+  // Marks an upload committing; EBUSY when it already is, ENOENT when gone.
+  Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key) {
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
+    if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+    it->second.committing = true;
+    return it->second.write;
+  }
+  void Remove(const Key& key) {
+    std::shared_ptr<StagedWrite> dropped;  // destroyed outside the lock
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end()) return;
+    dropped = std::move(it->second.write);
+    uploads_.erase(it);
+  }
+  // Removes an upload nobody commits (unlink of a temporary); EBUSY while
+  // it is being committed.
+  Status Discard(const Key& key) {
+    std::shared_ptr<StagedWrite> dropped;
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
+    if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+    dropped = std::move(it->second.write);
+    uploads_.erase(it);
+    return Ok();
+  }
+  // A handle was closed; uploads committed at close that were not are dropped.
+  void Released(const Key& key) {
+    std::shared_ptr<StagedWrite> dropped;
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end()) return;
+    it->second.open_handles--;
+    it->second.last_release = std::chrono::steady_clock::now();
+    if (!it->second.commit_at_rename && !it->second.committing && it->second.open_handles <= 0) {
+      dropped = std::move(it->second.write);
+      uploads_.erase(it);
+    }
+  }
+  // Drops closed temporaries older than `age`; returns their names.
+  std::vector<std::string> DropStale(std::chrono::seconds age) {
+    std::vector<std::shared_ptr<StagedWrite>> dropped;
+    std::vector<std::string> names;
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    for (auto it = uploads_.begin(); it != uploads_.end();) {
+      const Upload& upload = it->second;
+      if (upload.open_handles <= 0 && !upload.committing && now - upload.last_release > age) {
+        names.push_back(it->first.second);
+        dropped.push_back(std::move(it->second.write));
+        it = uploads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return names;
+  }
+  void Clear() {
+    std::map<Key, Upload> dropped;
+    std::lock_guard lock(mutex_);
+    dropped.swap(uploads_);
+  }
+
+ private:
+  std::mutex mutex_;  // guards uploads_
+  std::map<Key, Upload> uploads_;
+};
+
+struct OpenFile {
+  // Reading a published copy.
+  std::unique_ptr<StoreReader> reader;
+  std::mutex read_mutex;  // a StoreReader is used by one thread at a time
+  // Writing an upload.
+  std::shared_ptr<StagedWrite> write;
+  UploadRegistry::Key upload_key;
+  bool commit_at_rename = false;
+};
+
+struct DirectoryEntry {
+  std::string name;
+  fuse_ino_t ino;
+  mode_t mode;
+};
+
+struct OpenDirectory {
+  std::vector<DirectoryEntry> entries;
+};
+
+// rsync's temporary: ".<name>.XXXXXX"; returns <name>, or "" if not one.
+std::string RsyncTarget(std::string_view name) {
+  if (name.size() < 9 || name[0] != '.') return "";
+  size_t dot = name.rfind('.');
+  if (dot == 0 || name.size() - dot - 1 != 6) return "";
+  return std::string(name.substr(1, dot - 1));
+}
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* context = fuse_req_ctx(req);
+  return Caller{context->uid, context->gid};
+}
+
+void ReplyError(fuse_req_t req, const Error& error, std::string_view operation) {
+  LogLevel level = (error.code == ENOENT || error.code == ENODATA) ? LogLevel::kDebug
+                                                                    : LogLevel::kWarning;
+  Log(level, "{}: {} ({})", operation, error.message, std::strerror(error.code));
+  fuse_reply_err(req, error.code);
+}
+
+void ReplyStatus(fuse_req_t req, const Status& status, std::string_view operation) {
+  if (status.ok()) {
+    fuse_reply_err(req, 0);
+  } else {
+    ReplyError(req, status.error(), operation);
+  }
+}
+
+timespec ToTimespec(int64_t nanos) {
+  return timespec{static_cast<time_t>(nanos / 1'000'000'000),
+                  static_cast<long>(nanos % 1'000'000'000)};
+}
+
+void SetTimes(struct stat& st, int64_t nanos) {
+  st.st_atim = st.st_mtim = st.st_ctim = ToTimespec(nanos);
+}
+
+class FilesystemImpl;
+FilesystemImpl* Self(fuse_req_t req) { return static_cast<FilesystemImpl*>(fuse_req_userdata(req)); }
+
+class FilesystemImpl final : public Filesystem {
+ public:
+  explicit FilesystemImpl(FilesystemOptions options)
+      : options_(options), mounted_at_(NowNanos()) {}
+
+  ~FilesystemImpl() override { Stop(); }
+
+  const fuse_lowlevel_ops& operations() const override;
+
+  void Start(ImageService& service) override {
+    service_ = &service;
+    janitor_ = std::thread([this] { JanitorLoop(); });
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(janitor_mutex_);
+      stopping_ = true;
+    }
+    janitor_wake_.notify_all();
+    if (janitor_.joinable()) janitor_.join();
+    uploads_.Clear();
+  }
+
+  // ---- inode and attribute helpers ----
+
+  Result<Node> FindNode(fuse_ino_t ino) {
+    auto node = inodes_.Find(ino);
+    if (!node) return Fail(ENOENT, "inode {} is unknown", ino);
+    return *node;
+  }
+
+  Result<struct stat> Stat(fuse_ino_t ino, const Node& node) {
+    struct stat st {};
+    st.st_ino = ino;
+    st.st_blksize = kBlockSize;
+    switch (node.kind) {
+      case NodeKind::kRoot:
+      case NodeKind::kImages:
+      case NodeKind::kSites:
+      case NodeKind::kSite:
+        st.st_mode = S_IFDIR | 0755;
+        st.st_nlink = 2;
+        SetTimes(st, mounted_at_);
+        return st;
+      case NodeKind::kImage:
+      case NodeKind::kStores:
+      case NodeKind::kStoreDir: {
+        auto record = service_->GetImage(node.image);
+        if (!record.ok()) return record.error();
+        st.st_mode = S_IFDIR | 0755;
+        st.st_nlink = 2;
+        st.st_uid = record->owner;
+        SetTimes(st, record->updated_at);
+        st.st_ctim = st.st_mtim;
+        st.st_atim = st.st_mtim;
+        return st;
+      }
+      case NodeKind::kUpload:
+        if (auto upload = uploads_.Find({node.parent, node.name})) {
+          st.st_mode = S_IFREG | 0644;
+          st.st_nlink = 1;
+          st.st_uid = upload->uid;
+          st.st_size = static_cast<off_t>(upload->write->Size());
+          st.st_blocks = (st.st_size + 511) / 512;
+          SetTimes(st, upload->created_at);
+          return st;
+        }
+        // A committed upload is the image file now.
+        [[fallthrough]];
+      case NodeKind::kFile: {
+        auto record = service_->GetImage(node.image);
+        if (!record.ok()) return record.error();
+        if (!record->HasStore(node.site) || record->status == ImageStatus::kQueued) {
+          return Fail(ENOENT, "image {}: store {} has no copy", node.image, node.site);
+        }
+        st.st_mode = S_IFREG | 0444;
+        st.st_nlink = 1;
+        st.st_uid = record->owner;
+        st.st_size = static_cast<off_t>(record->size.value_or(0));
+        st.st_blocks = (st.st_size + 511) / 512;  // dense: cp must not see a hole
+        SetTimes(st, record->active_at);
+        return st;
+      }
+    }
+    return Fail(EIO, "inode {} has an unknown kind", ino);
+  }
+
+  // The child `name` of directory `parent`.
+  Result<Node> Child(fuse_ino_t parent_ino, const Node& parent, std::string_view name) {
+    auto missing = [&] { return Fail(ENOENT, "no entry '{}' in inode {}", name, parent_ino); };
+    switch (parent.kind) {
+      case NodeKind::kRoot:
+        if (name == "images") return Node{NodeKind::kImages};
+        if (name == "sites") return Node{NodeKind::kSites};
+        return missing();
+      case NodeKind::kImages: {
+        if (!IsUuid(name)) return missing();
+        auto record = service_->GetImage(name);
+        if (!record.ok()) return record.error();
+        return Node{NodeKind::kImage, std::string(name)};
+      }
+      case NodeKind::kImage:
+        if (name == "stores") return Node{NodeKind::kStores, parent.image};
+        return missing();
+      case NodeKind::kStores:
+        if (!service_->HasStore(name)) return missing();
+        return Node{NodeKind::kStoreDir, parent.image, std::string(name)};
+      case NodeKind::kSites:
+        if (!service_->HasStore(name)) return missing();
+        return Node{NodeKind::kSite, "", std::string(name)};
+      case NodeKind::kSite:
+      case NodeKind::kStoreDir: {
+        if (auto upload = uploads_.Find({parent_ino, std::string(name)})) {
+          return Node{NodeKind::kUpload, upload->write->image_id(), parent.site, std::string(name),
+                      parent_ino};
+        }
+        std::string image = parent.kind == NodeKind::kSite ? std::string(name) : parent.image;
+        if (!IsUuid(image)) return missing();
+        auto record = service_->GetImage(image);
+        if (!record.ok()) return record.error();
+        bool named = parent.kind == NodeKind::kSite ? true : record->FileName() == name;
+        if (!named || !record->HasStore(parent.site) || record->status == ImageStatus::kQueued) {
+          return missing();
+        }
+        return Node{NodeKind::kFile, image, parent.site, std::string(name), parent_ino};
+      }
+      case NodeKind::kFile:
+      case NodeKind::kUpload:
+        return Fail(ENOTDIR, "inode {} is not a directory", parent_ino);
+    }
+    return missing();
+  }
+
+  Result<fuse_entry_param> Entry(const Node& node) {
+    fuse_entry_param entry{};
+    entry.ino = inodes_.Intern(node);
+    auto st = Stat(entry.ino, node);
+    if (!st.ok()) return st.error();
+    entry.attr = *st;
+    // Uploads change name and nature at commit: let the kernel ask again.
+    double timeout = node.kind == NodeKind::kUpload ? 0.0 : kAttrTimeout;
+    entry.attr_timeout = timeout;
+    entry.entry_timeout = timeout;
+    return entry;
+  }
+
+  Result<std::vector<DirectoryEntry>> ListDirectory(fuse_ino_t ino, const Node& node) {
+    std::vector<DirectoryEntry> entries{{".", ino, S_IFDIR}, {"..", FUSE_ROOT_ID, S_IFDIR}};
+    auto add_dir = [&](std::string name, const Node& child) {
+      entries.push_back({std::move(name), inodes_.Intern(child), S_IFDIR});
+    };
+    auto add_file = [&](std::string name, const Node& child) {
+      entries.push_back({std::move(name), inodes_.Intern(child), S_IFREG});
+    };
+    switch (node.kind) {
+      case NodeKind::kRoot:
+        add_dir("images", Node{NodeKind::kImages});
+        add_dir("sites", Node{NodeKind::kSites});
+        break;
+      case NodeKind::kImages: {
+        auto ids = service_->ListImages();
+        if (!ids.ok()) return ids.error();
+        for (const auto& id : *ids) add_dir(id, Node{NodeKind::kImage, id});
+        break;
+      }
+      case NodeKind::kImage:
+        add_dir("stores", Node{NodeKind::kStores, node.image});
+        break;
+      case NodeKind::kStores:
+        for (const auto& site : service_->store_ids()) {
+          add_dir(site, Node{NodeKind::kStoreDir, node.image, site});
+        }
+        break;
+      case NodeKind::kSites:
+        for (const auto& site : service_->store_ids()) add_dir(site, Node{NodeKind::kSite, "", site});
+        break;
+      case NodeKind::kStoreDir: {
+        auto record = service_->GetImage(node.image);
+        if (!record.ok()) return record.error();
+        if (record->HasStore(node.site) && record->status != ImageStatus::kQueued) {
+          add_file(record->FileName(),
+                   Node{NodeKind::kFile, node.image, node.site, record->FileName(), ino});
+        }
+        AddUploads(ino, entries);
+        break;
+      }
+      case NodeKind::kSite: {
+        auto ids = service_->ListImages();
+        if (!ids.ok()) return ids.error();
+        for (const auto& id : *ids) {
+          auto record = service_->GetImage(id);
+          if (record.ok() && record->HasStore(node.site) && record->status != ImageStatus::kQueued) {
+            add_file(id, Node{NodeKind::kFile, id, node.site, id, ino});
+          }
+        }
+        AddUploads(ino, entries);
+        break;
+      }
+      case NodeKind::kFile:
+      case NodeKind::kUpload:
+        return Fail(ENOTDIR, "inode {} is not a directory", ino);
+    }
+    return entries;
+  }
+
+  void AddUploads(fuse_ino_t ino, std::vector<DirectoryEntry>& entries) {
+    for (const auto& name : uploads_.NamesIn(ino)) {
+      if (auto upload = uploads_.Find({ino, name})) {
+        entries.push_back({name, upload->ino, S_IFREG});
+      }
+    }
+  }
+
+  // Resolves (parent, name) to the image a new file there is for.
+  Result<std::string> ImageForNewFile(const Node& parent, std::string_view name) {
+    if (parent.kind == NodeKind::kStoreDir) return parent.image;
+    if (parent.kind == NodeKind::kSite) {
+      if (IsUuid(name)) return std::string(name);
+      std::string target = RsyncTarget(name);
+      if (IsUuid(target)) return target;
+      return Fail(EINVAL, "files in /sites/{}/ are named by image id, not '{}'", parent.site, name);
+    }
+    return Fail(EPERM, "files can only be written into a site directory, not as '{}'", name);
+  }
+
+  // ---- operations ----
+
+  void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto node = FindNode(parent);
+    if (!node.ok()) return ReplyError(req, node.error(), "lookup");
+    auto child = Child(parent, *node, name);
+    if (!child.ok()) return ReplyError(req, child.error(), "lookup");
+    auto entry = Entry(*child);
+    if (!entry.ok()) return ReplyError(req, entry.error(), "lookup");
+    fuse_reply_entry(req, &*entry);
+  }
+
+  void GetAttr(fuse_req_t req, fuse_ino_t ino) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "getattr");
+    auto st = Stat(ino, *node);
+    if (!st.ok()) return ReplyError(req, st.error(), "getattr");
+    fuse_reply_attr(req, &*st, node->kind == NodeKind::kUpload ? 0.0 : kAttrTimeout);
+  }
+
+  void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "setattr");
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      auto upload = node->kind == NodeKind::kUpload ? uploads_.Find({node->parent, node->name})
+                                                    : std::nullopt;
+      if (!upload) {
+        return ReplyError(req,
+                          Fail(EPERM, "image {}: image data is read-only (truncate refused)",
+                               node->image),
+                          "setattr");
+      }
+      Status truncated = upload->write->Truncate(static_cast<uint64_t>(attr->st_size));
+      if (!truncated.ok()) return ReplyError(req, truncated.error(), "truncate");
+    }
+    // Mode, owner and times are fixed by the catalog; accepting the change
+    // without applying it keeps `rsync -a` and `cp -p` working.
+    auto st = Stat(ino, *node);
+    if (!st.ok()) return ReplyError(req, st.error(), "setattr");
+    fuse_reply_attr(req, &*st, node->kind == NodeKind::kUpload ? 0.0 : kAttrTimeout);
+  }
+
+  void MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto node = FindNode(parent);
+    if (!node.ok()) return ReplyError(req, node.error(), "mkdir");
+    if (node->kind != NodeKind::kImages) {
+      return ReplyError(req, Fail(EPERM, "mkdir '{}': images are created in /images only", name),
+                        "mkdir");
+    }
+    Status created = service_->CreateImage(CallerOf(req), name);
+    if (!created.ok()) return ReplyError(req, created.error(), "mkdir");
+    auto entry = Entry(Node{NodeKind::kImage, name});
+    if (!entry.ok()) return ReplyError(req, entry.error(), "mkdir");
+    fuse_reply_entry(req, &*entry);
+  }
+
+  void RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto node = FindNode(parent);
+    if (!node.ok()) return ReplyError(req, node.error(), "rmdir");
+    if (node->kind != NodeKind::kImages) {
+      return ReplyError(req, Fail(EPERM, "rmdir '{}': only image directories can be removed", name),
+                        "rmdir");
+    }
+    if (!IsUuid(name)) return ReplyError(req, Fail(ENOENT, "no image '{}'", name), "rmdir");
+    service_->DeleteImage(CallerOf(req), name,
+                          [req](Status status) { ReplyStatus(req, status, "rmdir"); });
+  }
+
+  void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    auto node = FindNode(parent);
+    if (!node.ok()) return ReplyError(req, node.error(), "unlink");
+    if (node->kind != NodeKind::kStoreDir && node->kind != NodeKind::kSite) {
+      return ReplyError(req, Fail(EPERM, "unlink '{}': not an image file", name), "unlink");
+    }
+    if (uploads_.Find({parent, name})) return ReplyStatus(req, uploads_.Discard({parent, name}), "unlink");
+    auto child = Child(parent, *node, name);
+    if (!child.ok()) return ReplyError(req, child.error(), "unlink");
+    service_->DeleteCopy(CallerOf(req), child->image, child->site,
+                         [req](Status status) { ReplyStatus(req, status, "unlink"); });
+  }
+
+  void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+              const char* new_name, unsigned int flags) {
+    auto node = FindNode(parent);
+    if (!node.ok()) return ReplyError(req, node.error(), "rename");
+    auto upload = uploads_.Find({parent, name});
+    if (!upload) {
+      return ReplyError(req,
+                        Fail(EPERM, "rename '{}': only files being written can be renamed (set "
+                                    "user.glance.name to rename an image)",
+                             name),
+                        "rename");
+    }
+    if (flags & RENAME_EXCHANGE) {
+      return ReplyError(req, Fail(EINVAL, "rename '{}': exchange is not supported", name), "rename");
+    }
+    if (new_parent != parent) {
+      return ReplyError(req, Fail(EXDEV, "rename '{}': uploads stay in their site directory", name),
+                        "rename");
+    }
+    const std::string& image = upload->write->image_id();
+    if (node->kind == NodeKind::kSite && new_name != image) {
+      return ReplyError(req,
+                        Fail(EINVAL, "rename '{}' to '{}': files in /sites/{}/ are named {}", name,
+                             new_name, node->site, image),
+                        "rename");
+    }
+    CommitUpload(req, {parent, name}, new_name, "rename");
+  }
+
+  // Commits the upload; replies to `req` when the import has finished.
+  void CommitUpload(fuse_req_t req, const UploadRegistry::Key& key, std::string_view final_name,
+                    std::string_view operation) {
+    auto write = uploads_.BeginCommit(key);
+    if (!write.ok()) return ReplyError(req, write.error(), operation);
+    NameUnnamedImage(req, **write, final_name);
+    service_->CommitWrite(*write, [this, req, key, operation](Status status) {
+      uploads_.Remove(key);
+      ReplyStatus(req, status, operation);
+    });
+  }
+
+  // An upload named "disk.qcow2" names an image that has no name yet.
+  void NameUnnamedImage(fuse_req_t req, const StagedWrite& write, std::string_view name) {
+    if (name.empty() || name == write.image_id() || !RsyncTarget(name).empty()) return;
+    auto record = service_->GetImage(write.image_id());
+    if (!record.ok() || !record->name.empty() || record->status == ImageStatus::kActive) return;
+    Status named = service_->SetProperty(CallerOf(req), write.image_id(), "name", name);
+    if (!named.ok()) Log(LogLevel::kWarning, "{}", named.error().message);
+  }
+
+  void Create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi) {
+    auto node = FindNode(parent);
+    if (!node.ok()) return ReplyError(req, node.error(), "create");
+    auto image = ImageForNewFile(*node, name);
+    if (!image.ok()) return ReplyError(req, image.error(), "create");
+    UploadRegistry::Key key{parent, name};
+    if (uploads_.Find(key)) {
+      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", *image, name), "create");
+    }
+    Caller caller = CallerOf(req);
+    auto write = service_->BeginWrite(caller, *image, node->site);
+    if (!write.ok()) return ReplyError(req, write.error(), "create");
+    Node upload_node{NodeKind::kUpload, *image, node->site, name, parent};
+    Upload upload;
+    upload.write = *write;
+    upload.ino = inodes_.Intern(upload_node);
+    upload.uid = caller.uid;
+    upload.commit_at_rename = !RsyncTarget(name).empty();
+    upload.open_handles = 1;
+    upload.created_at = NowNanos();
+    if (!uploads_.Add(key, upload)) {
+      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", *image, name), "create");
+    }
+    auto entry = Entry(upload_node);
+    if (!entry.ok()) {
+      uploads_.Remove(key);
+      return ReplyError(req, entry.error(), "create");
+    }
+    auto file = std::make_unique<OpenFile>();
+    file->write = *write;
+    file->upload_key = key;
+    file->commit_at_rename = upload.commit_at_rename;
+    fi->fh = reinterpret_cast<uint64_t>(file.get());
+    if (fuse_reply_create(req, &*entry, fi) == 0) {
+      file.release();
+    } else {
+      uploads_.Released(key);
+    }
+  }
+
+  void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "open");
+    if (node->kind == NodeKind::kUpload && uploads_.Find({node->parent, node->name})) {
+      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", node->image, node->name),
+                        "open");
+    }
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+      return ReplyError(req,
+                        Fail(EEXIST, "image {}: store {} already holds a copy (image files are "
+                                     "read-only)",
+                             node->image, node->site),
+                        "open");
+    }
+    auto reader = service_->OpenCopy(node->image, node->site);
+    if (!reader.ok()) return ReplyError(req, reader.error(), "open");
+    auto file = std::make_unique<OpenFile>();
+    file->reader = std::move(reader).value();
+    fi->fh = reinterpret_cast<uint64_t>(file.get());
+    fi->keep_cache = 1;  // image data never changes
+    if (fuse_reply_open(req, fi) == 0) file.release();
+  }
+
+  void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+    auto* file = reinterpret_cast<OpenFile*>(fi->fh);
+    if (!file->reader) return ReplyError(req, Fail(EBADF, "read of a file opened for writing"), "read");
+    std::vector<char> buffer(size);
+    size_t filled = 0;
+    {
+      std::lock_guard lock(file->read_mutex);
+      while (filled < size) {
+        auto got = file->reader->ReadAt(static_cast<uint64_t>(offset) + filled,
+                                        std::span<char>(buffer.data() + filled, size - filled));
+        if (!got.ok()) return ReplyError(req, got.error(), "read");
+        if (*got == 0) break;
+        filled += *got;
+      }
+    }
+    fuse_reply_buf(req, buffer.data(), filled);
+  }
+
+  void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
+    auto* file = reinterpret_cast<OpenFile*>(fi->fh);
+    if (!file->write) return ReplyError(req, Fail(EBADF, "write to a read-only image file"), "write");
+    Status written = file->write->Write(static_cast<uint64_t>(offset), std::span<const char>(data, size));
+    if (!written.ok()) return ReplyError(req, written.error(), "write");
+    fuse_reply_write(req, size);
+  }
+
+  void Flush(fuse_req_t req, fuse_file_info* fi) {
+    auto* file = reinterpret_cast<OpenFile*>(fi->fh);
+    if (!file->write || file->commit_at_rename || file->write->committed()) {
+      return (void)fuse_reply_err(req, 0);
+    }
+    if (!uploads_.Find(file->upload_key)) return (void)fuse_reply_err(req, 0);  // unlinked
+    CommitUpload(req, file->upload_key, file->upload_key.second, "close");
+  }
+
+  void Release(fuse_req_t req, fuse_file_info* fi) {
+    std::unique_ptr<OpenFile> file(reinterpret_cast<OpenFile*>(fi->fh));
+    if (file->write) uploads_.Released(file->upload_key);
+    fuse_reply_err(req, 0);
+  }
+
+  void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "opendir");
+    auto entries = ListDirectory(ino, *node);
+    if (!entries.ok()) return ReplyError(req, entries.error(), "opendir");
+    auto directory = std::make_unique<OpenDirectory>();
+    directory->entries = std::move(entries).value();
+    fi->fh = reinterpret_cast<uint64_t>(directory.get());
+    if (fuse_reply_open(req, fi) == 0) directory.release();
+  }
+
+  void ReadDir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+    auto* directory = reinterpret_cast<OpenDirectory*>(fi->fh);
+    std::vector<char> buffer(size);
+    size_t used = 0;
+    for (size_t i = static_cast<size_t>(offset); i < directory->entries.size(); ++i) {
+      const DirectoryEntry& entry = directory->entries[i];
+      struct stat st {};
+      st.st_ino = entry.ino;
+      st.st_mode = entry.mode;
+      size_t needed = fuse_add_direntry(req, buffer.data() + used, size - used, entry.name.c_str(),
+                                        &st, static_cast<off_t>(i + 1));
+      if (needed > size - used) break;
+      used += needed;
+    }
+    fuse_reply_buf(req, buffer.data(), used);
+  }
+
+  void ReleaseDir(fuse_req_t req, fuse_file_info* fi) {
+    delete reinterpret_cast<OpenDirectory*>(fi->fh);
+    fuse_reply_err(req, 0);
+  }
+
+  void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "getxattr");
+    std::string_view wanted(name);
+    if (node->kind != NodeKind::kImage || !wanted.starts_with(kXattrPrefix)) {
+      return ReplyError(req, Fail(ENODATA, "no attribute {}", name), "getxattr");
+    }
+    auto record = service_->GetImage(node->image);
+    if (!record.ok()) return ReplyError(req, record.error(), "getxattr");
+    auto value = GlanceProperty(*record, wanted.substr(kXattrPrefix.size()));
+    if (!value) return ReplyError(req, Fail(ENODATA, "image {}: no attribute {}", node->image, name), "getxattr");
+    ReplyXattr(req, *value, size);
+  }
+
+  void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "listxattr");
+    std::string names;
+    if (node->kind == NodeKind::kImage) {
+      auto record = service_->GetImage(node->image);
+      if (!record.ok()) return ReplyError(req, record.error(), "listxattr");
+      for (const auto& [key, value] : GlanceProperties(*record)) {
+        names += std::string(kXattrPrefix) + key;
+        names.push_back('\0');
+      }
+    }
+    ReplyXattr(req, names, size);
+  }
+
+  static void ReplyXattr(fuse_req_t req, const std::string& value, size_t size) {
+    if (size == 0) return (void)fuse_reply_xattr(req, value.size());
+    if (size < value.size()) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+
+  void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "setxattr");
+    std::string_view key(name);
+    if (node->kind != NodeKind::kImage || !key.starts_with(kXattrPrefix)) {
+      return ReplyError(req, Fail(ENOTSUP, "attribute {} cannot be set here", name), "setxattr");
+    }
+    key.remove_prefix(kXattrPrefix.size());
+    std::string_view text(value, size);
+    if (key == "import") {
+      auto request = ParseImportRequest(text);
+      if (!request.ok()) {
+        Error error = request.error();
+        error.message = fmt::format("image {}: {}", node->image, error.message);
+        return ReplyError(req, error, "setxattr import");
+      }
+      return ReplyStatus(req, service_->StartImport(CallerOf(req), node->image, *request),
+                         "setxattr import");
+    }
+    ReplyStatus(req, service_->SetProperty(CallerOf(req), node->image, key, text), "setxattr");
+  }
+
+  void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    auto node = FindNode(ino);
+    if (!node.ok()) return ReplyError(req, node.error(), "removexattr");
+    std::string_view key(name);
+    if (node->kind != NodeKind::kImage || !key.starts_with(kXattrPrefix)) {
+      return ReplyError(req, Fail(ENODATA, "no attribute {}", name), "removexattr");
+    }
+    key.remove_prefix(kXattrPrefix.size());
+    ReplyStatus(req, service_->RemoveProperty(CallerOf(req), node->image, key), "removexattr");
+  }
+
+ private:
+  void JanitorLoop() {
+    std::unique_lock lock(janitor_mutex_);
+    auto period = std::max<std::chrono::seconds>(std::chrono::seconds(1),
+                                                 options_.stale_temporary_after / 10);
+    while (!stopping_) {
+      janitor_wake_.wait_for(lock, period);
+      if (stopping_) break;
+      lock.unlock();
+      for (const auto& name : uploads_.DropStale(options_.stale_temporary_after)) {
+        Log(LogLevel::kWarning, "discarded stale temporary '{}' (closed, never renamed)", name);
+      }
+      lock.lock();
+    }
+  }
+
+  FilesystemOptions options_;
+  ImageService* service_ = nullptr;
+  const int64_t mounted_at_;
+  InodeTable inodes_;
+  UploadRegistry uploads_;
+  std::mutex janitor_mutex_;  // guards stopping_
+  std::condition_variable janitor_wake_;
+  bool stopping_ = false;
+  std::thread janitor_;
+};
+
+// Runs an operation; nothing may throw into libfuse.
+template <typename Operation>
+void Guarded(fuse_req_t req, std::string_view name, Operation&& operation) {
+  try {
+    operation(Self(req));
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "{}: unexpected failure: {}", name, e.what());
+    fuse_reply_err(req, EIO);
+  }
+}
+
+const fuse_lowlevel_ops kOperations = {
+    .init =
+        [](void*, fuse_conn_info* conn) {
+          conn->max_write = 1 << 20;
+          conn->max_readahead = 1 << 20;
+        },
+    .lookup =
+        [](fuse_req_t req, fuse_ino_t parent, const char* name) {
+          Guarded(req, "lookup", [&](FilesystemImpl* fs) { fs->Lookup(req, parent, name); });
+        },
+    .getattr =
+        [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+          Guarded(req, "getattr", [&](FilesystemImpl* fs) { fs->GetAttr(req, ino); });
+        },
+    .setattr =
+        [](fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+          Guarded(req, "setattr", [&](FilesystemImpl* fs) { fs->SetAttr(req, ino, attr, to_set); });
+        },
+    .mkdir =
+        [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
+          Guarded(req, "mkdir", [&](FilesystemImpl* fs) { fs->MakeDirectory(req, parent, name); });
+        },
+    .unlink =
+        [](fuse_req_t req, fuse_ino_t parent, const char* name) {
+          Guarded(req, "unlink", [&](FilesystemImpl* fs) { fs->Unlink(req, parent, name); });
+        },
+    .rmdir =
+        [](fuse_req_t req, fuse_ino_t parent, const char* name) {
+          Guarded(req, "rmdir", [&](FilesystemImpl* fs) { fs->RemoveDirectory(req, parent, name); });
+        },
+    .rename =
+        [](fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+           const char* new_name, unsigned int flags) {
+          Guarded(req, "rename", [&](FilesystemImpl* fs) {
+            fs->Rename(req, parent, name, new_parent, new_name, flags);
+          });
+        },
+    .open =
+        [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+          Guarded(req, "open", [&](FilesystemImpl* fs) { fs->Open(req, ino, fi); });
+        },
+    .read =
+        [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+          Guarded(req, "read", [&](FilesystemImpl* fs) { fs->Read(req, size, offset, fi); });
+        },
+    .write =
+        [](fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
+           fuse_file_info* fi) {
+          Guarded(req, "write", [&](FilesystemImpl* fs) { fs->Write(req, data, size, offset, fi); });
+        },
+    .flush =
+        [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+          Guarded(req, "flush", [&](FilesystemImpl* fs) { fs->Flush(req, fi); });
+        },
+    .release =
+        [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+          Guarded(req, "release", [&](FilesystemImpl* fs) { fs->Release(req, fi); });
+        },
+    .fsync = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
+    .opendir =
+        [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+          Guarded(req, "opendir", [&](FilesystemImpl* fs) { fs->OpenDir(req, ino, fi); });
+        },
+    .readdir =
+        [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+          Guarded(req, "readdir", [&](FilesystemImpl* fs) { fs->ReadDir(req, size, offset, fi); });
+        },
+    .releasedir =
+        [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+          Guarded(req, "releasedir", [&](FilesystemImpl* fs) { fs->ReleaseDir(req, fi); });
+        },
+    .fsyncdir = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
+    .setxattr =
+        [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int) {
+          Guarded(req, "setxattr",
+                  [&](FilesystemImpl* fs) { fs->SetXattr(req, ino, name, value, size); });
+        },
+    .getxattr =
+        [](fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+          Guarded(req, "getxattr", [&](FilesystemImpl* fs) { fs->GetXattr(req, ino, name, size); });
+        },
+    .listxattr =
+        [](fuse_req_t req, fuse_ino_t ino, size_t size) {
+          Guarded(req, "listxattr", [&](FilesystemImpl* fs) { fs->ListXattr(req, ino, size); });
+        },
+    .removexattr =
+        [](fuse_req_t req, fuse_ino_t ino, const char* name) {
+          Guarded(req, "removexattr", [&](FilesystemImpl* fs) { fs->RemoveXattr(req, ino, name); });
+        },
+    .create =
+        [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
+          Guarded(req, "create", [&](FilesystemImpl* fs) { fs->Create(req, parent, name, fi); });
+        },
+};
+
+const fuse_lowlevel_ops& FilesystemImpl::operations() const { return kOperations; }
+
+}  // namespace
+
+std::unique_ptr<Filesystem> Filesystem::Create(FilesystemOptions options) {
+  return std::make_unique<FilesystemImpl>(options);
+}
+
+}  // namespace imagefs

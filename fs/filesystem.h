@@ -1,0 +1,44 @@
+// The FUSE layer: serves an ImageService as the imagefs tree.
+//
+//   /images/<uuid>/stores/<site>/<file>    /sites/<site>/<uuid>
+//
+// Contract:
+// - Created before the FUSE session (the session needs its operations
+//   table), attached to a service with Start() before the loop runs, and
+//   stopped with Stop() after the loop ends, before the service goes.
+// - Operations run on libfuse worker threads. Long ones (commit of written
+//   data, deletes) go to the service's worker threads; the FUSE reply is
+//   sent from there when they end, so no FUSE worker waits on a store.
+// - Every error reaches the calling tool as an errno and is logged here,
+//   once, with the service's message (image, store, reason).
+// - Lock order: InodeTable::mutex_ and UploadRegistry::mutex_ are leaves;
+//   neither is held across a service call or a FUSE reply.
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <chrono>
+#include <memory>
+
+#include "workflow/image_service.h"
+
+namespace imagefs {
+
+struct FilesystemOptions {
+  // An rsync temporary that was closed and never renamed is discarded
+  // after this long.
+  std::chrono::seconds stale_temporary_after{600};
+};
+
+class Filesystem {
+ public:
+  static std::unique_ptr<Filesystem> Create(FilesystemOptions options);
+  virtual ~Filesystem() = default;
+
+  virtual const fuse_lowlevel_ops& operations() const = 0;
+  virtual void Start(ImageService& service) = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace imagefs

@@ -1,0 +1,95 @@
+#include "store/faulty_store.h"
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace imagefs {
+namespace {
+
+class FaultyStoreImpl;
+
+class FaultyWriter final : public StoreWriter {
+ public:
+  FaultyWriter(FaultyStoreImpl& store, std::unique_ptr<StoreWriter> inner)
+      : store_(store), inner_(std::move(inner)) {}
+  Status Write(std::span<const char> data) override;
+  Result<Digest> Finish() override { return inner_->Finish(); }
+  Result<std::string> Publish() override;
+
+ private:
+  FaultyStoreImpl& store_;
+  std::unique_ptr<StoreWriter> inner_;
+};
+
+class FaultyStoreImpl final : public FaultyStore {
+ public:
+  explicit FaultyStoreImpl(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+
+  void SetPlan(const FaultPlan& plan) override {
+    std::lock_guard lock(mutex_);
+    plan_ = plan;
+    writes_ = 0;
+  }
+  int writes_seen() const override { return writes_.load(); }
+  FaultPlan plan() {
+    std::lock_guard lock(mutex_);
+    return plan_;
+  }
+  int CountWrite() { return ++writes_; }
+
+  const std::string& id() const override { return inner_->id(); }
+  std::string LocationUrl(std::string_view image_id) const override {
+    return inner_->LocationUrl(image_id);
+  }
+  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id) override {
+    auto writer = inner_->CreateWriter(image_id);
+    if (!writer.ok()) return writer.error();
+    return std::unique_ptr<StoreWriter>(
+        std::make_unique<FaultyWriter>(*this, std::move(writer).value()));
+  }
+  Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
+    return inner_->OpenReader(image_id);
+  }
+  Status Remove(std::string_view image_id) override {
+    if (plan().fail_remove) return Fail(EBUSY, "store {}: injected busy on remove", id());
+    return inner_->Remove(image_id);
+  }
+  Result<bool> Exists(std::string_view image_id) override { return inner_->Exists(image_id); }
+  Result<std::vector<std::string>> ListImages() override { return inner_->ListImages(); }
+  Result<std::vector<StoreTemporary>> ListTemporaries() override {
+    return inner_->ListTemporaries();
+  }
+  Status RemoveTemporary(const StoreTemporary& temporary) override {
+    return inner_->RemoveTemporary(temporary);
+  }
+
+ private:
+  std::unique_ptr<Store> inner_;
+  std::mutex mutex_;  // guards plan_
+  FaultPlan plan_;
+  std::atomic<int> writes_{0};
+};
+
+Status FaultyWriter::Write(std::span<const char> data) {
+  FaultPlan plan = store_.plan();
+  if (plan.write_stall.count() > 0) std::this_thread::sleep_for(plan.write_stall);
+  int number = store_.CountWrite();
+  if (plan.fail_write_number > 0 && number == plan.fail_write_number) {
+    return Fail(plan.write_errno, "store {}: injected failure of write {}", store_.id(), number);
+  }
+  return inner_->Write(data);
+}
+
+Result<std::string> FaultyWriter::Publish() {
+  if (store_.plan().fail_publish) return Fail(EIO, "store {}: injected publish failure", store_.id());
+  return inner_->Publish();
+}
+
+}  // namespace
+
+std::unique_ptr<FaultyStore> WrapWithFaults(std::unique_ptr<Store> inner) {
+  return std::make_unique<FaultyStoreImpl>(std::move(inner));
+}
+
+}  // namespace imagefs

@@ -1,0 +1,29 @@
+// A fault-injecting Store wrapper for failure tests: it forwards to a real
+// store and injects failures according to a FaultPlan that can be changed
+// at any time (thread-safe).
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "store/store.h"
+
+namespace imagefs {
+
+struct FaultPlan {
+  int fail_write_number = 0;   // 1-based count of Write calls (all writers); 0 = never
+  int write_errno = EIO;       // errno of the failing write (ENOSPC to simulate full)
+  bool fail_publish = false;   // Publish fails with EIO
+  bool fail_remove = false;    // Remove fails with EBUSY
+  std::chrono::milliseconds write_stall{0};  // sleep before every write
+};
+
+class FaultyStore : public Store {
+ public:
+  virtual void SetPlan(const FaultPlan& plan) = 0;
+  virtual int writes_seen() const = 0;
+};
+
+std::unique_ptr<FaultyStore> WrapWithFaults(std::unique_ptr<Store> inner);
+
+}  // namespace imagefs

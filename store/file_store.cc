@@ -1,0 +1,250 @@
+// The `file` store driver: one directory per store, one file per image.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
+#include "common/uuid.h"
+#include "store/store.h"
+
+namespace imagefs {
+namespace {
+
+constexpr char kTemporaryDir[] = ".tmp";
+
+bool AllZero(std::span<const char> data) {
+  return !data.empty() && data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd = -1) : fd_(fd) {}
+  ~FileDescriptor() { Reset(); }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+Status SyncDirectory(const std::string& path) {
+  FileDescriptor dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0 || ::fsync(dir.get()) != 0) return ErrorFromErrno("fsync " + path);
+  return Ok();
+}
+
+class FileStoreWriter final : public StoreWriter {
+ public:
+  FileStoreWriter(std::string store_id, std::string temporary_path, std::string final_path,
+                  std::string directory, std::string url, int fd)
+      : store_id_(std::move(store_id)),
+        temporary_path_(std::move(temporary_path)),
+        final_path_(std::move(final_path)),
+        directory_(std::move(directory)),
+        url_(std::move(url)),
+        fd_(fd) {}
+
+  ~FileStoreWriter() override {
+    fd_.Reset();
+    if (!published_ && ::unlink(temporary_path_.c_str()) != 0 && errno != ENOENT) {
+      Log(LogLevel::kWarning, "store {}: cannot remove temporary {}: {}", store_id_,
+          temporary_path_, std::strerror(errno));
+    }
+  }
+
+  Status Write(std::span<const char> data) override {
+    hasher_.Update(data);
+    if (AllZero(data)) {  // leave a hole; Finish sets the final size
+      offset_ += data.size();
+      return Ok();
+    }
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
+                           static_cast<off_t>(offset_ + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrorFromErrno(fmt::format("store {}: write {}", store_id_, temporary_path_));
+      }
+      done += static_cast<size_t>(n);
+    }
+    offset_ += data.size();
+    return Ok();
+  }
+
+  Result<Digest> Finish() override {
+    if (::ftruncate(fd_.get(), static_cast<off_t>(offset_)) != 0 || ::fsync(fd_.get()) != 0) {
+      return ErrorFromErrno(fmt::format("store {}: sync {}", store_id_, temporary_path_));
+    }
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) return ErrorFromErrno("fstat " + temporary_path_);
+    if (static_cast<uint64_t>(st.st_size) != offset_) {
+      return Fail(EIO, "store {}: {} holds {} bytes, {} were written", store_id_, temporary_path_,
+                  st.st_size, offset_);
+    }
+    return hasher_.Finish();
+  }
+
+  Result<std::string> Publish() override {
+    if (::renameat2(AT_FDCWD, temporary_path_.c_str(), AT_FDCWD, final_path_.c_str(),
+                    RENAME_NOREPLACE) != 0) {
+      if (errno == EEXIST) return Fail(EEXIST, "store {}: {} already exists", store_id_, final_path_);
+      return ErrorFromErrno(fmt::format("store {}: publish {}", store_id_, final_path_));
+    }
+    published_ = true;
+    IMAGEFS_RETURN_IF_ERROR(SyncDirectory(directory_));
+    return url_;
+  }
+
+ private:
+  std::string store_id_;
+  std::string temporary_path_;
+  std::string final_path_;
+  std::string directory_;
+  std::string url_;
+  FileDescriptor fd_;
+  Hasher hasher_;
+  uint64_t offset_ = 0;
+  bool published_ = false;
+};
+
+class FileStoreReader final : public StoreReader {
+ public:
+  FileStoreReader(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+
+  uint64_t size() const override { return size_; }
+
+  Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
+    while (true) {
+      ssize_t n = ::pread(fd_.get(), buffer.data(), buffer.size(), static_cast<off_t>(offset));
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return ErrorFromErrno("read " + path_);
+    }
+  }
+
+ private:
+  std::string path_;
+  FileDescriptor fd_;
+  uint64_t size_;
+};
+
+class FileStore final : public Store {
+ public:
+  FileStore(std::string id, std::string directory)
+      : id_(std::move(id)),
+        directory_(std::move(directory)),
+        temporary_directory_(directory_ + "/" + kTemporaryDir) {}
+
+  const std::string& id() const override { return id_; }
+
+  std::string LocationUrl(std::string_view image_id) const override {
+    return fmt::format("file://{}/{}", directory_, image_id);
+  }
+
+  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id) override {
+    std::string temporary = fmt::format("{}/{}.{}", temporary_directory_, image_id, NewUuid());
+    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrorFromErrno(fmt::format("store {}: create {}", id_, temporary));
+    return std::unique_ptr<StoreWriter>(std::make_unique<FileStoreWriter>(
+        id_, temporary, PathOf(image_id), directory_, LocationUrl(image_id), fd));
+  }
+
+  Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
+    std::string path = PathOf(image_id);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
+      return ErrorFromErrno(fmt::format("store {}: open {}", id_, path));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      Error error = ErrorFromErrno("fstat " + path);
+      ::close(fd);
+      return error;
+    }
+    return std::unique_ptr<StoreReader>(
+        std::make_unique<FileStoreReader>(path, fd, static_cast<uint64_t>(st.st_size)));
+  }
+
+  Status Remove(std::string_view image_id) override {
+    std::string path = PathOf(image_id);
+    if (::unlink(path.c_str()) != 0) {
+      if (errno == ENOENT) return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
+      return ErrorFromErrno(fmt::format("store {}: remove {}", id_, path));
+    }
+    return SyncDirectory(directory_);
+  }
+
+  Result<bool> Exists(std::string_view image_id) override {
+    struct stat st {};
+    if (::stat(PathOf(image_id).c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    return ErrorFromErrno(fmt::format("store {}: stat image {}", id_, image_id));
+  }
+
+  Result<std::vector<std::string>> ListImages() override {
+    std::vector<std::string> ids;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(directory_, error)) {
+      std::string name = entry.path().filename();
+      if (IsUuid(name)) ids.push_back(name);
+    }
+    if (error) return Fail(EIO, "store {}: list {}: {}", id_, directory_, error.message());
+    return ids;
+  }
+
+  Result<std::vector<StoreTemporary>> ListTemporaries() override {
+    std::vector<StoreTemporary> temporaries;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(temporary_directory_, error)) {
+      std::string name = entry.path().filename();
+      temporaries.push_back({name, name.substr(0, name.find('.'))});
+    }
+    if (error) return Fail(EIO, "store {}: list {}: {}", id_, temporary_directory_, error.message());
+    return temporaries;
+  }
+
+  Status RemoveTemporary(const StoreTemporary& temporary) override {
+    if (temporary.name.find('/') != std::string::npos) {
+      return Fail(EINVAL, "store {}: bad temporary name {}", id_, temporary.name);
+    }
+    std::string path = temporary_directory_ + "/" + temporary.name;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrorFromErrno("remove " + path);
+    return Ok();
+  }
+
+ private:
+  std::string PathOf(std::string_view image_id) const {
+    return fmt::format("{}/{}", directory_, image_id);
+  }
+
+  const std::string id_;
+  const std::string directory_;
+  const std::string temporary_directory_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenFileStore(const std::string& id, const std::string& directory) {
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(directory, error);
+  if (!error) std::filesystem::create_directories(absolute / kTemporaryDir, error);
+  if (error) {
+    return Fail(EIO, "store {}: cannot create directory {}: {}", id, directory, error.message());
+  }
+  return std::unique_ptr<Store>(
+      std::make_unique<FileStore>(id, absolute.lexically_normal().string()));
+}
+
+}  // namespace imagefs

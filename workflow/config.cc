@@ -1,0 +1,266 @@
+#include "workflow/config.h"
+
+#include <boost/algorithm/string.hpp>
+#include <boost/property_tree/ini_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "catalog/catalog.h"
+#include "store/store.h"
+
+namespace imagefs {
+namespace {
+
+namespace pt = boost::property_tree;
+
+// Line number (1-based) of `key` in `[section]`, or of the section header
+// when key is empty; 0 when absent. Only used to make messages precise.
+int LineOf(std::string_view text, std::string_view section, std::string_view key) {
+  std::istringstream lines{std::string(text)};
+  std::string line;
+  std::string current;
+  int number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    std::string trimmed = boost::trim_copy(line);
+    if (trimmed.starts_with("[") && trimmed.ends_with("]")) {
+      current = boost::trim_copy(trimmed.substr(1, trimmed.size() - 2));
+      if (key.empty() && current == section) return number;
+      continue;
+    }
+    if (current != section || key.empty()) continue;
+    auto equals = trimmed.find('=');
+    if (equals != std::string::npos && boost::trim_copy(trimmed.substr(0, equals)) == key) {
+      return number;
+    }
+  }
+  return 0;
+}
+
+class ConfigReader {
+ public:
+  ConfigReader(std::string_view text, std::string_view source, const pt::ptree& tree)
+      : text_(text), source_(source), tree_(tree) {}
+
+  Error Bad(std::string_view section, std::string_view key, std::string_view why) const {
+    int line = LineOf(text_, section, key);
+    if (line == 0) return Fail(EINVAL, "{}: [{}] {}: {}", source_, section, key, why);
+    return Fail(EINVAL, "{}:{}: [{}] {}: {}", source_, line, section, key, why);
+  }
+
+  std::string Get(std::string_view section, std::string_view key,
+                  std::string fallback = "") const {
+    auto value = tree_.get_optional<std::string>(
+        pt::ptree::path_type(fmt::format("{}|{}", section, key), '|'));
+    return value ? boost::trim_copy(*value) : fallback;
+  }
+
+  template <typename Number>
+  Result<Number> GetNumber(std::string_view section, std::string_view key, Number fallback) const {
+    std::string text = Get(section, key);
+    if (text.empty()) return fallback;
+    Number value{};
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size()) {
+      return Bad(section, key, fmt::format("'{}' is not a number", text));
+    }
+    return value;
+  }
+
+  bool HasSection(std::string_view section) const {
+    return tree_.get_child_optional(pt::ptree::path_type(std::string(section), '|')).has_value();
+  }
+
+ private:
+  std::string_view text_;
+  std::string_view source_;
+  const pt::ptree& tree_;
+};
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  boost::split(items, text, boost::is_any_of(","));
+  for (auto& item : items) boost::trim(item);
+  std::erase_if(items, [](const std::string& item) { return item.empty(); });
+  return items;
+}
+
+}  // namespace
+
+std::string DefaultStateDir() {
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/imagefs";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return std::string(home) + "/.local/state/imagefs";
+  }
+  return "/var/lib/imagefs";
+}
+
+Config DefaultConfig(const std::string& state_dir) {
+  Config config;
+  config.state_dir = state_dir;
+  for (const char* site : {"central", "dcn0", "dcn1"}) {
+    StoreConfig store;
+    store.id = site;
+    store.driver = "file";
+    store.datadir = state_dir + "/stores/" + site;
+    config.stores.push_back(store);
+  }
+  config.central = "central";
+  config.staging_dir = state_dir + "/staging";
+  config.catalog.path = state_dir + "/catalog.db";
+  return config;
+}
+
+Result<Config> ParseConfig(std::string_view text, std::string_view source,
+                           const std::string& state_dir) {
+  pt::ptree tree;
+  try {
+    std::istringstream input{std::string(text)};
+    pt::ini_parser::read_ini(input, tree);
+  } catch (const pt::ini_parser_error& e) {
+    return Fail(EINVAL, "{}:{}: {}", source, e.line(), e.message());
+  }
+  ConfigReader reader(text, source, tree);
+  Config config;
+  config.state_dir = reader.Get("imagefs", "state_dir", state_dir);
+
+  std::string backends = reader.Get("DEFAULT", "enabled_backends");
+  if (backends.empty()) {
+    return reader.Bad("DEFAULT", "enabled_backends", "required (e.g. central:file, dcn0:rbd)");
+  }
+  std::set<std::string> seen;
+  for (const auto& entry : SplitList(backends)) {
+    auto colon = entry.find(':');
+    StoreConfig store;
+    store.id = boost::trim_copy(entry.substr(0, colon));
+    store.driver = colon == std::string::npos ? "" : boost::trim_copy(entry.substr(colon + 1));
+    if (store.id.empty() || store.driver.empty()) {
+      return reader.Bad("DEFAULT", "enabled_backends", fmt::format("'{}' is not <id>:<driver>", entry));
+    }
+    if (store.id.starts_with("os_glance_")) {
+      return reader.Bad("DEFAULT", "enabled_backends",
+                        fmt::format("store id '{}' uses the reserved prefix os_glance_", store.id));
+    }
+    if (store.id.find('/') != std::string::npos || store.id == "." || store.id == "..") {
+      return reader.Bad("DEFAULT", "enabled_backends", fmt::format("store id '{}' is not a valid name", store.id));
+    }
+    if (!seen.insert(store.id).second) {
+      return reader.Bad("DEFAULT", "enabled_backends", fmt::format("store '{}' listed twice", store.id));
+    }
+    if (store.driver == "file") {
+      store.datadir = reader.Get(store.id, "filesystem_store_datadir");
+      if (store.datadir.empty()) {
+        return reader.Bad(store.id, "filesystem_store_datadir", "required for a file store");
+      }
+    } else if (store.driver == "rbd") {
+      store.ceph_conf = reader.Get(store.id, "rbd_store_ceph_conf", "/etc/ceph/ceph.conf");
+      store.pool = reader.Get(store.id, "rbd_store_pool", "images");
+      store.user = reader.Get(store.id, "rbd_store_user");
+      auto chunk = reader.GetNumber<uint64_t>(store.id, "rbd_store_chunk_size", 8);
+      if (!chunk.ok()) return chunk.error();
+      if (*chunk == 0 || *chunk > 1024) {
+        return reader.Bad(store.id, "rbd_store_chunk_size", "must be 1..1024 MiB");
+      }
+      store.chunk_size_mib = *chunk;
+      auto timeout = reader.GetNumber<int>(store.id, "rados_connect_timeout", 0);
+      if (!timeout.ok()) return timeout.error();
+      store.connect_timeout_seconds = *timeout;
+    } else {
+      return reader.Bad("DEFAULT", "enabled_backends",
+                        fmt::format("driver '{}' of store '{}' is unknown (file, rbd)", store.driver, store.id));
+    }
+    config.stores.push_back(store);
+  }
+
+  config.central = reader.Get("glance_store", "default_backend");
+  if (config.central.empty()) {
+    return reader.Bad("glance_store", "default_backend", "required: the central store");
+  }
+  if (!seen.count(config.central)) {
+    return reader.Bad("glance_store", "default_backend",
+                      fmt::format("'{}' is not in enabled_backends", config.central));
+  }
+
+  config.staging_dir = reader.Get("os_glance_staging_store", "filesystem_store_datadir",
+                                  config.state_dir + "/staging");
+  config.catalog.backend = reader.Get("catalog", "backend", "embedded");
+  if (config.catalog.backend == "embedded") {
+    config.catalog.path = reader.Get("catalog", "path", config.state_dir + "/catalog.db");
+  } else if (config.catalog.backend == "rados") {
+    config.catalog.rados_pool = reader.Get("catalog", "rados_pool", "imagefs");
+    config.catalog.rados_namespace = reader.Get("catalog", "rados_namespace", "catalog");
+  } else {
+    return reader.Bad("catalog", "backend",
+                      fmt::format("'{}' is unknown (embedded, rados)", config.catalog.backend));
+  }
+
+  std::string admins = reader.Get("imagefs", "admin_uids", "0");
+  config.admin_uids.clear();
+  for (const auto& item : SplitList(admins)) {
+    uint32_t uid = 0;
+    auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), uid);
+    if (error != std::errc() || end != item.data() + item.size()) {
+      return reader.Bad("imagefs", "admin_uids", fmt::format("'{}' is not a uid", item));
+    }
+    config.admin_uids.push_back(uid);
+  }
+  auto ttl = reader.GetNumber<int>("imagefs", "lease_ttl", 30);
+  if (!ttl.ok()) return ttl.error();
+  if (*ttl < 3) return reader.Bad("imagefs", "lease_ttl", "must be at least 3 seconds");
+  config.lease_ttl_seconds = *ttl;
+  auto staging = reader.GetNumber<uint64_t>("imagefs", "staging_max_bytes", 0);
+  if (!staging.ok()) return staging.error();
+  config.staging_max_bytes = *staging;
+  auto workers = reader.GetNumber<int>("imagefs", "workers", 4);
+  if (!workers.ok()) return workers.error();
+  if (*workers < 1 || *workers > 256) return reader.Bad("imagefs", "workers", "must be 1..256");
+  config.workers = *workers;
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::string& path, const std::string& state_dir) {
+  std::ifstream file(path);
+  if (!file) return Fail(ENOENT, "cannot read configuration {}", path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return ParseConfig(text.str(), path, state_dir);
+}
+
+Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
+  ImageService::Options options;
+  for (const auto& store_config : config.stores) {
+    if (store_config.driver != "file") {
+      return Fail(ENOTSUP, "store {}: driver '{}' is not available in this build",
+                  store_config.id, store_config.driver);
+    }
+    auto store = OpenFileStore(store_config.id, store_config.datadir);
+    if (!store.ok()) return store.error();
+    options.stores.push_back(std::move(store).value());
+  }
+  if (config.catalog.backend != "embedded") {
+    return Fail(ENOTSUP, "catalog backend '{}' is not available in this build",
+                config.catalog.backend);
+  }
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),
+                                      error);
+  auto catalog = OpenSqliteCatalog(config.catalog.path);
+  if (!catalog.ok()) return catalog.error();
+  options.catalog = std::move(catalog).value();
+  options.central = config.central;
+  options.staging_dir = config.staging_dir;
+  options.staging_max_bytes = config.staging_max_bytes;
+  options.admin_uids = config.admin_uids;
+  options.lease_ttl = std::chrono::seconds(config.lease_ttl_seconds);
+  options.workers = config.workers;
+  return ImageService::Create(std::move(options));
+}
+
+}  // namespace imagefs

@@ -1,0 +1,73 @@
+// imagefs configuration: one Glance-compatible INI file.
+//
+//   [DEFAULT]   enabled_backends = central:file, dcn0:file, dcn1:rbd
+//   [glance_store] default_backend = central
+//   [central]   filesystem_store_datadir = /var/lib/imagefs/central   (file)
+//               rbd_store_ceph_conf, rbd_store_pool, rbd_store_user,
+//               rbd_store_chunk_size, rados_connect_timeout           (rbd)
+//   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
+//   [catalog]   backend = embedded | rados; path = <sqlite file>;
+//               rados_pool, rados_namespace
+//   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
+//               workers = 4
+//
+// Parsing is a pure function; errors are EINVAL with a message naming the
+// file and line. With no file, DefaultConfig gives the embedded default:
+// three `file` stores (central, dcn0, dcn1) and an SQLite catalog.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "workflow/image_service.h"
+
+namespace imagefs {
+
+struct StoreConfig {
+  std::string id;
+  std::string driver;  // "file" or "rbd"
+  std::string datadir;  // file
+  std::string ceph_conf;  // rbd
+  std::string pool = "images";
+  std::string user;
+  uint64_t chunk_size_mib = 8;
+  int connect_timeout_seconds = 0;
+};
+
+struct CatalogConfig {
+  std::string backend = "embedded";
+  std::string path;  // embedded
+  std::string rados_pool;
+  std::string rados_namespace;
+};
+
+struct Config {
+  std::string state_dir;
+  std::vector<StoreConfig> stores;
+  std::string central;
+  std::string staging_dir;
+  uint64_t staging_max_bytes = 0;
+  CatalogConfig catalog;
+  std::vector<uint32_t> admin_uids{0};
+  int lease_ttl_seconds = 30;
+  int workers = 4;
+};
+
+// $XDG_STATE_HOME/imagefs, else $HOME/.local/state/imagefs, else /var/lib/imagefs.
+std::string DefaultStateDir();
+
+Config DefaultConfig(const std::string& state_dir);
+
+// `source` names the text in messages (usually the file path).
+Result<Config> ParseConfig(std::string_view text, std::string_view source,
+                           const std::string& state_dir);
+Result<Config> LoadConfigFile(const std::string& path, const std::string& state_dir);
+
+// Opens every store and the catalog the configuration names.
+Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config);
+
+}  // namespace imagefs

@@ -1,0 +1,650 @@
+#include "workflow/image_service.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/uuid.h"
+#include "workflow/lease_keeper.h"
+
+namespace imagefs {
+namespace {
+
+template <typename T>
+void EraseValue(std::vector<T>& items, const T& value) {
+  items.erase(std::remove(items.begin(), items.end(), value), items.end());
+}
+
+template <typename T>
+void AddUnique(std::vector<T>& items, const T& value) {
+  if (std::find(items.begin(), items.end(), value) == items.end()) items.push_back(value);
+}
+
+std::optional<Digest> DigestOf(const ImageRecord& record) {
+  if (!record.size || record.checksum.empty() || record.os_hash_value.empty()) return std::nullopt;
+  return Digest{*record.size, record.checksum, record.os_hash_value};
+}
+
+void MarkActive(ImageRecord& record, const Digest& digest) {
+  if (record.status == ImageStatus::kActive) return;
+  record.status = ImageStatus::kActive;
+  record.size = digest.size;
+  record.checksum = digest.md5;
+  record.os_hash_algo = "sha512";
+  record.os_hash_value = digest.sha512;
+  if (record.active_at == 0) record.active_at = NowNanos();
+}
+
+// Everything one import needs; destroying it releases the lease.
+struct ImportPlan {
+  std::string image_id;
+  std::unique_ptr<HeldLease> lease;
+  std::shared_ptr<StagedWrite> staged;  // source when the data came through a file
+  std::string source_store;             // source when copying store to store
+  std::vector<std::string> targets;     // central first
+  bool must_succeed = false;
+  std::optional<Digest> expected;  // unset for an upload: the first copy defines it
+  std::string required_store;      // a failure there fails the caller's operation
+};
+
+struct WrittenCopy {
+  std::string store;
+  std::unique_ptr<StoreWriter> writer;
+};
+
+class ImageServiceImpl final : public ImageService {
+ public:
+  explicit ImageServiceImpl(Options options)
+      : options_(std::move(options)),
+        catalog_(std::move(options_.catalog)),
+        leases_(*catalog_, options_.lease_ttl),
+        budget_(options_.staging_max_bytes),
+        pool_(static_cast<size_t>(std::max(1, options_.workers))) {
+    for (auto& store : options_.stores) {
+      store_ids_.push_back(store->id());
+      stores_[store->id()] = store.get();
+    }
+  }
+
+  ~ImageServiceImpl() override { Shutdown(); }
+
+  const std::vector<std::string>& store_ids() const override { return store_ids_; }
+  const std::string& central() const override { return options_.central; }
+  bool HasStore(std::string_view site) const override {
+    return stores_.count(std::string(site)) != 0;
+  }
+
+  bool IsAuthorized(const Caller& caller, const ImageRecord& record) const override {
+    return caller.uid == record.owner ||
+           std::find(options_.admin_uids.begin(), options_.admin_uids.end(), caller.uid) !=
+               options_.admin_uids.end();
+  }
+
+  Result<ImageRecord> GetImage(std::string_view id) override { return catalog_->Get(id); }
+  Result<std::vector<std::string>> ListImages() override { return catalog_->ListIds(); }
+
+  Status CreateImage(const Caller& caller, std::string_view id) override {
+    if (!IsUuid(id)) {
+      return Fail(EINVAL, "'{}' is not an image id (lower-case UUID expected)", id);
+    }
+    ImageRecord record;
+    record.id = id;
+    record.owner = caller.uid;
+    record.created_at = record.updated_at = NowNanos();
+    IMAGEFS_RETURN_IF_ERROR(catalog_->Create(record));
+    Log(LogLevel::kInfo, "image {}: created by uid {}", id, caller.uid);
+    return Ok();
+  }
+
+  Status SetProperty(const Caller& caller, std::string_view id, std::string_view name,
+                     std::string_view value) override {
+    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      if (IsReservedProperty(name)) {
+        return Fail(EPERM, "image {}: property '{}' is reserved", id, name);
+      }
+      IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, record, "set properties of"));
+      return SetUserProperty(record, name, value);
+    });
+    if (!updated.ok()) return updated.error();
+    return Ok();
+  }
+
+  Status RemoveProperty(const Caller& caller, std::string_view id,
+                        std::string_view name) override {
+    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      if (IsReservedProperty(name) || IsSettableField(name)) {
+        return Fail(EPERM, "image {}: property '{}' cannot be removed", id, name);
+      }
+      IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, record, "remove properties of"));
+      if (record.properties.erase(std::string(name)) == 0) {
+        return Fail(ENODATA, "image {}: no property '{}'", id, name);
+      }
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    return Ok();
+  }
+
+  Status StartImport(const Caller& caller, std::string_view id, const ImportRequest& request,
+                     Done done) override {
+    if (request.method == ImportRequest::Method::kWebDownload) {
+      return Fail(ENOTSUP, "image {}: web-download imports are not supported by this build", id);
+    }
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, "copy"));
+    if (record->status != ImageStatus::kActive) {
+      return Fail(EINVAL, "image {}: copy-image needs an active image (status {})", id,
+                  StatusName(record->status));
+    }
+    std::vector<std::string> targets;
+    if (request.all_stores) {
+      for (const auto& site : store_ids_) {
+        if (!record->HasStore(site)) targets.push_back(site);
+      }
+    } else {
+      std::vector<std::string> wanted = request.stores;
+      if (wanted.empty()) wanted.push_back(options_.central);
+      for (const auto& site : wanted) {
+        if (!HasStore(site)) return Fail(ENOENT, "image {}: store {} is not configured", id, site);
+        if (record->HasStore(site)) {
+          return Fail(EEXIST, "image {}: store {} already holds a copy", id, site);
+        }
+        AddUnique(targets, site);
+      }
+    }
+    if (targets.empty()) {
+      Log(LogLevel::kInfo, "image {}: every store already holds a copy", id);
+      if (done) done(Ok());
+      return Ok();
+    }
+    auto lease = leases_.Acquire(id, fmt::format("copy to {} by uid {}", Join(targets), caller.uid));
+    if (!lease.ok()) return lease.error();
+    auto plan = std::make_shared<ImportPlan>();
+    plan->image_id = id;
+    plan->lease = std::move(lease).value();
+    plan->source_store = SourceStore(*record);
+    plan->targets = CentralFirst(*record, targets);
+    plan->must_succeed = request.all_stores_must_succeed;
+    plan->expected = DigestOf(*record);
+    Log(LogLevel::kInfo, "image {}: copy-image from {} to {} ({})", id, plan->source_store,
+        Join(plan->targets), plan->must_succeed ? "all must succeed" : "failures allowed");
+    Post([this, plan, done] { Finish(done, RunImport(*plan), plan); });
+    return Ok();
+  }
+
+  Result<std::shared_ptr<StagedWrite>> BeginWrite(const Caller& caller, std::string_view id,
+                                                  std::string_view site) override {
+    if (!HasStore(site)) return Fail(ENOENT, "image {}: store {} is not configured", id, site);
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, "write into"));
+    if (record->HasStore(site)) {
+      return Fail(EEXIST, "image {}: store {} already holds a copy", id, site);
+    }
+    auto lease = leases_.Acquire(id, fmt::format("write into {} by uid {}", site, caller.uid));
+    if (!lease.ok()) return lease.error();
+    // With the lease held, the record can no longer change under us.
+    record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    if (record->HasStore(site)) {
+      return Fail(EEXIST, "image {}: store {} already holds a copy", id, site);
+    }
+    bool upload = record->status == ImageStatus::kQueued;
+    if (!upload && record->status != ImageStatus::kActive) {
+      return Fail(EBUSY, "image {}: status is {}", id, StatusName(record->status));
+    }
+    auto staged = StagedWrite::Create(options_.staging_dir, std::string(id), std::string(site),
+                                      std::move(lease).value(), budget_);
+    if (!staged.ok()) return staged.error();
+    if (upload) {
+      IMAGEFS_RETURN_IF_ERROR(SetStatus(id, ImageStatus::kQueued, ImageStatus::kUploading));
+      (*staged)->SetAbandonHook([this, image = std::string(id)] {
+        Status reset = SetStatus(image, ImageStatus::kUploading, ImageStatus::kQueued);
+        if (!reset.ok()) Log(LogLevel::kWarning, "{}", reset.error().message);
+      });
+    }
+    return staged;
+  }
+
+  void CommitWrite(std::shared_ptr<StagedWrite> write, Done done) override {
+    if (!write->MarkCommitted()) {
+      done(Fail(EBADF, "image {}: data was already committed", write->image_id()));
+      return;
+    }
+    Post([this, write, done] {
+      auto plan = std::make_shared<ImportPlan>();
+      Status prepared = PrepareCommit(write, *plan);
+      Finish(done, prepared.ok() ? RunImport(*plan) : prepared, plan);
+    });
+  }
+
+  void DeleteCopy(const Caller& caller, std::string_view id, std::string_view site,
+                  Done done) override {
+    Post([this, caller, image = std::string(id), site = std::string(site), done] {
+      done(DeleteCopyNow(caller, image, site));
+    });
+  }
+
+  void DeleteImage(const Caller& caller, std::string_view id, Done done) override {
+    Post([this, caller, image = std::string(id), done] { done(DeleteImageNow(caller, image)); });
+  }
+
+  Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id,
+                                                std::string_view site) override {
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    if (!record->HasStore(site) || !HasStore(site)) {
+      return Fail(ENOENT, "image {}: store {} has no copy", id, site);
+    }
+    return stores_.at(std::string(site))->OpenReader(id);
+  }
+
+  Status Recover() override;
+
+  void Shutdown() override {
+    if (shut_down_.exchange(true)) return;
+    pool_.join();
+  }
+
+ private:
+  static std::string Join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+    return out;
+  }
+
+  void Post(std::function<void()> job) { boost::asio::post(pool_, std::move(job)); }
+
+  // Releases the lease (and the staged data) before telling the caller, so
+  // that the caller's next operation on the image does not see it busy.
+  static void Finish(const Done& done, Status status, const std::shared_ptr<ImportPlan>& plan) {
+    plan->lease.reset();
+    plan->staged.reset();
+    if (done) done(std::move(status));
+  }
+
+  Status CheckAuthorized(const Caller& caller, const ImageRecord& record,
+                         std::string_view action) const {
+    if (IsAuthorized(caller, record)) return Ok();
+    return Fail(EACCES, "image {}: uid {} may not {} it (owner is uid {})", record.id, caller.uid,
+                action, record.owner);
+  }
+
+  Status SetStatus(std::string_view id, ImageStatus from, ImageStatus to) {
+    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      if (record.status == from) record.status = to;
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    return Ok();
+  }
+
+  std::string SourceStore(const ImageRecord& record) const {
+    if (record.HasStore(options_.central)) return options_.central;
+    return record.locations.empty() ? options_.central : record.locations.front().store;
+  }
+
+  // Central first: an image must reach central before any edge.
+  std::vector<std::string> CentralFirst(const ImageRecord& record,
+                                        std::vector<std::string> targets) const {
+    bool wanted = std::find(targets.begin(), targets.end(), options_.central) != targets.end();
+    if (wanted || !record.HasStore(options_.central)) {
+      EraseValue(targets, options_.central);
+      targets.insert(targets.begin(), options_.central);
+    }
+    return targets;
+  }
+
+  Status PrepareCommit(const std::shared_ptr<StagedWrite>& staged, ImportPlan& plan) {
+    StagedWrite& write = *staged;
+    const std::string& id = write.image_id();
+    plan.image_id = id;
+    plan.lease = write.TakeLease();
+    if (!plan.lease || plan.lease->lost()) {
+      return Fail(EIO, "image {}: the import lease was lost before commit", id);
+    }
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    plan.required_store = write.site();
+    plan.expected = DigestOf(*record);
+    if (record->status == ImageStatus::kActive) {
+      if (write.Size() != record->size.value_or(0)) {
+        return Fail(EIO, "image {}: data written into {} is {} bytes, the image is {}; not copied",
+                    id, write.site(), write.Size(), record->size.value_or(0));
+      }
+    } else {
+      plan.expected.reset();  // an upload: the data defines the image
+    }
+    plan.targets = CentralFirst(*record, {write.site()});
+    Log(LogLevel::kInfo, "image {}: {} of {} bytes written into {}, importing to {}", id,
+        plan.expected ? "copy" : "upload", write.Size(), write.site(), Join(plan.targets));
+    plan.staged = staged;  // the import's source, alive even if the file is released
+    return Ok();
+  }
+
+  Result<Digest> CopyInto(StoreWriter& writer, StoreReader& source, const HeldLease& lease,
+                          const std::string& store_id, const std::string& image_id) {
+    std::vector<char> buffer(options_.copy_chunk_bytes);
+    uint64_t size = source.size();
+    uint64_t offset = 0;
+    while (offset < size) {
+      if (lease.lost()) return Fail(EIO, "image {}: import lease lost while copying to {}", image_id, store_id);
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
+      auto got = source.ReadAt(offset, std::span<char>(buffer.data(), want));
+      if (!got.ok()) return got.error();
+      if (*got == 0) return Fail(EIO, "image {}: source ended at {} of {} bytes", image_id, offset, size);
+      IMAGEFS_RETURN_IF_ERROR(writer.Write(std::span<const char>(buffer.data(), *got)));
+      offset += *got;
+    }
+    return writer.Finish();
+  }
+
+  // Writes and verifies one copy; the result is finished but unpublished.
+  Result<WrittenCopy> WriteCopy(ImportPlan& plan, StoreReader& source, const std::string& site) {
+    Store& store = *stores_.at(site);
+    auto writer = store.CreateWriter(plan.image_id);
+    if (!writer.ok()) return writer.error();
+    auto digest = CopyInto(**writer, source, *plan.lease, site, plan.image_id);
+    if (!digest.ok()) return digest.error();
+    if (plan.expected && *digest != *plan.expected) {
+      return Fail(EIO,
+                  "image {}: data for store {} does not match the image (size {} vs {}, md5 {} vs "
+                  "{}); nothing published",
+                  plan.image_id, site, digest->size, plan.expected->size, digest->md5,
+                  plan.expected->md5);
+    }
+    if (!plan.expected) plan.expected = *digest;
+    return WrittenCopy{site, std::move(writer).value()};
+  }
+
+  Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan) {
+    if (plan.staged) return plan.staged->OpenReader();
+    return stores_.at(plan.source_store)->OpenReader(plan.image_id);
+  }
+
+  // Publishes one verified copy and records its location.
+  Status PublishCopy(ImportPlan& plan, WrittenCopy& copy) {
+    auto url = copy.writer->Publish();
+    if (!url.ok()) return url.error();
+    auto updated = catalog_->Update(plan.image_id, [&](ImageRecord& record) -> Status {
+      record.locations.push_back({copy.store, *url});
+      EraseValue(record.importing_to_stores, copy.store);
+      MarkActive(record, *plan.expected);
+      return Ok();
+    });
+    if (!updated.ok()) {
+      RemoveQuietly(copy.store, plan.image_id);
+      return updated.error();
+    }
+    Log(LogLevel::kInfo, "image {}: copy in {} published at {}", plan.image_id, copy.store, *url);
+    return Ok();
+  }
+
+  void RecordFailure(const ImportPlan& plan, const std::string& site, const Error& error) {
+    Log(LogLevel::kError, "image {}: import to store {} failed: {}", plan.image_id, site,
+        error.message);
+    auto updated = catalog_->Update(plan.image_id, [&](ImageRecord& record) -> Status {
+      EraseValue(record.importing_to_stores, site);
+      AddUnique(record.failed_import, site);
+      return Ok();
+    });
+    if (!updated.ok()) Log(LogLevel::kError, "{}", updated.error().message);
+  }
+
+  void RemoveQuietly(const std::string& site, const std::string& image_id) {
+    Status removed = stores_.at(site)->Remove(image_id);
+    if (!removed.ok()) {
+      Log(LogLevel::kError, "image {}: rollback of the copy in {} failed: {}", image_id, site,
+          removed.error().message);
+    }
+  }
+
+  Status RunImport(ImportPlan& plan) {
+    const std::string& id = plan.image_id;
+    bool upload = !plan.expected;
+    auto started = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      record.importing_to_stores = plan.targets;
+      for (const auto& site : plan.targets) EraseValue(record.failed_import, site);
+      if (upload) record.status = ImageStatus::kImporting;
+      return Ok();
+    });
+    if (!started.ok()) return started.error();
+
+    std::optional<Error> failure;  // what the caller's operation reports
+    std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
+    auto source = OpenSource(plan);
+    if (!source.ok()) failure = source.error();
+    for (size_t i = 0; source.ok() && i < plan.targets.size(); ++i) {
+      const std::string& site = plan.targets[i];
+      bool first_of_upload = upload && i == 0;
+      auto copy = WriteCopy(plan, **source, site);
+      Status done = copy.ok() ? Ok() : Status(copy.error());
+      if (done.ok() && plan.must_succeed) {
+        unpublished.push_back(std::move(copy).value());
+        auto progressed = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+          EraseValue(record.importing_to_stores, site);
+          return Ok();
+        });
+        if (!progressed.ok()) done = progressed.error();
+      } else if (done.ok()) {
+        done = PublishCopy(plan, *copy);
+      }
+      if (done.ok()) continue;
+      RecordFailure(plan, site, done.error());
+      if (site == plan.required_store || plan.must_succeed || first_of_upload) {
+        failure = done.error();
+      }
+      // Without central (the first copy of an upload) no edge may get it;
+      // with must-succeed one failure fails all.
+      if (plan.must_succeed || first_of_upload) break;
+    }
+
+    if (plan.must_succeed && !failure) {
+      std::vector<std::string> published;
+      auto urls = std::vector<Location>{};
+      for (auto& copy : unpublished) {
+        auto url = copy.writer->Publish();
+        if (!url.ok()) {
+          failure = url.error();
+          RecordFailure(plan, copy.store, url.error());
+          break;
+        }
+        published.push_back(copy.store);
+        urls.push_back({copy.store, *url});
+      }
+      if (!failure) {
+        auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+          for (const auto& location : urls) record.locations.push_back(location);
+          MarkActive(record, *plan.expected);
+          return Ok();
+        });
+        if (!updated.ok()) failure = updated.error();
+      }
+      if (failure) {
+        for (const auto& site : published) RemoveQuietly(site, id);
+      } else {
+        Log(LogLevel::kInfo, "image {}: copies in {} published", id, Join(published));
+      }
+    }
+    unpublished.clear();  // unpublished temporaries are removed here
+
+    auto ended = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      if (upload && record.locations.empty()) {
+        // Nothing reached central: the image stays as it was before.
+        for (const auto& site : record.importing_to_stores) AddUnique(record.failed_import, site);
+        record.status = ImageStatus::kQueued;
+      }
+      record.importing_to_stores.clear();
+      return Ok();
+    });
+    if (!ended.ok()) Log(LogLevel::kError, "{}", ended.error().message);
+    if (!failure) return Ok();
+    int code = failure->code == ENOSPC ? ENOSPC : EIO;
+    return Error{code, failure->message};
+  }
+
+  Status DeleteCopyNow(const Caller& caller, const std::string& id, const std::string& site) {
+    if (!HasStore(site)) return Fail(ENOENT, "image {}: store {} is not configured", id, site);
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, "delete copies of"));
+    auto lease = leases_.Acquire(id, fmt::format("delete copy in {} by uid {}", site, caller.uid));
+    if (!lease.ok()) return lease.error();
+    std::optional<Location> removed;
+    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      const Location* location = record.FindLocation(site);
+      if (!location) return Fail(ENOENT, "image {}: store {} has no copy", id, site);
+      if (record.locations.size() == 1) {
+        return Fail(EPERM, "image {}: the copy in {} is the last one; rmdir the image to delete it",
+                    id, site);
+      }
+      if (site == options_.central) {
+        return Fail(EPERM, "image {}: central copy cannot go while edges ({}) hold copies", id,
+                    Join(record.StoreIds()));
+      }
+      removed = *location;
+      record.locations.erase(record.locations.begin() + (location - record.locations.data()));
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    return RemoveData(id, *removed);
+  }
+
+  // Removes unpublished data; if the store refuses, the location comes back.
+  Status RemoveData(const std::string& id, const Location& location) {
+    Status removed = stores_.at(location.store)->Remove(id);
+    if (removed.ok() || removed.code() == ENOENT) {
+      Log(LogLevel::kInfo, "image {}: copy in {} deleted", id, location.store);
+      return Ok();
+    }
+    auto restored = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      if (!record.HasStore(location.store)) record.locations.push_back(location);
+      return Ok();
+    });
+    if (!restored.ok()) Log(LogLevel::kError, "{}", restored.error().message);
+    return removed;
+  }
+
+  Status DeleteImageNow(const Caller& caller, const std::string& id) {
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, "delete"));
+    auto lease = leases_.Acquire(id, fmt::format("delete image by uid {}", caller.uid));
+    if (!lease.ok()) return lease.error();
+    record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    // Edges first, central last: central holds a copy as long as any edge does.
+    std::vector<Location> order = record->locations;
+    std::stable_partition(order.begin(), order.end(),
+                          [&](const Location& l) { return l.store != options_.central; });
+    for (const auto& location : order) {
+      auto updated = catalog_->Update(id, [&](ImageRecord& current) -> Status {
+        EraseValue(current.locations, location);
+        return Ok();
+      });
+      if (!updated.ok()) return updated.error();
+      IMAGEFS_RETURN_IF_ERROR(RemoveData(id, location));
+    }
+    IMAGEFS_RETURN_IF_ERROR(catalog_->Remove(id));
+    Log(LogLevel::kInfo, "image {}: deleted by uid {}", id, caller.uid);
+    return Ok();
+  }
+
+  bool LeaseIsLive(std::string_view id) {
+    auto lease = catalog_->GetLease(id);
+    return lease.ok() && *lease && (*lease)->expires_at > NowNanos();
+  }
+
+  Options options_;
+  std::unique_ptr<Catalog> catalog_;  // outlives leases_
+  std::vector<std::string> store_ids_;
+  std::map<std::string, Store*, std::less<>> stores_;
+  LeaseKeeper leases_;
+  StagingBudget budget_;
+  std::atomic<bool> shut_down_{false};
+  boost::asio::thread_pool pool_;
+};
+
+Status ImageServiceImpl::Recover() {
+  auto ids = catalog_->ListIds();
+  if (!ids.ok()) return ids.error();
+  std::map<std::string, std::set<std::string>> present;  // store -> image ids
+  for (const auto& [site, store] : stores_) {
+    auto images = store->ListImages();
+    if (!images.ok()) return images.error();
+    present[site].insert(images->begin(), images->end());
+  }
+  std::map<std::string, std::set<std::string>> published;  // store -> image ids
+  for (const auto& id : *ids) {
+    if (LeaseIsLive(id)) {
+      for (const auto& [site, store] : stores_) published[site].insert(id);
+      continue;
+    }
+    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      // A location whose data is gone is dropped: never a location without data.
+      std::erase_if(record.locations, [&](const Location& location) {
+        bool lost = HasStore(location.store) && !present[location.store].count(record.id);
+        if (lost) {
+          Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", record.id,
+              location.store);
+        }
+        return lost;
+      });
+      for (const auto& site : record.importing_to_stores) AddUnique(record.failed_import, site);
+      record.importing_to_stores.clear();
+      if (record.status == ImageStatus::kUploading || record.status == ImageStatus::kImporting ||
+          (record.status == ImageStatus::kActive && record.locations.empty())) {
+        record.status = record.locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
+      }
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    for (const auto& location : updated->locations) published[location.store].insert(id);
+  }
+  for (const auto& [site, store] : stores_) {
+    auto temporaries = store->ListTemporaries();
+    if (!temporaries.ok()) return temporaries.error();
+    for (const auto& temporary : *temporaries) {
+      if (LeaseIsLive(temporary.image_id)) continue;
+      Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", site, temporary.name);
+      IMAGEFS_RETURN_IF_ERROR(store->RemoveTemporary(temporary));
+    }
+    for (const auto& id : present[site]) {
+      if (published[site].count(id) || LeaseIsLive(id)) continue;
+      Log(LogLevel::kWarning, "store {}: removing orphan copy of image {}", site, id);
+      Status removed = store->Remove(id);
+      if (!removed.ok()) Log(LogLevel::kError, "{}", removed.error().message);
+    }
+  }
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.staging_dir, error)) {
+    std::filesystem::remove(entry.path(), error);
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ImageService>> ImageService::Create(Options options) {
+  if (!options.catalog) return Fail(EINVAL, "image service needs a catalog");
+  bool has_central = false;
+  for (const auto& store : options.stores) has_central |= store->id() == options.central;
+  if (!has_central) return Fail(EINVAL, "central store '{}' is not configured", options.central);
+  std::error_code error;
+  std::filesystem::create_directories(options.staging_dir, error);
+  if (error) {
+    return Fail(EIO, "cannot create staging directory {}: {}", options.staging_dir,
+                error.message());
+  }
+  return std::unique_ptr<ImageService>(std::make_unique<ImageServiceImpl>(std::move(options)));
+}
+
+}  // namespace imagefs

@@ -1,0 +1,127 @@
+// ImageService: the multi-store image workflows (Glance's import, copy-image
+// and delete) on top of a Catalog and a set of Stores.
+//
+// Contract:
+// - Thread safety: every method may be called from any thread. Methods that
+//   take a `Done` callback return at once and run the work on the service's
+//   own worker threads; `done` is called exactly once, from a worker thread.
+//   Everything else touches only the catalog or local files and returns
+//   promptly, so FUSE worker threads may call it.
+// - Lock order: the service holds no lock across a catalog or store call.
+//   Per-image exclusion is the catalog's import lease (LeaseKeeper).
+// - Errors (positive errno, each also logged with image, store and reason):
+//     CreateImage     EINVAL not a UUID; EEXIST
+//     SetProperty     EPERM reserved name; EACCES not owner/admin; EINVAL
+//     StartImport     EINVAL bad request or image not active; ENOENT unknown
+//                     store; EEXIST explicit store holds it; EACCES; EBUSY
+//     BeginWrite      ENOENT no such image/store; EEXIST store holds it;
+//                     EACCES; EBUSY another import in flight
+//     CommitWrite     EIO data differs from the image or a store failed;
+//                     ENOSPC
+//     DeleteCopy      EPERM last copy, or central while edges hold copies;
+//                     EBUSY in use; EACCES; ENOENT
+//     DeleteImage     EBUSY import in flight or a copy in use; EACCES; ENOENT
+//
+// An import (upload, copy-image, import request) runs as:
+//
+//   take lease -> record: importing_to_stores = targets
+//     -> for each target, central first:
+//          write temporary -> verify size+md5+sha512
+//             ok:  allow-failure: publish (rename, then add location;
+//                  status active after the first success)
+//                  must-succeed: keep unpublished until every target is ok
+//             err: remove temporary, add target to os_glance_failed_import
+//                  must-succeed: stop
+//          target leaves importing_to_stores
+//     -> must-succeed, all ok: publish all (a failed publish removes the
+//        ones already published), add locations, status active
+//     -> must-succeed, a failure: nothing published, status as before
+//     -> release lease
+//
+// A delete unpublishes the location first and removes the data second, so a
+// crash leaves orphan data (removed by Recover), never a location without
+// data. Recover() also removes temporaries and resets records stuck in
+// uploading/importing whose lease has lapsed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "common/result.h"
+#include "store/store.h"
+#include "workflow/import_request.h"
+#include "workflow/staged_write.h"
+
+namespace imagefs {
+
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+class ImageService {
+ public:
+  using Done = std::function<void(Status)>;
+
+  struct Options {
+    std::vector<std::unique_ptr<Store>> stores;  // in configured order
+    std::string central;
+    std::unique_ptr<Catalog> catalog;
+    std::string staging_dir;
+    uint64_t staging_max_bytes = 0;  // 0 = limited by the disk only
+    std::vector<uint32_t> admin_uids{0};
+    std::chrono::seconds lease_ttl{30};
+    size_t copy_chunk_bytes = 8 << 20;
+    int workers = 4;
+  };
+
+  static Result<std::unique_ptr<ImageService>> Create(Options options);
+  virtual ~ImageService() = default;
+
+  virtual const std::vector<std::string>& store_ids() const = 0;
+  virtual const std::string& central() const = 0;
+  virtual bool HasStore(std::string_view site) const = 0;
+  virtual bool IsAuthorized(const Caller& caller, const ImageRecord& record) const = 0;
+
+  // Inspection: catalog only, no store round trip.
+  virtual Result<ImageRecord> GetImage(std::string_view id) = 0;
+  virtual Result<std::vector<std::string>> ListImages() = 0;
+
+  virtual Status CreateImage(const Caller& caller, std::string_view id) = 0;
+  virtual Status SetProperty(const Caller& caller, std::string_view id, std::string_view name,
+                             std::string_view value) = 0;
+  virtual Status RemoveProperty(const Caller& caller, std::string_view id,
+                                std::string_view name) = 0;
+
+  // Validates and takes the lease before returning; the copies run later.
+  virtual Status StartImport(const Caller& caller, std::string_view id,
+                             const ImportRequest& request, Done done = {}) = 0;
+
+  // A file written into stores/<site>/: an upload when the image is queued,
+  // a copy-image to <site> when it is active.
+  virtual Result<std::shared_ptr<StagedWrite>> BeginWrite(const Caller& caller,
+                                                          std::string_view id,
+                                                          std::string_view site) = 0;
+  virtual void CommitWrite(std::shared_ptr<StagedWrite> write, Done done) = 0;
+
+  virtual void DeleteCopy(const Caller& caller, std::string_view id, std::string_view site,
+                          Done done) = 0;
+  virtual void DeleteImage(const Caller& caller, std::string_view id, Done done) = 0;
+
+  // A reader of the copy in `site`; ENOENT when the site has no copy.
+  virtual Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id,
+                                                        std::string_view site) = 0;
+
+  // Crash recovery, run once at start before serving.
+  virtual Status Recover() = 0;
+  // Waits for running jobs; later calls with Done fail with ESHUTDOWN.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace imagefs

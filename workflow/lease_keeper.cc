@@ -1,0 +1,76 @@
+#include "workflow/lease_keeper.h"
+
+#include <vector>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/uuid.h"
+
+namespace imagefs {
+
+HeldLease::~HeldLease() { keeper_.Release(this); }
+
+LeaseKeeper::LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl)
+    : catalog_(catalog), ttl_(ttl), renewer_([this] { RenewLoop(); }) {}
+
+LeaseKeeper::~LeaseKeeper() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  renewer_.join();
+}
+
+Result<std::unique_ptr<HeldLease>> LeaseKeeper::Acquire(std::string_view image_id,
+                                                        std::string purpose) {
+  Lease lease{std::string(image_id), NewUuid(), std::move(purpose),
+              NowNanos() + std::chrono::nanoseconds(ttl_).count()};
+  IMAGEFS_RETURN_IF_ERROR(catalog_.AcquireLease(lease));
+  std::unique_ptr<HeldLease> held(new HeldLease(*this, std::move(lease)));
+  std::lock_guard lock(mutex_);
+  held_.insert(held.get());
+  return held;
+}
+
+void LeaseKeeper::Release(HeldLease* lease) {
+  {
+    std::lock_guard lock(mutex_);
+    held_.erase(lease);
+  }
+  Status released = catalog_.ReleaseLease(lease->lease_.image_id, lease->lease_.holder);
+  if (!released.ok()) {
+    Log(LogLevel::kWarning, "image {}: release of lease failed (it expires on its own): {}",
+        lease->lease_.image_id, released.error().message);
+  }
+}
+
+void LeaseKeeper::RenewLoop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, ttl_ / 3);
+    if (stopping_) break;
+    std::vector<std::pair<HeldLease*, Lease>> current;
+    for (HeldLease* held : held_) current.emplace_back(held, held->lease_);
+    lock.unlock();
+    int64_t expires = NowNanos() + std::chrono::nanoseconds(ttl_).count();
+    std::vector<HeldLease*> lost;
+    for (auto& [held, lease] : current) {
+      Status renewed = catalog_.RenewLease(lease.image_id, lease.holder, expires);
+      if (!renewed.ok() && renewed.code() == ESTALE) {
+        Log(LogLevel::kError, "image {}: {}", lease.image_id, renewed.error().message);
+        lost.push_back(held);
+      } else if (!renewed.ok()) {
+        Log(LogLevel::kWarning, "image {}: lease renewal failed, will retry: {}", lease.image_id,
+            renewed.error().message);
+      }
+    }
+    lock.lock();
+    // Mark only leases that are still held; a released one may be gone.
+    for (HeldLease* held : lost) {
+      if (held_.count(held)) held->lost_ = true;
+    }
+  }
+}
+
+}  // namespace imagefs

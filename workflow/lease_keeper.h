@@ -1,0 +1,66 @@
+// Holds import leases for running operations and renews them in the
+// background so that a long copy keeps its lease, while a crashed daemon's
+// lease goes stale after its ttl.
+//
+// Thread safety: all methods may be called from any thread. Lock order: the
+// keeper's mutex is a leaf; no catalog call is made while holding it.
+// Errors: Acquire returns the catalog's EBUSY (naming the holder's purpose).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "catalog/catalog.h"
+
+namespace imagefs {
+
+class LeaseKeeper;
+
+// An acquired lease; destroying it releases the lease.
+class HeldLease {
+ public:
+  ~HeldLease();
+  HeldLease(const HeldLease&) = delete;
+  HeldLease& operator=(const HeldLease&) = delete;
+
+  const std::string& image_id() const { return lease_.image_id; }
+  // True once a renewal found the lease taken over; the operation must stop.
+  bool lost() const { return lost_.load(); }
+
+ private:
+  friend class LeaseKeeper;
+  HeldLease(LeaseKeeper& keeper, Lease lease) : keeper_(keeper), lease_(std::move(lease)) {}
+
+  LeaseKeeper& keeper_;
+  Lease lease_;
+  std::atomic<bool> lost_{false};
+};
+
+class LeaseKeeper {
+ public:
+  LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl);
+  ~LeaseKeeper();
+
+  Result<std::unique_ptr<HeldLease>> Acquire(std::string_view image_id, std::string purpose);
+
+ private:
+  friend class HeldLease;
+  void Release(HeldLease* lease);
+  void RenewLoop();
+
+  Catalog& catalog_;
+  const std::chrono::seconds ttl_;
+  std::mutex mutex_;  // guards held_ and stopping_
+  std::condition_variable wake_;
+  std::set<HeldLease*> held_;
+  bool stopping_ = false;
+  std::thread renewer_;
+};
+
+}  // namespace imagefs

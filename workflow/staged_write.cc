@@ -1,0 +1,122 @@
+#include "workflow/staged_write.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/uuid.h"
+
+namespace imagefs {
+namespace {
+
+// Reads the staged file through its own descriptor.
+class StagedReader final : public StoreReader {
+ public:
+  StagedReader(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  ~StagedReader() override { ::close(fd_); }
+  uint64_t size() const override { return size_; }
+  Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
+    while (true) {
+      ssize_t n = ::pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(offset));
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return ErrorFromErrno("read staged data");
+    }
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+};
+
+}  // namespace
+
+bool StagingBudget::Grow(uint64_t from, uint64_t to) {
+  if (to <= from) return true;
+  uint64_t delta = to - from;
+  uint64_t used = used_.load();
+  do {
+    if (limit_ != 0 && used + delta > limit_) return false;
+  } while (!used_.compare_exchange_weak(used, used + delta));
+  return true;
+}
+
+Result<std::shared_ptr<StagedWrite>> StagedWrite::Create(const std::string& staging_dir,
+                                                         std::string image_id, std::string site,
+                                                         std::unique_ptr<HeldLease> lease,
+                                                         StagingBudget& budget) {
+  std::string path = fmt::format("{}/{}.{}", staging_dir, image_id, NewUuid());
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrorFromErrno(fmt::format("image {}: create staging file {}", image_id, path));
+  return std::shared_ptr<StagedWrite>(
+      new StagedWrite(path, fd, std::move(image_id), std::move(site), std::move(lease), budget));
+}
+
+StagedWrite::StagedWrite(std::string path, int fd, std::string image_id, std::string site,
+                         std::unique_ptr<HeldLease> lease, StagingBudget& budget)
+    : path_(std::move(path)),
+      fd_(fd),
+      image_id_(std::move(image_id)),
+      site_(std::move(site)),
+      lease_(std::move(lease)),
+      budget_(budget) {}
+
+StagedWrite::~StagedWrite() {
+  if (!committed() && abandon_hook_) abandon_hook_();
+  ::close(fd_);
+  if (::unlink(path_.c_str()) != 0) {
+    Log(LogLevel::kWarning, "image {}: cannot remove staging file {}", image_id_, path_);
+  }
+  budget_.Shrink(reserved_.load());
+}
+
+Status StagedWrite::Reserve(uint64_t new_size) {
+  uint64_t reserved = reserved_.load();
+  while (new_size > reserved) {
+    if (!budget_.Grow(reserved, new_size)) {
+      return Fail(ENOSPC, "image {}: staging area is full ({} bytes staged)", image_id_,
+                  budget_.used());
+    }
+    if (reserved_.compare_exchange_strong(reserved, new_size)) break;
+    budget_.Shrink(new_size - reserved);  // another thread moved first; retry
+  }
+  return Ok();
+}
+
+Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
+  if (committed()) return Fail(EBADF, "image {}: write after the data was committed", image_id_);
+  uint64_t end = offset + data.size();
+  IMAGEFS_RETURN_IF_ERROR(Reserve(end));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
+                         static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrorFromErrno(fmt::format("image {}: write staging file {}", image_id_, path_));
+    }
+    done += static_cast<size_t>(n);
+  }
+  uint64_t size = size_.load();
+  while (end > size && !size_.compare_exchange_weak(size, end)) {
+  }
+  return Ok();
+}
+
+Status StagedWrite::Truncate(uint64_t size) {
+  if (committed()) return Fail(EBADF, "image {}: truncate after the data was committed", image_id_);
+  IMAGEFS_RETURN_IF_ERROR(Reserve(size));
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+    return ErrorFromErrno(fmt::format("image {}: truncate staging file", image_id_));
+  }
+  size_ = size;
+  return Ok();
+}
+
+Result<std::unique_ptr<StoreReader>> StagedWrite::OpenReader() const {
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrorFromErrno(fmt::format("image {}: reopen staging file", image_id_));
+  return std::unique_ptr<StoreReader>(std::make_unique<StagedReader>(fd, size_.load()));
+}
+
+}  // namespace imagefs

@@ -1,0 +1,86 @@
+// StagedWrite: data a user writes into a site directory, kept in the local
+// staging area until it is committed (at close, or at rename for rsync's
+// temporary files) and imported into the store.
+//
+// Thread safety: Write/Truncate/Size may be called from several FUSE worker
+// threads at once (they use positional syscalls on one descriptor).
+// Ownership: shared between the FUSE file handle and a running commit; the
+// last owner removes the staging file and releases the import lease.
+// Errors: Write/Truncate ENOSPC when the staging budget or the disk is full,
+// EIO otherwise; EBADF once the write has been committed.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/result.h"
+#include "store/store.h"
+#include "workflow/lease_keeper.h"
+
+namespace imagefs {
+
+// Bytes staged by all writes of one service, against an optional limit.
+class StagingBudget {
+ public:
+  explicit StagingBudget(uint64_t limit) : limit_(limit) {}
+  // Grows a write's share from `from` to `to` bytes; false when over limit.
+  bool Grow(uint64_t from, uint64_t to);
+  void Shrink(uint64_t bytes) { used_ -= bytes; }
+  uint64_t used() const { return used_.load(); }
+
+ private:
+  const uint64_t limit_;  // 0 = unlimited
+  std::atomic<uint64_t> used_{0};
+};
+
+class StagedWrite {
+ public:
+  static Result<std::shared_ptr<StagedWrite>> Create(const std::string& staging_dir,
+                                                     std::string image_id, std::string site,
+                                                     std::unique_ptr<HeldLease> lease,
+                                                     StagingBudget& budget);
+  ~StagedWrite();
+  StagedWrite(const StagedWrite&) = delete;
+  StagedWrite& operator=(const StagedWrite&) = delete;
+
+  const std::string& image_id() const { return image_id_; }
+  const std::string& site() const { return site_; }
+
+  Status Write(uint64_t offset, std::span<const char> data);
+  Status Truncate(uint64_t size);
+  uint64_t Size() const { return size_.load(); }
+
+  // Marks the write committed (once); false if it already was.
+  bool MarkCommitted() { return !committed_.exchange(true); }
+  bool committed() const { return committed_.load(); }
+
+  // A reader over the staged bytes, for the import.
+  Result<std::unique_ptr<StoreReader>> OpenReader() const;
+  // The import lease, until a commit takes it over (then nullptr).
+  HeldLease* lease() { return lease_.get(); }
+  std::unique_ptr<HeldLease> TakeLease() { return std::move(lease_); }
+  // Runs when the write is destroyed without having been committed.
+  void SetAbandonHook(std::function<void()> hook) { abandon_hook_ = std::move(hook); }
+
+ private:
+  StagedWrite(std::string path, int fd, std::string image_id, std::string site,
+              std::unique_ptr<HeldLease> lease, StagingBudget& budget);
+  Status Reserve(uint64_t new_size);
+
+  const std::string path_;
+  const int fd_;
+  const std::string image_id_;
+  const std::string site_;
+  std::unique_ptr<HeldLease> lease_;
+  StagingBudget& budget_;
+  std::atomic<uint64_t> size_{0};
+  std::atomic<uint64_t> reserved_{0};
+  std::atomic<bool> committed_{false};
+  std::function<void()> abandon_hook_;
+};
+
+}  // namespace imagefs
