@@ -14,6 +14,10 @@ namespace imagefs {
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 void SetLogLevel(LogLevel level);
+// Sends lines to syslog (for a detached daemon) instead of stderr.
+void LogToSyslog();
+// Appends lines to `path` instead of stderr; false when it cannot be opened.
+bool LogToFile(const char* path);
 bool LogEnabled(LogLevel level);
 void WriteLogLine(LogLevel level, std::string_view message);
 

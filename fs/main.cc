@@ -4,6 +4,7 @@
 //
 // Without --config the embedded default is used: three `file` stores
 // (central, dcn0, dcn1) and an SQLite catalog under the state directory.
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -21,21 +22,24 @@ struct CommandLine {
   char* config = nullptr;
   char* state_dir = nullptr;
   char* log_level = nullptr;
+  char* log_file = nullptr;
 };
 
 const fuse_opt kOptions[] = {
     {"--config=%s", offsetof(CommandLine, config), 0},
     {"--state-dir=%s", offsetof(CommandLine, state_dir), 0},
     {"--log-level=%s", offsetof(CommandLine, log_level), 0},
+    {"--log-file=%s", offsetof(CommandLine, log_file), 0},
     FUSE_OPT_END,
 };
 
 void PrintUsage(const char* program) {
   std::printf(
       "usage: %s [--config=FILE] [--state-dir=DIR] [--log-level=debug|info|warning|error] "
-      "MOUNTPOINT [options]\n\n"
+      "[--log-file=FILE] MOUNTPOINT [options]\n\n"
       "  --config=FILE      Glance-style INI configuration (default: embedded default)\n"
-      "  --state-dir=DIR    catalog, staging and default stores (default: %s)\n\n",
+      "  --state-dir=DIR    catalog, staging and default stores (default: %s)\n"
+      "  --log-file=FILE    append log lines to FILE (default: stderr, or syslog when detached)\n\n",
       program, imagefs::DefaultStateDir().c_str());
   fuse_cmdline_help();
   fuse_lowlevel_help();
@@ -79,6 +83,11 @@ int main(int argc, char* argv[]) {
     else if (level == "error") imagefs::SetLogLevel(LogLevel::kError);
   }
 
+  if (command_line.log_file && !imagefs::LogToFile(command_line.log_file)) {
+    std::fprintf(stderr, "imagefs: cannot open log file %s: %s\n", command_line.log_file,
+                 std::strerror(errno));
+    return 1;
+  }
   auto config = LoadConfig(command_line);
   if (!config.ok()) {
     Log(LogLevel::kError, "refusing to start: {}", config.error().message);
@@ -103,6 +112,7 @@ int main(int argc, char* argv[]) {
   if (fuse_set_signal_handlers(session) == 0) {
     if (fuse_session_mount(session, mountpoint.get()) == 0) {
       fuse_daemonize(options.foreground);
+      if (!options.foreground && !command_line.log_file) imagefs::LogToSyslog();
       auto service = imagefs::BuildImageService(*config);
       imagefs::Status recovered =
           service.ok() ? (*service)->Recover() : imagefs::Status(service.error());

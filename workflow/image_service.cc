@@ -174,6 +174,7 @@ class ImageServiceImpl final : public ImageService {
     plan->targets = CentralFirst(*record, targets);
     plan->must_succeed = request.all_stores_must_succeed;
     plan->expected = DigestOf(*record);
+    IMAGEFS_RETURN_IF_ERROR(BeginImport(*plan));
     Log(LogLevel::kInfo, "image {}: copy-image from {} to {} ({})", id, plan->source_store,
         Join(plan->targets), plan->must_succeed ? "all must succeed" : "failures allowed");
     Post([this, plan, done] { Finish(done, RunImport(*plan), plan); });
@@ -222,6 +223,7 @@ class ImageServiceImpl final : public ImageService {
     Post([this, write, done] {
       auto plan = std::make_shared<ImportPlan>();
       Status prepared = PrepareCommit(write, *plan);
+      if (prepared.ok()) prepared = BeginImport(*plan);
       Finish(done, prepared.ok() ? RunImport(*plan) : prepared, plan);
     });
   }
@@ -407,17 +409,24 @@ class ImageServiceImpl final : public ImageService {
     }
   }
 
-  Status RunImport(ImportPlan& plan) {
-    const std::string& id = plan.image_id;
+  // Publishes the import's targets in the record: the first step of every
+  // import, done before the caller hears that the import started.
+  Status BeginImport(const ImportPlan& plan) {
     bool upload = !plan.expected;
-    auto started = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+    auto started = catalog_->Update(plan.image_id, [&](ImageRecord& record) -> Status {
       record.importing_to_stores = plan.targets;
       for (const auto& site : plan.targets) EraseValue(record.failed_import, site);
       if (upload) record.status = ImageStatus::kImporting;
       return Ok();
     });
     if (!started.ok()) return started.error();
+    return Ok();
+  }
 
+  // Runs a begun import to its end (see the diagram in the header).
+  Status RunImport(ImportPlan& plan) {
+    const std::string& id = plan.image_id;
+    bool upload = !plan.expected;
     std::optional<Error> failure;  // what the caller's operation reports
     std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
     auto source = OpenSource(plan);

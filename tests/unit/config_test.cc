@@ -1,0 +1,88 @@
+#include "workflow/config.h"
+
+#include <gtest/gtest.h>
+
+namespace imagefs {
+namespace {
+
+TEST(ConfigTest, GlanceStyleMultiStoreConfig) {
+  auto config = ParseConfig(R"(
+[DEFAULT]
+enabled_backends = central:file, dcn0:rbd
+[glance_store]
+default_backend = central
+[central]
+filesystem_store_datadir = /srv/central
+[dcn0]
+rbd_store_ceph_conf = /etc/ceph/dcn0.conf
+rbd_store_user = openstack
+rbd_store_chunk_size = 4
+[os_glance_staging_store]
+filesystem_store_datadir = /srv/staging
+[imagefs]
+admin_uids = 0, 1000
+lease_ttl = 20
+)",
+                            "test.conf", "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_EQ(config->stores.size(), 2u);
+  EXPECT_EQ(config->stores[0].id, "central");
+  EXPECT_EQ(config->stores[0].datadir, "/srv/central");
+  EXPECT_EQ(config->stores[1].driver, "rbd");
+  EXPECT_EQ(config->stores[1].ceph_conf, "/etc/ceph/dcn0.conf");
+  EXPECT_EQ(config->stores[1].pool, "images");
+  EXPECT_EQ(config->stores[1].chunk_size_mib, 4u);
+  EXPECT_EQ(config->central, "central");
+  EXPECT_EQ(config->staging_dir, "/srv/staging");
+  EXPECT_EQ(config->catalog.path, "/state/catalog.db");
+  EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1000}));
+  EXPECT_EQ(config->lease_ttl_seconds, 20);
+}
+
+struct BadConfig {
+  const char* text;
+  const char* message_part;
+};
+
+void PrintTo(const BadConfig& config, std::ostream* out) { *out << config.message_part; }
+
+class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigTest, RefusedWithTheLine) {
+  auto config = ParseConfig(GetParam().text, "bad.conf", "/state");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.code(), EINVAL);
+  EXPECT_NE(config.error().message.find(GetParam().message_part), std::string::npos)
+      << config.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"[DEFAULT]\nenabled_backends = os_glance_x:file\n", "bad.conf:2"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:ftp\n", "driver 'ftp'"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:file\n[a]\nfilesystem_store_datadir=/x\n",
+                  "default_backend"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = b\n"
+                  "[a]\nfilesystem_store_datadir=/x\n",
+                  "bad.conf:4"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = a\n",
+                  "filesystem_store_datadir"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:rbd\n[glance_store]\ndefault_backend = a\n"
+                  "[a]\nrbd_store_chunk_size = big\n",
+                  "bad.conf:6"},
+        BadConfig{"[DEFAULT\nenabled_backends = a:file\n", "bad.conf:1"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:file, a:file\n[a]\nfilesystem_store_datadir=/x\n",
+                  "listed twice"}));
+
+TEST(ConfigTest, DefaultHasThreeFileStores) {
+  Config config = DefaultConfig("/state");
+  ASSERT_EQ(config.stores.size(), 3u);
+  EXPECT_EQ(config.central, "central");
+  EXPECT_EQ(config.stores[1].id, "dcn0");
+  EXPECT_EQ(config.stores[2].datadir, "/state/stores/dcn1");
+  EXPECT_EQ(config.catalog.backend, "embedded");
+}
+
+}  // namespace
+}  // namespace imagefs

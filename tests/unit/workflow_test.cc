@@ -1,0 +1,402 @@
+// The import/copy/delete workflows against real directory stores, a real
+// SQLite catalog and the fault-injecting store wrapper.
+#include "workflow/image_service.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "common/time.h"
+#include "store/faulty_store.h"
+#include "tests/unit/temporary_directory.h"
+
+namespace imagefs {
+namespace {
+
+constexpr char kId[] = "8c3f2e4a-3333-4c8e-9b53-3f0a1e2d4c5b";
+const Caller kOwner{1000, 1000};
+const Caller kStranger{2000, 2000};
+const Caller kAdmin{0, 0};
+
+std::string RandomData(size_t size, unsigned seed = 1) {
+  std::mt19937 random(seed);
+  std::string data(size, '\0');
+  for (auto& c : data) c = static_cast<char>(random());
+  return data;
+}
+
+class WorkflowTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(0); }
+
+  void Start(uint64_t staging_max_bytes) {
+    service_.reset();
+    ImageService::Options options;
+    for (const char* site : {"central", "dcn0", "dcn1"}) {
+      auto store = OpenFileStore(site, directory_.Join(std::string("stores/") + site));
+      ASSERT_TRUE(store.ok());
+      auto faulty = WrapWithFaults(std::move(store).value());
+      faults_[site] = faulty.get();
+      options.stores.push_back(std::move(faulty));
+    }
+    auto catalog = OpenSqliteCatalog(directory_.Join("catalog.db"));
+    ASSERT_TRUE(catalog.ok());
+    options.catalog = std::move(catalog).value();
+    options.central = "central";
+    options.staging_dir = directory_.Join("staging");
+    options.staging_max_bytes = staging_max_bytes;
+    options.lease_ttl = std::chrono::seconds(3);
+    options.copy_chunk_bytes = 64 << 10;
+    options.workers = 3;
+    auto service = ImageService::Create(std::move(options));
+    ASSERT_TRUE(service.ok()) << service.error().message;
+    service_ = std::move(service).value();
+  }
+
+  // A second handle on the catalog, as another daemon would have.
+  std::unique_ptr<Catalog> OtherCatalog() {
+    auto catalog = OpenSqliteCatalog(directory_.Join("catalog.db"));
+    EXPECT_TRUE(catalog.ok());
+    return std::move(catalog).value();
+  }
+
+  Status WriteFile(const Caller& caller, const std::string& site, const std::string& data) {
+    auto write = service_->BeginWrite(caller, kId, site);
+    if (!write.ok()) return write.error();
+    IMAGEFS_RETURN_IF_ERROR((*write)->Write(0, data));
+    std::promise<Status> done;
+    service_->CommitWrite(*write, [&](Status status) { done.set_value(status); });
+    return done.get_future().get();
+  }
+
+  Status Import(const Caller& caller, const ImportRequest& request) {
+    std::promise<Status> done;
+    Status started =
+        service_->StartImport(caller, kId, request, [&](Status status) { done.set_value(status); });
+    if (!started.ok()) return started;
+    return done.get_future().get();
+  }
+
+  template <typename Start>
+  Status Wait(Start start) {
+    std::promise<Status> done;
+    start([&](Status status) { done.set_value(status); });
+    return done.get_future().get();
+  }
+
+  void CreateActiveImage(const std::string& data) {
+    ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+    Status uploaded = WriteFile(kOwner, "central", data);
+    ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
+  }
+
+  ImageRecord Record() {
+    auto record = service_->GetImage(kId);
+    EXPECT_TRUE(record.ok());
+    return record.ok() ? *record : ImageRecord{};
+  }
+
+  std::string ReadCopy(const std::string& site) {
+    auto reader = service_->OpenCopy(kId, site);
+    if (!reader.ok()) return "<no copy>";
+    std::string data((*reader)->size(), '\0');
+    auto got = (*reader)->ReadAt(0, data);
+    return got.ok() ? data.substr(0, *got) : "<read error>";
+  }
+
+  bool StoreHas(const std::string& site) { return *faults_[site]->Exists(kId); }
+  bool StoreHasTemporaries(const std::string& site) {
+    return !faults_[site]->ListTemporaries()->empty();
+  }
+
+  TemporaryDirectory directory_;
+  std::map<std::string, FaultyStore*> faults_;
+  std::unique_ptr<ImageService> service_;
+};
+
+TEST_F(WorkflowTest, UploadToCentralMakesTheImageActiveWithDigests) {
+  std::string data = RandomData(300'000);
+  CreateActiveImage(data);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_EQ(record.size, data.size());
+  Hasher hasher;
+  hasher.Update(data);
+  Digest digest = hasher.Finish();
+  EXPECT_EQ(record.checksum, digest.md5);
+  EXPECT_EQ(record.os_hash_algo, "sha512");
+  EXPECT_EQ(record.os_hash_value, digest.sha512);
+  EXPECT_EQ(record.StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_GT(record.active_at, 0);
+  EXPECT_EQ(ReadCopy("central"), data);
+}
+
+TEST_F(WorkflowTest, UploadAtAnEdgeReachesCentralFirst) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  ASSERT_TRUE(WriteFile(kOwner, "dcn0", "edge data").ok());
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0"}));
+  EXPECT_EQ(ReadCopy("central"), "edge data");
+  EXPECT_EQ(ReadCopy("dcn0"), "edge data");
+}
+
+TEST_F(WorkflowTest, UploadWhoseCentralCopyFailsReachesNoEdge) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  faults_["central"]->SetPlan({.fail_write_number = 1});
+  Status uploaded = WriteFile(kOwner, "dcn0", "edge data");
+  EXPECT_EQ(uploaded.code(), EIO);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.status, ImageStatus::kQueued);
+  EXPECT_TRUE(record.locations.empty());
+  EXPECT_EQ(record.failed_import, (std::vector<std::string>{"central", "dcn0"}));
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_EQ(faults_["dcn0"]->writes_seen(), 0);
+  EXPECT_FALSE(StoreHasTemporaries("central"));
+}
+
+TEST_F(WorkflowTest, CopyThroughAFileMustEqualTheImage) {
+  std::string data = RandomData(100'000);
+  CreateActiveImage(data);
+  std::string other = data;
+  other[5000] ^= 1;
+  EXPECT_EQ(WriteFile(kOwner, "dcn0", other).code(), EIO);
+  EXPECT_EQ(WriteFile(kOwner, "dcn0", data.substr(1)).code(), EIO);
+  EXPECT_FALSE(Record().HasStore("dcn0"));
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  ASSERT_TRUE(WriteFile(kOwner, "dcn0", data).ok());
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_EQ(WriteFile(kOwner, "dcn0", data).code(), EEXIST);
+}
+
+TEST_F(WorkflowTest, ExplicitStoreThatHoldsACopyIsEexistAndUnknownIsEnoent) {
+  CreateActiveImage("abc");
+  ImportRequest request;
+  request.stores = {"central"};
+  EXPECT_EQ(Import(kOwner, request).code(), EEXIST);
+  request.stores = {"dcn9"};
+  EXPECT_EQ(Import(kOwner, request).code(), ENOENT);
+}
+
+TEST_F(WorkflowTest, AllStoresSkipsStoresThatHoldACopy) {
+  CreateActiveImage("abc");
+  ImportRequest to_dcn0;
+  to_dcn0.stores = {"dcn0"};
+  ASSERT_TRUE(Import(kOwner, to_dcn0).ok());
+  int dcn0_writes = faults_["dcn0"]->writes_seen();
+  ImportRequest all;
+  all.all_stores = true;
+  ASSERT_TRUE(Import(kOwner, all).ok());
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0", "dcn1"}));
+  EXPECT_EQ(faults_["dcn0"]->writes_seen(), dcn0_writes);
+}
+
+TEST_F(WorkflowTest, AllowFailureGoesOnAndListsTheFailedStore) {
+  std::string data = RandomData(200'000);
+  CreateActiveImage(data);
+  faults_["dcn0"]->SetPlan({.fail_write_number = 2});
+  ImportRequest all;
+  all.all_stores = true;
+  EXPECT_TRUE(Import(kOwner, all).ok());
+  ImageRecord record = Record();
+  EXPECT_EQ(record.StoreIds(), (std::vector<std::string>{"central", "dcn1"}));
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  EXPECT_EQ(ReadCopy("dcn1"), data);
+}
+
+TEST_F(WorkflowTest, MustSucceedRollsBackEveryCopyOfTheImport) {
+  std::string data = RandomData(200'000);
+  CreateActiveImage(data);
+  faults_["dcn1"]->SetPlan({.fail_write_number = 1, .write_errno = ENOSPC});
+  ImportRequest all;
+  all.all_stores = true;
+  all.all_stores_must_succeed = true;
+  EXPECT_EQ(Import(kOwner, all).code(), ENOSPC);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn1"});
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn1"));
+  EXPECT_EQ(ReadCopy("central"), data);  // the source is kept
+}
+
+TEST_F(WorkflowTest, MustSucceedUndoesPublishedCopiesWhenALaterPublishFails) {
+  CreateActiveImage("abc");
+  faults_["dcn1"]->SetPlan({.fail_publish = true});
+  ImportRequest all;
+  all.all_stores = true;
+  all.all_stores_must_succeed = true;
+  EXPECT_EQ(Import(kOwner, all).code(), EIO);
+  EXPECT_EQ(Record().StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_FALSE(StoreHas("dcn1"));
+}
+
+TEST_F(WorkflowTest, ImportingListIsLiveAndASecondImportIsBusy) {
+  CreateActiveImage(RandomData(64 << 10 << 3));  // 8 chunks
+  faults_["dcn0"]->SetPlan({.write_stall = std::chrono::milliseconds(100)});
+  std::promise<Status> done;
+  ImportRequest all;
+  all.all_stores = true;
+  ASSERT_TRUE(service_->StartImport(kOwner, kId, all, [&](Status s) { done.set_value(s); }).ok());
+  // Visible to another catalog handle (another daemon) while it runs.
+  auto other = OtherCatalog();
+  auto during = other->Get(kId);
+  ASSERT_TRUE(during.ok());
+  EXPECT_EQ(during->importing_to_stores, (std::vector<std::string>{"dcn0", "dcn1"}));
+  EXPECT_EQ(service_->StartImport(kOwner, kId, all).code(), EBUSY);
+  EXPECT_EQ(service_->BeginWrite(kOwner, kId, "dcn1").code(), EBUSY);
+  EXPECT_EQ(Wait([&](auto cb) { service_->DeleteImage(kOwner, kId, cb); }).code(), EBUSY);
+  EXPECT_TRUE(done.get_future().get().ok());
+  ImageRecord record = Record();
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_EQ(record.StoreIds().size(), 3u);
+}
+
+TEST_F(WorkflowTest, OnlyOwnerOrAdminMayChangeAnImage) {
+  CreateActiveImage("abc");
+  EXPECT_EQ(service_->SetProperty(kStranger, kId, "name", "x").code(), EACCES);
+  ImportRequest request;
+  request.stores = {"dcn0"};
+  EXPECT_EQ(Import(kStranger, request).code(), EACCES);
+  EXPECT_EQ(service_->BeginWrite(kStranger, kId, "dcn0").code(), EACCES);
+  EXPECT_EQ(Wait([&](auto cb) { service_->DeleteImage(kStranger, kId, cb); }).code(), EACCES);
+  EXPECT_TRUE(service_->SetProperty(kAdmin, kId, "name", "x").ok());
+  EXPECT_TRUE(Import(kAdmin, request).ok());
+  EXPECT_EQ(Wait([&](auto cb) { service_->DeleteCopy(kStranger, kId, "dcn0", cb); }).code(),
+            EACCES);
+  EXPECT_TRUE(Wait([&](auto cb) { service_->DeleteCopy(kOwner, kId, "dcn0", cb); }).ok());
+}
+
+TEST_F(WorkflowTest, ReservedPropertiesAreRefusedForEveryone) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  EXPECT_EQ(service_->SetProperty(kAdmin, kId, "status", "active").code(), EPERM);
+  EXPECT_EQ(service_->SetProperty(kOwner, kId, "os_glance_importing_to_stores", "x").code(), EPERM);
+  EXPECT_TRUE(service_->SetProperty(kOwner, kId, "hw_disk_bus", "scsi").ok());
+  EXPECT_TRUE(service_->RemoveProperty(kOwner, kId, "hw_disk_bus").ok());
+  EXPECT_EQ(service_->RemoveProperty(kOwner, kId, "hw_disk_bus").code(), ENODATA);
+}
+
+TEST_F(WorkflowTest, DeleteRulesKeepCentralAndTheLastCopy) {
+  CreateActiveImage("abc");
+  auto remove = [&](const std::string& site) {
+    return Wait([&](auto cb) { service_->DeleteCopy(kOwner, kId, site, cb); });
+  };
+  EXPECT_EQ(remove("central").code(), EPERM);  // last copy
+  ImportRequest request;
+  request.stores = {"dcn0"};
+  ASSERT_TRUE(Import(kOwner, request).ok());
+  EXPECT_EQ(remove("central").code(), EPERM);  // edges hold copies
+  EXPECT_EQ(remove("dcn1").code(), ENOENT);
+  faults_["dcn0"]->SetPlan({.fail_remove = true});
+  EXPECT_EQ(remove("dcn0").code(), EBUSY);  // in use: the location stays
+  EXPECT_TRUE(Record().HasStore("dcn0"));
+  faults_["dcn0"]->SetPlan({});
+  EXPECT_TRUE(remove("dcn0").ok());
+  EXPECT_FALSE(Record().HasStore("dcn0"));
+  EXPECT_FALSE(StoreHas("dcn0"));
+}
+
+TEST_F(WorkflowTest, DeleteImageRemovesEveryCopyThenTheRecord) {
+  CreateActiveImage("abc");
+  ImportRequest all;
+  all.all_stores = true;
+  ASSERT_TRUE(Import(kOwner, all).ok());
+  EXPECT_TRUE(Wait([&](auto cb) { service_->DeleteImage(kOwner, kId, cb); }).ok());
+  EXPECT_EQ(service_->GetImage(kId).code(), ENOENT);
+  for (const char* site : {"central", "dcn0", "dcn1"}) EXPECT_FALSE(StoreHas(site)) << site;
+}
+
+TEST_F(WorkflowTest, StagingBudgetGivesEnospc) {
+  Start(1000);
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  auto write = service_->BeginWrite(kOwner, kId, "central");
+  ASSERT_TRUE(write.ok());
+  EXPECT_TRUE((*write)->Write(0, RandomData(600)).ok());
+  EXPECT_EQ((*write)->Write(600, RandomData(600)).code(), ENOSPC);
+}
+
+TEST_F(WorkflowTest, AbandonedUploadReturnsTheImageToQueued) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "central");
+    ASSERT_TRUE(write.ok());
+    EXPECT_EQ(Record().status, ImageStatus::kUploading);
+  }
+  EXPECT_EQ(Record().status, ImageStatus::kQueued);
+  EXPECT_TRUE(service_->BeginWrite(kOwner, kId, "central").ok());  // lease was released
+}
+
+TEST_F(WorkflowTest, StaleLeaseOfACrashedDaemonIsTakenOver) {
+  CreateActiveImage("abc");
+  auto other = OtherCatalog();
+  ASSERT_TRUE(other->AcquireLease({kId, "crashed-daemon", "copy to dcn0", NowNanos() - 1}).ok());
+  ImportRequest request;
+  request.stores = {"dcn0"};
+  EXPECT_TRUE(Import(kOwner, request).ok());
+  ASSERT_TRUE(other->AcquireLease({kId, "live-daemon", "copy to dcn1", NowNanos() + 60'000'000'000}).ok());
+  request.stores = {"dcn1"};
+  EXPECT_EQ(Import(kOwner, request).code(), EBUSY);
+}
+
+TEST_F(WorkflowTest, RecoveryLeavesNoOrphanAndNoLocationWithoutData) {
+  CreateActiveImage("abc");
+  ImportRequest request;
+  request.stores = {"dcn0"};
+  ASSERT_TRUE(Import(kOwner, request).ok());
+  // A crash after publishing data in dcn1 but before recording it ...
+  auto orphan = faults_["dcn1"]->CreateWriter(kId);
+  ASSERT_TRUE(orphan.ok());
+  ASSERT_TRUE((*orphan)->Write(std::string("abc")).ok());
+  ASSERT_TRUE((*orphan)->Finish().ok());
+  ASSERT_TRUE((*orphan)->Publish().ok());
+  // ... a temporary left mid-copy ...
+  auto temporary = faults_["dcn1"]->CreateWriter(kId);
+  ASSERT_TRUE(temporary.ok());
+  ASSERT_TRUE((*temporary)->Write(std::string("ab")).ok());
+  std::string temporary_dir = directory_.Join("stores/dcn1/.tmp");
+  std::string kept = directory_.Join("kept");
+  std::filesystem::copy(temporary_dir, kept);
+  temporary->reset();
+  std::filesystem::copy(kept, temporary_dir);
+  // ... the dcn0 copy lost behind the catalog's back, and a record stuck
+  // importing with a lapsed lease.
+  ASSERT_TRUE(faults_["dcn0"]->Remove(kId).ok());
+  auto other = OtherCatalog();
+  ASSERT_TRUE(other->Update(kId, [](ImageRecord& record) -> Status {
+    record.status = ImageStatus::kImporting;
+    record.importing_to_stores = {"dcn1"};
+    return Ok();
+  }).ok());
+  ASSERT_TRUE(StoreHasTemporaries("dcn1"));
+
+  ASSERT_TRUE(service_->Recover().ok());
+  ImageRecord record = Record();
+  EXPECT_EQ(record.StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn1"});
+  EXPECT_FALSE(StoreHas("dcn1"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn1"));
+  EXPECT_EQ(ReadCopy("central"), "abc");
+}
+
+TEST_F(WorkflowTest, CreateImageChecksTheId) {
+  EXPECT_EQ(service_->CreateImage(kOwner, "not-a-uuid").code(), EINVAL);
+  EXPECT_EQ(service_->CreateImage(kOwner, "8C3F2E4A-3333-4C8E-9B53-3F0A1E2D4C5B").code(), EINVAL);
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  EXPECT_EQ(service_->CreateImage(kOwner, kId).code(), EEXIST);
+  EXPECT_EQ(Record().owner, kOwner.uid);
+  EXPECT_EQ(Record().status, ImageStatus::kQueued);
+}
+
+}  // namespace
+}  // namespace imagefs
