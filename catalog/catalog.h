@@ -60,6 +60,8 @@ class Catalog {
   virtual Status ReleaseLease(std::string_view image_id, std::string_view holder) = 0;
   // The lease on an image if one exists, stale or not.
   virtual Result<std::optional<Lease>> GetLease(std::string_view image_id) = 0;
+  // Leases that expired before `now` (ns): operations that died.
+  virtual Result<std::vector<Lease>> ListStaleLeases(int64_t now) = 0;
 };
 
 // The embedded catalog: one SQLite database file (WAL mode), created with its

@@ -149,6 +149,20 @@ class SqliteCatalog final : public Catalog {
     return GetLeaseLocked(image_id);
   }
 
+  Result<std::vector<Lease>> ListStaleLeases(int64_t now) override {
+    std::lock_guard lock(mutex_);
+    Statement select(db_,
+                     "SELECT image_id, holder, purpose, expires_at FROM leases WHERE expires_at < ?");
+    select.Bind(1, now);
+    std::vector<Lease> leases;
+    int rc;
+    while ((rc = select.Step()) == SQLITE_ROW) {
+      leases.push_back({select.Text(0), select.Text(1), select.Text(2), select.Int(3)});
+    }
+    if (rc != SQLITE_DONE) return DbError("list stale leases");
+    return leases;
+  }
+
  private:
   Error DbError(std::string_view what) {
     return Fail(EIO, "catalog: {} failed: {}", what, sqlite3_errmsg(db_));

@@ -209,8 +209,11 @@ Caller CallerOf(fuse_req_t req) {
 }
 
 void ReplyError(fuse_req_t req, const Error& error, std::string_view operation) {
-  LogLevel level = (error.code == ENOENT || error.code == ENODATA) ? LogLevel::kDebug
-                                                                    : LogLevel::kWarning;
+  // A missing name or attribute is routine while inspecting (shells and ls
+  // probe names); a refused action is always worth a line.
+  bool inspection = operation == "lookup" || operation == "getattr" || operation == "getxattr";
+  bool routine = inspection && (error.code == ENOENT || error.code == ENODATA);
+  LogLevel level = routine ? LogLevel::kDebug : LogLevel::kWarning;
   Log(level, "{}: {} ({})", operation, error.message, std::strerror(error.code));
   fuse_reply_err(req, error.code);
 }

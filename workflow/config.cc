@@ -3,6 +3,8 @@
 #include <boost/algorithm/string.hpp>
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
+#include <unistd.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include <sstream>
 
 #include "catalog/catalog.h"
+#include "common/uuid.h"
 #include "store/store.h"
 
 namespace imagefs {
@@ -88,6 +91,23 @@ std::vector<std::string> SplitList(const std::string& text) {
   for (auto& item : items) boost::trim(item);
   std::erase_if(items, [](const std::string& item) { return item.empty(); });
   return items;
+}
+
+// The daemon's identity: "<host>:<uuid>", made once and kept in the state
+// directory, so that leases of a crashed run are recognised after restart.
+Result<std::string> DaemonId(const std::string& state_dir) {
+  std::string path = state_dir + "/daemon-id";
+  std::ifstream in(path);
+  std::string id;
+  if (in && std::getline(in, id) && !id.empty()) return id;
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  id = fmt::format("{}:{}", host, NewUuid());
+  std::error_code error;
+  std::filesystem::create_directories(state_dir, error);
+  std::ofstream out(path);
+  if (!(out << id << "\n")) return Fail(EIO, "cannot write {}", path);
+  return id;
 }
 
 }  // namespace
@@ -260,6 +280,9 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.admin_uids = config.admin_uids;
   options.lease_ttl = std::chrono::seconds(config.lease_ttl_seconds);
   options.workers = config.workers;
+  auto daemon_id = DaemonId(config.state_dir);
+  if (!daemon_id.ok()) return daemon_id.error();
+  options.daemon_id = *daemon_id;
   return ImageService::Create(std::move(options));
 }
 

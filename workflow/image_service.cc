@@ -4,10 +4,13 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -64,7 +67,7 @@ class ImageServiceImpl final : public ImageService {
   explicit ImageServiceImpl(Options options)
       : options_(std::move(options)),
         catalog_(std::move(options_.catalog)),
-        leases_(*catalog_, options_.lease_ttl),
+        leases_(*catalog_, options_.lease_ttl, options_.daemon_id),
         budget_(options_.staging_max_bytes),
         pool_(static_cast<size_t>(std::max(1, options_.workers))) {
     for (auto& store : options_.stores) {
@@ -224,6 +227,11 @@ class ImageServiceImpl final : public ImageService {
       auto plan = std::make_shared<ImportPlan>();
       Status prepared = PrepareCommit(write, *plan);
       if (prepared.ok()) prepared = BeginImport(*plan);
+      if (!prepared.ok()) {
+        // An upload that never started importing: the image is queued again.
+        Status reset = SetStatus(write->image_id(), ImageStatus::kUploading, ImageStatus::kQueued);
+        if (!reset.ok()) Log(LogLevel::kWarning, "{}", reset.error().message);
+      }
       Finish(done, prepared.ok() ? RunImport(*plan) : prepared, plan);
     });
   }
@@ -253,10 +261,38 @@ class ImageServiceImpl final : public ImageService {
 
   void Shutdown() override {
     if (shut_down_.exchange(true)) return;
+    {
+      std::lock_guard lock(sweeper_mutex_);
+      sweeper_stopping_ = true;
+    }
+    sweeper_wake_.notify_all();
+    if (sweeper_.joinable()) sweeper_.join();
     pool_.join();
   }
 
+  void StartSweeper() {
+    sweeper_ = std::thread([this] {
+      std::unique_lock lock(sweeper_mutex_);
+      while (!sweeper_stopping_) {
+        sweeper_wake_.wait_for(lock, options_.lease_ttl);
+        if (sweeper_stopping_) break;
+        lock.unlock();
+        SweepStaleLeases();
+        lock.lock();
+      }
+    });
+  }
+
  private:
+  // Image id -> temporaries left for it, with the store holding each.
+  using Candidates = std::map<std::string, std::vector<std::pair<Store*, StoreTemporary>>>;
+
+  Status RepairImageLocked(const std::string& id);
+  Status RepairCandidates(const Candidates& candidates);
+  // Repairs images whose operation died (its lease went stale) while
+  // this daemon runs: the crash may have been another daemon's.
+  void SweepStaleLeases();
+
   static std::string Join(const std::vector<std::string>& items) {
     std::string out;
     for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
@@ -310,6 +346,10 @@ class ImageServiceImpl final : public ImageService {
     const std::string& id = write.image_id();
     plan.image_id = id;
     plan.lease = write.TakeLease();
+    if (auto failure = write.failure()) {
+      return Fail(failure->code, "image {}: data written into {} is incomplete ({}); not imported",
+                  id, write.site(), failure->message);
+    }
     if (!plan.lease || plan.lease->lost()) {
       return Fail(EIO, "image {}: the import lease was lost before commit", id);
     }
@@ -567,11 +607,6 @@ class ImageServiceImpl final : public ImageService {
     return Ok();
   }
 
-  bool LeaseIsLive(std::string_view id) {
-    auto lease = catalog_->GetLease(id);
-    return lease.ok() && *lease && (*lease)->expires_at > NowNanos();
-  }
-
   Options options_;
   std::unique_ptr<Catalog> catalog_;  // outlives leases_
   std::vector<std::string> store_ids_;
@@ -579,65 +614,145 @@ class ImageServiceImpl final : public ImageService {
   LeaseKeeper leases_;
   StagingBudget budget_;
   std::atomic<bool> shut_down_{false};
+  std::mutex sweeper_mutex_;  // guards sweeper_stopping_
+  std::condition_variable sweeper_wake_;
+  bool sweeper_stopping_ = false;
+  std::thread sweeper_;
   boost::asio::thread_pool pool_;
 };
 
+Status ImageServiceImpl::RepairImageLocked(const std::string& id) {
+  // Under the lease nothing else changes this image: decide on fresh facts.
+  std::map<std::string, bool> present;
+  for (const auto& [site, store] : stores_) {
+    auto exists = store->Exists(id);
+    if (!exists.ok()) return exists.error();
+    present[site] = *exists;
+  }
+  std::set<std::string> published;
+  auto record = catalog_->Get(id);
+  if (record.ok()) {
+    auto updated = catalog_->Update(id, [&](ImageRecord& current) -> Status {
+      std::erase_if(current.locations, [&](const Location& location) {
+        bool lost = HasStore(location.store) && !present[location.store];
+        if (lost) {
+          Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id,
+              location.store);
+        }
+        return lost;
+      });
+      for (const auto& site : current.importing_to_stores) AddUnique(current.failed_import, site);
+      current.importing_to_stores.clear();
+      if (current.status == ImageStatus::kUploading || current.status == ImageStatus::kImporting ||
+          (current.status == ImageStatus::kActive && current.locations.empty())) {
+        current.status = current.locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
+      }
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    for (const auto& location : updated->locations) published.insert(location.store);
+  } else if (record.code() != ENOENT) {
+    return record.error();
+  }
+  for (const auto& [site, store] : stores_) {
+    if (present[site] && !published.count(site)) {
+      Log(LogLevel::kWarning, "store {}: removing unpublished copy of image {}", site, id);
+      Status removed = store->Remove(id);
+      if (!removed.ok()) Log(LogLevel::kError, "{}", removed.error().message);
+    }
+  }
+  return Ok();
+}
+
 Status ImageServiceImpl::Recover() {
-  auto ids = catalog_->ListIds();
-  if (!ids.ok()) return ids.error();
+  // Candidates: anything a crashed operation can leave behind. Each one is
+  // then repaired under its own lease, so live operations are never touched.
+  Candidates candidates;
   std::map<std::string, std::set<std::string>> present;  // store -> image ids
   for (const auto& [site, store] : stores_) {
     auto images = store->ListImages();
     if (!images.ok()) return images.error();
     present[site].insert(images->begin(), images->end());
-  }
-  std::map<std::string, std::set<std::string>> published;  // store -> image ids
-  for (const auto& id : *ids) {
-    if (LeaseIsLive(id)) {
-      for (const auto& [site, store] : stores_) published[site].insert(id);
-      continue;
-    }
-    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
-      // A location whose data is gone is dropped: never a location without data.
-      std::erase_if(record.locations, [&](const Location& location) {
-        bool lost = HasStore(location.store) && !present[location.store].count(record.id);
-        if (lost) {
-          Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", record.id,
-              location.store);
-        }
-        return lost;
-      });
-      for (const auto& site : record.importing_to_stores) AddUnique(record.failed_import, site);
-      record.importing_to_stores.clear();
-      if (record.status == ImageStatus::kUploading || record.status == ImageStatus::kImporting ||
-          (record.status == ImageStatus::kActive && record.locations.empty())) {
-        record.status = record.locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
-      }
-      return Ok();
-    });
-    if (!updated.ok()) return updated.error();
-    for (const auto& location : updated->locations) published[location.store].insert(id);
-  }
-  for (const auto& [site, store] : stores_) {
     auto temporaries = store->ListTemporaries();
     if (!temporaries.ok()) return temporaries.error();
     for (const auto& temporary : *temporaries) {
-      if (LeaseIsLive(temporary.image_id)) continue;
-      Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", site, temporary.name);
-      IMAGEFS_RETURN_IF_ERROR(store->RemoveTemporary(temporary));
-    }
-    for (const auto& id : present[site]) {
-      if (published[site].count(id) || LeaseIsLive(id)) continue;
-      Log(LogLevel::kWarning, "store {}: removing orphan copy of image {}", site, id);
-      Status removed = store->Remove(id);
-      if (!removed.ok()) Log(LogLevel::kError, "{}", removed.error().message);
+      candidates[temporary.image_id].emplace_back(store, temporary);
     }
   }
+  auto ids = catalog_->ListIds();
+  if (!ids.ok()) return ids.error();
+  std::set<std::string> known(ids->begin(), ids->end());
+  for (const auto& [site, images] : present) {
+    for (const auto& id : images) {
+      if (!known.count(id)) candidates[id];
+    }
+  }
+  for (const auto& id : *ids) {
+    auto record = catalog_->Get(id);
+    if (!record.ok()) continue;
+    bool unsettled = record->status == ImageStatus::kUploading ||
+                     record->status == ImageStatus::kImporting ||
+                     !record->importing_to_stores.empty();
+    for (const auto& [site, images] : present) {
+      if (record->HasStore(site) != (images.count(id) > 0)) unsettled = true;
+    }
+    if (unsettled) candidates[id];
+  }
+  // Leases of this daemon's previous life died with it: break them now
+  // rather than making users wait for them to go stale.
+  auto leases = catalog_->ListStaleLeases(std::numeric_limits<int64_t>::max());
+  if (!leases.ok()) return leases.error();
+  int64_t now = NowNanos();
+  for (const auto& lease : *leases) {
+    if (leases_.HeldByThisDaemon(lease)) {
+      Log(LogLevel::kWarning, "image {}: breaking lease of this daemon's previous run ({})",
+          lease.image_id, lease.purpose);
+      IMAGEFS_RETURN_IF_ERROR(catalog_->ReleaseLease(lease.image_id, lease.holder));
+      candidates[lease.image_id];
+    } else if (lease.expires_at < now) {
+      candidates[lease.image_id];
+    }
+  }
+  IMAGEFS_RETURN_IF_ERROR(RepairCandidates(candidates));
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(options_.staging_dir, error)) {
     std::filesystem::remove(entry.path(), error);
   }
   return Ok();
+}
+
+Status ImageServiceImpl::RepairCandidates(const Candidates& candidates) {
+  for (const auto& [id, temporaries] : candidates) {
+    auto lease = leases_.Acquire(id, "recovery");
+    if (!lease.ok()) {
+      if (lease.code() == EBUSY) continue;  // a live operation owns it
+      return lease.error();
+    }
+    IMAGEFS_RETURN_IF_ERROR(RepairImageLocked(id));
+    for (const auto& [store, temporary] : temporaries) {
+      Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", store->id(),
+          temporary.name);
+      IMAGEFS_RETURN_IF_ERROR(store->RemoveTemporary(temporary));
+    }
+  }
+  return Ok();
+}
+
+void ImageServiceImpl::SweepStaleLeases() {
+  auto stale = catalog_->ListStaleLeases(NowNanos());
+  if (!stale.ok() || stale->empty()) return;
+  Candidates candidates;
+  for (const auto& lease : *stale) candidates[lease.image_id];
+  for (const auto& [site, store] : stores_) {
+    auto temporaries = store->ListTemporaries();
+    if (!temporaries.ok()) continue;
+    for (const auto& temporary : *temporaries) {
+      auto it = candidates.find(temporary.image_id);
+      if (it != candidates.end()) it->second.emplace_back(store, temporary);
+    }
+  }
+  Status repaired = RepairCandidates(candidates);
+  if (!repaired.ok()) Log(LogLevel::kError, "recovery sweep: {}", repaired.error().message);
 }
 
 }  // namespace
@@ -653,7 +768,9 @@ Result<std::unique_ptr<ImageService>> ImageService::Create(Options options) {
     return Fail(EIO, "cannot create staging directory {}: {}", options.staging_dir,
                 error.message());
   }
-  return std::unique_ptr<ImageService>(std::make_unique<ImageServiceImpl>(std::move(options)));
+  auto service = std::make_unique<ImageServiceImpl>(std::move(options));
+  service->StartSweeper();
+  return std::unique_ptr<ImageService>(std::move(service));
 }
 
 }  // namespace imagefs

@@ -39,9 +39,15 @@
 //     -> release lease
 //
 // A delete unpublishes the location first and removes the data second, so a
-// crash leaves orphan data (removed by Recover), never a location without
-// data. Recover() also removes temporaries and resets records stuck in
-// uploading/importing whose lease has lapsed.
+// crash leaves orphan data, never a location without data.
+//
+// Recovery repairs each image a crash may have touched, under that image's
+// lease (so a live operation, here or in another daemon, is never touched):
+// locations whose data is gone are dropped, data without a location and
+// temporaries are removed, a record stuck uploading/importing is settled
+// (its importing stores listed as failed). Recover() does it for the whole
+// catalog at start; a background sweep does it every lease ttl for images
+// whose lease went stale (an operation that died, here or elsewhere).
 #pragma once
 
 #include <chrono>
@@ -78,6 +84,10 @@ class ImageService {
     std::vector<uint32_t> admin_uids{0};
     std::chrono::seconds lease_ttl{30};
     size_t copy_chunk_bytes = 8 << 20;
+    // Names this daemon in lease holders; stable across restarts so that a
+    // restarted daemon breaks its previous run's leases at once. A random
+    // one when empty.
+    std::string daemon_id;
     int workers = 4;
   };
 

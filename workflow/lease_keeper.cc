@@ -10,8 +10,15 @@ namespace imagefs {
 
 HeldLease::~HeldLease() { keeper_.Release(this); }
 
-LeaseKeeper::LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl)
-    : catalog_(catalog), ttl_(ttl), renewer_([this] { RenewLoop(); }) {}
+LeaseKeeper::LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl, std::string daemon_id)
+    : catalog_(catalog),
+      ttl_(ttl),
+      holder_prefix_((daemon_id.empty() ? NewUuid() : std::move(daemon_id)) + "/"),
+      renewer_([this] { RenewLoop(); }) {}
+
+bool LeaseKeeper::HeldByThisDaemon(const Lease& lease) const {
+  return lease.holder.starts_with(holder_prefix_);
+}
 
 LeaseKeeper::~LeaseKeeper() {
   {
@@ -24,7 +31,7 @@ LeaseKeeper::~LeaseKeeper() {
 
 Result<std::unique_ptr<HeldLease>> LeaseKeeper::Acquire(std::string_view image_id,
                                                         std::string purpose) {
-  Lease lease{std::string(image_id), NewUuid(), std::move(purpose),
+  Lease lease{std::string(image_id), holder_prefix_ + NewUuid(), std::move(purpose),
               NowNanos() + std::chrono::nanoseconds(ttl_).count()};
   IMAGEFS_RETURN_IF_ERROR(catalog_.AcquireLease(lease));
   std::unique_ptr<HeldLease> held(new HeldLease(*this, std::move(lease)));

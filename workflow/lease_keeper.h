@@ -44,10 +44,13 @@ class HeldLease {
 
 class LeaseKeeper {
  public:
-  LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl);
+  // Holders are named "<daemon_id>/<random>".
+  LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl, std::string daemon_id);
   ~LeaseKeeper();
 
   Result<std::unique_ptr<HeldLease>> Acquire(std::string_view image_id, std::string purpose);
+  // True for a lease taken by a daemon with this keeper's daemon id.
+  bool HeldByThisDaemon(const Lease& lease) const;
 
  private:
   friend class HeldLease;
@@ -56,6 +59,7 @@ class LeaseKeeper {
 
   Catalog& catalog_;
   const std::chrono::seconds ttl_;
+  const std::string holder_prefix_;
   std::mutex mutex_;  // guards held_ and stopping_
   std::condition_variable wake_;
   std::set<HeldLease*> held_;

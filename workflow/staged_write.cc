@@ -83,17 +83,30 @@ Status StagedWrite::Reserve(uint64_t new_size) {
   return Ok();
 }
 
+std::optional<Error> StagedWrite::failure() const {
+  std::lock_guard lock(failure_mutex_);
+  return failure_;
+}
+
+Status StagedWrite::Remember(Status status) {
+  if (!status.ok()) {
+    std::lock_guard lock(failure_mutex_);
+    if (!failure_) failure_ = status.error();
+  }
+  return status;
+}
+
 Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
   if (committed()) return Fail(EBADF, "image {}: write after the data was committed", image_id_);
   uint64_t end = offset + data.size();
-  IMAGEFS_RETURN_IF_ERROR(Reserve(end));
+  IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(end)));
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
                          static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrorFromErrno(fmt::format("image {}: write staging file {}", image_id_, path_));
+      return Remember(ErrorFromErrno(fmt::format("image {}: write staging file {}", image_id_, path_)));
     }
     done += static_cast<size_t>(n);
   }
@@ -105,9 +118,9 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
 
 Status StagedWrite::Truncate(uint64_t size) {
   if (committed()) return Fail(EBADF, "image {}: truncate after the data was committed", image_id_);
-  IMAGEFS_RETURN_IF_ERROR(Reserve(size));
+  IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(size)));
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
-    return ErrorFromErrno(fmt::format("image {}: truncate staging file", image_id_));
+    return Remember(ErrorFromErrno(fmt::format("image {}: truncate staging file", image_id_)));
   }
   size_ = size;
   return Ok();

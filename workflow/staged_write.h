@@ -7,13 +7,16 @@
 // Ownership: shared between the FUSE file handle and a running commit; the
 // last owner removes the staging file and releases the import lease.
 // Errors: Write/Truncate ENOSPC when the staging budget or the disk is full,
-// EIO otherwise; EBADF once the write has been committed.
+// EIO otherwise; EBADF once the write has been committed. After a failed
+// Write or Truncate the data is incomplete: a commit fails with that error.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -54,6 +57,9 @@ class StagedWrite {
   Status Truncate(uint64_t size);
   uint64_t Size() const { return size_.load(); }
 
+  // The first write error, if any: such data is never committed.
+  std::optional<Error> failure() const;
+
   // Marks the write committed (once); false if it already was.
   bool MarkCommitted() { return !committed_.exchange(true); }
   bool committed() const { return committed_.load(); }
@@ -70,6 +76,7 @@ class StagedWrite {
   StagedWrite(std::string path, int fd, std::string image_id, std::string site,
               std::unique_ptr<HeldLease> lease, StagingBudget& budget);
   Status Reserve(uint64_t new_size);
+  Status Remember(Status status);
 
   const std::string path_;
   const int fd_;
@@ -81,6 +88,8 @@ class StagedWrite {
   std::atomic<uint64_t> reserved_{0};
   std::atomic<bool> committed_{false};
   std::function<void()> abandon_hook_;
+  mutable std::mutex failure_mutex_;  // guards failure_
+  std::optional<Error> failure_;
 };
 
 }  // namespace imagefs

@@ -122,8 +122,13 @@ TEST_P(CatalogConformanceTest, LeaseIsExclusiveUntilReleasedOrStale) {
 TEST_P(CatalogConformanceTest, StaleLeaseIsTakenOverAndOldHolderLearnsIt) {
   int64_t past = NowNanos() - 1;
   ASSERT_TRUE(catalog_->AcquireLease({kId, "crashed", "upload", past}).ok());
+  auto stale = catalog_->ListStaleLeases(NowNanos());
+  ASSERT_TRUE(stale.ok());
+  ASSERT_EQ(stale->size(), 1u);
+  EXPECT_EQ((*stale)[0].holder, "crashed");
   ASSERT_TRUE(catalog_->AcquireLease({kId, "new", "copy", NowNanos() + 60'000'000'000}).ok());
   EXPECT_EQ(catalog_->RenewLease(kId, "crashed", NowNanos() + 1).code(), ESTALE);
+  EXPECT_TRUE(catalog_->ListStaleLeases(NowNanos())->empty());
 }
 
 TEST_P(CatalogConformanceTest, RecordsSurviveReopen) {

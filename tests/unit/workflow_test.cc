@@ -324,6 +324,20 @@ TEST_F(WorkflowTest, StagingBudgetGivesEnospc) {
   EXPECT_EQ((*write)->Write(600, RandomData(600)).code(), ENOSPC);
 }
 
+TEST_F(WorkflowTest, DataWithAFailedWriteIsNeverCommitted) {
+  Start(1000);
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  auto write = service_->BeginWrite(kOwner, kId, "central");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, RandomData(600)).ok());
+  ASSERT_EQ((*write)->Write(600, RandomData(600)).code(), ENOSPC);
+  EXPECT_EQ(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).code(), ENOSPC);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.status, ImageStatus::kQueued);
+  EXPECT_TRUE(record.locations.empty());
+  EXPECT_FALSE(StoreHas("central"));
+}
+
 TEST_F(WorkflowTest, AbandonedUploadReturnsTheImageToQueued) {
   ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
   {
@@ -396,6 +410,42 @@ TEST_F(WorkflowTest, CreateImageChecksTheId) {
   EXPECT_EQ(service_->CreateImage(kOwner, kId).code(), EEXIST);
   EXPECT_EQ(Record().owner, kOwner.uid);
   EXPECT_EQ(Record().status, ImageStatus::kQueued);
+}
+
+}  // namespace
+}  // namespace imagefs
+
+namespace imagefs {
+namespace {
+
+TEST_F(WorkflowTest, SweepRepairsAnImageWhoseOperationDiedWhileRunning) {
+  CreateActiveImage("abc");
+  // Another daemon starts a copy to dcn0, publishes the data and dies
+  // before recording it; its lease lapses a second later.
+  auto other = OtherCatalog();
+  ASSERT_TRUE(other->AcquireLease({kId, "dead-daemon", "copy to dcn0", NowNanos() + 1'000'000'000}).ok());
+  ASSERT_TRUE(other->Update(kId, [](ImageRecord& record) -> Status {
+    record.importing_to_stores = {"dcn0"};
+    return Ok();
+  }).ok());
+  auto orphan = faults_["dcn0"]->CreateWriter(kId);
+  ASSERT_TRUE(orphan.ok());
+  ASSERT_TRUE((*orphan)->Write(std::string("abc")).ok());
+  ASSERT_TRUE((*orphan)->Finish().ok());
+  ASSERT_TRUE((*orphan)->Publish().ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline &&
+         (StoreHas("dcn0") || !Record().importing_to_stores.empty())) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(StoreHas("dcn0"));
+  ImageRecord record = Record();
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_FALSE(other->GetLease(kId)->has_value());  // the sweep released it
+  ImportRequest request;
+  request.stores = {"dcn0"};
+  EXPECT_TRUE(Import(kOwner, request).ok());
 }
 
 }  // namespace

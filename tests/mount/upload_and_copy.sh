@@ -1,0 +1,60 @@
+# mkdir + cp uploads; cp into an edge site is a copy-image; an upload at an
+# edge reaches central first; files are stable and honest for cp and rsync.
+source "$(dirname "$0")/lib.sh"
+mount_imagefs
+
+random_file "$WORK/disk.qcow2" 5
+id=$(new_uuid)
+mkdir "$MNT/images/$id"
+assert_eq "$(xattr "$id" status)" queued "new image status"
+assert_eq "$(ls "$MNT/images/$id/stores" | tr '\n' ' ')" "central dcn0 dcn1 " "every store is listed"
+assert_eq "$(ls "$MNT/images/$id/stores/central")" "" "queued image has no file"
+
+cp "$WORK/disk.qcow2" "$MNT/images/$id/stores/central/"
+assert_eq "$(xattr "$id" status)" active "status after upload"
+assert_eq "$(xattr "$id" stores)" central "stores after upload"
+assert_eq "$(xattr "$id" name)" disk.qcow2 "the upload names the image"
+assert_eq "$(xattr "$id" checksum)" "$(md5sum < "$WORK/disk.qcow2" | cut -d' ' -f1)" "md5"
+assert_eq "$(xattr "$id" os_hash_value)" "$(sha512sum < "$WORK/disk.qcow2" | cut -d' ' -f1)" "sha512"
+cmp "$WORK/disk.qcow2" "$MNT/images/$id/stores/central/disk.qcow2" || fail "central copy differs"
+[ ! -e "$MNT/images/$id/stores/dcn0/disk.qcow2" ] || fail "dcn0 has a file before any copy"
+
+# cp between two site directories is a copy-image.
+cp "$MNT/images/$id/stores/central/disk.qcow2" "$MNT/images/$id/stores/dcn0/"
+assert_eq "$(xattr "$id" stores)" central,dcn0 "stores after copy"
+cmp "$WORK/disk.qcow2" "$MNT/images/$id/stores/dcn0/disk.qcow2" || fail "dcn0 copy differs"
+cmp "$WORK/disk.qcow2" "$MNT/sites/dcn0/$id" || fail "/sites view differs"
+locations=$(xattr "$id" locations)
+case "$locations" in
+  *'"metadata":{"store":"dcn0"}'*'"url":"file://'*) ;;
+  *) fail "locations lack dcn0: $locations" ;;
+esac
+
+# Stable attributes: same size and mtime in every store, honest blocks.
+central_stat=$(stat -c '%s %Y %y' "$MNT/images/$id/stores/central/disk.qcow2")
+assert_eq "$(stat -c '%s %Y %y' "$MNT/images/$id/stores/dcn0/disk.qcow2")" "$central_stat" "dcn0 attributes"
+assert_eq "$(stat -c '%s %Y %y' "$MNT/sites/central/$id")" "$central_stat" "/sites attributes"
+blocks=$(stat -c %b "$MNT/sites/central/$id")
+[ "$blocks" -ge $((5 * 1024 * 1024 / 512)) ] || fail "st_blocks $blocks is below size/512"
+sleep 1.1
+assert_eq "$(stat -c '%s %Y %y' "$MNT/images/$id/stores/central/disk.qcow2")" "$central_stat" "attributes are stable"
+
+# An upload at an edge goes to central first.
+edge=$(new_uuid)
+mkdir "$MNT/images/$edge"
+head -c 777777 /dev/urandom > "$WORK/edge.raw"
+cp "$WORK/edge.raw" "$MNT/images/$edge/stores/dcn1/"
+assert_eq "$(xattr "$edge" stores)" central,dcn1 "edge upload reaches central first"
+cmp "$WORK/edge.raw" "$MNT/sites/central/$edge" || fail "central copy of the edge upload differs"
+
+# ls -l of the tree.
+assert_eq "$(ls "$MNT/images" | sort | tr '\n' ' ')" "$(printf '%s\n' "$id" "$edge" | sort | tr '\n' ' ')" "image listing"
+assert_eq "$(ls "$MNT/sites/dcn1")" "$edge" "dcn1 site listing"
+
+# The data survives a remount.
+unmount_imagefs
+mount_imagefs
+cmp "$WORK/disk.qcow2" "$MNT/sites/dcn0/$id" || fail "dcn0 copy differs after remount"
+assert_eq "$(stat -c '%s %Y %y' "$MNT/sites/central/$id")" "$central_stat" "attributes after remount"
+unmount_imagefs
+pass

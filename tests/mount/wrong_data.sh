@@ -1,0 +1,60 @@
+# Data copied into a site must equal the image: else EIO at close and
+# nothing published. A full staging area gives ENOSPC.
+source "$(dirname "$0")/lib.sh"
+cat > "$WORK/imagefs.conf" <<CONF
+[DEFAULT]
+enabled_backends = central:file, dcn0:file, dcn1:file
+[glance_store]
+default_backend = central
+[central]
+filesystem_store_datadir = $WORK/stores/central
+[dcn0]
+filesystem_store_datadir = $WORK/stores/dcn0
+[dcn1]
+filesystem_store_datadir = $WORK/stores/dcn1
+[imagefs]
+staging_max_bytes = 8388608
+CONF
+mount_imagefs --config="$WORK/imagefs.conf"
+
+random_file "$WORK/good" 2
+id=$(new_uuid)
+mkdir "$MNT/images/$id"
+cp "$WORK/good" "$MNT/images/$id/stores/central/$id"
+
+# Same size, one byte different.
+cp "$WORK/good" "$WORK/bad"
+printf 'X' | dd of="$WORK/bad" bs=1 seek=1000 conv=notrunc status=none
+expect_error "Input/output error" cp "$WORK/bad" "$MNT/images/$id/stores/dcn0/$id"
+assert_logged "data for store dcn0 does not match the image"
+# Different size.
+head -c 1000 "$WORK/good" > "$WORK/short"
+expect_error "Input/output error" cp "$WORK/short" "$MNT/sites/dcn0/$id"
+assert_logged "is 1000 bytes, the image is 2097152"
+
+assert_eq "$(xattr "$id" stores)" central "nothing published"
+assert_eq "$(ls -A "$MNT/images/$id/stores/dcn0")" "" "no file in dcn0"
+assert_eq "$(ls -A "$WORK/stores/dcn0" | grep -v '^.tmp$' || true)" "" "no data in the dcn0 store"
+assert_eq "$(ls -A "$WORK/stores/dcn0/.tmp")" "" "no temporary left in dcn0"
+cmp "$WORK/good" "$MNT/sites/central/$id" || fail "source copy changed"
+
+# The right data then copies fine.
+cp "$WORK/good" "$MNT/sites/dcn0/$id"
+assert_eq "$(xattr "$id" stores)" central,dcn0 "good copy published"
+
+# Staging holds at most 8 MiB.
+random_file "$WORK/big" 12
+big=$(new_uuid)
+mkdir "$MNT/images/$big"
+expect_error "No space left on device" cp "$WORK/big" "$MNT/images/$big/stores/central/"
+assert_logged "staging area is full"
+assert_eq "$(xattr "$big" status)" queued "failed upload leaves the image queued"
+assert_eq "$(ls -A "$STATE/staging" 2>/dev/null || true)" "" "staging emptied"
+
+# Writes anywhere else are refused with a reason.
+expect_error "Operation not permitted" cp "$WORK/good" "$MNT/images/$id/"
+expect_error "Invalid argument" cp "$WORK/good" "$MNT/sites/dcn1/not-an-id"
+expect_error "Invalid argument" mkdir "$MNT/images/not-a-uuid"
+expect_error "File exists" mkdir "$MNT/images/$id"
+unmount_imagefs
+pass

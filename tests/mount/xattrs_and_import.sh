@@ -1,0 +1,91 @@
+# getfattr/setfattr: the Glance image record, properties, and import
+# requests with all_stores and all_stores_must_succeed against a real store
+# failure (dcn1 lives on a 1 MiB tmpfs, so a larger image does not fit).
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$WORK/stores/dcn1"
+mount -t tmpfs -o size=1m imagefs-test-dcn1 "$WORK/stores/dcn1"
+EXTRA_MOUNTS+=("$WORK/stores/dcn1")
+cat > "$WORK/imagefs.conf" <<CONF
+[DEFAULT]
+enabled_backends = central:file, dcn0:file, dcn1:file
+[glance_store]
+default_backend = central
+[central]
+filesystem_store_datadir = $WORK/stores/central
+[dcn0]
+filesystem_store_datadir = $WORK/stores/dcn0
+[dcn1]
+filesystem_store_datadir = $WORK/stores/dcn1
+CONF
+mount_imagefs --config="$WORK/imagefs.conf"
+
+id=$(new_uuid)
+mkdir "$MNT/images/$id"
+random_file "$WORK/img" 48
+cp "$WORK/img" "$MNT/images/$id/stores/central/"
+
+dump=$(getfattr -d -m - "$MNT/images/$id")
+for name in id name status owner size checksum os_hash_algo os_hash_value created_at updated_at \
+            stores locations os_glance_importing_to_stores os_glance_failed_import; do
+  echo "$dump" | grep -q "^user.glance.$name=" || fail "getfattr -d lacks $name: $dump"
+done
+echo "$dump" | grep -q '^user.glance.status="active"' || fail "status not active: $dump"
+expect_error "No such attribute" getfattr -n user.glance.nonexistent "$MNT/images/$id"
+
+# Properties.
+setfattr -n user.glance.disk_format -v qcow2 "$MNT/images/$id"
+setfattr -n user.glance.hw_disk_bus -v scsi "$MNT/images/$id"
+assert_eq "$(xattr "$id" disk_format)" qcow2 "disk_format"
+assert_eq "$(xattr "$id" hw_disk_bus)" scsi "custom property"
+setfattr -x user.glance.hw_disk_bus "$MNT/images/$id"
+expect_error "No such attribute" getfattr -n user.glance.hw_disk_bus "$MNT/images/$id"
+for reserved in status checksum size stores locations id os_hash_value os_glance_failed_import; do
+  expect_error "Operation not permitted" setfattr -n "user.glance.$reserved" -v x "$MNT/images/$id"
+done
+expect_error "Invalid argument" setfattr -n user.glance.disk_format -v floppy "$MNT/images/$id"
+
+# Bad import requests.
+import() { setfattr -n user.glance.import -v "$2" "$MNT/images/$1"; }
+expect_error "Invalid argument" import "$id" 'not json'
+expect_error "Invalid argument" import "$id" '{"method":{"name":"copy-image"},"stores":["dcn0"],"all_stores":true}'
+assert_logged "names both 'stores' and 'all_stores'"
+expect_error "No such file" import "$id" '{"method":{"name":"copy-image"},"stores":["dcn7"]}'
+assert_logged "store dcn7 is not configured"
+expect_error "File exists" import "$id" '{"method":{"name":"copy-image"},"stores":["central"]}'
+
+# all_stores, failures allowed: dcn0 gets it, dcn1 (full) is listed failed.
+import "$id" '{"method":{"name":"copy-image"},"all_stores":true,"all_stores_must_succeed":false}'
+importing=$(xattr "$id" os_glance_importing_to_stores)
+case "$importing" in
+  dcn0,dcn1 | dcn1) ;;
+  *) fail "importing list right after the request is '$importing'" ;;
+esac
+expect_error "Device or resource busy" import "$id" '{"method":{"name":"copy-image"},"stores":["dcn0"]}'
+wait_for_xattr "$id" os_glance_importing_to_stores ""
+assert_eq "$(xattr "$id" stores)" central,dcn0 "allow-failure result"
+assert_eq "$(xattr "$id" os_glance_failed_import)" dcn1 "failed list"
+assert_eq "$(xattr "$id" status)" active "status"
+cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0 copy differs"
+assert_eq "$(ls -A "$WORK/stores/dcn1/.tmp")" "" "no temporary left in dcn1"
+
+# Must succeed: dcn1 fails again, so nothing of this import stays.
+other=$(new_uuid)
+mkdir "$MNT/images/$other"
+cp "$WORK/img" "$MNT/sites/central/$other"
+import "$other" '{"method":{"name":"copy-image"},"all_stores":true,"all_stores_must_succeed":true}'
+wait_for_xattr "$other" os_glance_importing_to_stores ""
+assert_eq "$(xattr "$other" stores)" central "must-succeed rolled back"
+assert_eq "$(xattr "$other" os_glance_failed_import)" dcn1 "must-succeed failed list"
+[ ! -e "$WORK/stores/dcn0/$other" ] || fail "dcn0 data of the rolled back import remains"
+cmp "$WORK/img" "$MNT/sites/central/$other" || fail "source damaged"
+
+# A small image fits everywhere; all_stores skips central which holds it.
+small=$(new_uuid)
+mkdir "$MNT/images/$small"
+head -c 1000 /dev/urandom > "$WORK/small"
+cp "$WORK/small" "$MNT/sites/central/$small"
+import "$small" '{"method":{"name":"copy-image"},"all_stores":true,"all_stores_must_succeed":true}'
+wait_for_xattr "$small" stores central,dcn0,dcn1
+assert_eq "$(xattr "$small" os_glance_failed_import)" "" "no failure for the small image"
+unmount_imagefs
+pass
