@@ -75,6 +75,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"[DEFAULT]\nenabled_backends = a:file, a:file\n[a]\nfilesystem_store_datadir=/x\n",
                   "listed twice"}));
 
+TEST(ConfigTest, TheDocumentedExampleIsValid) {
+  auto config = LoadConfigFile(IMAGEFS_SOURCE_DIR "/docs/imagefs.conf.example", "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->stores.size(), 3u);
+  EXPECT_EQ(config->staging_dir, "/var/lib/imagefs/staging");
+  EXPECT_EQ(config->lease_ttl_seconds, 30);
+}
+
 TEST(ConfigTest, DefaultHasThreeFileStores) {
   Config config = DefaultConfig("/state");
   ASSERT_EQ(config.stores.size(), 3u);

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package imagefs needs to build, run and test.
+# Quick when they are already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libfuse3-dev fuse3
+  libsqlite3-dev libssl-dev nlohmann-json3-dev libfmt-dev libboost-dev
+  libgtest-dev googletest
+  rsync attr util-linux
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
