@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
+#include "fs/entry_names.h"
 #include "workflow/import_request.h"
 
 namespace imagefs {
@@ -194,14 +195,6 @@ struct DirectoryEntry {
 struct OpenDirectory {
   std::vector<DirectoryEntry> entries;
 };
-
-// rsync's temporary: ".<name>.XXXXXX"; returns <name>, or "" if not one.
-std::string RsyncTarget(std::string_view name) {
-  if (name.size() < 9 || name[0] != '.') return "";
-  size_t dot = name.rfind('.');
-  if (dot == 0 || name.size() - dot - 1 != 6) return "";
-  return std::string(name.substr(1, dot - 1));
-}
 
 Caller CallerOf(fuse_req_t req) {
   const fuse_ctx* context = fuse_req_ctx(req);
@@ -452,18 +445,6 @@ class FilesystemImpl final : public Filesystem {
     }
   }
 
-  // Resolves (parent, name) to the image a new file there is for.
-  Result<std::string> ImageForNewFile(const Node& parent, std::string_view name) {
-    if (parent.kind == NodeKind::kStoreDir) return parent.image;
-    if (parent.kind == NodeKind::kSite) {
-      if (IsUuid(name)) return std::string(name);
-      std::string target = RsyncTarget(name);
-      if (IsUuid(target)) return target;
-      return Fail(EINVAL, "files in /sites/{}/ are named by image id, not '{}'", parent.site, name);
-    }
-    return Fail(EPERM, "files can only be written into a site directory, not as '{}'", name);
-  }
-
   // ---- operations ----
 
   void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -598,7 +579,12 @@ class FilesystemImpl final : public Filesystem {
   void Create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi) {
     auto node = FindNode(parent);
     if (!node.ok()) return ReplyError(req, node.error(), "create");
-    auto image = ImageForNewFile(*node, name);
+    if (node->kind != NodeKind::kStoreDir && node->kind != NodeKind::kSite) {
+      return ReplyError(
+          req, Fail(EPERM, "create '{}': files can only be written into a site directory", name),
+          "create");
+    }
+    auto image = ImageOfNewFile(node->image, node->site, name);
     if (!image.ok()) return ReplyError(req, image.error(), "create");
     UploadRegistry::Key key{parent, name};
     if (uploads_.Find(key)) {

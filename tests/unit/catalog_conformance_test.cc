@@ -19,6 +19,8 @@ struct CatalogBackend {
   std::function<Result<std::unique_ptr<Catalog>>(const std::string& directory)> open;
 };
 
+void PrintTo(const CatalogBackend& backend, std::ostream* out) { *out << backend.name; }
+
 constexpr char kId[] = "6a1f0c2e-1111-4c8e-9b53-3f0a1e2d4c5b";
 
 ImageRecord NewRecord(const std::string& id) {

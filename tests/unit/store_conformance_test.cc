@@ -17,6 +17,8 @@ struct StoreDriver {
   std::function<Result<std::unique_ptr<Store>>(const std::string& directory)> open;
 };
 
+void PrintTo(const StoreDriver& driver, std::ostream* out) { *out << driver.name; }
+
 constexpr char kId[] = "7b2e1d3f-2222-4c8e-9b53-3f0a1e2d4c5b";
 
 std::string RandomData(size_t size, bool with_holes) {
