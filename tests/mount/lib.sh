@@ -49,6 +49,23 @@ unmount_imagefs() {
   DAEMON_PID=
 }
 
+# write_config [LINE...]: $WORK/imagefs.conf with three file stores under
+# $WORK/stores; the lines go into its [imagefs] section.
+write_config() {
+  {
+    echo "[DEFAULT]"
+    echo "enabled_backends = central:file, dcn0:file, dcn1:file"
+    echo "[glance_store]"
+    echo "default_backend = central"
+    for site in central dcn0 dcn1; do
+      echo "[$site]"
+      echo "filesystem_store_datadir = $WORK/stores/$site"
+    done
+    echo "[imagefs]"
+    printf '%s\n' "$@"
+  } > "$WORK/imagefs.conf"
+}
+
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # random_file PATH MIB: a file of random data.

@@ -2,20 +2,7 @@
 # is published without data, no temporary or orphan stays, no lock outlives
 # its lease, and the source copy is intact.
 source "$(dirname "$0")/lib.sh"
-cat > "$WORK/imagefs.conf" <<CONF
-[DEFAULT]
-enabled_backends = central:file, dcn0:file, dcn1:file
-[glance_store]
-default_backend = central
-[central]
-filesystem_store_datadir = $WORK/stores/central
-[dcn0]
-filesystem_store_datadir = $WORK/stores/dcn0
-[dcn1]
-filesystem_store_datadir = $WORK/stores/dcn1
-[imagefs]
-lease_ttl = 3
-CONF
+write_config "lease_ttl = 3"
 
 # consistent: every image's stores equal the stores holding its data, and
 # no store holds a temporary or data of an image it does not list.

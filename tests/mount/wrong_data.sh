@@ -1,20 +1,7 @@
 # Data copied into a site must equal the image: else EIO at close and
 # nothing published. A full staging area gives ENOSPC.
 source "$(dirname "$0")/lib.sh"
-cat > "$WORK/imagefs.conf" <<CONF
-[DEFAULT]
-enabled_backends = central:file, dcn0:file, dcn1:file
-[glance_store]
-default_backend = central
-[central]
-filesystem_store_datadir = $WORK/stores/central
-[dcn0]
-filesystem_store_datadir = $WORK/stores/dcn0
-[dcn1]
-filesystem_store_datadir = $WORK/stores/dcn1
-[imagefs]
-staging_max_bytes = 8388608
-CONF
+write_config "staging_max_bytes = 8388608"
 mount_imagefs --config="$WORK/imagefs.conf"
 
 random_file "$WORK/good" 2

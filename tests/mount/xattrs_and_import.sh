@@ -5,18 +5,7 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$WORK/stores/dcn1"
 mount -t tmpfs -o size=1m imagefs-test-dcn1 "$WORK/stores/dcn1"
 EXTRA_MOUNTS+=("$WORK/stores/dcn1")
-cat > "$WORK/imagefs.conf" <<CONF
-[DEFAULT]
-enabled_backends = central:file, dcn0:file, dcn1:file
-[glance_store]
-default_backend = central
-[central]
-filesystem_store_datadir = $WORK/stores/central
-[dcn0]
-filesystem_store_datadir = $WORK/stores/dcn0
-[dcn1]
-filesystem_store_datadir = $WORK/stores/dcn1
-CONF
+write_config
 mount_imagefs --config="$WORK/imagefs.conf"
 
 id=$(new_uuid)
