@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -184,6 +185,9 @@ struct OpenFile {
   std::shared_ptr<StagedWrite> write;
   UploadRegistry::Key upload_key;
   bool commit_at_rename = false;
+  Caller creator;            // who created the file
+  pid_t creator_pid = 0;     // the process (thread) that created it
+  std::atomic<bool> wrote{false};
 };
 
 struct DirectoryEntry {
@@ -552,27 +556,28 @@ class FilesystemImpl final : public Filesystem {
                              new_name, node->site, image),
                         "rename");
     }
-    CommitUpload(req, {parent, name}, new_name, "rename");
+    CommitUpload(CallerOf(req), {parent, name}, new_name,
+                 [req](Status status) { ReplyStatus(req, status, "rename"); });
   }
 
-  // Commits the upload; replies to `req` when the import has finished.
-  void CommitUpload(fuse_req_t req, const UploadRegistry::Key& key, std::string_view final_name,
-                    std::string_view operation) {
+  // Commits the upload; `done` runs when the import has finished.
+  void CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
+                    std::string_view final_name, std::function<void(Status)> done) {
     auto write = uploads_.BeginCommit(key);
-    if (!write.ok()) return ReplyError(req, write.error(), operation);
-    NameUnnamedImage(req, **write, final_name);
-    service_->CommitWrite(*write, [this, req, key, operation](Status status) {
+    if (!write.ok()) return done(write.error());
+    NameUnnamedImage(caller, **write, final_name);
+    service_->CommitWrite(*write, [this, key, done = std::move(done)](Status status) {
       uploads_.Remove(key);
-      ReplyStatus(req, status, operation);
+      done(std::move(status));
     });
   }
 
   // An upload named "disk.qcow2" names an image that has no name yet.
-  void NameUnnamedImage(fuse_req_t req, const StagedWrite& write, std::string_view name) {
+  void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name) {
     if (name.empty() || name == write.image_id() || !RsyncTarget(name).empty()) return;
     auto record = service_->GetImage(write.image_id());
     if (!record.ok() || !record->name.empty() || record->status == ImageStatus::kActive) return;
-    Status named = service_->SetProperty(CallerOf(req), write.image_id(), "name", name);
+    Status named = service_->SetProperty(caller, write.image_id(), "name", name);
     if (!named.ok()) Log(LogLevel::kWarning, "{}", named.error().message);
   }
 
@@ -613,6 +618,8 @@ class FilesystemImpl final : public Filesystem {
     file->write = *write;
     file->upload_key = key;
     file->commit_at_rename = upload.commit_at_rename;
+    file->creator = caller;
+    file->creator_pid = fuse_req_ctx(req)->pid;
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     if (fuse_reply_create(req, &*entry, fi) == 0) {
       file.release();
@@ -666,22 +673,43 @@ class FilesystemImpl final : public Filesystem {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
     if (!file->write) return ReplyError(req, Fail(EBADF, "write to a read-only image file"), "write");
     Status written = file->write->Write(static_cast<uint64_t>(offset), std::span<const char>(data, size));
+    file->wrote = true;
     if (!written.ok()) return ReplyError(req, written.error(), "write");
     fuse_reply_write(req, size);
   }
 
+  // Commits when the process that created the file closes it after writing,
+  // and the close reports the import's result. Other closes only close: a
+  // shell's redirection closes a duplicate before anything is written, and
+  // children that inherited the descriptor close theirs while others write.
   void Flush(fuse_req_t req, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
-    if (!file->write || file->commit_at_rename || file->write->committed()) {
+    bool creator_closes = fuse_req_ctx(req)->pid == file->creator_pid && file->wrote;
+    if (!file->write || file->commit_at_rename || file->write->committed() || !creator_closes ||
+        !uploads_.Find(file->upload_key)) {
       return (void)fuse_reply_err(req, 0);
     }
-    if (!uploads_.Find(file->upload_key)) return (void)fuse_reply_err(req, 0);  // unlinked
-    CommitUpload(req, file->upload_key, file->upload_key.second, "close");
+    CommitUpload(CallerOf(req), file->upload_key, file->upload_key.second,
+                 [req](Status status) { ReplyStatus(req, status, "close"); });
   }
 
+  // The last close of a file that no close committed (an empty file, or the
+  // creator closed first) commits it; the result goes to the log and to
+  // the image's xattrs, as no caller is waiting any more.
   void Release(fuse_req_t req, fuse_file_info* fi) {
     std::unique_ptr<OpenFile> file(reinterpret_cast<OpenFile*>(fi->fh));
-    if (file->write) uploads_.Released(file->upload_key);
+    if (file->write) {
+      if (!file->commit_at_rename && !file->write->committed() && uploads_.Find(file->upload_key)) {
+        CommitUpload(file->creator, file->upload_key, file->upload_key.second,
+                     [](Status status) {
+                       if (!status.ok()) {
+                         Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
+                             std::strerror(status.code()));
+                       }
+                     });
+      }
+      uploads_.Released(file->upload_key);
+    }
     fuse_reply_err(req, 0);
   }
 
