@@ -35,8 +35,8 @@ namespace imagefs {
 
 struct Lease {
   std::string image_id;
-  std::string holder;   // unique per operation
-  std::string purpose;  // for log lines: "copy to dcn0 by uid 1000"
+  std::string holder;      // unique per operation
+  std::string purpose;     // for log lines: "copy to dcn0 by uid 1000"
   int64_t expires_at = 0;  // ns since the epoch
 };
 

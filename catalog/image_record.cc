@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-
 #include <nlohmann/json.hpp>
 
 #include "common/time.h"
@@ -125,8 +124,7 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
       record.locations.push_back(
           {location.at("store").get<std::string>(), location.at("url").get<std::string>()});
     }
-    record.importing_to_stores =
-        parsed.value("importing_to_stores", std::vector<std::string>{});
+    record.importing_to_stores = parsed.value("importing_to_stores", std::vector<std::string>{});
     record.failed_import = parsed.value("failed_import", std::vector<std::string>{});
     record.properties = parsed.value("properties", std::map<std::string, std::string>{});
     return record;
@@ -174,8 +172,8 @@ std::optional<std::string> GlanceProperty(const ImageRecord& record, std::string
 
 bool IsReservedProperty(std::string_view name) {
   static constexpr std::array<std::string_view, 12> kReserved{
-      "id",     "status",    "checksum",   "size",       "stores",     "locations",
-      "owner",  "created_at", "updated_at", "virtual_size", "direct_url", "file"};
+      "id",    "status",     "checksum",   "size",         "stores",     "locations",
+      "owner", "created_at", "updated_at", "virtual_size", "direct_url", "file"};
   if (name.starts_with("os_glance_") || name.starts_with("os_hash_")) return true;
   return std::find(kReserved.begin(), kReserved.end(), name) != kReserved.end();
 }
@@ -191,8 +189,8 @@ Status SetUserProperty(ImageRecord& record, std::string_view name, std::string_v
   }
   static constexpr std::array<std::string_view, 11> kDiskFormats{
       "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"};
-  static constexpr std::array<std::string_view, 7> kContainerFormats{
-      "ami", "ari", "aki", "bare", "ovf", "ova", "docker"};
+  static constexpr std::array<std::string_view, 7> kContainerFormats{"ami", "ari", "aki",   "bare",
+                                                                     "ovf", "ova", "docker"};
   if (name == "name") {
     if (value.size() > 255) return Fail(EINVAL, "image {}: name longer than 255", record.id);
     record.name = value;

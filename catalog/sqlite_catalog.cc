@@ -14,7 +14,9 @@ constexpr int kSchemaVersion = 1;
 // A prepared statement that finalizes itself.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -151,8 +153,8 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<Lease>> ListStaleLeases(int64_t now) override {
     std::lock_guard lock(mutex_);
-    Statement select(db_,
-                     "SELECT image_id, holder, purpose, expires_at FROM leases WHERE expires_at < ?");
+    Statement select(
+        db_, "SELECT image_id, holder, purpose, expires_at FROM leases WHERE expires_at < ?");
     select.Bind(1, now);
     std::vector<Lease> leases;
     int rc;
@@ -241,9 +243,9 @@ class SqliteCatalog final : public Catalog {
 
 Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Error error = Fail(EIO, "catalog: cannot open {}: {}", path,
                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));

@@ -1,14 +1,13 @@
 #include "common/log.h"
 
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <string>
-
-#include <fmt/chrono.h>
 
 namespace imagefs {
 namespace {

@@ -4,10 +4,10 @@
 // written with a single write(2) so lines from different threads never mix.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <string_view>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace imagefs {
 

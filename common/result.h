@@ -10,14 +10,14 @@
 //   wrappers) are converted in ErrorFromNegative and nowhere else.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 namespace imagefs {
 
@@ -29,7 +29,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const { return state_.index() == 0; }
@@ -81,10 +81,10 @@ Error ErrorFromErrno(std::string_view what);
 }  // namespace imagefs
 
 // Returns early from the enclosing function when `expr` is an error.
-#define IMAGEFS_RETURN_IF_ERROR(expr)          \
-  do {                                         \
-    auto imagefs_status_ = (expr);             \
-    if (!imagefs_status_.ok()) {               \
-      return imagefs_status_.error();          \
-    }                                          \
+#define IMAGEFS_RETURN_IF_ERROR(expr) \
+  do {                                \
+    auto imagefs_status_ = (expr);    \
+    if (!imagefs_status_.ok()) {      \
+      return imagefs_status_.error(); \
+    }                                 \
   } while (false)

@@ -1,8 +1,8 @@
 #include "common/time.h"
 
-#include <chrono>
-
 #include <fmt/chrono.h>
+
+#include <chrono>
 
 namespace imagefs {
 

@@ -185,8 +185,8 @@ struct OpenFile {
   std::shared_ptr<StagedWrite> write;
   UploadRegistry::Key upload_key;
   bool commit_at_rename = false;
-  Caller creator;            // who created the file
-  pid_t creator_pid = 0;     // the process (thread) that created it
+  Caller creator;         // who created the file
+  pid_t creator_pid = 0;  // the process (thread) that created it
   std::atomic<bool> wrote{false};
 };
 
@@ -233,12 +233,13 @@ void SetTimes(struct stat& st, int64_t nanos) {
 }
 
 class FilesystemImpl;
-FilesystemImpl* Self(fuse_req_t req) { return static_cast<FilesystemImpl*>(fuse_req_userdata(req)); }
+FilesystemImpl* Self(fuse_req_t req) {
+  return static_cast<FilesystemImpl*>(fuse_req_userdata(req));
+}
 
 class FilesystemImpl final : public Filesystem {
  public:
-  explicit FilesystemImpl(FilesystemOptions options)
-      : options_(options), mounted_at_(NowNanos()) {}
+  explicit FilesystemImpl(FilesystemOptions options) : options_(options), mounted_at_(NowNanos()) {}
 
   ~FilesystemImpl() override { Stop(); }
 
@@ -410,7 +411,8 @@ class FilesystemImpl final : public Filesystem {
         }
         break;
       case NodeKind::kSites:
-        for (const auto& site : service_->store_ids()) add_dir(site, Node{NodeKind::kSite, "", site});
+        for (const auto& site : service_->store_ids())
+          add_dir(site, Node{NodeKind::kSite, "", site});
         break;
       case NodeKind::kStoreDir: {
         auto record = service_->GetImage(node.image);
@@ -427,7 +429,8 @@ class FilesystemImpl final : public Filesystem {
         if (!ids.ok()) return ids.error();
         for (const auto& id : *ids) {
           auto record = service_->GetImage(id);
-          if (record.ok() && record->HasStore(node.site) && record->status != ImageStatus::kQueued) {
+          if (record.ok() && record->HasStore(node.site) &&
+              record->status != ImageStatus::kQueued) {
             add_file(id, Node{NodeKind::kFile, id, node.site, id, ino});
           }
         }
@@ -476,10 +479,9 @@ class FilesystemImpl final : public Filesystem {
       auto upload = node->kind == NodeKind::kUpload ? uploads_.Find({node->parent, node->name})
                                                     : std::nullopt;
       if (!upload) {
-        return ReplyError(req,
-                          Fail(EPERM, "image {}: image data is read-only (truncate refused)",
-                               node->image),
-                          "setattr");
+        return ReplyError(
+            req, Fail(EPERM, "image {}: image data is read-only (truncate refused)", node->image),
+            "setattr");
       }
       Status truncated = upload->write->Truncate(static_cast<uint64_t>(attr->st_size));
       if (!truncated.ok()) return ReplyError(req, truncated.error(), "truncate");
@@ -523,7 +525,8 @@ class FilesystemImpl final : public Filesystem {
     if (node->kind != NodeKind::kStoreDir && node->kind != NodeKind::kSite) {
       return ReplyError(req, Fail(EPERM, "unlink '{}': not an image file", name), "unlink");
     }
-    if (uploads_.Find({parent, name})) return ReplyStatus(req, uploads_.Discard({parent, name}), "unlink");
+    if (uploads_.Find({parent, name}))
+      return ReplyStatus(req, uploads_.Discard({parent, name}), "unlink");
     auto child = Child(parent, *node, name);
     if (!child.ok()) return ReplyError(req, child.error(), "unlink");
     service_->DeleteCopy(CallerOf(req), child->image, child->site,
@@ -537,13 +540,15 @@ class FilesystemImpl final : public Filesystem {
     auto upload = uploads_.Find({parent, name});
     if (!upload) {
       return ReplyError(req,
-                        Fail(EPERM, "rename '{}': only files being written can be renamed (set "
-                                    "user.glance.name to rename an image)",
+                        Fail(EPERM,
+                             "rename '{}': only files being written can be renamed (set "
+                             "user.glance.name to rename an image)",
                              name),
                         "rename");
     }
     if (flags & RENAME_EXCHANGE) {
-      return ReplyError(req, Fail(EINVAL, "rename '{}': exchange is not supported", name), "rename");
+      return ReplyError(req, Fail(EINVAL, "rename '{}': exchange is not supported", name),
+                        "rename");
     }
     if (new_parent != parent) {
       return ReplyError(req, Fail(EXDEV, "rename '{}': uploads stay in their site directory", name),
@@ -593,7 +598,8 @@ class FilesystemImpl final : public Filesystem {
     if (!image.ok()) return ReplyError(req, image.error(), "create");
     UploadRegistry::Key key{parent, name};
     if (uploads_.Find(key)) {
-      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", *image, name), "create");
+      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", *image, name),
+                        "create");
     }
     Caller caller = CallerOf(req);
     auto write = service_->BeginWrite(caller, *image, node->site);
@@ -607,7 +613,8 @@ class FilesystemImpl final : public Filesystem {
     upload.open_handles = 1;
     upload.created_at = NowNanos();
     if (!uploads_.Add(key, upload)) {
-      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", *image, name), "create");
+      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", *image, name),
+                        "create");
     }
     auto entry = Entry(upload_node);
     if (!entry.ok()) {
@@ -632,13 +639,14 @@ class FilesystemImpl final : public Filesystem {
     auto node = FindNode(ino);
     if (!node.ok()) return ReplyError(req, node.error(), "open");
     if (node->kind == NodeKind::kUpload && uploads_.Find({node->parent, node->name})) {
-      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", node->image, node->name),
-                        "open");
+      return ReplyError(
+          req, Fail(EBUSY, "image {}: '{}' is being written", node->image, node->name), "open");
     }
     if ((fi->flags & O_ACCMODE) != O_RDONLY) {
       return ReplyError(req,
-                        Fail(EEXIST, "image {}: store {} already holds a copy (image files are "
-                                     "read-only)",
+                        Fail(EEXIST,
+                             "image {}: store {} already holds a copy (image files are "
+                             "read-only)",
                              node->image, node->site),
                         "open");
     }
@@ -653,7 +661,8 @@ class FilesystemImpl final : public Filesystem {
 
   void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
-    if (!file->reader) return ReplyError(req, Fail(EBADF, "read of a file opened for writing"), "read");
+    if (!file->reader)
+      return ReplyError(req, Fail(EBADF, "read of a file opened for writing"), "read");
     std::vector<char> buffer(size);
     size_t filled = 0;
     {
@@ -671,8 +680,10 @@ class FilesystemImpl final : public Filesystem {
 
   void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
-    if (!file->write) return ReplyError(req, Fail(EBADF, "write to a read-only image file"), "write");
-    Status written = file->write->Write(static_cast<uint64_t>(offset), std::span<const char>(data, size));
+    if (!file->write)
+      return ReplyError(req, Fail(EBADF, "write to a read-only image file"), "write");
+    Status written =
+        file->write->Write(static_cast<uint64_t>(offset), std::span<const char>(data, size));
     file->wrote = true;
     if (!written.ok()) return ReplyError(req, written.error(), "write");
     fuse_reply_write(req, size);
@@ -700,13 +711,12 @@ class FilesystemImpl final : public Filesystem {
     std::unique_ptr<OpenFile> file(reinterpret_cast<OpenFile*>(fi->fh));
     if (file->write) {
       if (!file->commit_at_rename && !file->write->committed() && uploads_.Find(file->upload_key)) {
-        CommitUpload(file->creator, file->upload_key, file->upload_key.second,
-                     [](Status status) {
-                       if (!status.ok()) {
-                         Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
-                             std::strerror(status.code()));
-                       }
-                     });
+        CommitUpload(file->creator, file->upload_key, file->upload_key.second, [](Status status) {
+          if (!status.ok()) {
+            Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
+                std::strerror(status.code()));
+          }
+        });
       }
       uploads_.Released(file->upload_key);
     }
@@ -756,7 +766,9 @@ class FilesystemImpl final : public Filesystem {
     auto record = service_->GetImage(node->image);
     if (!record.ok()) return ReplyError(req, record.error(), "getxattr");
     auto value = GlanceProperty(*record, wanted.substr(kXattrPrefix.size()));
-    if (!value) return ReplyError(req, Fail(ENODATA, "image {}: no attribute {}", node->image, name), "getxattr");
+    if (!value)
+      return ReplyError(req, Fail(ENODATA, "image {}: no attribute {}", node->image, name),
+                        "getxattr");
     ReplyXattr(req, *value, size);
   }
 
@@ -880,7 +892,8 @@ const fuse_lowlevel_ops kOperations = {
         },
     .rmdir =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
-          Guarded(req, "rmdir", [&](FilesystemImpl* fs) { fs->RemoveDirectory(req, parent, name); });
+          Guarded(req, "rmdir",
+                  [&](FilesystemImpl* fs) { fs->RemoveDirectory(req, parent, name); });
         },
     .rename =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
@@ -900,7 +913,8 @@ const fuse_lowlevel_ops kOperations = {
     .write =
         [](fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
            fuse_file_info* fi) {
-          Guarded(req, "write", [&](FilesystemImpl* fs) { fs->Write(req, data, size, offset, fi); });
+          Guarded(req, "write",
+                  [&](FilesystemImpl* fs) { fs->Write(req, data, size, offset, fi); });
         },
     .flush =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {

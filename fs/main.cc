@@ -39,7 +39,8 @@ void PrintUsage(const char* program) {
       "[--log-file=FILE] MOUNTPOINT [options]\n\n"
       "  --config=FILE      Glance-style INI configuration (default: embedded default)\n"
       "  --state-dir=DIR    catalog, staging and default stores (default: %s)\n"
-      "  --log-file=FILE    append log lines to FILE (default: stderr, or syslog when detached)\n\n",
+      "  --log-file=FILE    append log lines to FILE (default: stderr, or syslog when "
+      "detached)\n\n",
       program, imagefs::DefaultStateDir().c_str());
   fuse_cmdline_help();
   fuse_lowlevel_help();
@@ -78,9 +79,12 @@ int main(int argc, char* argv[]) {
   }
   if (command_line.log_level) {
     std::string level = command_line.log_level;
-    if (level == "debug") imagefs::SetLogLevel(LogLevel::kDebug);
-    else if (level == "warning") imagefs::SetLogLevel(LogLevel::kWarning);
-    else if (level == "error") imagefs::SetLogLevel(LogLevel::kError);
+    if (level == "debug")
+      imagefs::SetLogLevel(LogLevel::kDebug);
+    else if (level == "warning")
+      imagefs::SetLogLevel(LogLevel::kWarning);
+    else if (level == "error")
+      imagefs::SetLogLevel(LogLevel::kError);
   }
 
   if (command_line.log_file && !imagefs::LogToFile(command_line.log_file)) {
@@ -124,8 +128,8 @@ int main(int argc, char* argv[]) {
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_max_threads(loop, 16);
         fuse_loop_cfg_set_idle_threads(loop, 4);
-        exit_code = options.singlethread ? fuse_session_loop(session)
-                                         : fuse_session_loop_mt(session, loop);
+        exit_code =
+            options.singlethread ? fuse_session_loop(session) : fuse_session_loop_mt(session, loop);
         fuse_loop_cfg_destroy(loop);
         filesystem->Stop();
         (*service)->Shutdown();

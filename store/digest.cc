@@ -1,10 +1,9 @@
 #include "store/digest.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 namespace imagefs {
 
@@ -33,7 +32,8 @@ std::string FinishHex(EVP_MD_CTX* context) {
   if (EVP_DigestFinal_ex(context, bytes, &length) != 1) std::abort();
   std::string hex;
   hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) fmt::format_to(std::back_inserter(hex), "{:02x}", bytes[i]);
+  for (unsigned int i = 0; i < length; ++i)
+    fmt::format_to(std::back_inserter(hex), "{:02x}", bytes[i]);
   return hex;
 }
 

@@ -82,7 +82,8 @@ Status FaultyWriter::Write(std::span<const char> data) {
 }
 
 Result<std::string> FaultyWriter::Publish() {
-  if (store_.plan().fail_publish) return Fail(EIO, "store {}: injected publish failure", store_.id());
+  if (store_.plan().fail_publish)
+    return Fail(EIO, "store {}: injected publish failure", store_.id());
   return inner_->Publish();
 }
 

@@ -11,10 +11,10 @@
 namespace imagefs {
 
 struct FaultPlan {
-  int fail_write_number = 0;   // 1-based count of Write calls (all writers); 0 = never
-  int write_errno = EIO;       // errno of the failing write (ENOSPC to simulate full)
-  bool fail_publish = false;   // Publish fails with EIO
-  bool fail_remove = false;    // Remove fails with EBUSY
+  int fail_write_number = 0;  // 1-based count of Write calls (all writers); 0 = never
+  int write_errno = EIO;      // errno of the failing write (ENOSPC to simulate full)
+  bool fail_publish = false;  // Publish fails with EIO
+  bool fail_remove = false;   // Remove fails with EBUSY
   std::chrono::milliseconds write_stall{0};  // sleep before every write
 };
 

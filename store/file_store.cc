@@ -18,7 +18,8 @@ namespace {
 constexpr char kTemporaryDir[] = ".tmp";
 
 bool AllZero(std::span<const char> data) {
-  return !data.empty() && data[0] == 0 && std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
+  return !data.empty() && data[0] == 0 &&
+         std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
 }
 
 class FileDescriptor {
@@ -98,7 +99,8 @@ class FileStoreWriter final : public StoreWriter {
   Result<std::string> Publish() override {
     if (::renameat2(AT_FDCWD, temporary_path_.c_str(), AT_FDCWD, final_path_.c_str(),
                     RENAME_NOREPLACE) != 0) {
-      if (errno == EEXIST) return Fail(EEXIST, "store {}: {} already exists", store_id_, final_path_);
+      if (errno == EEXIST)
+        return Fail(EEXIST, "store {}: {} already exists", store_id_, final_path_);
       return ErrorFromErrno(fmt::format("store {}: publish {}", store_id_, final_path_));
     }
     published_ = true;
@@ -164,7 +166,8 @@ class FileStore final : public Store {
     std::string path = PathOf(image_id);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      if (errno == ENOENT) return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
+      if (errno == ENOENT)
+        return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
       return ErrorFromErrno(fmt::format("store {}: open {}", id_, path));
     }
     struct stat st {};
@@ -180,7 +183,8 @@ class FileStore final : public Store {
   Status Remove(std::string_view image_id) override {
     std::string path = PathOf(image_id);
     if (::unlink(path.c_str()) != 0) {
-      if (errno == ENOENT) return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
+      if (errno == ENOENT)
+        return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
       return ErrorFromErrno(fmt::format("store {}: remove {}", id_, path));
     }
     return SyncDirectory(directory_);
@@ -211,7 +215,8 @@ class FileStore final : public Store {
       std::string name = entry.path().filename();
       temporaries.push_back({name, name.substr(0, name.find('.'))});
     }
-    if (error) return Fail(EIO, "store {}: list {}: {}", id_, temporary_directory_, error.message());
+    if (error)
+      return Fail(EIO, "store {}: list {}: {}", id_, temporary_directory_, error.message());
     return temporaries;
   }
 

@@ -1,10 +1,10 @@
 #include "workflow/config.h"
 
+#include <unistd.h>
+
 #include <boost/algorithm/string.hpp>
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
-#include <unistd.h>
-
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -56,8 +56,7 @@ class ConfigReader {
     return Fail(EINVAL, "{}:{}: [{}] {}: {}", source_, line, section, key, why);
   }
 
-  std::string Get(std::string_view section, std::string_view key,
-                  std::string fallback = "") const {
+  std::string Get(std::string_view section, std::string_view key, std::string fallback = "") const {
     auto value = tree_.get_optional<std::string>(
         pt::ptree::path_type(fmt::format("{}|{}", section, key), '|'));
     return value ? boost::trim_copy(*value) : fallback;
@@ -162,17 +161,20 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
     store.id = boost::trim_copy(entry.substr(0, colon));
     store.driver = colon == std::string::npos ? "" : boost::trim_copy(entry.substr(colon + 1));
     if (store.id.empty() || store.driver.empty()) {
-      return reader.Bad("DEFAULT", "enabled_backends", fmt::format("'{}' is not <id>:<driver>", entry));
+      return reader.Bad("DEFAULT", "enabled_backends",
+                        fmt::format("'{}' is not <id>:<driver>", entry));
     }
     if (store.id.starts_with("os_glance_")) {
       return reader.Bad("DEFAULT", "enabled_backends",
                         fmt::format("store id '{}' uses the reserved prefix os_glance_", store.id));
     }
     if (store.id.find('/') != std::string::npos || store.id == "." || store.id == "..") {
-      return reader.Bad("DEFAULT", "enabled_backends", fmt::format("store id '{}' is not a valid name", store.id));
+      return reader.Bad("DEFAULT", "enabled_backends",
+                        fmt::format("store id '{}' is not a valid name", store.id));
     }
     if (!seen.insert(store.id).second) {
-      return reader.Bad("DEFAULT", "enabled_backends", fmt::format("store '{}' listed twice", store.id));
+      return reader.Bad("DEFAULT", "enabled_backends",
+                        fmt::format("store '{}' listed twice", store.id));
     }
     if (store.driver == "file") {
       store.datadir = reader.Get(store.id, "filesystem_store_datadir");
@@ -193,8 +195,9 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
       if (!timeout.ok()) return timeout.error();
       store.connect_timeout_seconds = *timeout;
     } else {
-      return reader.Bad("DEFAULT", "enabled_backends",
-                        fmt::format("driver '{}' of store '{}' is unknown (file, rbd)", store.driver, store.id));
+      return reader.Bad(
+          "DEFAULT", "enabled_backends",
+          fmt::format("driver '{}' of store '{}' is unknown (file, rbd)", store.driver, store.id));
     }
     config.stores.push_back(store);
   }
@@ -257,8 +260,8 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   ImageService::Options options;
   for (const auto& store_config : config.stores) {
     if (store_config.driver != "file") {
-      return Fail(ENOTSUP, "store {}: driver '{}' is not available in this build",
-                  store_config.id, store_config.driver);
+      return Fail(ENOTSUP, "store {}: driver '{}' is not available in this build", store_config.id,
+                  store_config.driver);
     }
     auto store = OpenFileStore(store_config.id, store_config.datadir);
     if (!store.ok()) return store.error();

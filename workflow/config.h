@@ -29,8 +29,8 @@ namespace imagefs {
 
 struct StoreConfig {
   std::string id;
-  std::string driver;  // "file" or "rbd"
-  std::string datadir;  // file
+  std::string driver;     // "file" or "rbd"
+  std::string datadir;    // file
   std::string ceph_conf;  // rbd
   std::string pool = "images";
   std::string user;

@@ -119,8 +119,7 @@ class ImageServiceImpl final : public ImageService {
     return Ok();
   }
 
-  Status RemoveProperty(const Caller& caller, std::string_view id,
-                        std::string_view name) override {
+  Status RemoveProperty(const Caller& caller, std::string_view id, std::string_view name) override {
     auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
       if (IsReservedProperty(name) || IsSettableField(name)) {
         return Fail(EPERM, "image {}: property '{}' cannot be removed", id, name);
@@ -168,7 +167,8 @@ class ImageServiceImpl final : public ImageService {
       if (done) done(Ok());
       return Ok();
     }
-    auto lease = leases_.Acquire(id, fmt::format("copy to {} by uid {}", Join(targets), caller.uid));
+    auto lease =
+        leases_.Acquire(id, fmt::format("copy to {} by uid {}", Join(targets), caller.uid));
     if (!lease.ok()) return lease.error();
     auto plan = std::make_shared<ImportPlan>();
     plan->image_id = id;
@@ -378,11 +378,13 @@ class ImageServiceImpl final : public ImageService {
     uint64_t size = source.size();
     uint64_t offset = 0;
     while (offset < size) {
-      if (lease.lost()) return Fail(EIO, "image {}: import lease lost while copying to {}", image_id, store_id);
+      if (lease.lost())
+        return Fail(EIO, "image {}: import lease lost while copying to {}", image_id, store_id);
       size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
       auto got = source.ReadAt(offset, std::span<char>(buffer.data(), want));
       if (!got.ok()) return got.error();
-      if (*got == 0) return Fail(EIO, "image {}: source ended at {} of {} bytes", image_id, offset, size);
+      if (*got == 0)
+        return Fail(EIO, "image {}: source ended at {} of {} bytes", image_id, offset, size);
       IMAGEFS_RETURN_IF_ERROR(writer.Write(std::span<const char>(buffer.data(), *got)));
       offset += *got;
     }
@@ -467,7 +469,7 @@ class ImageServiceImpl final : public ImageService {
   Status RunImport(ImportPlan& plan) {
     const std::string& id = plan.image_id;
     bool upload = !plan.expected;
-    std::optional<Error> failure;  // what the caller's operation reports
+    std::optional<Error> failure;          // what the caller's operation reports
     std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
     auto source = OpenSource(plan);
     if (!source.ok()) failure = source.error();

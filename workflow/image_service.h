@@ -115,8 +115,7 @@ class ImageService {
 
   // A file written into stores/<site>/: an upload when the image is queued,
   // a copy-image to <site> when it is active.
-  virtual Result<std::shared_ptr<StagedWrite>> BeginWrite(const Caller& caller,
-                                                          std::string_view id,
+  virtual Result<std::shared_ptr<StagedWrite>> BeginWrite(const Caller& caller, std::string_view id,
                                                           std::string_view site) = 0;
   virtual void CommitWrite(std::shared_ptr<StagedWrite> write, Done done) = 0;
 

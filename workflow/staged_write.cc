@@ -47,7 +47,8 @@ Result<std::shared_ptr<StagedWrite>> StagedWrite::Create(const std::string& stag
                                                          StagingBudget& budget) {
   std::string path = fmt::format("{}/{}.{}", staging_dir, image_id, NewUuid());
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrorFromErrno(fmt::format("image {}: create staging file {}", image_id, path));
+  if (fd < 0)
+    return ErrorFromErrno(fmt::format("image {}: create staging file {}", image_id, path));
   return std::shared_ptr<StagedWrite>(
       new StagedWrite(path, fd, std::move(image_id), std::move(site), std::move(lease), budget));
 }
@@ -102,11 +103,12 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(end)));
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Remember(ErrorFromErrno(fmt::format("image {}: write staging file {}", image_id_, path_)));
+      return Remember(
+          ErrorFromErrno(fmt::format("image {}: write staging file {}", image_id_, path_)));
     }
     done += static_cast<size_t>(n);
   }

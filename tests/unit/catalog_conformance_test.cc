@@ -71,10 +71,10 @@ TEST_P(CatalogConformanceTest, UpdateAppliesOrAbortsWhole) {
   });
   EXPECT_EQ(refused.code(), EPERM);
   EXPECT_EQ(catalog_->Get(kId)->name, "renamed");
-  EXPECT_EQ(catalog_->Update("00000000-0000-0000-0000-000000000000",
-                             [](ImageRecord&) { return Ok(); })
-                .code(),
-            ENOENT);
+  EXPECT_EQ(
+      catalog_->Update("00000000-0000-0000-0000-000000000000", [](ImageRecord&) { return Ok(); })
+          .code(),
+      ENOENT);
 }
 
 TEST_P(CatalogConformanceTest, ConcurrentUpdatesFromTwoHandlesLoseNothing) {
@@ -145,13 +145,13 @@ TEST_P(CatalogConformanceTest, RecordsSurviveReopen) {
   EXPECT_EQ(*read, record);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, CatalogConformanceTest,
-    ::testing::Values(CatalogBackend{"sqlite",
-                                     [](const std::string& directory) {
-                                       return OpenSqliteCatalog(directory + "/catalog.db");
-                                     }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, CatalogConformanceTest,
+                         ::testing::Values(CatalogBackend{"sqlite",
+                                                          [](const std::string& directory) {
+                                                            return OpenSqliteCatalog(directory +
+                                                                                     "/catalog.db");
+                                                          }}),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace imagefs

@@ -72,8 +72,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "[a]\nrbd_store_chunk_size = big\n",
                   "bad.conf:6"},
         BadConfig{"[DEFAULT\nenabled_backends = a:file\n", "bad.conf:1"},
-        BadConfig{"[DEFAULT]\nenabled_backends = a:file, a:file\n[a]\nfilesystem_store_datadir=/x\n",
-                  "listed twice"}));
+        BadConfig{
+            "[DEFAULT]\nenabled_backends = a:file, a:file\n[a]\nfilesystem_store_datadir=/x\n",
+            "listed twice"}));
 
 TEST(ConfigTest, TheDocumentedExampleIsValid) {
   auto config = LoadConfigFile(IMAGEFS_SOURCE_DIR "/docs/imagefs.conf.example", "/state");

@@ -12,7 +12,7 @@ TEST(EntryNamesTest, RsyncTemporaries) {
   EXPECT_EQ(RsyncTarget(std::string(".") + kId + ".xYz789"), kId);
   EXPECT_EQ(RsyncTarget("disk.qcow2"), "");
   EXPECT_EQ(RsyncTarget(".hidden"), "");
-  EXPECT_EQ(RsyncTarget(".a.12345"), "");   // suffix of 5
+  EXPECT_EQ(RsyncTarget(".a.12345"), "");    // suffix of 5
   EXPECT_EQ(RsyncTarget(".a.1234567"), "");  // suffix of 7
 }
 

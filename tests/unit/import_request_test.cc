@@ -32,7 +32,11 @@ TEST(ImportRequestTest, WebDownloadNeedsUri) {
 
 TEST(ImportRequestTest, BadRequestsAreEinval) {
   for (const char* bad : {
-           "", "not json", "[]", "{}", R"({"method":"copy-image"})",
+           "",
+           "not json",
+           "[]",
+           "{}",
+           R"({"method":"copy-image"})",
            R"({"method":{"name":"glance-direct"}})",
            R"({"method":{"name":"copy-image"},"stores":"dcn0"})",
            R"({"method":{"name":"copy-image"},"all_stores":"yes"})",

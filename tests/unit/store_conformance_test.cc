@@ -1,9 +1,9 @@
 // One suite for every store driver (RBD joins with a real local cluster).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <functional>
 #include <random>
-#include <sys/stat.h>
 
 #include "store/faulty_store.h"
 #include "store/store.h"
@@ -49,8 +49,8 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreDriver> {
     auto writer = store_->CreateWriter(kId);
     if (!writer.ok()) return writer.error();
     for (size_t at = 0; at < data.size(); at += chunk) {
-      IMAGEFS_RETURN_IF_ERROR(
-          (*writer)->Write(std::span<const char>(data.data() + at, std::min(chunk, data.size() - at))));
+      IMAGEFS_RETURN_IF_ERROR((*writer)->Write(
+          std::span<const char>(data.data() + at, std::min(chunk, data.size() - at))));
     }
     auto digest = (*writer)->Finish();
     if (!digest.ok()) return digest.error();
@@ -136,17 +136,17 @@ TEST_P(StoreConformanceTest, LeftoverTemporariesCanBeRemoved) {
 
 INSTANTIATE_TEST_SUITE_P(
     Drivers, StoreConformanceTest,
-    ::testing::Values(
-        StoreDriver{"file",
-                    [](const std::string& directory) {
-                      return OpenFileStore("central", directory + "/central");
-                    }},
-        StoreDriver{"faulty_file_without_faults",
-                    [](const std::string& directory) -> Result<std::unique_ptr<Store>> {
-                      auto inner = OpenFileStore("central", directory + "/central");
-                      if (!inner.ok()) return inner.error();
-                      return std::unique_ptr<Store>(WrapWithFaults(std::move(inner).value()));
-                    }}),
+    ::testing::Values(StoreDriver{"file",
+                                  [](const std::string& directory) {
+                                    return OpenFileStore("central", directory + "/central");
+                                  }},
+                      StoreDriver{
+                          "faulty_file_without_faults",
+                          [](const std::string& directory) -> Result<std::unique_ptr<Store>> {
+                            auto inner = OpenFileStore("central", directory + "/central");
+                            if (!inner.ok()) return inner.error();
+                            return std::unique_ptr<Store>(WrapWithFaults(std::move(inner).value()));
+                          }}),
     [](const auto& info) { return info.param.name; });
 
 TEST(FileStoreTest, ZeroChunksAreHoles) {

@@ -1,7 +1,5 @@
 // The import/copy/delete workflows against real directory stores, a real
 // SQLite catalog and the fault-injecting store wrapper.
-#include "workflow/image_service.h"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,6 +11,7 @@
 #include "common/time.h"
 #include "store/faulty_store.h"
 #include "tests/unit/temporary_directory.h"
+#include "workflow/image_service.h"
 
 namespace imagefs {
 namespace {
@@ -348,7 +347,8 @@ TEST_F(WorkflowTest, StaleLeaseOfACrashedDaemonIsTakenOver) {
   auto other = OtherCatalog();
   ASSERT_TRUE(other->AcquireLease({kId, "crashed-daemon", "copy to dcn0", NowNanos() - 1}).ok());
   EXPECT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
-  ASSERT_TRUE(other->AcquireLease({kId, "live-daemon", "copy to dcn1", NowNanos() + 60'000'000'000}).ok());
+  ASSERT_TRUE(
+      other->AcquireLease({kId, "live-daemon", "copy to dcn1", NowNanos() + 60'000'000'000}).ok());
   EXPECT_EQ(CopyTo(kOwner, {"dcn1"}).code(), EBUSY);
 }
 
@@ -370,11 +370,14 @@ TEST_F(WorkflowTest, RecoveryLeavesNoOrphanAndNoLocationWithoutData) {
   // importing with a lapsed lease.
   ASSERT_TRUE(faults_["dcn0"]->Remove(kId).ok());
   auto other = OtherCatalog();
-  ASSERT_TRUE(other->Update(kId, [](ImageRecord& record) -> Status {
-    record.status = ImageStatus::kImporting;
-    record.importing_to_stores = {"dcn1"};
-    return Ok();
-  }).ok());
+  ASSERT_TRUE(other
+                  ->Update(kId,
+                           [](ImageRecord& record) -> Status {
+                             record.status = ImageStatus::kImporting;
+                             record.importing_to_stores = {"dcn1"};
+                             return Ok();
+                           })
+                  .ok());
   ASSERT_TRUE(StoreHasTemporaries("dcn1"));
 
   ASSERT_TRUE(service_->Recover().ok());
@@ -408,11 +411,15 @@ TEST_F(WorkflowTest, SweepRepairsAnImageWhoseOperationDiedWhileRunning) {
   // Another daemon starts a copy to dcn0, publishes the data and dies
   // before recording it; its lease lapses a second later.
   auto other = OtherCatalog();
-  ASSERT_TRUE(other->AcquireLease({kId, "dead-daemon", "copy to dcn0", NowNanos() + 1'000'000'000}).ok());
-  ASSERT_TRUE(other->Update(kId, [](ImageRecord& record) -> Status {
-    record.importing_to_stores = {"dcn0"};
-    return Ok();
-  }).ok());
+  ASSERT_TRUE(
+      other->AcquireLease({kId, "dead-daemon", "copy to dcn0", NowNanos() + 1'000'000'000}).ok());
+  ASSERT_TRUE(other
+                  ->Update(kId,
+                           [](ImageRecord& record) -> Status {
+                             record.importing_to_stores = {"dcn0"};
+                             return Ok();
+                           })
+                  .ok());
   PublishUnrecorded("dcn0", "abc");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < deadline &&
