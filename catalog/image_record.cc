@@ -21,12 +21,7 @@ constexpr std::array<std::pair<ImageStatus, std::string_view>, 6> kStatusNames{{
 }};
 
 std::string JoinComma(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += ',';
-    out += item;
-  }
-  return out;
+  return fmt::format("{}", fmt::join(items, ","));
 }
 
 }  // namespace

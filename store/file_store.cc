@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/uuid.h"
+#include "store/posix_file.h"
 #include "store/store.h"
 
 namespace imagefs {
@@ -21,22 +22,6 @@ bool AllZero(std::span<const char> data) {
   return !data.empty() && data[0] == 0 &&
          std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
 }
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd = -1) : fd_(fd) {}
-  ~FileDescriptor() { Reset(); }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 Status SyncDirectory(const std::string& path) {
   FileDescriptor dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -69,16 +54,8 @@ class FileStoreWriter final : public StoreWriter {
       offset_ += data.size();
       return Ok();
     }
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
-                           static_cast<off_t>(offset_ + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrorFromErrno(fmt::format("store {}: write {}", store_id_, temporary_path_));
-      }
-      done += static_cast<size_t>(n);
-    }
+    IMAGEFS_RETURN_IF_ERROR(WriteAllAt(
+        fd_.get(), data, offset_, fmt::format("store {}: write {}", store_id_, temporary_path_)));
     offset_ += data.size();
     return Ok();
   }
@@ -120,27 +97,6 @@ class FileStoreWriter final : public StoreWriter {
   bool published_ = false;
 };
 
-class FileStoreReader final : public StoreReader {
- public:
-  FileStoreReader(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
-
-  uint64_t size() const override { return size_; }
-
-  Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
-    while (true) {
-      ssize_t n = ::pread(fd_.get(), buffer.data(), buffer.size(), static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return ErrorFromErrno("read " + path_);
-    }
-  }
-
- private:
-  std::string path_;
-  FileDescriptor fd_;
-  uint64_t size_;
-};
-
 class FileStore final : public Store {
  public:
   FileStore(std::string id, std::string directory)
@@ -163,21 +119,11 @@ class FileStore final : public Store {
   }
 
   Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
-    std::string path = PathOf(image_id);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT)
-        return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
-      return ErrorFromErrno(fmt::format("store {}: open {}", id_, path));
+    auto reader = OpenFileReader(PathOf(image_id));
+    if (reader.code() == ENOENT) {
+      return Fail(ENOENT, "store {}: image {} has no copy here", id_, image_id);
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      Error error = ErrorFromErrno("fstat " + path);
-      ::close(fd);
-      return error;
-    }
-    return std::unique_ptr<StoreReader>(
-        std::make_unique<FileStoreReader>(path, fd, static_cast<uint64_t>(st.st_size)));
+    return reader;
   }
 
   Status Remove(std::string_view image_id) override {

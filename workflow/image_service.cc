@@ -167,8 +167,8 @@ class ImageServiceImpl final : public ImageService {
       if (done) done(Ok());
       return Ok();
     }
-    auto lease =
-        leases_.Acquire(id, fmt::format("copy to {} by uid {}", Join(targets), caller.uid));
+    auto lease = leases_.Acquire(
+        id, fmt::format("copy to {} by uid {}", fmt::join(targets, ","), caller.uid));
     if (!lease.ok()) return lease.error();
     auto plan = std::make_shared<ImportPlan>();
     plan->image_id = id;
@@ -179,7 +179,8 @@ class ImageServiceImpl final : public ImageService {
     plan->expected = DigestOf(*record);
     IMAGEFS_RETURN_IF_ERROR(BeginImport(*plan));
     Log(LogLevel::kInfo, "image {}: copy-image from {} to {} ({})", id, plan->source_store,
-        Join(plan->targets), plan->must_succeed ? "all must succeed" : "failures allowed");
+        fmt::join(plan->targets, ","),
+        plan->must_succeed ? "all must succeed" : "failures allowed");
     Post([this, plan, done] { Finish(done, RunImport(*plan), plan); });
     return Ok();
   }
@@ -293,12 +294,6 @@ class ImageServiceImpl final : public ImageService {
   // this daemon runs: the crash may have been another daemon's.
   void SweepStaleLeases();
 
-  static std::string Join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
-    return out;
-  }
-
   void Post(std::function<void()> job) { boost::asio::post(pool_, std::move(job)); }
 
   // Releases the lease (and the staged data) before telling the caller, so
@@ -367,7 +362,8 @@ class ImageServiceImpl final : public ImageService {
     }
     plan.targets = CentralFirst(*record, {write.site()});
     Log(LogLevel::kInfo, "image {}: {} of {} bytes written into {}, importing to {}", id,
-        plan.expected ? "copy" : "upload", write.Size(), write.site(), Join(plan.targets));
+        plan.expected ? "copy" : "upload", write.Size(), write.site(),
+        fmt::join(plan.targets, ","));
     plan.staged = staged;  // the import's source, alive even if the file is released
     return Ok();
   }
@@ -522,7 +518,7 @@ class ImageServiceImpl final : public ImageService {
       if (failure) {
         for (const auto& site : published) RemoveQuietly(site, id);
       } else {
-        Log(LogLevel::kInfo, "image {}: copies in {} published", id, Join(published));
+        Log(LogLevel::kInfo, "image {}: copies in {} published", id, fmt::join(published, ","));
       }
     }
     unpublished.clear();  // unpublished temporaries are removed here
@@ -559,7 +555,7 @@ class ImageServiceImpl final : public ImageService {
       }
       if (site == options_.central) {
         return Fail(EPERM, "image {}: central copy cannot go while edges ({}) hold copies", id,
-                    Join(record.StoreIds()));
+                    fmt::join(record.StoreIds(), ","));
       }
       removed = *location;
       record.locations.erase(record.locations.begin() + (location - record.locations.data()));

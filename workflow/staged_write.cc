@@ -1,35 +1,13 @@
 #include "workflow/staged_write.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/uuid.h"
+#include "store/posix_file.h"
 
 namespace imagefs {
-namespace {
-
-// Reads the staged file through its own descriptor.
-class StagedReader final : public StoreReader {
- public:
-  StagedReader(int fd, uint64_t size) : fd_(fd), size_(size) {}
-  ~StagedReader() override { ::close(fd_); }
-  uint64_t size() const override { return size_; }
-  Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
-    while (true) {
-      ssize_t n = ::pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return ErrorFromErrno("read staged data");
-    }
-  }
-
- private:
-  int fd_;
-  uint64_t size_;
-};
-
-}  // namespace
 
 bool StagingBudget::Grow(uint64_t from, uint64_t to) {
   if (to <= from) return true;
@@ -101,17 +79,8 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
   if (committed()) return Fail(EBADF, "image {}: write after the data was committed", image_id_);
   uint64_t end = offset + data.size();
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(end)));
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n =
-        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Remember(
-          ErrorFromErrno(fmt::format("image {}: write staging file {}", image_id_, path_)));
-    }
-    done += static_cast<size_t>(n);
-  }
+  IMAGEFS_RETURN_IF_ERROR(Remember(WriteAllAt(
+      fd_, data, offset, fmt::format("image {}: write staging file {}", image_id_, path_))));
   uint64_t size = size_.load();
   while (end > size && !size_.compare_exchange_weak(size, end)) {
   }
@@ -129,9 +98,7 @@ Status StagedWrite::Truncate(uint64_t size) {
 }
 
 Result<std::unique_ptr<StoreReader>> StagedWrite::OpenReader() const {
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrorFromErrno(fmt::format("image {}: reopen staging file", image_id_));
-  return std::unique_ptr<StoreReader>(std::make_unique<StagedReader>(fd, size_.load()));
+  return OpenFileReader(path_);
 }
 
 }  // namespace imagefs
