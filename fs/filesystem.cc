@@ -35,8 +35,9 @@ struct Node {
   NodeKind kind = NodeKind::kRoot;
   std::string image;
   std::string site;
-  std::string name;       // kFile, kUpload: the entry name
-  fuse_ino_t parent = 0;  // kFile, kUpload: the directory holding it
+  std::string name;          // kFile, kUpload: the entry name
+  fuse_ino_t parent = 0;     // kFile, kUpload: the directory holding it
+  bool named_by_id = false;  // kFile: in /sites/<site>/, named by the image id
 
   bool IsDirectory() const { return kind != NodeKind::kFile && kind != NodeKind::kUpload; }
   std::string Key() const {
@@ -312,6 +313,12 @@ class FilesystemImpl final : public Filesystem {
         if (!record->HasStore(node.site) || record->status == ImageStatus::kQueued) {
           return Fail(ENOENT, "image {}: store {} has no copy", node.image, node.site);
         }
+        // A committed upload keeps the name it was written under.
+        std::string expected = node.named_by_id ? record->id : record->FileName();
+        if (node.kind == NodeKind::kFile && node.name != expected) {
+          return Fail(ENOENT, "image {}: its file is named '{}', not '{}'", node.image, expected,
+                      node.name);
+        }
         st.st_mode = S_IFREG | 0444;
         st.st_nlink = 1;
         st.st_uid = record->owner;
@@ -324,7 +331,8 @@ class FilesystemImpl final : public Filesystem {
     return Fail(EIO, "inode {} has an unknown kind", ino);
   }
 
-  // The child `name` of directory `parent`.
+  // The node `name` in directory `parent` would be, from names alone; Stat
+  // tells whether it exists.
   Result<Node> Child(fuse_ino_t parent_ino, const Node& parent, std::string_view name) {
     auto missing = [&] { return Fail(ENOENT, "no entry '{}' in inode {}", name, parent_ino); };
     switch (parent.kind) {
@@ -332,12 +340,9 @@ class FilesystemImpl final : public Filesystem {
         if (name == "images") return Node{NodeKind::kImages};
         if (name == "sites") return Node{NodeKind::kSites};
         return missing();
-      case NodeKind::kImages: {
+      case NodeKind::kImages:
         if (!IsUuid(name)) return missing();
-        auto record = service_->GetImage(name);
-        if (!record.ok()) return record.error();
         return Node{NodeKind::kImage, std::string(name)};
-      }
       case NodeKind::kImage:
         if (name == "stores") return Node{NodeKind::kStores, parent.image};
         return missing();
@@ -353,15 +358,10 @@ class FilesystemImpl final : public Filesystem {
           return Node{NodeKind::kUpload, upload->write->image_id(), parent.site, std::string(name),
                       parent_ino};
         }
-        std::string image = parent.kind == NodeKind::kSite ? std::string(name) : parent.image;
+        bool by_id = parent.kind == NodeKind::kSite;
+        std::string image = by_id ? std::string(name) : parent.image;
         if (!IsUuid(image)) return missing();
-        auto record = service_->GetImage(image);
-        if (!record.ok()) return record.error();
-        bool named = parent.kind == NodeKind::kSite ? true : record->FileName() == name;
-        if (!named || !record->HasStore(parent.site) || record->status == ImageStatus::kQueued) {
-          return missing();
-        }
-        return Node{NodeKind::kFile, image, parent.site, std::string(name), parent_ino};
+        return Node{NodeKind::kFile, image, parent.site, std::string(name), parent_ino, by_id};
       }
       case NodeKind::kFile:
       case NodeKind::kUpload:
@@ -371,11 +371,12 @@ class FilesystemImpl final : public Filesystem {
   }
 
   Result<fuse_entry_param> Entry(const Node& node) {
+    auto st = Stat(0, node);  // before interning: a probed name takes no inode
+    if (!st.ok()) return st.error();
     fuse_entry_param entry{};
     entry.ino = inodes_.Intern(node);
-    auto st = Stat(entry.ino, node);
-    if (!st.ok()) return st.error();
     entry.attr = *st;
+    entry.attr.st_ino = entry.ino;
     // Uploads change name and nature at commit: let the kernel ask again.
     double timeout = node.kind == NodeKind::kUpload ? 0.0 : kAttrTimeout;
     entry.attr_timeout = timeout;
@@ -431,7 +432,7 @@ class FilesystemImpl final : public Filesystem {
           auto record = service_->GetImage(id);
           if (record.ok() && record->HasStore(node.site) &&
               record->status != ImageStatus::kQueued) {
-            add_file(id, Node{NodeKind::kFile, id, node.site, id, ino});
+            add_file(id, Node{NodeKind::kFile, id, node.site, id, ino, true});
           }
         }
         AddUploads(ino, entries);
@@ -529,6 +530,8 @@ class FilesystemImpl final : public Filesystem {
       return ReplyStatus(req, uploads_.Discard({parent, name}), "unlink");
     auto child = Child(parent, *node, name);
     if (!child.ok()) return ReplyError(req, child.error(), "unlink");
+    if (auto exists = Stat(0, *child); !exists.ok())
+      return ReplyError(req, exists.error(), "unlink");
     service_->DeleteCopy(CallerOf(req), child->image, child->site,
                          [req](Status status) { ReplyStatus(req, status, "unlink"); });
   }

@@ -30,6 +30,11 @@ case "$locations" in
   *) fail "locations lack dcn0: $locations" ;;
 esac
 
+# In a store directory the file has the image's name, and only that name.
+[ ! -e "$MNT/images/$id/stores/dcn0/$id" ] || fail "the image file answers to its id in stores/dcn0"
+expect_error "No such file" rm "$MNT/images/$id/stores/dcn0/$id"
+assert_eq "$(xattr "$id" stores)" central,dcn0 "a wrong name deletes nothing"
+
 # Stable attributes: same size and mtime in every store, honest blocks.
 central_stat=$(stat -c '%s %Y %y' "$MNT/images/$id/stores/central/disk.qcow2")
 assert_eq "$(stat -c '%s %Y %y' "$MNT/images/$id/stores/dcn0/disk.qcow2")" "$central_stat" "dcn0 attributes"
