@@ -98,14 +98,15 @@ class UploadRegistry {
     if (it == uploads_.end()) return std::nullopt;
     return it->second;
   }
-  std::vector<std::string> NamesIn(fuse_ino_t directory) {
+  // (name, inode) of every upload in `directory`.
+  std::vector<std::pair<std::string, fuse_ino_t>> EntriesIn(fuse_ino_t directory) {
     std::lock_guard lock(mutex_);
-    std::vector<std::string> names;
+    std::vector<std::pair<std::string, fuse_ino_t>> entries;
     for (auto it = uploads_.lower_bound({directory, ""});
          it != uploads_.end() && it->first.first == directory; ++it) {
-      names.push_back(it->first.second);
+      entries.emplace_back(it->first.second, it->second.ino);
     }
-    return names;
+    return entries;
   }
   // Marks an upload committing; EBUSY when it already is, ENOENT when gone.
   Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key) {
@@ -446,10 +447,8 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void AddUploads(fuse_ino_t ino, std::vector<DirectoryEntry>& entries) {
-    for (const auto& name : uploads_.NamesIn(ino)) {
-      if (auto upload = uploads_.Find({ino, name})) {
-        entries.push_back({name, upload->ino, S_IFREG});
-      }
+    for (auto& [name, upload_ino] : uploads_.EntriesIn(ino)) {
+      entries.push_back({std::move(name), upload_ino, S_IFREG});
     }
   }
 

@@ -74,10 +74,6 @@ class ConfigReader {
     return value;
   }
 
-  bool HasSection(std::string_view section) const {
-    return tree_.get_child_optional(pt::ptree::path_type(std::string(section), '|')).has_value();
-  }
-
  private:
   std::string_view text_;
   std::string_view source_;

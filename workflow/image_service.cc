@@ -495,8 +495,7 @@ class ImageServiceImpl final : public ImageService {
     }
 
     if (plan.must_succeed && !failure) {
-      std::vector<std::string> published;
-      auto urls = std::vector<Location>{};
+      std::vector<Location> published;
       for (auto& copy : unpublished) {
         auto url = copy.writer->Publish();
         if (!url.ok()) {
@@ -504,21 +503,20 @@ class ImageServiceImpl final : public ImageService {
           RecordFailure(plan, copy.store, url.error());
           break;
         }
-        published.push_back(copy.store);
-        urls.push_back({copy.store, *url});
+        published.push_back({copy.store, *url});
       }
       if (!failure) {
         auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
-          for (const auto& location : urls) record.locations.push_back(location);
+          for (const auto& location : published) record.locations.push_back(location);
           MarkActive(record, *plan.expected);
           return Ok();
         });
         if (!updated.ok()) failure = updated.error();
       }
       if (failure) {
-        for (const auto& site : published) RemoveQuietly(site, id);
+        for (const auto& location : published) RemoveQuietly(location.store, id);
       } else {
-        Log(LogLevel::kInfo, "image {}: copies in {} published", id, fmt::join(published, ","));
+        Log(LogLevel::kInfo, "image {}: copies in {} published", id, fmt::join(plan.targets, ","));
       }
     }
     unpublished.clear();  // unpublished temporaries are removed here
@@ -628,29 +626,28 @@ Status ImageServiceImpl::RepairImageLocked(const std::string& id) {
     present[site] = *exists;
   }
   std::set<std::string> published;
-  auto record = catalog_->Get(id);
-  if (record.ok()) {
-    auto updated = catalog_->Update(id, [&](ImageRecord& current) -> Status {
-      std::erase_if(current.locations, [&](const Location& location) {
-        bool lost = HasStore(location.store) && !present[location.store];
-        if (lost) {
-          Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id,
-              location.store);
-        }
-        return lost;
-      });
-      for (const auto& site : current.importing_to_stores) AddUnique(current.failed_import, site);
-      current.importing_to_stores.clear();
-      if (current.status == ImageStatus::kUploading || current.status == ImageStatus::kImporting ||
-          (current.status == ImageStatus::kActive && current.locations.empty())) {
-        current.status = current.locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
+  auto updated = catalog_->Update(id, [&](ImageRecord& current) -> Status {
+    std::erase_if(current.locations, [&](const Location& location) {
+      bool lost = HasStore(location.store) && !present[location.store];
+      if (lost) {
+        Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id,
+            location.store);
       }
-      return Ok();
+      return lost;
     });
-    if (!updated.ok()) return updated.error();
+    for (const auto& site : current.importing_to_stores) AddUnique(current.failed_import, site);
+    current.importing_to_stores.clear();
+    if (current.status == ImageStatus::kUploading || current.status == ImageStatus::kImporting ||
+        (current.status == ImageStatus::kActive && current.locations.empty())) {
+      current.status = current.locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
+    }
+    return Ok();
+  });
+  // ENOENT: the record is gone, so every copy of the image is unpublished.
+  if (updated.ok()) {
     for (const auto& location : updated->locations) published.insert(location.store);
-  } else if (record.code() != ENOENT) {
-    return record.error();
+  } else if (updated.code() != ENOENT) {
+    return updated.error();
   }
   for (const auto& [site, store] : stores_) {
     if (present[site] && !published.count(site)) {

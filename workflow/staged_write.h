@@ -66,8 +66,7 @@ class StagedWrite {
 
   // A reader over the staged bytes, for the import.
   Result<std::unique_ptr<StoreReader>> OpenReader() const;
-  // The import lease, until a commit takes it over (then nullptr).
-  HeldLease* lease() { return lease_.get(); }
+  // Hands the import lease to the commit (nullptr when already taken).
   std::unique_ptr<HeldLease> TakeLease() { return std::move(lease_); }
   // Runs when the write is destroyed without having been committed.
   void SetAbandonHook(std::function<void()> hook) { abandon_hook_ = std::move(hook); }
