@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "catalog/image_record.h"
+#include "ceph/client_options.h"
 #include "common/result.h"
 
 namespace imagefs {
@@ -67,5 +68,23 @@ class Catalog {
 // The embedded catalog: one SQLite database file (WAL mode), created with its
 // schema when missing. Fails with ENOTSUP when the file has a newer schema.
 Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const std::string& path);
+
+}  // namespace imagefs
+
+namespace imagefs {
+
+struct RadosCatalogOptions {
+  CephClientOptions client;  // the central cluster
+  std::string pool = "imagefs";
+  std::string name_space = "catalog";
+};
+
+// The shared catalog: records and leases in RADOS omap on the central
+// cluster (pool created when missing), so that daemons at several sites
+// share one consistent catalog. Updates are compare-and-set operations on
+// the OSD; leases rely on the daemons' clocks being in sync (NTP), within a
+// small fraction of the lease ttl. Fails with the connection's error, or
+// ENOTSUP when the stored format is newer than this build.
+Result<std::unique_ptr<Catalog>> OpenRadosCatalog(const RadosCatalogOptions& options);
 
 }  // namespace imagefs

@@ -8,6 +8,8 @@ packages=(
   libfuse3-dev fuse3
   libsqlite3-dev libssl-dev nlohmann-json3-dev libfmt-dev libboost-dev
   libgtest-dev googletest
+  librados-dev libradospp-dev librbd-dev
+  ceph-mon ceph-osd ceph-common
   rsync attr util-linux
 )
 

@@ -42,8 +42,9 @@ class FaultyStoreImpl final : public FaultyStore {
   std::string LocationUrl(std::string_view image_id) const override {
     return inner_->LocationUrl(image_id);
   }
-  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id) override {
-    auto writer = inner_->CreateWriter(image_id);
+  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
+                                                    uint64_t expected_size) override {
+    auto writer = inner_->CreateWriter(image_id, expected_size);
     if (!writer.ok()) return writer.error();
     return std::unique_ptr<StoreWriter>(
         std::make_unique<FaultyWriter>(*this, std::move(writer).value()));

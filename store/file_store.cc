@@ -110,7 +110,8 @@ class FileStore final : public Store {
     return fmt::format("file://{}/{}", directory_, image_id);
   }
 
-  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id) override {
+  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
+                                                    uint64_t /*expected_size*/) override {
     std::string temporary = fmt::format("{}/{}.{}", temporary_directory_, image_id, NewUuid());
     int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return ErrorFromErrno(fmt::format("store {}: create {}", id_, temporary));

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ceph/client_options.h"
 #include "common/result.h"
 #include "store/digest.h"
 
@@ -66,7 +67,10 @@ class Store {
   virtual const std::string& id() const = 0;
   virtual std::string LocationUrl(std::string_view image_id) const = 0;
 
-  virtual Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id) = 0;
+  // `expected_size` is what the caller means to write (0 if unknown); drivers
+  // may use it to allocate up front. Writing more or less is allowed.
+  virtual Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
+                                                            uint64_t expected_size) = 0;
   virtual Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) = 0;
   virtual Status Remove(std::string_view image_id) = 0;
   virtual Result<bool> Exists(std::string_view image_id) = 0;
@@ -79,5 +83,22 @@ class Store {
 // The `file` driver: images as files named by id under `directory`, which is
 // created if missing. Temporaries live in `directory`/.tmp.
 Result<std::unique_ptr<Store>> OpenFileStore(const std::string& id, const std::string& directory);
+
+struct RbdStoreOptions {
+  std::string id;
+  CephClientOptions client;
+  std::string pool = "images";  // rbd_store_pool
+  uint64_t chunk_size_mib = 8;  // rbd_store_chunk_size: RBD object size, a power of two
+};
+
+// The `rbd` driver: images in a Ceph pool, named by id, format 2 with
+// layering, object size = chunk size; published images carry a protected
+// snapshot `snap` (so they can be cloned) and have the location
+// rbd://<fsid>/<pool>/<id>/snap. Temporaries are images named
+// imagefs-tmp.<id>.<random>. Remove gives EBUSY while clones exist.
+// The cluster is connected in the background: opening never waits for it,
+// and while it is unreachable every operation fails with its error
+// (ETIMEDOUT, ECONNREFUSED...). EINVAL for a bad chunk size.
+Result<std::unique_ptr<Store>> OpenRbdStore(const RbdStoreOptions& options);
 
 }  // namespace imagefs

@@ -178,18 +178,24 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
         return reader.Bad(store.id, "filesystem_store_datadir", "required for a file store");
       }
     } else if (store.driver == "rbd") {
-      store.ceph_conf = reader.Get(store.id, "rbd_store_ceph_conf", "/etc/ceph/ceph.conf");
+      store.client.ceph_conf = reader.Get(store.id, "rbd_store_ceph_conf", "/etc/ceph/ceph.conf");
+      store.client.user = reader.Get(store.id, "rbd_store_user");
+      store.client.keyring = reader.Get(store.id, "rbd_store_keyring");
       store.pool = reader.Get(store.id, "rbd_store_pool", "images");
-      store.user = reader.Get(store.id, "rbd_store_user");
       auto chunk = reader.GetNumber<uint64_t>(store.id, "rbd_store_chunk_size", 8);
       if (!chunk.ok()) return chunk.error();
-      if (*chunk == 0 || *chunk > 1024) {
-        return reader.Bad(store.id, "rbd_store_chunk_size", "must be 1..1024 MiB");
+      if (*chunk == 0 || *chunk > 1024 || (*chunk & (*chunk - 1)) != 0) {
+        return reader.Bad(store.id, "rbd_store_chunk_size", "must be a power of two, 1..1024 MiB");
       }
       store.chunk_size_mib = *chunk;
       auto timeout = reader.GetNumber<int>(store.id, "rados_connect_timeout", 0);
       if (!timeout.ok()) return timeout.error();
-      store.connect_timeout_seconds = *timeout;
+      if (*timeout < 0) return reader.Bad(store.id, "rados_connect_timeout", "must be >= 0");
+      store.client.connect_timeout_seconds = *timeout;
+      auto op_timeout = reader.GetNumber<int>(store.id, "rados_op_timeout", 60);
+      if (!op_timeout.ok()) return op_timeout.error();
+      if (*op_timeout < 0) return reader.Bad(store.id, "rados_op_timeout", "must be >= 0");
+      store.client.op_timeout_seconds = *op_timeout;
     } else {
       return reader.Bad(
           "DEFAULT", "enabled_backends",
@@ -215,6 +221,16 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
   } else if (config.catalog.backend == "rados") {
     config.catalog.rados_pool = reader.Get("catalog", "rados_pool", "imagefs");
     config.catalog.rados_namespace = reader.Get("catalog", "rados_namespace", "catalog");
+    const StoreConfig* central = nullptr;
+    for (const auto& store : config.stores) {
+      if (store.id == config.central) central = &store;
+    }
+    if (central->driver == "rbd") config.catalog.client = central->client;
+    config.catalog.client.ceph_conf =
+        reader.Get("catalog", "rados_ceph_conf", config.catalog.client.ceph_conf);
+    config.catalog.client.user = reader.Get("catalog", "rados_user", config.catalog.client.user);
+    config.catalog.client.keyring =
+        reader.Get("catalog", "rados_keyring", config.catalog.client.keyring);
   } else {
     return reader.Bad("catalog", "backend",
                       fmt::format("'{}' is unknown (embedded, rados)", config.catalog.backend));
@@ -255,22 +271,29 @@ Result<Config> LoadConfigFile(const std::string& path, const std::string& state_
 Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   ImageService::Options options;
   for (const auto& store_config : config.stores) {
-    if (store_config.driver != "file") {
-      return Fail(ENOTSUP, "store {}: driver '{}' is not available in this build", store_config.id,
-                  store_config.driver);
+    Result<std::unique_ptr<Store>> store = Fail(EINVAL, "store {}: no driver", store_config.id);
+    if (store_config.driver == "rbd") {
+      store = OpenRbdStore({.id = store_config.id,
+                            .client = store_config.client,
+                            .pool = store_config.pool,
+                            .chunk_size_mib = store_config.chunk_size_mib});
+    } else {
+      store = OpenFileStore(store_config.id, store_config.datadir);
     }
-    auto store = OpenFileStore(store_config.id, store_config.datadir);
     if (!store.ok()) return store.error();
     options.stores.push_back(std::move(store).value());
   }
-  if (config.catalog.backend != "embedded") {
-    return Fail(ENOTSUP, "catalog backend '{}' is not available in this build",
-                config.catalog.backend);
+  Result<std::unique_ptr<Catalog>> catalog = Fail(EINVAL, "no catalog");
+  if (config.catalog.backend == "rados") {
+    catalog = OpenRadosCatalog({.client = config.catalog.client,
+                                .pool = config.catalog.rados_pool,
+                                .name_space = config.catalog.rados_namespace});
+  } else {
+    std::error_code error;
+    std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),
+                                        error);
+    catalog = OpenSqliteCatalog(config.catalog.path);
   }
-  std::error_code error;
-  std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),
-                                      error);
-  auto catalog = OpenSqliteCatalog(config.catalog.path);
   if (!catalog.ok()) return catalog.error();
   options.catalog = std::move(catalog).value();
   options.central = config.central;

@@ -4,10 +4,13 @@
 //   [glance_store] default_backend = central
 //   [central]   filesystem_store_datadir = /var/lib/imagefs/central   (file)
 //               rbd_store_ceph_conf, rbd_store_pool, rbd_store_user,
-//               rbd_store_chunk_size, rados_connect_timeout           (rbd)
+//               rbd_store_chunk_size, rados_connect_timeout,
+//               rados_op_timeout (imagefs: seconds before an operation
+//               on an unreachable cluster fails)                      (rbd)
 //   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
 //   [catalog]   backend = embedded | rados; path = <sqlite file>;
-//               rados_pool, rados_namespace
+//               rados_pool, rados_namespace, and rados_ceph_conf,
+//               rados_user, rados_keyring (default: the central store's)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
 //               workers = 4
 //
@@ -22,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ceph/client_options.h"
 #include "common/result.h"
 #include "workflow/image_service.h"
 
@@ -29,18 +33,18 @@ namespace imagefs {
 
 struct StoreConfig {
   std::string id;
-  std::string driver;     // "file" or "rbd"
-  std::string datadir;    // file
-  std::string ceph_conf;  // rbd
+  std::string driver;        // "file" or "rbd"
+  std::string datadir;       // file
+  CephClientOptions client;  // rbd
   std::string pool = "images";
-  std::string user;
   uint64_t chunk_size_mib = 8;
-  int connect_timeout_seconds = 0;
 };
 
 struct CatalogConfig {
   std::string backend = "embedded";
   std::string path;  // embedded
+  // rados: the central store's cluster unless rados_ceph_conf says otherwise.
+  CephClientOptions client;
   std::string rados_pool;
   std::string rados_namespace;
 };

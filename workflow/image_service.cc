@@ -390,7 +390,7 @@ class ImageServiceImpl final : public ImageService {
   // Writes and verifies one copy; the result is finished but unpublished.
   Result<WrittenCopy> WriteCopy(ImportPlan& plan, StoreReader& source, const std::string& site) {
     Store& store = *stores_.at(site);
-    auto writer = store.CreateWriter(plan.image_id);
+    auto writer = store.CreateWriter(plan.image_id, source.size());
     if (!writer.ok()) return writer.error();
     auto digest = CopyInto(**writer, source, *plan.lease, site, plan.image_id);
     if (!digest.ok()) return digest.error();

@@ -29,7 +29,7 @@ lease_ttl = 20
   EXPECT_EQ(config->stores[0].id, "central");
   EXPECT_EQ(config->stores[0].datadir, "/srv/central");
   EXPECT_EQ(config->stores[1].driver, "rbd");
-  EXPECT_EQ(config->stores[1].ceph_conf, "/etc/ceph/dcn0.conf");
+  EXPECT_EQ(config->stores[1].client.ceph_conf, "/etc/ceph/dcn0.conf");
   EXPECT_EQ(config->stores[1].pool, "images");
   EXPECT_EQ(config->stores[1].chunk_size_mib, 4u);
   EXPECT_EQ(config->central, "central");

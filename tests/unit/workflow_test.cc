@@ -96,7 +96,7 @@ class WorkflowTest : public ::testing::Test {
   // Data published in `site` without a catalog record: what a crash between
   // publish and record leaves.
   void PublishUnrecorded(const std::string& site, const std::string& data) {
-    auto writer = faults_[site]->CreateWriter(kId);
+    auto writer = faults_[site]->CreateWriter(kId, 0);
     ASSERT_TRUE(writer.ok());
     ASSERT_TRUE((*writer)->Write(data).ok());
     ASSERT_TRUE((*writer)->Finish().ok());
@@ -358,7 +358,7 @@ TEST_F(WorkflowTest, RecoveryLeavesNoOrphanAndNoLocationWithoutData) {
   // A crash after publishing data in dcn1 but before recording it ...
   PublishUnrecorded("dcn1", "abc");
   // ... a temporary left mid-copy ...
-  auto temporary = faults_["dcn1"]->CreateWriter(kId);
+  auto temporary = faults_["dcn1"]->CreateWriter(kId, 0);
   ASSERT_TRUE(temporary.ok());
   ASSERT_TRUE((*temporary)->Write(std::string("ab")).ok());
   std::string temporary_dir = directory_.Join("stores/dcn1/.tmp");

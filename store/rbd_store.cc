@@ -1,0 +1,384 @@
+// The `rbd` store driver: one Ceph pool per store, one RBD image per image.
+//
+// An image is written under a temporary name, then snapshotted, protected
+// and renamed (see the diagram in store/store.h and the RBD notes there):
+//
+//   create imagefs-tmp.<uuid>.<rand> (format 2, layering)
+//     --Write*--> (zero chunks skipped, image grown as needed)
+//     --Finish--> resize to exact size, flush, snap create "snap", protect
+//     --Publish-> rename to <uuid>         (EEXIST if <uuid> exists)
+//   any error, or the writer destroyed unpublished:
+//     unprotect, remove snap, remove the temporary image
+//
+// Publishing is one rename, so an image named <uuid> always has its
+// protected snapshot and verified data; a crash leaves only temporaries.
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <rbd/librbd.hpp>
+
+#include "ceph/cluster.h"
+#include "common/log.h"
+#include "common/uuid.h"
+#include "store/store.h"
+
+namespace imagefs {
+namespace {
+
+constexpr std::string_view kTemporaryPrefix = "imagefs-tmp.";
+constexpr char kSnapshot[] = "snap";
+
+bool AllZero(std::span<const char> data) {
+  return !data.empty() && data[0] == 0 &&
+         std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
+}
+
+// Where one store's images live; shared by the store and its writers.
+struct RbdPool {
+  std::string store_id;
+  std::string pool;
+  uint64_t chunk_bytes = 0;
+  std::shared_ptr<CephCluster> cluster;  // keeps ioctx valid
+  librados::IoCtx ioctx;
+
+  std::string Url(std::string_view image_id) const {
+    return fmt::format("rbd://{}/{}/{}/{}", cluster->fsid(), pool, image_id, kSnapshot);
+  }
+
+  Error Failed(int ret, std::string_view what, std::string_view name) const {
+    return ErrorFromNegative(ret, fmt::format("store {}: {} {}/{}", store_id, what, pool, name));
+  }
+
+  // Removes an image and its snapshot, whatever state a crash left them in.
+  // EBUSY when the snapshot has clones or the image is open elsewhere.
+  Status RemoveImage(const std::string& name) {
+    {
+      librbd::RBD rbd;
+      librbd::Image image;
+      int ret = rbd.open(ioctx, image, name.c_str());
+      if (ret == -ENOENT)
+        return Fail(ENOENT, "store {}: image {} has no copy here", store_id, name);
+      if (ret < 0) return Failed(ret, "open", name);
+      bool exists = false;
+      ret = image.snap_exists2(kSnapshot, &exists);
+      if (ret < 0) return Failed(ret, "look up the snapshot of", name);
+      if (exists) {
+        bool is_protected = false;
+        ret = image.snap_is_protected(kSnapshot, &is_protected);
+        if (ret < 0) return Failed(ret, "look up the snapshot of", name);
+        if (is_protected) {
+          ret = image.snap_unprotect(kSnapshot);
+          if (ret == -EBUSY) {
+            return Fail(EBUSY, "store {}: image {}/{} has clones of its snapshot; it is in use",
+                        store_id, pool, name);
+          }
+          if (ret < 0) return Failed(ret, "unprotect the snapshot of", name);
+        }
+        ret = image.snap_remove(kSnapshot);
+        if (ret < 0 && ret != -ENOENT) return Failed(ret, "remove the snapshot of", name);
+      }
+      ret = image.close();
+      if (ret < 0) return Failed(ret, "close", name);
+    }
+    librbd::RBD rbd;
+    int ret = rbd.remove(ioctx, name.c_str());
+    if (ret == -EBUSY || ret == -ENOTEMPTY) {
+      return Fail(EBUSY, "store {}: image {}/{} is in use (open or has snapshots)", store_id, pool,
+                  name);
+    }
+    if (ret < 0 && ret != -ENOENT) return Failed(ret, "remove", name);
+    return Ok();
+  }
+};
+
+class RbdStoreWriter final : public StoreWriter {
+ public:
+  RbdStoreWriter(std::shared_ptr<RbdPool> pool, std::string image_id, std::string name,
+                 uint64_t size)
+      : pool_(std::move(pool)),
+        image_id_(std::move(image_id)),
+        name_(std::move(name)),
+        image_size_(size) {}
+
+  ~RbdStoreWriter() override {
+    if (open_) image_.close();
+    if (published_) return;
+    Status removed = pool_->RemoveImage(name_);
+    if (!removed.ok() && removed.code() != ENOENT) {
+      Log(LogLevel::kWarning, "store {}: cannot remove temporary image {}: {}", pool_->store_id,
+          name_, removed.error().message);
+    }
+  }
+
+  Status Open() {
+    librbd::RBD rbd;
+    int ret = rbd.open(pool_->ioctx, image_, name_.c_str());
+    if (ret < 0) return pool_->Failed(ret, "open", name_);
+    open_ = true;
+    return Ok();
+  }
+
+  Status Write(std::span<const char> data) override {
+    if (!open_) return Fail(EIO, "store {}: write to {} after Finish", pool_->store_id, name_);
+    hasher_.Update(data);
+    uint64_t end = offset_ + data.size();
+    if (end > image_size_) {
+      uint64_t grown = std::max(end, image_size_ * 2);
+      int ret = image_.resize(grown);
+      if (ret < 0) return pool_->Failed(ret, "grow", name_);
+      image_size_ = grown;
+    }
+    // One object at a time, so that zero objects stay unallocated.
+    uint64_t chunk = pool_->chunk_bytes;
+    size_t done = 0;
+    while (done < data.size()) {
+      uint64_t at = offset_ + done;
+      size_t length =
+          static_cast<size_t>(std::min<uint64_t>(chunk - at % chunk, data.size() - done));
+      std::span<const char> piece = data.subspan(done, length);
+      if (!AllZero(piece)) {
+        ceph::bufferlist buffer;
+        buffer.append(piece.data(), piece.size());
+        ssize_t written = image_.write2(at, piece.size(), buffer, 0);
+        if (written < 0) return pool_->Failed(static_cast<int>(written), "write", name_);
+        if (static_cast<size_t>(written) != piece.size()) {
+          return Fail(EIO, "store {}: short write to {}/{} at {}", pool_->store_id, pool_->pool,
+                      name_, at);
+        }
+      }
+      done += length;
+    }
+    offset_ = end;
+    return Ok();
+  }
+
+  Result<Digest> Finish() override {
+    if (!open_) return Fail(EIO, "store {}: {} finished twice", pool_->store_id, name_);
+    int ret = 0;
+    if (image_size_ != offset_) {
+      ret = image_.resize(offset_);
+      if (ret < 0) return pool_->Failed(ret, "resize", name_);
+      image_size_ = offset_;
+    }
+    if ((ret = image_.flush()) < 0) return pool_->Failed(ret, "flush", name_);
+    if ((ret = image_.snap_create(kSnapshot)) < 0) return pool_->Failed(ret, "snapshot", name_);
+    if ((ret = image_.snap_protect(kSnapshot)) < 0) {
+      return pool_->Failed(ret, "protect the snapshot of", name_);
+    }
+    uint64_t size = 0;
+    if ((ret = image_.size(&size)) < 0) return pool_->Failed(ret, "stat", name_);
+    open_ = false;
+    if ((ret = image_.close()) < 0) return pool_->Failed(ret, "close", name_);
+    if (size != offset_) {
+      return Fail(EIO, "store {}: {}/{} holds {} bytes, {} were written", pool_->store_id,
+                  pool_->pool, name_, size, offset_);
+    }
+    return hasher_.Finish();
+  }
+
+  Result<std::string> Publish() override {
+    if (open_) return Fail(EIO, "store {}: {} published before Finish", pool_->store_id, name_);
+    librbd::RBD rbd;
+    int ret = rbd.rename(pool_->ioctx, name_.c_str(), image_id_.c_str());
+    if (ret == -EEXIST) {
+      return Fail(EEXIST, "store {}: image {}/{} already exists", pool_->store_id, pool_->pool,
+                  image_id_);
+    }
+    if (ret < 0) return pool_->Failed(ret, "rename to " + image_id_, name_);
+    published_ = true;
+    return pool_->Url(image_id_);
+  }
+
+ private:
+  std::shared_ptr<RbdPool> pool_;
+  const std::string image_id_;
+  const std::string name_;
+  librbd::Image image_;
+  bool open_ = false;
+  uint64_t image_size_ = 0;
+  uint64_t offset_ = 0;
+  Hasher hasher_;
+  bool published_ = false;
+};
+
+class RbdStoreReader final : public StoreReader {
+ public:
+  RbdStoreReader(std::shared_ptr<RbdPool> pool, std::string name)
+      : pool_(std::move(pool)), name_(std::move(name)) {}
+  ~RbdStoreReader() override { image_.close(); }
+
+  Status Open() {
+    librbd::RBD rbd;
+    int ret = rbd.open_read_only(pool_->ioctx, image_, name_.c_str(), kSnapshot);
+    if (ret == -ENOENT) {
+      return Fail(ENOENT, "store {}: image {} has no copy here", pool_->store_id, name_);
+    }
+    if (ret < 0) return pool_->Failed(ret, "open", name_);
+    if ((ret = image_.size(&size_)) < 0) return pool_->Failed(ret, "stat", name_);
+    return Ok();
+  }
+
+  uint64_t size() const override { return size_; }
+
+  Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
+    if (offset >= size_ || buffer.empty()) return size_t{0};
+    size_t length = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size_ - offset));
+    ceph::bufferlist data;
+    ssize_t got = image_.read(offset, length, data);
+    if (got < 0) return pool_->Failed(static_cast<int>(got), "read", name_);
+    data.begin().copy(std::min<size_t>(data.length(), length), buffer.data());
+    return std::min<size_t>(data.length(), length);
+  }
+
+ private:
+  std::shared_ptr<RbdPool> pool_;
+  const std::string name_;
+  librbd::Image image_;
+  uint64_t size_ = 0;
+};
+
+class RbdStore final : public Store {
+ public:
+  explicit RbdStore(const RbdStoreOptions& options)
+      : id_(options.id),
+        pool_name_(options.pool),
+        chunk_bytes_(options.chunk_size_mib << 20),
+        cluster_(options.client, "store " + options.id) {
+    cluster_.Start();
+  }
+
+  const std::string& id() const override { return id_; }
+
+  std::string LocationUrl(std::string_view image_id) const override {
+    std::lock_guard lock(mutex_);
+    if (pool_) return pool_->Url(image_id);
+    return fmt::format("rbd://<not connected>/{}/{}/{}", pool_name_, image_id, kSnapshot);
+  }
+
+  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
+                                                    uint64_t expected_size) override {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    std::string name = fmt::format("{}{}.{}", kTemporaryPrefix, image_id, NewUuid().substr(0, 8));
+    librbd::RBD rbd;
+    librbd::ImageOptions options;
+    options.set(RBD_IMAGE_OPTION_FORMAT, static_cast<uint64_t>(2));
+    options.set(RBD_IMAGE_OPTION_FEATURES, static_cast<uint64_t>(RBD_FEATURE_LAYERING));
+    options.set(RBD_IMAGE_OPTION_ORDER, static_cast<uint64_t>(std::countr_zero(chunk_bytes_)));
+    int ret = rbd.create4((*pool)->ioctx, name.c_str(), expected_size, options);
+    if (ret < 0) return (*pool)->Failed(ret, "create", name);
+    auto writer =
+        std::make_unique<RbdStoreWriter>(*pool, std::string(image_id), name, expected_size);
+    IMAGEFS_RETURN_IF_ERROR(writer->Open());
+    return std::unique_ptr<StoreWriter>(std::move(writer));
+  }
+
+  Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    auto reader = std::make_unique<RbdStoreReader>(*pool, std::string(image_id));
+    IMAGEFS_RETURN_IF_ERROR(reader->Open());
+    return std::unique_ptr<StoreReader>(std::move(reader));
+  }
+
+  Status Remove(std::string_view image_id) override {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    return (*pool)->RemoveImage(std::string(image_id));
+  }
+
+  Result<bool> Exists(std::string_view image_id) override {
+    auto names = ListNames();
+    if (!names.ok()) return names.error();
+    return std::find(names->begin(), names->end(), image_id) != names->end();
+  }
+
+  Result<std::vector<std::string>> ListImages() override {
+    auto names = ListNames();
+    if (!names.ok()) return names.error();
+    std::erase_if(*names, [](const std::string& name) { return !IsUuid(name); });
+    return names;
+  }
+
+  Result<std::vector<StoreTemporary>> ListTemporaries() override {
+    auto names = ListNames();
+    if (!names.ok()) return names.error();
+    std::vector<StoreTemporary> temporaries;
+    for (const auto& name : *names) {
+      if (!name.starts_with(kTemporaryPrefix)) continue;
+      std::string rest = name.substr(kTemporaryPrefix.size());
+      temporaries.push_back({name, rest.substr(0, rest.find('.'))});
+    }
+    return temporaries;
+  }
+
+  Status RemoveTemporary(const StoreTemporary& temporary) override {
+    if (!temporary.name.starts_with(kTemporaryPrefix)) {
+      return Fail(EINVAL, "store {}: {} is not a temporary", id_, temporary.name);
+    }
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    Status removed = (*pool)->RemoveImage(temporary.name);
+    if (removed.code() == ENOENT) return Ok();
+    return removed;
+  }
+
+ private:
+  // The pool once the cluster is reachable; connects (or retries) on demand.
+  Result<std::shared_ptr<RbdPool>> Pool() {
+    {
+      std::lock_guard lock(mutex_);
+      if (pool_) return pool_;
+    }
+    auto cluster = cluster_.Get();
+    if (!cluster.ok()) {
+      return Fail(cluster.code(), "store {}: cluster unreachable: {}", id_,
+                  cluster.error().message);
+    }
+    auto ioctx = (*cluster)->OpenPool(pool_name_);
+    if (!ioctx.ok()) return Fail(ioctx.code(), "store {}: {}", id_, ioctx.error().message);
+    auto pool = std::make_shared<RbdPool>();
+    pool->store_id = id_;
+    pool->pool = pool_name_;
+    pool->chunk_bytes = chunk_bytes_;
+    pool->cluster = *cluster;
+    pool->ioctx = std::move(ioctx).value();
+    std::lock_guard lock(mutex_);
+    if (!pool_) pool_ = std::move(pool);
+    return pool_;
+  }
+
+  Result<std::vector<std::string>> ListNames() {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    librbd::RBD rbd;
+    std::vector<librbd::image_spec_t> images;
+    int ret = rbd.list2((*pool)->ioctx, &images);
+    if (ret < 0) return (*pool)->Failed(ret, "list", "");
+    std::vector<std::string> names;
+    names.reserve(images.size());
+    for (auto& image : images) names.push_back(std::move(image.name));
+    return names;
+  }
+
+  const std::string id_;
+  const std::string pool_name_;
+  const uint64_t chunk_bytes_;
+  LazyCluster cluster_;
+  mutable std::mutex mutex_;  // guards pool_
+  std::shared_ptr<RbdPool> pool_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenRbdStore(const RbdStoreOptions& options) {
+  uint64_t chunk = options.chunk_size_mib << 20;
+  if (chunk < (4u << 10) || !std::has_single_bit(chunk)) {
+    return Fail(EINVAL, "store {}: chunk size {} MiB is not a power of two", options.id,
+                options.chunk_size_mib);
+  }
+  if (options.pool.empty()) return Fail(EINVAL, "store {}: no pool", options.id);
+  return std::unique_ptr<Store>(std::make_unique<RbdStore>(options));
+}
+
+}  // namespace imagefs

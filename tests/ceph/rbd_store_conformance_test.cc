@@ -1,0 +1,151 @@
+// The store conformance suite on the rbd driver against the real central
+// cluster, and what is particular to RBD: the protected snapshot, thin
+// (zero chunks unwritten) images, clones keeping a copy in use.
+#include <rbd/librbd.hpp>
+
+#include "ceph/cluster.h"
+#include "tests/ceph/ceph_test_cluster.h"
+#include "tests/conformance/store_conformance.h"
+
+namespace imagefs {
+namespace {
+
+constexpr char kPool[] = "rbd-conformance";
+constexpr const char* kId = kStoreTestId;
+
+// Every test starts from an empty pool.
+Result<std::unique_ptr<Store>> OpenEmptyRbdStore() {
+  CephClientOptions client = TestCluster("central");
+  CreateRbdPool(client, kPool);
+  auto store =
+      OpenRbdStore({.id = "central", .client = client, .pool = kPool, .chunk_size_mib = 1});
+  if (!store.ok()) return store.error();
+  auto images = (*store)->ListImages();
+  if (!images.ok()) return images.error();
+  for (const auto& id : *images) IMAGEFS_RETURN_IF_ERROR((*store)->Remove(id));
+  auto temporaries = (*store)->ListTemporaries();
+  if (!temporaries.ok()) return temporaries.error();
+  for (const auto& temporary : *temporaries) {
+    IMAGEFS_RETURN_IF_ERROR((*store)->RemoveTemporary(temporary));
+  }
+  return store;
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, StoreConformanceTest,
+                         ::testing::Values(StoreDriver{
+                             "rbd", [](const std::string&) { return OpenEmptyRbdStore(); }}),
+                         [](const auto& info) { return info.param.name; });
+
+class RbdStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenEmptyRbdStore();
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store_ = std::move(store).value();
+    auto cluster = CephCluster::Connect(TestCluster("central"), "test");
+    ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+    cluster_ = *cluster;
+    auto ioctx = cluster_->OpenPool(kPool);
+    ASSERT_TRUE(ioctx.ok());
+    ioctx_ = std::move(ioctx).value();
+  }
+
+  Result<std::string> Put(const std::string& data) {
+    auto writer = store_->CreateWriter(kId, data.size());
+    if (!writer.ok()) return writer.error();
+    IMAGEFS_RETURN_IF_ERROR((*writer)->Write(data));
+    auto digest = (*writer)->Finish();
+    if (!digest.ok()) return digest.error();
+    return (*writer)->Publish();
+  }
+
+  std::unique_ptr<Store> store_;
+  std::shared_ptr<CephCluster> cluster_;
+  librados::IoCtx ioctx_;
+};
+
+TEST_F(RbdStoreTest, PublishedImageHasProtectedSnapshotAndGlanceLocation) {
+  auto url = Put(RandomData(3 << 20, false));
+  ASSERT_TRUE(url.ok()) << url.error().message;
+  EXPECT_EQ(*url, fmt::format("rbd://{}/{}/{}/snap", cluster_->fsid(), kPool, kId));
+  librbd::RBD rbd;
+  librbd::Image image;
+  ASSERT_EQ(rbd.open_read_only(ioctx_, image, kId, nullptr), 0);
+  bool is_protected = false;
+  ASSERT_EQ(image.snap_is_protected("snap", &is_protected), 0);
+  EXPECT_TRUE(is_protected);
+  uint8_t old_format = 1;
+  ASSERT_EQ(image.old_format(&old_format), 0);
+  EXPECT_EQ(old_format, 0) << "format 2";
+  uint64_t features = 0;
+  ASSERT_EQ(image.features(&features), 0);
+  EXPECT_TRUE(features & RBD_FEATURE_LAYERING);
+  librbd::image_info_t info;
+  ASSERT_EQ(image.stat(info, sizeof(info)), 0);
+  EXPECT_EQ(info.obj_size, 1u << 20) << "object size is the chunk size";
+}
+
+TEST_F(RbdStoreTest, ZeroChunksAreNotWritten) {
+  // 8 MiB: chunks 0 and 5 hold data, the rest are zeros.
+  std::string data(8 << 20, '\0');
+  data[10] = 'a';
+  data[(5 << 20) + 7] = 'b';
+  ASSERT_TRUE(Put(data).ok());
+  librbd::RBD rbd;
+  librbd::Image image;
+  ASSERT_EQ(rbd.open_read_only(ioctx_, image, kId, "snap"), 0);
+  uint64_t allocated = 0;
+  ASSERT_EQ(image.diff_iterate2(
+                nullptr, 0, data.size(), false, true,
+                [](uint64_t, size_t length, int exists, void* total) {
+                  if (exists) *static_cast<uint64_t*>(total) += length;
+                  return 0;
+                },
+                &allocated),
+            0);
+  EXPECT_EQ(allocated, 2u << 20);
+}
+
+TEST_F(RbdStoreTest, CloneKeepsTheCopyInUse) {
+  ASSERT_TRUE(Put(RandomData(2 << 20, false)).ok());
+  librbd::RBD rbd;
+  librbd::ImageOptions options;
+  ASSERT_EQ(rbd.clone3(ioctx_, kId, "snap", ioctx_, "vm-disk", options), 0);
+  Status busy = store_->Remove(kId);
+  EXPECT_EQ(busy.code(), EBUSY);
+  EXPECT_NE(busy.error().message.find("clones"), std::string::npos) << busy.error().message;
+  EXPECT_TRUE(*store_->Exists(kId));
+  {
+    librbd::Image image;  // the failed delete left the snapshot protected
+    ASSERT_EQ(rbd.open_read_only(ioctx_, image, kId, nullptr), 0);
+    bool is_protected = false;
+    ASSERT_EQ(image.snap_is_protected("snap", &is_protected), 0);
+    EXPECT_TRUE(is_protected);
+  }
+  ASSERT_EQ(rbd.remove(ioctx_, "vm-disk"), 0);
+  EXPECT_TRUE(store_->Remove(kId).ok());
+  EXPECT_FALSE(*store_->Exists(kId));
+}
+
+TEST_F(RbdStoreTest, UnreachableClusterFailsOperationsInsteadOfBlocking) {
+  TemporaryDirectory directory;
+  std::string conf = directory.Join("nowhere.conf");
+  FILE* file = std::fopen(conf.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  std::fputs("[global]\nmon_host = v2:127.0.0.1:9\nauth_client_required = none\n", file);
+  std::fclose(file);
+  CephClientOptions client;
+  client.ceph_conf = conf;
+  client.connect_timeout_seconds = 2;
+  auto started = std::chrono::steady_clock::now();
+  auto store = OpenRbdStore({.id = "dcn9", .client = client, .pool = kPool});
+  ASSERT_TRUE(store.ok()) << "opening does not wait for the cluster";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+  auto images = (*store)->ListImages();
+  EXPECT_FALSE(images.ok());
+  EXPECT_NE(images.error().message.find("dcn9"), std::string::npos) << images.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
+}
+
+}  // namespace
+}  // namespace imagefs

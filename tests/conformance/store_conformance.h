@@ -1,0 +1,141 @@
+// The store conformance suite: every driver must pass it. Included by one
+// test binary per driver, which instantiates it (INSTANTIATE_TEST_SUITE_P)
+// with its StoreDriver values.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+
+#include "store/store.h"
+#include "tests/unit/temporary_directory.h"
+
+namespace imagefs {
+
+struct StoreDriver {
+  std::string name;
+  // Opens an empty store; `directory` is a fresh directory per test.
+  std::function<Result<std::unique_ptr<Store>>(const std::string& directory)> open;
+};
+
+inline void PrintTo(const StoreDriver& driver, std::ostream* out) { *out << driver.name; }
+
+inline constexpr char kStoreTestId[] = "7b2e1d3f-2222-4c8e-9b53-3f0a1e2d4c5b";
+
+inline std::string RandomData(size_t size, bool with_holes) {
+  std::mt19937 random(7);
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) {
+    bool hole = with_holes && (i / (1 << 20)) % 2 == 1;
+    data[i] = hole ? '\0' : static_cast<char>(random());
+  }
+  return data;
+}
+
+inline Digest DigestOf(const std::string& data) {
+  Hasher hasher;
+  hasher.Update(data);
+  return hasher.Finish();
+}
+
+class StoreConformanceTest : public ::testing::TestWithParam<StoreDriver> {
+ protected:
+  void SetUp() override {
+    auto opened = GetParam().open(directory_.path());
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(opened).value();
+  }
+
+  Result<std::string> Put(const std::string& data, size_t chunk = 1 << 20) {
+    auto writer = store_->CreateWriter(kStoreTestId, 0);
+    if (!writer.ok()) return writer.error();
+    for (size_t at = 0; at < data.size(); at += chunk) {
+      IMAGEFS_RETURN_IF_ERROR((*writer)->Write(
+          std::span<const char>(data.data() + at, std::min(chunk, data.size() - at))));
+    }
+    auto digest = (*writer)->Finish();
+    if (!digest.ok()) return digest.error();
+    EXPECT_EQ(*digest, DigestOf(data));
+    return (*writer)->Publish();
+  }
+
+  std::string ReadAll() {
+    auto reader = store_->OpenReader(kStoreTestId);
+    EXPECT_TRUE(reader.ok());
+    std::string data((*reader)->size(), '\0');
+    size_t done = 0;
+    while (done < data.size()) {
+      auto got = (*reader)->ReadAt(done, std::span<char>(data.data() + done, data.size() - done));
+      EXPECT_TRUE(got.ok());
+      if (!got.ok() || *got == 0) break;
+      done += *got;
+    }
+    return data;
+  }
+
+  TemporaryDirectory directory_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformanceTest, PutReadRemove) {
+  std::string data = RandomData(3 * (1 << 20) + 17, false);
+  auto url = Put(data);
+  ASSERT_TRUE(url.ok()) << url.error().message;
+  EXPECT_EQ(*url, store_->LocationUrl(kStoreTestId));
+  EXPECT_TRUE(*store_->Exists(kStoreTestId));
+  EXPECT_EQ(ReadAll(), data);
+  EXPECT_EQ(*store_->ListImages(), std::vector<std::string>{kStoreTestId});
+  ASSERT_TRUE(store_->Remove(kStoreTestId).ok());
+  EXPECT_FALSE(*store_->Exists(kStoreTestId));
+  EXPECT_EQ(store_->Remove(kStoreTestId).code(), ENOENT);
+  EXPECT_EQ(store_->OpenReader(kStoreTestId).code(), ENOENT);
+}
+
+TEST_P(StoreConformanceTest, SparseDataReadsBackExactly) {
+  std::string data = RandomData(4 * (1 << 20), true);
+  ASSERT_TRUE(Put(data).ok());
+  EXPECT_EQ(ReadAll(), data);
+}
+
+TEST_P(StoreConformanceTest, EmptyImage) {
+  ASSERT_TRUE(Put("").ok());
+  EXPECT_EQ(ReadAll(), "");
+}
+
+TEST_P(StoreConformanceTest, UnpublishedWriterLeavesNothing) {
+  {
+    auto writer = store_->CreateWriter(kStoreTestId, 0);
+    ASSERT_TRUE(writer.ok());
+    std::string data = RandomData(1000, false);
+    ASSERT_TRUE((*writer)->Write(data).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+    auto temporaries = store_->ListTemporaries();
+    ASSERT_TRUE(temporaries.ok());
+    ASSERT_EQ(temporaries->size(), 1u);
+    EXPECT_EQ((*temporaries)[0].image_id, kStoreTestId);
+  }
+  EXPECT_FALSE(*store_->Exists(kStoreTestId));
+  EXPECT_TRUE(store_->ListTemporaries()->empty());
+}
+
+TEST_P(StoreConformanceTest, PublishNeverReplacesAnExistingCopy) {
+  ASSERT_TRUE(Put("first").ok());
+  EXPECT_EQ(Put("second").code(), EEXIST);
+  EXPECT_EQ(ReadAll(), "first");
+}
+
+// What a crashed writer leaves: finished, unpublished data.
+TEST_P(StoreConformanceTest, LeftoverTemporariesCanBeRemoved) {
+  auto writer = store_->CreateWriter(kStoreTestId, 0);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Write(std::string("abc")).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto temporaries = store_->ListTemporaries();
+  ASSERT_TRUE(temporaries.ok());
+  ASSERT_EQ(temporaries->size(), 1u);
+  ASSERT_TRUE(store_->RemoveTemporary((*temporaries)[0]).ok());
+  EXPECT_TRUE(store_->ListTemporaries()->empty());
+}
+
+}  // namespace imagefs
