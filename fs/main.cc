@@ -118,13 +118,14 @@ int main(int argc, char* argv[]) {
       fuse_daemonize(options.foreground);
       if (!options.foreground && !command_line.log_file) imagefs::LogToSyslog();
       auto service = imagefs::BuildImageService(*config);
-      imagefs::Status recovered =
-          service.ok() ? (*service)->Recover() : imagefs::Status(service.error());
-      if (!recovered.ok()) {
-        Log(LogLevel::kError, "cannot serve: {}", recovered.error().message);
+      if (!service.ok()) {
+        Log(LogLevel::kError, "cannot serve: {}", service.error().message);
       } else {
         Log(LogLevel::kInfo, "serving {} (state {})", mountpoint.get(), config->state_dir);
         filesystem->Start(**service);
+        // Serving starts at once; recovery of what a crash left behind runs
+        // beside it, image by image under each image's lease.
+        (*service)->RecoverInBackground();
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_max_threads(loop, 16);
         fuse_loop_cfg_set_idle_threads(loop, 4);

@@ -27,6 +27,8 @@ namespace {
 
 constexpr std::string_view kTemporaryPrefix = "imagefs-tmp.";
 constexpr char kSnapshot[] = "snap";
+// How long a fenced client stays blocklisted (Ceph's default is one hour).
+constexpr uint32_t kFenceSeconds = 3600;
 
 bool AllZero(std::span<const char> data) {
   return !data.empty() && data[0] == 0 &&
@@ -50,8 +52,11 @@ struct RbdPool {
   }
 
   // Removes an image and its snapshot, whatever state a crash left them in.
-  // EBUSY when the snapshot has clones or the image is open elsewhere.
-  Status RemoveImage(const std::string& name) {
+  // EBUSY when the snapshot has clones or the image is open elsewhere. With
+  // `fence`, clients that still watch the image (a writer that died or hangs)
+  // are blocklisted first, so the removal need not wait for their watch to
+  // time out.
+  Status RemoveImage(const std::string& name, bool fence = false) {
     {
       librbd::RBD rbd;
       librbd::Image image;
@@ -59,6 +64,10 @@ struct RbdPool {
       if (ret == -ENOENT)
         return Fail(ENOENT, "store {}: image {} has no copy here", store_id, name);
       if (ret < 0) return Failed(ret, "open", name);
+      if (fence) {
+        Status fenced = FenceWatchers(image, name);
+        if (!fenced.ok()) return fenced;
+      }
       bool exists = false;
       ret = image.snap_exists2(kSnapshot, &exists);
       if (ret < 0) return Failed(ret, "look up the snapshot of", name);
@@ -87,6 +96,21 @@ struct RbdPool {
                   name);
     }
     if (ret < 0 && ret != -ENOENT) return Failed(ret, "remove", name);
+    return Ok();
+  }
+
+  Status FenceWatchers(librbd::Image& image, const std::string& name) {
+    std::list<librbd::image_watcher_t> watchers;
+    int ret = image.list_watchers(watchers);
+    if (ret < 0) return Failed(ret, "list the watchers of", name);
+    uint64_t self = cluster->rados().get_instance_id();
+    for (const auto& watcher : watchers) {
+      if (static_cast<uint64_t>(watcher.id) == self) continue;
+      Log(LogLevel::kWarning, "store {}: blocklisting client.{} at {}, still watching {}/{}",
+          store_id, watcher.id, watcher.addr, pool, name);
+      ret = cluster->rados().blocklist_add(watcher.addr, kFenceSeconds);
+      if (ret < 0) return Failed(ret, "blocklist " + watcher.addr + ", a watcher of", name);
+    }
     return Ok();
   }
 };
@@ -318,7 +342,7 @@ class RbdStore final : public Store {
     }
     auto pool = Pool();
     if (!pool.ok()) return pool.error();
-    Status removed = (*pool)->RemoveImage(temporary.name);
+    Status removed = (*pool)->RemoveImage(temporary.name, /*fence=*/true);
     if (removed.code() == ENOENT) return Ok();
     return removed;
   }

@@ -77,6 +77,9 @@ class Store {
   // Published images (by id) in this store.
   virtual Result<std::vector<std::string>> ListImages() = 0;
   virtual Result<std::vector<StoreTemporary>> ListTemporaries() = 0;
+  // For recovery, once the writer is known dead (its lease was broken or
+  // taken over): removes the temporary, fencing off a writer that may still
+  // hold it open (rbd blocklists such clients). Gone already is success.
   virtual Status RemoveTemporary(const StoreTemporary& temporary) = 0;
 };
 

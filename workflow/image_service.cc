@@ -271,12 +271,31 @@ class ImageServiceImpl final : public ImageService {
     pool_.join();
   }
 
+  void RecoverInBackground() override {
+    std::lock_guard lock(sweeper_mutex_);
+    recover_requested_ = true;
+    sweeper_wake_.notify_all();
+  }
+
   void StartSweeper() {
     sweeper_ = std::thread([this] {
       std::unique_lock lock(sweeper_mutex_);
       while (!sweeper_stopping_) {
+        if (recover_requested_) {
+          recover_requested_ = false;
+          lock.unlock();
+          Status recovered = Recover();
+          if (recovered.ok()) {
+            Log(LogLevel::kInfo, "recovery at start done");
+          } else {
+            Log(LogLevel::kError, "recovery at start: {}", recovered.error().message);
+          }
+          lock.lock();
+          continue;
+        }
         sweeper_wake_.wait_for(lock, options_.lease_ttl);
         if (sweeper_stopping_) break;
+        if (recover_requested_) continue;
         lock.unlock();
         SweepStaleLeases();
         lock.lock();
@@ -610,25 +629,32 @@ class ImageServiceImpl final : public ImageService {
   LeaseKeeper leases_;
   StagingBudget budget_;
   std::atomic<bool> shut_down_{false};
-  std::mutex sweeper_mutex_;  // guards sweeper_stopping_
+  std::mutex sweeper_mutex_;  // guards sweeper_stopping_, recover_requested_
   std::condition_variable sweeper_wake_;
   bool sweeper_stopping_ = false;
+  bool recover_requested_ = false;
   std::thread sweeper_;
   boost::asio::thread_pool pool_;
 };
 
 Status ImageServiceImpl::RepairImageLocked(const std::string& id) {
   // Under the lease nothing else changes this image: decide on fresh facts.
+  // A store that cannot answer is left as it is: its locations stay and
+  // nothing in it is removed.
   std::map<std::string, bool> present;
   for (const auto& [site, store] : stores_) {
     auto exists = store->Exists(id);
-    if (!exists.ok()) return exists.error();
+    if (!exists.ok()) {
+      Log(LogLevel::kWarning, "image {}: store {} not checked: {}", id, site,
+          exists.error().message);
+      continue;
+    }
     present[site] = *exists;
   }
   std::set<std::string> published;
   auto updated = catalog_->Update(id, [&](ImageRecord& current) -> Status {
     std::erase_if(current.locations, [&](const Location& location) {
-      bool lost = HasStore(location.store) && !present[location.store];
+      bool lost = present.count(location.store) && !present[location.store];
       if (lost) {
         Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id,
             location.store);
@@ -650,7 +676,7 @@ Status ImageServiceImpl::RepairImageLocked(const std::string& id) {
     return updated.error();
   }
   for (const auto& [site, store] : stores_) {
-    if (present[site] && !published.count(site)) {
+    if (present.count(site) && present[site] && !published.count(site)) {
       Log(LogLevel::kWarning, "store {}: removing unpublished copy of image {}", site, id);
       Status removed = store->Remove(id);
       if (!removed.ok()) Log(LogLevel::kError, "{}", removed.error().message);
@@ -666,10 +692,13 @@ Status ImageServiceImpl::Recover() {
   std::map<std::string, std::set<std::string>> present;  // store -> image ids
   for (const auto& [site, store] : stores_) {
     auto images = store->ListImages();
-    if (!images.ok()) return images.error();
+    auto temporaries = images.ok() ? store->ListTemporaries() : images.error();
+    if (!temporaries.ok()) {
+      Log(LogLevel::kWarning, "recovery: store {} left out, it cannot be listed: {}", site,
+          temporaries.error().message);
+      continue;
+    }
     present[site].insert(images->begin(), images->end());
-    auto temporaries = store->ListTemporaries();
-    if (!temporaries.ok()) return temporaries.error();
     for (const auto& temporary : *temporaries) {
       candidates[temporary.image_id].emplace_back(store, temporary);
     }
@@ -708,12 +737,7 @@ Status ImageServiceImpl::Recover() {
       candidates[lease.image_id];
     }
   }
-  IMAGEFS_RETURN_IF_ERROR(RepairCandidates(candidates));
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(options_.staging_dir, error)) {
-    std::filesystem::remove(entry.path(), error);
-  }
-  return Ok();
+  return RepairCandidates(candidates);
 }
 
 Status ImageServiceImpl::RepairCandidates(const Candidates& candidates) {
@@ -727,7 +751,8 @@ Status ImageServiceImpl::RepairCandidates(const Candidates& candidates) {
     for (const auto& [store, temporary] : temporaries) {
       Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", store->id(),
           temporary.name);
-      IMAGEFS_RETURN_IF_ERROR(store->RemoveTemporary(temporary));
+      Status removed = store->RemoveTemporary(temporary);
+      if (!removed.ok()) Log(LogLevel::kError, "{}", removed.error().message);
     }
   }
   return Ok();
@@ -762,6 +787,10 @@ Result<std::unique_ptr<ImageService>> ImageService::Create(Options options) {
   if (error) {
     return Fail(EIO, "cannot create staging directory {}: {}", options.staging_dir,
                 error.message());
+  }
+  // Staged data of a previous run has no writer any more.
+  for (const auto& entry : std::filesystem::directory_iterator(options.staging_dir, error)) {
+    std::filesystem::remove_all(entry.path(), error);
   }
   auto service = std::make_unique<ImageServiceImpl>(std::move(options));
   service->StartSweeper();

@@ -47,7 +47,9 @@
 // temporaries are removed, a record stuck uploading/importing is settled
 // (its importing stores listed as failed). Recover() does it for the whole
 // catalog at start; a background sweep does it every lease ttl for images
-// whose lease went stale (an operation that died, here or elsewhere).
+// whose lease went stale (an operation that died, here or elsewhere). The
+// staging area is emptied when the service is created, before anything
+// can stage.
 #pragma once
 
 #include <chrono>
@@ -127,8 +129,13 @@ class ImageService {
   virtual Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id,
                                                         std::string_view site) = 0;
 
-  // Crash recovery, run once at start before serving.
+  // Crash recovery of the whole catalog; waits until done. A store that
+  // cannot be reached is left out (its locations are kept as they are) and
+  // named in a warning.
   virtual Status Recover() = 0;
+  // Recover() on the background sweeper thread, so that serving starts at
+  // once (operations and recovery exclude each other per image by lease).
+  virtual void RecoverInBackground() = 0;
   // Waits for running jobs; later calls with Done fail with ESHUTDOWN.
   virtual void Shutdown() = 0;
 };

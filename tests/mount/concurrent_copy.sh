@@ -25,7 +25,7 @@ for round in 1 2 3; do
   done
   assert_eq "$(xattr "$id" stores)" central,dcn0 "round $round: stores"
   cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "round $round: dcn0 copy differs"
-  assert_eq "$(ls -A "$STATE/stores/dcn0/.tmp")" "" "round $round: no temporaries"
+  assert_eq "$(store_temporaries dcn0)" "" "round $round: no temporaries"
 done
 
 # Same image, two different sites at once: the second is refused while the

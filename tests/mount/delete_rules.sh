@@ -17,8 +17,8 @@ assert_logged "central copy cannot go while edges"
 
 rm "$MNT/images/$id/stores/dcn0/$id"
 assert_eq "$(xattr "$id" stores)" central,dcn1 "dcn0 copy deleted"
-[ ! -e "$STATE/stores/dcn0/$id" ] || fail "dcn0 data still on disk"
-[ -e "$STATE/stores/dcn1/$id" ] || fail "dcn1 data is gone"
+! store_has dcn0 "$id" || fail "dcn0 data still in the store"
+store_has dcn1 "$id" || fail "dcn1 data is gone"
 expect_error "No such file" rm "$MNT/sites/dcn0/$id"
 
 rm "$MNT/sites/dcn1/$id"
@@ -30,7 +30,7 @@ rmdir "$MNT/images/$id"
 [ ! -e "$MNT/images/$id" ] || fail "image directory still there"
 assert_eq "$(ls -A "$MNT/images")" "" "no image left"
 for site in central dcn0 dcn1; do
-  [ ! -e "$STATE/stores/$site/$id" ] || fail "$site data still on disk"
+  ! store_has "$site" "$id" || fail "$site data still in the store"
 done
 expect_error "No such file" rmdir "$MNT/images/$id"
 expect_error "Operation not permitted" rmdir "$MNT/sites/dcn0"

@@ -9,20 +9,20 @@ write_config "lease_ttl = 3"
 consistent() {
   local id site listed held
   for site in central dcn0 dcn1; do
-    [ -z "$(ls -A "$WORK/stores/$site/.tmp")" ] || return 1
-    for id in $(ls "$WORK/stores/$site"); do
+    [ -z "$(store_temporaries "$site")" ] || return 1
+    for id in $(store_images "$site"); do
       [ -d "$MNT/images/$id" ] || return 1
     done
   done
   for id in $(ls "$MNT/images"); do
     listed=$(xattr "$id" stores)
-    held=$(for site in central dcn0 dcn1; do [ -e "$WORK/stores/$site/$id" ] && echo "$site"; done | paste -sd,)
+    held=$(for site in central dcn0 dcn1; do store_has "$site" "$id" && echo "$site"; done | paste -sd,)
     [ "$(echo "$listed" | tr , '\n' | sort | paste -sd,)" == "$(echo "$held" | tr , '\n' | sort | paste -sd,)" ] || return 1
     [ -z "$(xattr "$id" os_glance_importing_to_stores)" ] || return 1
   done
 }
 
-mount_imagefs --config="$WORK/imagefs.conf"
+mount_imagefs
 random_file "$WORK/img" 96
 source_id=$(new_uuid)
 mkdir "$MNT/images/$source_id"
@@ -45,7 +45,7 @@ for trial in $(seq $trials); do
   DAEMON_PID=
   wait "$writer" || true
   fusermount3 -uz "$MNT"
-  mount_imagefs --config="$WORK/imagefs.conf"
+  mount_imagefs
   for _ in $(seq 150); do
     consistent && break
     sleep 0.1

@@ -2,7 +2,7 @@
 # nothing published. A full staging area gives ENOSPC.
 source "$(dirname "$0")/lib.sh"
 write_config "staging_max_bytes = 8388608"
-mount_imagefs --config="$WORK/imagefs.conf"
+mount_imagefs
 
 random_file "$WORK/good" 2
 id=$(new_uuid)
@@ -21,8 +21,8 @@ assert_logged "is 1000 bytes, the image is 2097152"
 
 assert_eq "$(xattr "$id" stores)" central "nothing published"
 assert_eq "$(ls -A "$MNT/images/$id/stores/dcn0")" "" "no file in dcn0"
-assert_eq "$(ls -A "$WORK/stores/dcn0" | grep -v '^.tmp$' || true)" "" "no data in the dcn0 store"
-assert_eq "$(ls -A "$WORK/stores/dcn0/.tmp")" "" "no temporary left in dcn0"
+assert_eq "$(store_images dcn0)" "" "no data in the dcn0 store"
+assert_eq "$(store_temporaries dcn0)" "" "no temporary left in dcn0"
 cmp "$WORK/good" "$MNT/sites/central/$id" || fail "source copy changed"
 
 # The right data then copies fine.

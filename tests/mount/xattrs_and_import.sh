@@ -1,12 +1,11 @@
 # getfattr/setfattr: the Glance image record, properties, and import
 # requests with all_stores and all_stores_must_succeed against a real store
-# failure (dcn1 lives on a 1 MiB tmpfs, so a larger image does not fit).
+# failure (embedded: dcn1 lives on a 1 MiB tmpfs, so a larger image does
+# not fit; ceph: dcn1's pool is not provisioned until the last step).
 source "$(dirname "$0")/lib.sh"
-mkdir -p "$WORK/stores/dcn1"
-mount -t tmpfs -o size=1m imagefs-test-dcn1 "$WORK/stores/dcn1"
-EXTRA_MOUNTS+=("$WORK/stores/dcn1")
+failing_store dcn1
 write_config
-mount_imagefs --config="$WORK/imagefs.conf"
+mount_imagefs
 
 id=$(new_uuid)
 mkdir "$MNT/images/$id"
@@ -55,7 +54,7 @@ assert_eq "$(xattr "$id" stores)" central,dcn0 "allow-failure result"
 assert_eq "$(xattr "$id" os_glance_failed_import)" dcn1 "failed list"
 assert_eq "$(xattr "$id" status)" active "status"
 cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0 copy differs"
-assert_eq "$(ls -A "$WORK/stores/dcn1/.tmp")" "" "no temporary left in dcn1"
+assert_eq "$(store_temporaries dcn1)" "" "no temporary left in dcn1"
 
 # Must succeed: dcn1 fails again, so nothing of this import stays.
 other=$(new_uuid)
@@ -65,10 +64,11 @@ import "$other" '{"method":{"name":"copy-image"},"all_stores":true,"all_stores_m
 wait_for_xattr "$other" os_glance_importing_to_stores ""
 assert_eq "$(xattr "$other" stores)" central "must-succeed rolled back"
 assert_eq "$(xattr "$other" os_glance_failed_import)" dcn1 "must-succeed failed list"
-[ ! -e "$WORK/stores/dcn0/$other" ] || fail "dcn0 data of the rolled back import remains"
+! store_has dcn0 "$other" || fail "dcn0 data of the rolled back import remains"
 cmp "$WORK/img" "$MNT/sites/central/$other" || fail "source damaged"
 
 # A small image fits everywhere; all_stores skips central which holds it.
+provision_store dcn1
 small=$(new_uuid)
 mkdir "$MNT/images/$small"
 head -c 1000 /dev/urandom > "$WORK/small"
