@@ -68,19 +68,6 @@ constexpr auto kRetryInterval = std::chrono::seconds(5);
 LazyCluster::LazyCluster(CephClientOptions options, std::string who)
     : options_(std::move(options)), who_(std::move(who)) {}
 
-LazyCluster::~LazyCluster() {
-  if (starter_.joinable()) starter_.join();
-}
-
-void LazyCluster::Start() {
-  {
-    std::lock_guard lock(mutex_);
-    if (connecting_ || cluster_) return;
-    connecting_ = true;
-  }
-  starter_ = std::thread([this] { Attempt(); });
-}
-
 void LazyCluster::Attempt() {
   auto connected = CephCluster::Connect(options_, who_);
   if (!connected.ok()) Log(LogLevel::kError, "{}", connected.error().message);

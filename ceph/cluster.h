@@ -23,7 +23,6 @@
 #include <rados/librados.hpp>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "ceph/client_options.h"
 #include "common/result.h"
@@ -52,19 +51,16 @@ class CephCluster {
   std::string who_;
 };
 
-// A cluster connected on first need, so that a site that is down when the
-// daemon starts does not keep the mount (or the other sites) waiting. The
-// first Get() after Start() waits for the attempt started in the background;
-// after a failure, a later Get() tries again (at most every retry_interval).
+// A cluster connected on first need (Get()), so that a site that is down
+// when the daemon starts does not keep the mount (or the other sites)
+// waiting. Concurrent Get()s share one attempt; after a failure, a later
+// Get() tries again, at most every 5 s, and fails at once in between.
 class LazyCluster {
  public:
   LazyCluster(CephClientOptions options, std::string who);
-  ~LazyCluster();
   LazyCluster(const LazyCluster&) = delete;
   LazyCluster& operator=(const LazyCluster&) = delete;
 
-  // Starts connecting in the background.
-  void Start();
   // The connected cluster, or why there is none (the last attempt's error).
   Result<std::shared_ptr<CephCluster>> Get();
 
@@ -79,7 +75,6 @@ class LazyCluster {
   std::optional<Error> last_error_;
   std::chrono::steady_clock::time_point last_attempt_{};
   bool connecting_ = false;
-  std::thread starter_;
 };
 
 }  // namespace imagefs

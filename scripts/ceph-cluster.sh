@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops real, throwaway Ceph clusters on loopback: one ceph-mon and
-# one ceph-osd on memstore per cluster, pool `images` ready for RBD. Used by
-# the tests, the benchmark and anyone who wants to try imagefs on Ceph.
+# one ceph-osd on memstore per cluster, pool `images` ready for RBD and pool
+# `imagefs` for a catalog. Used by the tests, the benchmark and anyone who
+# wants to try imagefs on Ceph.
 #
 #   ceph-cluster.sh start DIR NAME... [--cephx] [--memstore-bytes N]
 #       one cluster per NAME under DIR/NAME (ceph.conf there), started in
@@ -64,6 +65,8 @@ osd_op_num_threads_per_shard = 1
 # Commit monitor changes (pool and snapshot removal) at once, not every second.
 paxos_propose_interval = 0.01
 paxos_min_wait = 0.001
+[osd]
+keyring = $dir/osd.\$id/keyring
 EOF
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' > /dev/null
   ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' \
@@ -85,6 +88,8 @@ EOF
   ceph-osd -c "$dir/ceph.conf" -i 0
   "${c[@]}" osd pool create images 8 8 > /dev/null 2>&1
   "${c[@]}" osd pool application enable images rbd > /dev/null
+  "${c[@]}" osd pool create imagefs 8 8 > /dev/null 2>&1
+  "${c[@]}" osd pool application enable imagefs imagefs > /dev/null
   # A write returns once the pool's placement groups are active.
   timeout 60 rados -c "$dir/ceph.conf" -p images put imagefs-ready /dev/null
   rados -c "$dir/ceph.conf" -p images rm imagefs-ready
@@ -142,12 +147,18 @@ case "$cmd" in
       pid=$(cat "$pidfile")
       kill "$pid" 2>/dev/null || true
     done
-    # memstore keeps everything in memory: nothing to flush, so do not wait long.
+    # memstore keeps everything in memory, nothing to flush: give them all
+    # two seconds together (an OSD may linger on SIGTERM), then kill.
+    for _ in $(seq 20); do
+      alive=0
+      for pidfile in "$base"/*/run/*.pid; do
+        [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && alive=1
+      done
+      [ $alive -eq 1 ] || break
+      sleep 0.1
+    done
     for pidfile in "$base"/*/run/*.pid; do
-      [ -f "$pidfile" ] || continue
-      pid=$(cat "$pidfile")
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
+      [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
     done
     ;;
   status)

@@ -57,6 +57,10 @@ class FaultyStoreImpl final : public FaultyStore {
     return inner_->Remove(image_id);
   }
   Result<bool> Exists(std::string_view image_id) override { return inner_->Exists(image_id); }
+  Result<bool> InUse(std::string_view image_id) override {
+    if (plan().fail_remove) return true;
+    return inner_->InUse(image_id);
+  }
   Result<std::vector<std::string>> ListImages() override { return inner_->ListImages(); }
   Result<std::vector<StoreTemporary>> ListTemporaries() override {
     return inner_->ListTemporaries();

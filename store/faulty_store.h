@@ -14,7 +14,7 @@ struct FaultPlan {
   int fail_write_number = 0;  // 1-based count of Write calls (all writers); 0 = never
   int write_errno = EIO;      // errno of the failing write (ENOSPC to simulate full)
   bool fail_publish = false;  // Publish fails with EIO
-  bool fail_remove = false;   // Remove fails with EBUSY
+  bool fail_remove = false;   // in use: Remove fails with EBUSY, InUse is true
   std::chrono::milliseconds write_stall{0};  // sleep before every write
 };
 

@@ -144,6 +144,9 @@ class FileStore final : public Store {
     return ErrorFromErrno(fmt::format("store {}: stat image {}", id_, image_id));
   }
 
+  // A file can always be removed: readers keep their open descriptor.
+  Result<bool> InUse(std::string_view) override { return false; }
+
   Result<std::vector<std::string>> ListImages() override {
     std::vector<std::string> ids;
     std::error_code error;

@@ -267,9 +267,7 @@ class RbdStore final : public Store {
       : id_(options.id),
         pool_name_(options.pool),
         chunk_bytes_(options.chunk_size_mib << 20),
-        cluster_(options.client, "store " + options.id) {
-    cluster_.Start();
-  }
+        cluster_(options.client, "store " + options.id) {}
 
   const std::string& id() const override { return id_; }
 
@@ -315,6 +313,21 @@ class RbdStore final : public Store {
     auto names = ListNames();
     if (!names.ok()) return names.error();
     return std::find(names->begin(), names->end(), image_id) != names->end();
+  }
+
+  Result<bool> InUse(std::string_view image_id) override {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    std::string name(image_id);
+    librbd::RBD rbd;
+    librbd::Image image;
+    int ret = rbd.open_read_only((*pool)->ioctx, image, name.c_str(), kSnapshot);
+    if (ret == -ENOENT) return false;
+    if (ret < 0) return (*pool)->Failed(ret, "open", name);
+    std::vector<librbd::linked_image_spec_t> children;
+    ret = image.list_children3(&children);
+    if (ret < 0) return (*pool)->Failed(ret, "list the clones of", name);
+    return !children.empty();
   }
 
   Result<std::vector<std::string>> ListImages() override {

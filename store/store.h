@@ -74,6 +74,9 @@ class Store {
   virtual Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) = 0;
   virtual Status Remove(std::string_view image_id) = 0;
   virtual Result<bool> Exists(std::string_view image_id) = 0;
+  // Whether the copy is in use so that Remove would be EBUSY (rbd: clones
+  // of its snapshot exist). No copy is not in use.
+  virtual Result<bool> InUse(std::string_view image_id) = 0;
   // Published images (by id) in this store.
   virtual Result<std::vector<std::string>> ListImages() = 0;
   virtual Result<std::vector<StoreTemporary>> ListTemporaries() = 0;

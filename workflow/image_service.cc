@@ -209,13 +209,21 @@ class ImageServiceImpl final : public ImageService {
     auto staged = StagedWrite::Create(options_.staging_dir, std::string(id), std::string(site),
                                       std::move(lease).value(), budget_);
     if (!staged.ok()) return staged.error();
-    if (upload) {
-      IMAGEFS_RETURN_IF_ERROR(SetStatus(id, ImageStatus::kQueued, ImageStatus::kUploading));
-      (*staged)->SetAbandonHook([this, image = std::string(id)] {
-        Status reset = SetStatus(image, ImageStatus::kUploading, ImageStatus::kQueued);
-        if (!reset.ok()) Log(LogLevel::kWarning, "{}", reset.error().message);
-      });
-    }
+    // The write is visible at once, to this mount and every other one: an
+    // upload as status uploading, a copy in os_glance_importing_to_stores.
+    auto started = catalog_->Update(id, [&](ImageRecord& current) -> Status {
+      if (upload) {
+        if (current.status == ImageStatus::kQueued) current.status = ImageStatus::kUploading;
+      } else {
+        current.importing_to_stores = {std::string(site)};
+        EraseValue(current.failed_import, std::string(site));
+      }
+      return Ok();
+    });
+    if (!started.ok()) return started.error();
+    (*staged)->SetAbandonHook([this, image = std::string(id), site = std::string(site)] {
+      SettleUnimportedWrite(image, site);
+    });
     return staged;
   }
 
@@ -228,11 +236,7 @@ class ImageServiceImpl final : public ImageService {
       auto plan = std::make_shared<ImportPlan>();
       Status prepared = PrepareCommit(write, *plan);
       if (prepared.ok()) prepared = BeginImport(*plan);
-      if (!prepared.ok()) {
-        // An upload that never started importing: the image is queued again.
-        Status reset = SetStatus(write->image_id(), ImageStatus::kUploading, ImageStatus::kQueued);
-        if (!reset.ok()) Log(LogLevel::kWarning, "{}", reset.error().message);
-      }
+      if (!prepared.ok()) SettleUnimportedWrite(write->image_id(), write->site());
       Finish(done, prepared.ok() ? RunImport(*plan) : prepared, plan);
     });
   }
@@ -330,13 +334,19 @@ class ImageServiceImpl final : public ImageService {
                 action, record.owner);
   }
 
-  Status SetStatus(std::string_view id, ImageStatus from, ImageStatus to) {
-    auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
-      if (record.status == from) record.status = to;
+  // A write that never became an import (abandoned, or refused at commit):
+  // an upload leaves the image queued again, a copy is listed as failed.
+  void SettleUnimportedWrite(const std::string& id, const std::string& site) {
+    auto settled = catalog_->Update(id, [&](ImageRecord& record) -> Status {
+      if (record.status == ImageStatus::kUploading) record.status = ImageStatus::kQueued;
+      if (std::find(record.importing_to_stores.begin(), record.importing_to_stores.end(), site) !=
+          record.importing_to_stores.end()) {
+        EraseValue(record.importing_to_stores, site);
+        AddUnique(record.failed_import, site);
+      }
       return Ok();
     });
-    if (!updated.ok()) return updated.error();
-    return Ok();
+    if (!settled.ok()) Log(LogLevel::kWarning, "{}", settled.error().message);
   }
 
   std::string SourceStore(const ImageRecord& record) const {
@@ -605,6 +615,15 @@ class ImageServiceImpl final : public ImageService {
     if (!lease.ok()) return lease.error();
     record = catalog_->Get(id);
     if (!record.ok()) return record.error();
+    // A copy in use (clones) would stop the delete halfway: refuse it whole.
+    for (const auto& location : record->locations) {
+      auto in_use = stores_.at(location.store)->InUse(id);
+      if (!in_use.ok()) return in_use.error();
+      if (*in_use) {
+        return Fail(EBUSY, "image {}: the copy in {} is in use (has clones); nothing deleted", id,
+                    location.store);
+      }
+    }
     // Edges first, central last: central holds a copy as long as any edge does.
     std::vector<Location> order = record->locations;
     std::stable_partition(order.begin(), order.end(),

@@ -111,6 +111,7 @@ TEST_F(RbdStoreTest, CloneKeepsTheCopyInUse) {
   librbd::RBD rbd;
   librbd::ImageOptions options;
   ASSERT_EQ(rbd.clone3(ioctx_, kId, "snap", ioctx_, "vm-disk", options), 0);
+  EXPECT_TRUE(*store_->InUse(kId));
   Status busy = store_->Remove(kId);
   EXPECT_EQ(busy.code(), EBUSY);
   EXPECT_NE(busy.error().message.find("clones"), std::string::npos) << busy.error().message;
@@ -123,6 +124,7 @@ TEST_F(RbdStoreTest, CloneKeepsTheCopyInUse) {
     EXPECT_TRUE(is_protected);
   }
   ASSERT_EQ(rbd.remove(ioctx_, "vm-disk"), 0);
+  EXPECT_FALSE(*store_->InUse(kId));
   EXPECT_TRUE(store_->Remove(kId).ok());
   EXPECT_FALSE(*store_->Exists(kId));
 }

@@ -84,12 +84,14 @@ TEST_P(StoreConformanceTest, PutReadRemove) {
   ASSERT_TRUE(url.ok()) << url.error().message;
   EXPECT_EQ(*url, store_->LocationUrl(kStoreTestId));
   EXPECT_TRUE(*store_->Exists(kStoreTestId));
+  EXPECT_FALSE(*store_->InUse(kStoreTestId));
   EXPECT_EQ(ReadAll(), data);
   EXPECT_EQ(*store_->ListImages(), std::vector<std::string>{kStoreTestId});
   ASSERT_TRUE(store_->Remove(kStoreTestId).ok());
   EXPECT_FALSE(*store_->Exists(kStoreTestId));
   EXPECT_EQ(store_->Remove(kStoreTestId).code(), ENOENT);
   EXPECT_EQ(store_->OpenReader(kStoreTestId).code(), ENOENT);
+  EXPECT_FALSE(*store_->InUse(kStoreTestId));
 }
 
 TEST_P(StoreConformanceTest, SparseDataReadsBackExactly) {

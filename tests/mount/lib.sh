@@ -11,6 +11,7 @@
 set -euo pipefail
 
 IMAGEFS=${1:?usage: $0 path/to/imagefs}
+CLUSTERS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/ceph-cluster.sh
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imagefs-mount-XXXXXX")
 MNT=$WORK/mnt
 STATE=$WORK/state
@@ -20,6 +21,9 @@ SITES=(central dcn0 dcn1)
 CEPH_DIR=${IMAGEFS_TEST_CEPH_DIR:-}
 TEST_NAME=$(basename "$0" .sh)
 POOL=imagefs-$TEST_NAME-$(basename "$WORK" | cut -d- -f3 | tr 'A-Z' 'a-z')
+CATALOG_POOL=imagefs-tests  # the catalog's namespace there is $POOL
+CEPH_USER=                  # set: stores and catalog connect as client.$CEPH_USER
+OWN_CLUSTERS=               # set by start_own_clusters: stopped at the end
 STORES=$STATE/stores  # file stores: where the data lives (write_config changes it)
 CONFIG_ARGS=()
 mkdir -p "$MNT"
@@ -28,15 +32,22 @@ cleanup() {
   local status=$?
   if mountpoint -q "$MNT"; then fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true; fi
   if [ -n "$DAEMON_PID" ]; then kill -9 "$DAEMON_PID" 2>/dev/null || true; fi
+  if mountpoint -q "$MNT2"; then fusermount3 -uz "$MNT2" 2>/dev/null || umount -l "$MNT2" 2>/dev/null || true; fi
+  if [ -n "$SECOND_PID" ]; then kill -9 "$SECOND_PID" 2>/dev/null || true; fi
   for extra in "${EXTRA_MOUNTS[@]:-}"; do [ -n "$extra" ] && umount -l "$extra" 2>/dev/null || true; done
-  if [ -n "$CEPH_DIR" ]; then
+  if [ -n "$OWN_CLUSTERS" ]; then
+    "$CLUSTERS" stop "$CEPH_DIR" || true
+  elif [ -n "$CEPH_DIR" ]; then
     for site in "${SITES[@]}"; do
       ceph_at "$site" osd pool rm "$POOL" "$POOL" --yes-i-really-really-mean-it > /dev/null 2>&1 || true
     done
   fi
-  if [ $status -ne 0 ] && [ -f "$LOG" ]; then
-    echo "--- last lines of the daemon log ($LOG)"
-    tail -n 40 "$LOG"
+  if [ $status -ne 0 ]; then
+    for log in "$LOG" "$LOG2"; do
+      [ -f "$log" ] || continue
+      echo "--- last lines of the daemon log ($log)"
+      tail -n 40 "$log"
+    done
   fi
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
@@ -52,15 +63,35 @@ fail() {
 # in the background so the test can kill it. Uses the test's configuration
 # when write_config made one (always on ceph), else the embedded default.
 mount_imagefs() {
+  start_daemon "$MNT" "$STATE" "$LOG" "$@"
+  DAEMON_PID=$STARTED_PID
+}
+
+# mount_second [imagefs options...]: a second daemon, as at another site:
+# same configuration (stores, catalog), its own state directory, mounted on
+# $MNT2 (log $LOG2).
+MNT2=$WORK/mnt2
+LOG2=$WORK/imagefs2.log
+SECOND_PID=
+mount_second() {
+  mkdir -p "$MNT2"
+  start_daemon "$MNT2" "$WORK/state2" "$LOG2" "$@"
+  SECOND_PID=$STARTED_PID
+}
+
+# start_daemon MNT STATE LOG [options...]: sets STARTED_PID once MNT serves.
+start_daemon() {
+  local mnt=$1 state=$2 log=$3
+  shift 3
   if [ -n "$CEPH_DIR" ] && [ ${#CONFIG_ARGS[@]} -eq 0 ]; then write_config; fi
-  "$IMAGEFS" --state-dir="$STATE" --log-file="$LOG" "${CONFIG_ARGS[@]}" "$@" "$MNT" -f &
-  DAEMON_PID=$!
+  "$IMAGEFS" --state-dir="$state" --log-file="$log" "${CONFIG_ARGS[@]}" "$@" "$mnt" -f &
+  STARTED_PID=$!
   for _ in $(seq 100); do
-    mountpoint -q "$MNT" && [ -d "$MNT/images" ] && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "imagefs exited before mounting"
+    mountpoint -q "$mnt" && [ -d "$mnt/images" ] && return 0
+    kill -0 "$STARTED_PID" 2>/dev/null || fail "imagefs exited before mounting $mnt"
     sleep 0.1
   done
-  fail "imagefs did not mount within 10 s"
+  fail "imagefs did not mount $mnt within 10 s"
 }
 
 unmount_imagefs() {
@@ -79,6 +110,18 @@ rbd_at() {
   local site=$1
   shift
   rbd -c "$CEPH_DIR/$site/ceph.conf" -p "$POOL" "$@"
+}
+
+# start_own_clusters [ceph-cluster.sh options]: this test's own three
+# clusters (e.g. --cephx) instead of the shared ones; the stores use their
+# pool `images`, the catalog central's pool `imagefs`.
+start_own_clusters() {
+  CEPH_DIR=$WORK/clusters
+  OWN_CLUSTERS=yes
+  POOL=images
+  CATALOG_POOL=imagefs
+  "$CLUSTERS" start "$CEPH_DIR" "${SITES[@]}" "$@" \
+    > /dev/null
 }
 
 # create_pool SITE: this test's pool on SITE's cluster, ready for RBD.
@@ -108,6 +151,10 @@ write_config() {
       if [ -n "$CEPH_DIR" ]; then
         echo "rbd_store_ceph_conf = $CEPH_DIR/$site/ceph.conf"
         echo "rbd_store_pool = $POOL"
+        if [ -n "$CEPH_USER" ]; then
+          echo "rbd_store_user = $CEPH_USER"
+          echo "rbd_store_keyring = $CEPH_DIR/$site/client.$CEPH_USER.keyring"
+        fi
         echo "rbd_store_chunk_size = 4"
         echo "rados_connect_timeout = 10"
         echo "rados_op_timeout = 30"
@@ -115,18 +162,20 @@ write_config() {
         echo "filesystem_store_datadir = $WORK/stores/$site"
       fi
     done
+    echo "[catalog]"
     if [ -n "$CEPH_DIR" ]; then
-      echo "[catalog]"
       echo "backend = rados"
-      echo "rados_pool = imagefs-tests"
+      echo "rados_pool = $CATALOG_POOL"
       echo "rados_namespace = $POOL"
+    else
+      echo "path = $WORK/catalog.db"  # shared by every daemon of the test
     fi
     echo "[imagefs]"
     printf '%s\n' "$@"
   } > "$WORK/imagefs.conf"
   if [ -n "$CEPH_DIR" ]; then
     for site in "${SITES[@]}"; do
-      [[ " ${UNPROVISIONED[*]:-} " == *" $site "* ]] || create_pool "$site"
+      [[ " ${UNPROVISIONED[*]:-} " == *" $site "* ]] || [ -n "$OWN_CLUSTERS" ] || create_pool "$site"
     done
   fi
 }
@@ -168,6 +217,18 @@ store_temporaries() {
   fi
 }
 
+# store_data SITE ID: the bytes SITE's store holds for image ID, read past
+# imagefs (rbd export of the protected snapshot; the file store's file).
+store_data() {
+  if [ -n "$CEPH_DIR" ]; then
+    rbd_at "$1" snap ls "$2" | grep -q ' snap ' || fail "$1: $2 has no snapshot 'snap'"
+    rbd_at "$1" info "$2@snap" | grep -q 'protected: True' || fail "$1: $2@snap is not protected"
+    rbd_at "$1" export --no-progress "$2@snap" -
+  else
+    cat "$STORES/$1/$2"
+  fi
+}
+
 # store_has SITE ID: SITE's store holds data of image ID.
 store_has() { store_images "$1" | grep -qx "$2"; }
 
@@ -193,6 +254,7 @@ expect_error() {
 }
 
 xattr() { getfattr --only-values -n "user.glance.$2" "$MNT/images/$1"; }
+xattr2() { getfattr --only-values -n "user.glance.$2" "$MNT2/images/$1"; }
 
 # wait_for_xattr IMAGE NAME VALUE: polls until the attribute has VALUE (10 s).
 wait_for_xattr() {

@@ -24,10 +24,16 @@ cp "$MNT/images/$id/stores/central/disk.qcow2" "$MNT/images/$id/stores/dcn0/"
 assert_eq "$(xattr "$id" stores)" central,dcn0 "stores after copy"
 cmp "$WORK/disk.qcow2" "$MNT/images/$id/stores/dcn0/disk.qcow2" || fail "dcn0 copy differs"
 cmp "$WORK/disk.qcow2" "$MNT/sites/dcn0/$id" || fail "/sites view differs"
+store_data dcn0 "$id" | cmp "$WORK/disk.qcow2" - || fail "dcn0's store holds other data"
 locations=$(xattr "$id" locations)
+if [ -n "$CEPH_DIR" ]; then
+  dcn0_url="rbd://$(ceph_at dcn0 fsid)/$POOL/$id/snap"
+else
+  dcn0_url="file://$STORES/dcn0/$id"
+fi
 case "$locations" in
-  *'"metadata":{"store":"dcn0"}'*'"url":"file://'*) ;;
-  *) fail "locations lack dcn0: $locations" ;;
+  *'{"metadata":{"store":"dcn0"},"url":"'"$dcn0_url"'"}'*) ;;
+  *) fail "locations lack dcn0 at $dcn0_url: $locations" ;;
 esac
 
 # In a store directory the file has the image's name, and only that name.

@@ -188,6 +188,8 @@ TEST_F(WorkflowTest, CopyThroughAFileMustEqualTheImage) {
   EXPECT_EQ(WriteFile(kOwner, "dcn0", other).code(), EIO);
   EXPECT_EQ(WriteFile(kOwner, "dcn0", data.substr(1)).code(), EIO);
   EXPECT_FALSE(Record().HasStore("dcn0"));
+  EXPECT_EQ(Record().failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_TRUE(Record().importing_to_stores.empty());
   EXPECT_FALSE(StoreHas("dcn0"));
   EXPECT_FALSE(StoreHasTemporaries("dcn0"));
   ASSERT_TRUE(WriteFile(kOwner, "dcn0", data).ok());
@@ -308,6 +310,15 @@ TEST_F(WorkflowTest, DeleteRulesKeepCentralAndTheLastCopy) {
   EXPECT_FALSE(StoreHas("dcn0"));
 }
 
+TEST_F(WorkflowTest, DeleteImageWithACopyInUseDeletesNothing) {
+  CreateActiveImage("abc");
+  ASSERT_TRUE(CopyToAll(kOwner, false).ok());
+  faults_["central"]->SetPlan({.fail_remove = true});
+  EXPECT_EQ(Wait([&](auto cb) { service_->DeleteImage(kOwner, kId, cb); }).code(), EBUSY);
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0", "dcn1"}));
+  for (const char* site : {"central", "dcn0", "dcn1"}) EXPECT_TRUE(StoreHas(site)) << site;
+}
+
 TEST_F(WorkflowTest, DeleteImageRemovesEveryCopyThenTheRecord) {
   CreateActiveImage("abc");
   ASSERT_TRUE(CopyToAll(kOwner, false).ok());
@@ -340,6 +351,29 @@ TEST_F(WorkflowTest, AbandonedUploadReturnsTheImageToQueued) {
   }
   EXPECT_EQ(Record().status, ImageStatus::kQueued);
   EXPECT_TRUE(service_->BeginWrite(kOwner, kId, "central").ok());  // lease was released
+}
+
+TEST_F(WorkflowTest, CopyThroughAFileIsImportingFromItsFirstByte) {
+  std::string data = RandomData(10'000);
+  CreateActiveImage(data);
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    // Visible in the shared catalog, as another daemon reads it.
+    auto seen = OtherCatalog()->Get(kId);
+    ASSERT_TRUE(seen.ok());
+    EXPECT_EQ(seen->importing_to_stores, std::vector<std::string>{"dcn0"});
+    EXPECT_EQ(seen->status, ImageStatus::kActive);
+  }
+  // Abandoned: the copy failed, the image is as it was.
+  ImageRecord record = Record();
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  // A later copy clears the failure.
+  ASSERT_TRUE(WriteFile(kOwner, "dcn0", data).ok());
+  EXPECT_TRUE(Record().failed_import.empty());
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0"}));
 }
 
 TEST_F(WorkflowTest, StaleLeaseOfACrashedDaemonIsTakenOver) {
