@@ -83,6 +83,13 @@ void LazyCluster::Attempt() {
   changed_.notify_all();
 }
 
+void LazyCluster::Forget(const std::shared_ptr<CephCluster>& stale) {
+  std::lock_guard lock(mutex_);
+  if (cluster_ != stale) return;
+  cluster_.reset();
+  last_error_.reset();
+}
+
 Result<std::shared_ptr<CephCluster>> LazyCluster::Get() {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return !connecting_; });

@@ -63,6 +63,9 @@ class LazyCluster {
 
   // The connected cluster, or why there is none (the last attempt's error).
   Result<std::shared_ptr<CephCluster>> Get();
+  // Drops `stale` if it is the current connection (it was blocklisted):
+  // the next Get() connects anew, as a new client with a new address.
+  void Forget(const std::shared_ptr<CephCluster>& stale);
 
  private:
   void Attempt();

@@ -7,7 +7,8 @@
 #   ceph-cluster.sh start DIR NAME... [--cephx] [--memstore-bytes N]
 #       one cluster per NAME under DIR/NAME (ceph.conf there), started in
 #       parallel; prints "NAME DIR/NAME/ceph.conf" per cluster.
-#   ceph-cluster.sh stop DIR         stops every cluster under DIR
+#   ceph-cluster.sh stop DIR [NAME...]
+#       stops every cluster under DIR, or only the NAMEd ones
 #   ceph-cluster.sh status DIR       one line per cluster: name, fsid, state
 #
 # With --cephx each cluster requires cephx and DIR/NAME/keyring holds
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -142,24 +143,28 @@ case "$cmd" in
     ;;
   stop)
     base=${1:?DIR}
-    for pidfile in "$base"/*/run/*.pid; do
-      [ -f "$pidfile" ] || continue
-      pid=$(cat "$pidfile")
-      kill "$pid" 2>/dev/null || true
+    shift
+    dirs=()
+    if [ $# -eq 0 ]; then
+      dirs=("$base"/*/)
+    else
+      for name in "$@"; do dirs+=("$base/$name/"); done
+    fi
+    pids=()
+    for dir in "${dirs[@]}"; do
+      for pidfile in "$dir"run/*.pid; do [ -f "$pidfile" ] && pids+=("$(cat "$pidfile")"); done
     done
+    [ ${#pids[@]} -gt 0 ] || exit 0
+    kill "${pids[@]}" 2>/dev/null || true
     # memstore keeps everything in memory, nothing to flush: give them all
     # two seconds together (an OSD may linger on SIGTERM), then kill.
     for _ in $(seq 20); do
       alive=0
-      for pidfile in "$base"/*/run/*.pid; do
-        [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && alive=1
-      done
+      for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
       [ $alive -eq 1 ] || break
       sleep 0.1
     done
-    for pidfile in "$base"/*/run/*.pid; do
-      [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     ;;
   status)
     base=${1:?DIR}

@@ -13,6 +13,7 @@
 // Publishing is one rename, so an image named <uuid> always has its
 // protected snapshot and verified data; a crash leaves only temporaries.
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <rbd/librbd.hpp>
@@ -29,6 +30,8 @@ constexpr std::string_view kTemporaryPrefix = "imagefs-tmp.";
 constexpr char kSnapshot[] = "snap";
 // How long a fenced client stays blocklisted (Ceph's default is one hour).
 constexpr uint32_t kFenceSeconds = 3600;
+// What librados returns to a blocklisted client (Ceph's EBLOCKLISTED).
+constexpr int kBlocklisted = ESHUTDOWN;
 
 bool AllZero(std::span<const char> data) {
   return !data.empty() && data[0] == 0 &&
@@ -42,12 +45,21 @@ struct RbdPool {
   uint64_t chunk_bytes = 0;
   std::shared_ptr<CephCluster> cluster;  // keeps ioctx valid
   librados::IoCtx ioctx;
+  // Set when the cluster refused this connection as blocklisted (another
+  // daemon fenced it off): the store reconnects before its next operation.
+  mutable std::atomic<bool> fenced{false};
 
   std::string Url(std::string_view image_id) const {
     return fmt::format("rbd://{}/{}/{}/{}", cluster->fsid(), pool, image_id, kSnapshot);
   }
 
   Error Failed(int ret, std::string_view what, std::string_view name) const {
+    if (ret == -kBlocklisted && !fenced.exchange(true)) {
+      Log(LogLevel::kWarning,
+          "store {}: this connection was blocklisted (fenced off by recovery elsewhere); "
+          "its operations fail, the next ones reconnect",
+          store_id);
+    }
     return ErrorFromNegative(ret, fmt::format("store {}: {} {}/{}", store_id, what, pool, name));
   }
 
@@ -365,7 +377,12 @@ class RbdStore final : public Store {
   Result<std::shared_ptr<RbdPool>> Pool() {
     {
       std::lock_guard lock(mutex_);
-      if (pool_) return pool_;
+      if (pool_ && !pool_->fenced) return pool_;
+      if (pool_) {
+        // Writers of the fenced connection keep it until they fail.
+        cluster_.Forget(pool_->cluster);
+        pool_.reset();
+      }
     }
     auto cluster = cluster_.Get();
     if (!cluster.ok()) {
@@ -381,7 +398,7 @@ class RbdStore final : public Store {
     pool->cluster = *cluster;
     pool->ioctx = std::move(ioctx).value();
     std::lock_guard lock(mutex_);
-    if (!pool_) pool_ = std::move(pool);
+    if (!pool_ || pool_->fenced) pool_ = std::move(pool);
     return pool_;
   }
 

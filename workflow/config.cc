@@ -188,7 +188,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
         return reader.Bad(store.id, "rbd_store_chunk_size", "must be a power of two, 1..1024 MiB");
       }
       store.chunk_size_mib = *chunk;
-      auto timeout = reader.GetNumber<int>(store.id, "rados_connect_timeout", 0);
+      auto timeout = reader.GetNumber<int>(store.id, "rados_connect_timeout", 30);
       if (!timeout.ok()) return timeout.error();
       if (*timeout < 0) return reader.Bad(store.id, "rados_connect_timeout", "must be >= 0");
       store.client.connect_timeout_seconds = *timeout;

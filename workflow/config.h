@@ -4,9 +4,10 @@
 //   [glance_store] default_backend = central
 //   [central]   filesystem_store_datadir = /var/lib/imagefs/central   (file)
 //               rbd_store_ceph_conf, rbd_store_pool, rbd_store_user,
-//               rbd_store_chunk_size, rados_connect_timeout,
-//               rados_op_timeout (imagefs: seconds before an operation
-//               on an unreachable cluster fails)                      (rbd)
+//               rbd_store_keyring, rbd_store_chunk_size,
+//               rados_connect_timeout (default 30 s, 0 = librados's 300 s),
+//               rados_op_timeout (imagefs, default 60 s: an operation on
+//               an unreachable cluster fails after it; 0 = waits)      (rbd)
 //   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
 //   [catalog]   backend = embedded | rados; path = <sqlite file>;
 //               rados_pool, rados_namespace, and rados_ceph_conf,

@@ -129,6 +129,43 @@ TEST_F(RbdStoreTest, CloneKeepsTheCopyInUse) {
   EXPECT_FALSE(*store_->Exists(kId));
 }
 
+// Recovery in another daemon removes the temporary of a writer that still
+// holds it open (hung, not dead): at once, by fencing the writer off, which
+// can then publish nothing; the fenced store reconnects for later work.
+TEST_F(RbdStoreTest, RemovingATemporaryFencesItsWriter) {
+  auto writer = store_->CreateWriter(kId, 1 << 20);
+  ASSERT_TRUE(writer.ok()) << writer.error().message;
+  ASSERT_TRUE((*writer)->Write(RandomData(1 << 20, false)).ok());
+
+  auto other = OpenRbdStore(
+      {.id = "central", .client = TestCluster("central"), .pool = kPool, .chunk_size_mib = 1});
+  ASSERT_TRUE(other.ok());
+  auto temporaries = (*other)->ListTemporaries();
+  ASSERT_TRUE(temporaries.ok());
+  ASSERT_EQ(temporaries->size(), 1u);
+  auto started = std::chrono::steady_clock::now();
+  Status removed = (*other)->RemoveTemporary((*temporaries)[0]);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  EXPECT_TRUE((*other)->ListTemporaries()->empty());
+
+  auto finished = (*writer)->Finish();
+  if (finished.ok()) {
+    auto published = (*writer)->Publish();
+    EXPECT_FALSE(published.ok()) << "a fenced writer published " << *published;
+  }
+  writer->reset();
+  EXPECT_FALSE(*(*other)->Exists(kId));
+
+  // The fenced store works again, over a new connection.
+  ASSERT_TRUE(Put("after the fence").ok());
+  auto reader = store_->OpenReader(kId);
+  ASSERT_TRUE(reader.ok()) << reader.error().message;
+  std::string data(15, '\0');
+  EXPECT_EQ(*(*reader)->ReadAt(0, data), 15u);
+  EXPECT_EQ(data, "after the fence");
+}
+
 TEST_F(RbdStoreTest, UnreachableClusterFailsOperationsInsteadOfBlocking) {
   TemporaryDirectory directory;
   std::string conf = directory.Join("nowhere.conf");

@@ -24,6 +24,8 @@ POOL=imagefs-$TEST_NAME-$(basename "$WORK" | cut -d- -f3 | tr 'A-Z' 'a-z')
 CATALOG_POOL=imagefs-tests  # the catalog's namespace there is $POOL
 CEPH_USER=                  # set: stores and catalog connect as client.$CEPH_USER
 OWN_CLUSTERS=               # set by start_own_clusters: stopped at the end
+CONNECT_TIMEOUT=10          # rados_connect_timeout of every rbd store
+OP_TIMEOUT=30               # rados_op_timeout of every rbd store
 STORES=$STATE/stores  # file stores: where the data lives (write_config changes it)
 CONFIG_ARGS=()
 mkdir -p "$MNT"
@@ -156,8 +158,8 @@ write_config() {
           echo "rbd_store_keyring = $CEPH_DIR/$site/client.$CEPH_USER.keyring"
         fi
         echo "rbd_store_chunk_size = 4"
-        echo "rados_connect_timeout = 10"
-        echo "rados_op_timeout = 30"
+        echo "rados_connect_timeout = $CONNECT_TIMEOUT"
+        echo "rados_op_timeout = $OP_TIMEOUT"
       else
         echo "filesystem_store_datadir = $WORK/stores/$site"
       fi

@@ -84,6 +84,24 @@ TEST(ConfigTest, TheDocumentedExampleIsValid) {
   EXPECT_EQ(config->lease_ttl_seconds, 30);
 }
 
+TEST(ConfigTest, CephExampleIsValid) {
+  auto config = LoadConfigFile(IMAGEFS_SOURCE_DIR "/docs/imagefs-ceph.conf.example", "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_EQ(config->stores.size(), 3u);
+  for (const auto& store : config->stores) {
+    EXPECT_EQ(store.driver, "rbd") << store.id;
+    EXPECT_EQ(store.client.user, "openstack") << store.id;
+    EXPECT_EQ(store.client.ceph_conf, "/etc/ceph/" + store.id + ".conf");
+  }
+  EXPECT_EQ(config->stores[1].client.connect_timeout_seconds, 30);  // the default
+  EXPECT_EQ(config->stores[1].client.op_timeout_seconds, 60);
+  EXPECT_EQ(config->catalog.backend, "rados");
+  EXPECT_EQ(config->catalog.rados_pool, "imagefs");
+  // The catalog connects as the central store does.
+  EXPECT_EQ(config->catalog.client.ceph_conf, "/etc/ceph/central.conf");
+  EXPECT_EQ(config->catalog.client.keyring, "/etc/ceph/central.client.openstack.keyring");
+}
+
 TEST(ConfigTest, DefaultHasThreeFileStores) {
   Config config = DefaultConfig("/state");
   ASSERT_EQ(config.stores.size(), 3u);
