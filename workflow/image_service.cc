@@ -236,7 +236,9 @@ class ImageServiceImpl final : public ImageService {
       auto plan = std::make_shared<ImportPlan>();
       Status prepared = PrepareCommit(write, *plan);
       if (prepared.ok()) prepared = BeginImport(*plan);
-      if (!prepared.ok()) SettleUnimportedWrite(write->image_id(), write->site());
+      if (!prepared.ok() && plan->lease && !plan->lease->lost()) {
+        SettleUnimportedWrite(write->image_id(), write->site());
+      }
       Finish(done, prepared.ok() ? RunImport(*plan) : prepared, plan);
     });
   }
@@ -334,8 +336,9 @@ class ImageServiceImpl final : public ImageService {
                 action, record.owner);
   }
 
-  // A write that never became an import (abandoned, or refused at commit):
-  // an upload leaves the image queued again, a copy is listed as failed.
+  // A write that never became an import (abandoned, or refused at commit),
+  // with its lease still held: an upload leaves the image queued again, a
+  // copy is listed as failed.
   void SettleUnimportedWrite(const std::string& id, const std::string& site) {
     auto settled = catalog_->Update(id, [&](ImageRecord& record) -> Status {
       if (record.status == ImageStatus::kUploading) record.status = ImageStatus::kQueued;

@@ -41,7 +41,7 @@ StagedWrite::StagedWrite(std::string path, int fd, std::string image_id, std::st
       budget_(budget) {}
 
 StagedWrite::~StagedWrite() {
-  if (!committed() && abandon_hook_) abandon_hook_();
+  if (!committed() && abandon_hook_ && lease_ && !lease_->lost()) abandon_hook_();
   ::close(fd_);
   if (::unlink(path_.c_str()) != 0) {
     Log(LogLevel::kWarning, "image {}: cannot remove staging file {}", image_id_, path_);

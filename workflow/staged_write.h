@@ -68,7 +68,8 @@ class StagedWrite {
   Result<std::unique_ptr<StoreReader>> OpenReader() const;
   // Hands the import lease to the commit (nullptr when already taken).
   std::unique_ptr<HeldLease> TakeLease() { return std::move(lease_); }
-  // Runs when the write is destroyed without having been committed.
+  // Runs when the write is destroyed without having been committed, while
+  // its lease is still held (once lost, the record is another's to settle).
   void SetAbandonHook(std::function<void()> hook) { abandon_hook_ = std::move(hook); }
 
  private:

@@ -17,6 +17,9 @@ MNT=$WORK/mnt
 STATE=$WORK/state
 LOG=$WORK/imagefs.log
 DAEMON_PID=
+MNT2=$WORK/mnt2  # a second daemon's (mount_second)
+LOG2=$WORK/imagefs2.log
+SECOND_PID=
 SITES=(central dcn0 dcn1)
 CEPH_DIR=${IMAGEFS_TEST_CEPH_DIR:-}
 TEST_NAME=$(basename "$0" .sh)
@@ -54,10 +57,14 @@ cleanup() {
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
 EXTRA_MOUNTS=()
 
+# fail MESSAGE: ends the test, also from inside $(...) or a pipeline (where
+# exit alone would end only that subshell, and `|| true` would hide it).
 fail() {
   echo "FAIL: $*" >&2
+  [ "$BASH_SUBSHELL" -eq 0 ] || kill -TERM $$
   exit 1
 }
 
@@ -72,9 +79,6 @@ mount_imagefs() {
 # mount_second [imagefs options...]: a second daemon, as at another site:
 # same configuration (stores, catalog), its own state directory, mounted on
 # $MNT2 (log $LOG2).
-MNT2=$WORK/mnt2
-LOG2=$WORK/imagefs2.log
-SECOND_PID=
 mount_second() {
   mkdir -p "$MNT2"
   start_daemon "$MNT2" "$WORK/state2" "$LOG2" "$@"
@@ -122,8 +126,7 @@ start_own_clusters() {
   OWN_CLUSTERS=yes
   POOL=images
   CATALOG_POOL=imagefs
-  "$CLUSTERS" start "$CEPH_DIR" "${SITES[@]}" "$@" \
-    > /dev/null
+  "$CLUSTERS" start "$CEPH_DIR" "${SITES[@]}" "$@" > /dev/null
 }
 
 # create_pool SITE: this test's pool on SITE's cluster, ready for RBD.
@@ -200,20 +203,35 @@ provision_store() {
   if [ -n "$CEPH_DIR" ]; then create_pool "$1"; fi
 }
 
+# store_list SITE: the names in SITE's store, one per line, read past
+# imagefs (rbd ls; the file store's directory). Fails the test when the
+# store cannot be read; a pool not provisioned (failing_store) is empty.
+store_list() {
+  if [ -n "$CEPH_DIR" ]; then
+    local listed
+    if listed=$(rbd_at "$1" ls 2>&1); then
+      [ -z "$listed" ] || echo "$listed"
+    else
+      case "$listed" in
+        *"error opening pool '$POOL': (2)"*) ;;
+        *) fail "cannot list the images of $1: $listed" ;;
+      esac
+    fi
+  else
+    ls -A "$STORES/$1" 2>/dev/null || true
+  fi
+}
+
 # store_images SITE: ids of the images SITE's store holds, one per line.
 store_images() {
   local uuid='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-  if [ -n "$CEPH_DIR" ]; then
-    rbd_at "$1" ls | grep -E "$uuid" || true
-  else
-    ls -A "$STORES/$1" 2>/dev/null | grep -E "$uuid" || true
-  fi
+  store_list "$1" | grep -E "$uuid" || true
 }
 
 # store_temporaries SITE: unpublished data in SITE's store, one per line.
 store_temporaries() {
   if [ -n "$CEPH_DIR" ]; then
-    rbd_at "$1" ls | grep '^imagefs-tmp\.' || true
+    store_list "$1" | grep '^imagefs-tmp\.' || true
   else
     ls -A "$STORES/$1/.tmp" 2>/dev/null || true
   fi
