@@ -750,7 +750,7 @@ Status ImageServiceImpl::Recover() {
   if (!leases.ok()) return leases.error();
   int64_t now = NowNanos();
   for (const auto& lease : *leases) {
-    if (leases_.HeldByThisDaemon(lease)) {
+    if (leases_.HeldByEarlierRun(lease)) {
       Log(LogLevel::kWarning, "image {}: breaking lease of this daemon's previous run ({})",
           lease.image_id, lease.purpose);
       IMAGEFS_RETURN_IF_ERROR(catalog_->ReleaseLease(lease.image_id, lease.holder));

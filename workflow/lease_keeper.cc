@@ -13,11 +13,12 @@ HeldLease::~HeldLease() { keeper_.Release(this); }
 LeaseKeeper::LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl, std::string daemon_id)
     : catalog_(catalog),
       ttl_(ttl),
-      holder_prefix_((daemon_id.empty() ? NewUuid() : std::move(daemon_id)) + "/"),
+      daemon_prefix_((daemon_id.empty() ? NewUuid() : std::move(daemon_id)) + "/"),
+      run_prefix_(daemon_prefix_ + NewUuid() + "/"),
       renewer_([this] { RenewLoop(); }) {}
 
-bool LeaseKeeper::HeldByThisDaemon(const Lease& lease) const {
-  return lease.holder.starts_with(holder_prefix_);
+bool LeaseKeeper::HeldByEarlierRun(const Lease& lease) const {
+  return lease.holder.starts_with(daemon_prefix_) && !lease.holder.starts_with(run_prefix_);
 }
 
 LeaseKeeper::~LeaseKeeper() {
@@ -31,7 +32,7 @@ LeaseKeeper::~LeaseKeeper() {
 
 Result<std::unique_ptr<HeldLease>> LeaseKeeper::Acquire(std::string_view image_id,
                                                         std::string purpose) {
-  Lease lease{std::string(image_id), holder_prefix_ + NewUuid(), std::move(purpose),
+  Lease lease{std::string(image_id), run_prefix_ + NewUuid(), std::move(purpose),
               NowNanos() + std::chrono::nanoseconds(ttl_).count()};
   IMAGEFS_RETURN_IF_ERROR(catalog_.AcquireLease(lease));
   std::unique_ptr<HeldLease> held(new HeldLease(*this, std::move(lease)));
@@ -57,16 +58,16 @@ void LeaseKeeper::RenewLoop() {
   while (!stopping_) {
     wake_.wait_for(lock, ttl_ / 3);
     if (stopping_) break;
-    std::vector<std::pair<HeldLease*, Lease>> current;
-    for (HeldLease* held : held_) current.emplace_back(held, held->lease_);
+    std::vector<Lease> current;
+    for (HeldLease* held : held_) current.push_back(held->lease_);
     lock.unlock();
     int64_t expires = NowNanos() + std::chrono::nanoseconds(ttl_).count();
-    std::vector<HeldLease*> lost;
-    for (auto& [held, lease] : current) {
+    std::set<std::string> lost;  // holders: unique, unlike addresses of released leases
+    for (const auto& lease : current) {
       Status renewed = catalog_.RenewLease(lease.image_id, lease.holder, expires);
       if (!renewed.ok() && renewed.code() == ESTALE) {
         Log(LogLevel::kError, "image {}: {}", lease.image_id, renewed.error().message);
-        lost.push_back(held);
+        lost.insert(lease.holder);
       } else if (!renewed.ok()) {
         Log(LogLevel::kWarning, "image {}: lease renewal failed, will retry: {}", lease.image_id,
             renewed.error().message);
@@ -74,8 +75,8 @@ void LeaseKeeper::RenewLoop() {
     }
     lock.lock();
     // Mark only leases that are still held; a released one may be gone.
-    for (HeldLease* held : lost) {
-      if (held_.count(held)) held->lost_ = true;
+    for (HeldLease* held : held_) {
+      if (lost.count(held->lease_.holder)) held->lost_ = true;
     }
   }
 }

@@ -44,13 +44,15 @@ class HeldLease {
 
 class LeaseKeeper {
  public:
-  // Holders are named "<daemon_id>/<random>".
+  // Holders are named "<daemon_id>/<run>/<random>": <run> is new for every
+  // keeper, so a daemon tells its own leases from those of its earlier runs.
   LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl, std::string daemon_id);
   ~LeaseKeeper();
 
   Result<std::unique_ptr<HeldLease>> Acquire(std::string_view image_id, std::string purpose);
-  // True for a lease taken by a daemon with this keeper's daemon id.
-  bool HeldByThisDaemon(const Lease& lease) const;
+  // True for a lease taken by an earlier run of this daemon (same daemon
+  // id, another keeper): that run is dead, so the lease may be broken.
+  bool HeldByEarlierRun(const Lease& lease) const;
 
  private:
   friend class HeldLease;
@@ -59,8 +61,9 @@ class LeaseKeeper {
 
   Catalog& catalog_;
   const std::chrono::seconds ttl_;
-  const std::string holder_prefix_;
-  std::mutex mutex_;  // guards held_ and stopping_
+  const std::string daemon_prefix_;  // "<daemon_id>/"
+  const std::string run_prefix_;     // "<daemon_id>/<run>/"
+  std::mutex mutex_;                 // guards held_ and stopping_
   std::condition_variable wake_;
   std::set<HeldLease*> held_;
   bool stopping_ = false;

@@ -46,6 +46,7 @@ class WorkflowTest : public ::testing::Test {
     ASSERT_TRUE(catalog.ok());
     options.catalog = std::move(catalog).value();
     options.central = "central";
+    options.daemon_id = "test-daemon";  // the same daemon across Start()s, as by its state dir
     options.staging_dir = directory_.Join("staging");
     options.staging_max_bytes = staging_max_bytes;
     options.lease_ttl = std::chrono::seconds(3);
@@ -384,6 +385,32 @@ TEST_F(WorkflowTest, StaleLeaseOfACrashedDaemonIsTakenOver) {
   ASSERT_TRUE(
       other->AcquireLease({kId, "live-daemon", "copy to dcn1", NowNanos() + 60'000'000'000}).ok());
   EXPECT_EQ(CopyTo(kOwner, {"dcn1"}).code(), EBUSY);
+}
+
+TEST_F(WorkflowTest, RecoveryWhileServingLeavesThisRunsOperationsAlone) {
+  std::string data = RandomData(10'000);
+  CreateActiveImage(data);
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, data).ok());
+  ASSERT_TRUE(service_->Recover().ok());  // as at start, beside serving
+  EXPECT_EQ(Record().importing_to_stores, std::vector<std::string>{"dcn0"});
+  EXPECT_EQ(service_->BeginWrite(kOwner, kId, "dcn1").code(), EBUSY);
+  EXPECT_TRUE(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).ok());
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0"}));
+}
+
+TEST_F(WorkflowTest, LeaseOfThisDaemonsPreviousRunIsBrokenAtStart) {
+  CreateActiveImage("abc");
+  // Unexpired, held by this daemon id: its previous run died holding it.
+  auto other = OtherCatalog();
+  ASSERT_TRUE(other
+                  ->AcquireLease({kId, "test-daemon/earlier-run/1", "copy to dcn0",
+                                  NowNanos() + 60'000'000'000})
+                  .ok());
+  EXPECT_EQ(CopyTo(kOwner, {"dcn0"}).code(), EBUSY);
+  ASSERT_TRUE(service_->Recover().ok());
+  EXPECT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
 }
 
 TEST_F(WorkflowTest, RecoveryLeavesNoOrphanAndNoLocationWithoutData) {
