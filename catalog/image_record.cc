@@ -76,6 +76,7 @@ std::string EncodeRecord(const ImageRecord& record) {
       {"checksum", record.checksum},
       {"os_hash_algo", record.os_hash_algo},
       {"os_hash_value", record.os_hash_value},
+      {"chunks_sha256", record.chunks_sha256},
       {"created_at", record.created_at},
       {"updated_at", record.updated_at},
       {"active_at", record.active_at},
@@ -112,6 +113,7 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
     record.checksum = parsed.value("checksum", "");
     record.os_hash_algo = parsed.value("os_hash_algo", "");
     record.os_hash_value = parsed.value("os_hash_value", "");
+    record.chunks_sha256 = parsed.value("chunks_sha256", "");
     record.created_at = parsed.value<int64_t>("created_at", 0);
     record.updated_at = parsed.value<int64_t>("updated_at", 0);
     record.active_at = parsed.value<int64_t>("active_at", 0);

@@ -43,7 +43,10 @@ struct ImageRecord {
   std::string checksum;          // md5, hex
   std::string os_hash_algo;      // "sha512" once data is known
   std::string os_hash_value;     // hex
-  int64_t created_at = 0;        // ns since the epoch
+  // imagefs's own: the chunk digest (store/digest.h), which verifies copies
+  // from the data they read alone. Empty in records made before it.
+  std::string chunks_sha256;
+  int64_t created_at = 0;  // ns since the epoch
   int64_t updated_at = 0;
   int64_t active_at = 0;  // when the image first became active; file mtime
   std::vector<Location> locations;

@@ -33,6 +33,9 @@ Result<std::shared_ptr<CephCluster>> CephCluster::Connect(const CephClientOption
     IMAGEFS_RETURN_IF_ERROR(set("rados_osd_op_timeout", seconds));
     IMAGEFS_RETURN_IF_ERROR(set("rados_mon_op_timeout", seconds));
   }
+  // Copies write whole objects once and flush at the end: librbd's
+  // writeback cache would only add a copy and throttle them.
+  IMAGEFS_RETURN_IF_ERROR(set("rbd_cache", "false"));
   // The daemon logs for itself; keep librados quiet on stderr.
   IMAGEFS_RETURN_IF_ERROR(set("log_to_stderr", "false"));
   IMAGEFS_RETURN_IF_ERROR(set("err_to_stderr", "false"));

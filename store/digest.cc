@@ -3,33 +3,26 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace imagefs {
-
-struct Hasher::Contexts {
-  EVP_MD_CTX* md5 = EVP_MD_CTX_new();
-  EVP_MD_CTX* sha512 = EVP_MD_CTX_new();
-  ~Contexts() {
-    EVP_MD_CTX_free(md5);
-    EVP_MD_CTX_free(sha512);
-  }
-  void Reset() {
-    // EVP init only fails when OpenSSL is out of memory or misconfigured;
-    // continuing would publish wrong checksums, so stop.
-    if (EVP_DigestInit_ex(md5, EVP_md5(), nullptr) != 1 ||
-        EVP_DigestInit_ex(sha512, EVP_sha512(), nullptr) != 1) {
-      std::abort();
-    }
-  }
-};
-
 namespace {
 
-std::string FinishHex(EVP_MD_CTX* context) {
-  unsigned char bytes[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(context, bytes, &length) != 1) std::abort();
+// EVP calls only fail when OpenSSL is out of memory or misconfigured;
+// continuing would publish wrong checksums, so stop.
+void Check(int ok) {
+  if (ok != 1) std::abort();
+}
+
+EVP_MD_CTX* NewContext(const EVP_MD* type) {
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  if (!context) std::abort();
+  Check(EVP_DigestInit_ex(context, type, nullptr));
+  return context;
+}
+
+std::string Hex(const unsigned char* bytes, unsigned int length) {
   std::string hex;
   hex.reserve(length * 2);
   for (unsigned int i = 0; i < length; ++i)
@@ -37,21 +30,120 @@ std::string FinishHex(EVP_MD_CTX* context) {
   return hex;
 }
 
+// Finishes `context` and starts it over with the same type.
+std::string FinishHex(EVP_MD_CTX* context) {
+  unsigned char bytes[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  Check(EVP_DigestFinal_ex(context, bytes, &length));
+  Check(EVP_DigestInit_ex(context, EVP_MD_CTX_get0_md(context), nullptr));
+  return Hex(bytes, length);
+}
+
+uint64_t ChunkCount(uint64_t size) { return (size + kDigestChunkBytes - 1) / kDigestChunkBytes; }
+
+// The hash of `length` zero bytes, for the two lengths an image can have.
+ChunkHash ZeroHash(uint64_t length) {
+  static const std::vector<char> zeros(kDigestChunkBytes, 0);
+  static const ChunkHash full = HashChunk(zeros);
+  if (length == kDigestChunkBytes) return full;
+  return HashChunk(std::span<const char>(zeros.data(), length));
+}
+
 }  // namespace
 
-Hasher::Hasher() : contexts_(std::make_unique<Contexts>()) { contexts_->Reset(); }
+ChunkHash HashChunk(std::span<const char> data) {
+  ChunkHash hash{};
+  unsigned int length = 0;
+  Check(EVP_Digest(data.data(), data.size(), hash.data(), &length, EVP_sha256(), nullptr));
+  return hash;
+}
 
+ChunkDigests::ChunkDigests(uint64_t size)
+    : size_(size), hashes_(ChunkCount(size)), set_(ChunkCount(size), false) {}
+
+void ChunkDigests::Set(uint64_t index, std::span<const char> data) {
+  ChunkHash hash = HashChunk(data);
+  std::lock_guard lock(mutex_);
+  hashes_.at(index) = hash;
+  set_[index] = true;
+}
+
+std::string ChunkDigests::Finish() const {
+  EVP_MD_CTX* outer = NewContext(EVP_sha256());
+  std::lock_guard lock(mutex_);
+  for (uint64_t i = 0; i < hashes_.size(); ++i) {
+    uint64_t length = std::min(kDigestChunkBytes, size_ - i * kDigestChunkBytes);
+    ChunkHash hash = set_[i] ? hashes_[i] : ZeroHash(length);
+    Check(EVP_DigestUpdate(outer, hash.data(), hash.size()));
+  }
+  std::string hex = FinishHex(outer);
+  EVP_MD_CTX_free(outer);
+  return hex;
+}
+
+struct FullHasher::Contexts {
+  EVP_MD_CTX* md5 = NewContext(EVP_md5());
+  EVP_MD_CTX* sha512 = NewContext(EVP_sha512());
+  ~Contexts() {
+    EVP_MD_CTX_free(md5);
+    EVP_MD_CTX_free(sha512);
+  }
+};
+
+FullHasher::FullHasher() : contexts_(std::make_unique<Contexts>()) {}
+FullHasher::~FullHasher() = default;
+
+void FullHasher::UpdateMd5(std::span<const char> data) {
+  Check(EVP_DigestUpdate(contexts_->md5, data.data(), data.size()));
+}
+void FullHasher::UpdateSha512(std::span<const char> data) {
+  Check(EVP_DigestUpdate(contexts_->sha512, data.data(), data.size()));
+}
+std::string FullHasher::FinishMd5() { return FinishHex(contexts_->md5); }
+std::string FullHasher::FinishSha512() { return FinishHex(contexts_->sha512); }
+
+struct Hasher::Contexts {
+  FullHasher full;
+  EVP_MD_CTX* chunk = NewContext(EVP_sha256());
+  uint64_t chunk_filled = 0;
+  std::vector<ChunkHash> chunks;
+  ~Contexts() { EVP_MD_CTX_free(chunk); }
+
+  void EndChunk() {
+    ChunkHash hash{};
+    unsigned int length = 0;
+    Check(EVP_DigestFinal_ex(chunk, hash.data(), &length));
+    Check(EVP_DigestInit_ex(chunk, EVP_sha256(), nullptr));
+    chunks.push_back(hash);
+    chunk_filled = 0;
+  }
+};
+
+Hasher::Hasher() : contexts_(std::make_unique<Contexts>()) {}
 Hasher::~Hasher() = default;
 
 void Hasher::Update(std::span<const char> data) {
-  EVP_DigestUpdate(contexts_->md5, data.data(), data.size());
-  EVP_DigestUpdate(contexts_->sha512, data.data(), data.size());
+  contexts_->full.UpdateMd5(data);
+  contexts_->full.UpdateSha512(data);
   size_ += data.size();
+  while (!data.empty()) {
+    size_t take = static_cast<size_t>(
+        std::min<uint64_t>(data.size(), kDigestChunkBytes - contexts_->chunk_filled));
+    Check(EVP_DigestUpdate(contexts_->chunk, data.data(), take));
+    contexts_->chunk_filled += take;
+    data = data.subspan(take);
+    if (contexts_->chunk_filled == kDigestChunkBytes) contexts_->EndChunk();
+  }
 }
 
 Digest Hasher::Finish() {
-  Digest digest{size_, FinishHex(contexts_->md5), FinishHex(contexts_->sha512)};
-  contexts_->Reset();
+  if (contexts_->chunk_filled > 0) contexts_->EndChunk();
+  EVP_MD_CTX* outer = NewContext(EVP_sha256());
+  for (const auto& hash : contexts_->chunks) Check(EVP_DigestUpdate(outer, hash.data(), 32));
+  Digest digest{size_, contexts_->full.FinishMd5(), contexts_->full.FinishSha512(),
+                FinishHex(outer)};
+  EVP_MD_CTX_free(outer);
+  contexts_->chunks.clear();
   size_ = 0;
   return digest;
 }

@@ -1,24 +1,57 @@
-// Digests of image data: size, md5 (Glance's `checksum`) and sha512
-// (Glance's `os_hash_value` with os_hash_algo = sha512), computed in one pass
-// with OpenSSL's EVP interface.
+// Digests of image data, with OpenSSL's EVP interface:
+// - size, md5 (Glance's `checksum`) and sha512 (Glance's `os_hash_value`,
+//   os_hash_algo = sha512), over every byte in order: computed at upload;
+// - chunks: sha256 over the sha256 of each kDigestChunkBytes chunk in
+//   order (the last one may be shorter). Chunks hash independently, in
+//   parallel, and a chunk of zeros has a digest known in advance, so a copy
+//   is verified from the data it reads alone: holes cost nothing.
 //
-// Thread safety: a Hasher is used by one thread at a time.
+// Thread safety: a Hasher is used by one thread at a time; a ChunkDigests
+// takes Set from any number of threads.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace imagefs {
+
+constexpr uint64_t kDigestChunkBytes = 4 << 20;
 
 struct Digest {
   uint64_t size = 0;
   std::string md5;     // lower-case hex
   std::string sha512;  // lower-case hex
+  std::string chunks;  // lower-case hex; empty when not known
   bool operator==(const Digest&) const = default;
 };
 
+using ChunkHash = std::array<unsigned char, 32>;  // sha256
+
+ChunkHash HashChunk(std::span<const char> data);
+
+// The chunk digest of an image of `size` bytes, chunk by chunk in any order;
+// chunks never set are zeros.
+class ChunkDigests {
+ public:
+  explicit ChunkDigests(uint64_t size);
+  uint64_t chunk_count() const { return hashes_.size(); }
+  // Hashes chunk `index` (its bytes: chunk_bytes long, shorter at the end).
+  void Set(uint64_t index, std::span<const char> data);
+  std::string Finish() const;
+
+ private:
+  uint64_t size_;
+  mutable std::mutex mutex_;  // guards hashes_
+  std::vector<ChunkHash> hashes_;
+  std::vector<bool> set_;
+};
+
+// All digests in one sequential pass (uploads; anything read in order).
 class Hasher {
  public:
   Hasher();
@@ -34,6 +67,25 @@ class Hasher {
   struct Contexts;
   std::unique_ptr<Contexts> contexts_;
   uint64_t size_ = 0;
+};
+
+// md5 and sha512 only, fed in order (a copy of an image that has no chunk
+// digest yet, and the upload's in-order pass).
+class FullHasher {
+ public:
+  FullHasher();
+  ~FullHasher();
+  FullHasher(const FullHasher&) = delete;
+  FullHasher& operator=(const FullHasher&) = delete;
+  // Either digest alone, so that two threads can each run one.
+  void UpdateMd5(std::span<const char> data);
+  void UpdateSha512(std::span<const char> data);
+  std::string FinishMd5();
+  std::string FinishSha512();
+
+ private:
+  struct Contexts;
+  std::unique_ptr<Contexts> contexts_;
 };
 
 }  // namespace imagefs

@@ -13,8 +13,8 @@ class FaultyWriter final : public StoreWriter {
  public:
   FaultyWriter(FaultyStoreImpl& store, std::unique_ptr<StoreWriter> inner)
       : store_(store), inner_(std::move(inner)) {}
-  Status Write(std::span<const char> data) override;
-  Result<Digest> Finish() override { return inner_->Finish(); }
+  void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override;
+  Status Finish(uint64_t size) override { return inner_->Finish(size); }
   Result<std::string> Publish() override;
 
  private:
@@ -76,14 +76,15 @@ class FaultyStoreImpl final : public FaultyStore {
   std::atomic<int> writes_{0};
 };
 
-Status FaultyWriter::Write(std::span<const char> data) {
+void FaultyWriter::WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) {
   FaultPlan plan = store_.plan();
   if (plan.write_stall.count() > 0) std::this_thread::sleep_for(plan.write_stall);
   int number = store_.CountWrite();
   if (plan.fail_write_number > 0 && number == plan.fail_write_number) {
-    return Fail(plan.write_errno, "store {}: injected failure of write {}", store_.id(), number);
+    return done(
+        Fail(plan.write_errno, "store {}: injected failure of write {}", store_.id(), number));
   }
-  return inner_->Write(data);
+  inner_->WriteAt(offset, data, std::move(done));
 }
 
 Result<std::string> FaultyWriter::Publish() {

@@ -48,29 +48,17 @@ class FileStoreWriter final : public StoreWriter {
     }
   }
 
-  Status Write(std::span<const char> data) override {
-    hasher_.Update(data);
-    if (AllZero(data)) {  // leave a hole; Finish sets the final size
-      offset_ += data.size();
-      return Ok();
-    }
-    IMAGEFS_RETURN_IF_ERROR(WriteAllAt(
-        fd_.get(), data, offset_, fmt::format("store {}: write {}", store_id_, temporary_path_)));
-    offset_ += data.size();
-    return Ok();
+  void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
+    if (AllZero(data)) return done(Ok());  // leave a hole; Finish sets the size
+    done(WriteAllAt(fd_.get(), data, offset,
+                    fmt::format("store {}: write {}", store_id_, temporary_path_)));
   }
 
-  Result<Digest> Finish() override {
-    if (::ftruncate(fd_.get(), static_cast<off_t>(offset_)) != 0 || ::fsync(fd_.get()) != 0) {
+  Status Finish(uint64_t size) override {
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0 || ::fsync(fd_.get()) != 0) {
       return ErrorFromErrno(fmt::format("store {}: sync {}", store_id_, temporary_path_));
     }
-    struct stat st {};
-    if (::fstat(fd_.get(), &st) != 0) return ErrorFromErrno("fstat " + temporary_path_);
-    if (static_cast<uint64_t>(st.st_size) != offset_) {
-      return Fail(EIO, "store {}: {} holds {} bytes, {} were written", store_id_, temporary_path_,
-                  st.st_size, offset_);
-    }
-    return hasher_.Finish();
+    return Ok();
   }
 
   Result<std::string> Publish() override {
@@ -92,8 +80,6 @@ class FileStoreWriter final : public StoreWriter {
   std::string directory_;
   std::string url_;
   FileDescriptor fd_;
-  Hasher hasher_;
-  uint64_t offset_ = 0;
   bool published_ = false;
 };
 

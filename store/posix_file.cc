@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace imagefs {
 namespace {
 
@@ -15,11 +17,42 @@ class FileReader final : public StoreReader {
   uint64_t size() const override { return size_; }
 
   Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
-    while (true) {
-      ssize_t n = ::pread(fd_.get(), buffer.data(), buffer.size(), static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return ErrorFromErrno("read " + path_);
+    size_t done = 0;  // whole buffers, so that callers need not loop
+    while (done < buffer.size()) {
+      ssize_t n = ::pread(fd_.get(), buffer.data() + done, buffer.size() - done,
+                          static_cast<off_t>(offset + done));
+      if (n == 0) break;
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (errno != EINTR) {
+        return ErrorFromErrno("read " + path_);
+      }
     }
+    return done;
+  }
+
+  void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) override {
+    done(ReadAt(offset, buffer));
+  }
+
+  Result<std::vector<Extent>> DataExtents() override {
+    std::vector<Extent> extents;
+    off_t at = 0;
+    const off_t end = static_cast<off_t>(size_);
+    while (at < end) {
+      off_t data = ::lseek(fd_.get(), at, SEEK_DATA);
+      if (data < 0 && errno == ENXIO) break;  // only a hole is left
+      if (data < 0 && errno == EINVAL) return std::vector<Extent>{{0, size_}};  // no SEEK_DATA
+      if (data < 0) return ErrorFromErrno("seek data in " + path_);
+      off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+      if (hole < 0) return ErrorFromErrno("seek hole in " + path_);
+      hole = std::min(hole, end);
+      if (hole > data) {
+        extents.push_back({static_cast<uint64_t>(data), static_cast<uint64_t>(hole - data)});
+      }
+      at = hole;
+    }
+    return extents;
   }
 
  private:

@@ -16,6 +16,9 @@
 #include <atomic>
 #include <bit>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <rbd/librbd.hpp>
 
 #include "ceph/cluster.h"
@@ -37,6 +40,54 @@ bool AllZero(std::span<const char> data) {
   return !data.empty() && data[0] == 0 &&
          std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
 }
+
+// One librbd AIO in flight: `then` runs on librbd's thread with the
+// operation's return value and its bufferlist (the data of a read).
+struct AioCall {
+  std::function<void(ssize_t, ceph::bufferlist&)> then;
+  ceph::bufferlist data;
+  librbd::RBD::AioCompletion* completion = nullptr;
+
+  static librbd::RBD::AioCompletion* Start(std::unique_ptr<AioCall> call) {
+    AioCall* raw = call.release();
+    raw->completion = new librbd::RBD::AioCompletion(raw, &AioCall::Complete);
+    return raw->completion;
+  }
+  // When librbd refused the operation: no callback will come.
+  static void Abandon(librbd::RBD::AioCompletion* completion) {
+    auto* call = static_cast<AioCall*>(completion->get_arg());
+    completion->release();
+    delete call;
+  }
+
+ private:
+  static void Complete(librbd::completion_t, void* arg) {
+    std::unique_ptr<AioCall> call(static_cast<AioCall*>(arg));
+    ssize_t ret = call->completion->get_return_value();
+    call->completion->release();
+    call->then(ret, call->data);
+  }
+};
+
+// Counts the pieces of one WriteAt; the last one to finish reports.
+class PiecesDone {
+ public:
+  PiecesDone(int pieces, StoreWriter::WriteDone done) : left_(pieces), done_(std::move(done)) {}
+  void One(Status status) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!status.ok() && !failure_) failure_ = status.error();
+      if (--left_ > 0) return;
+    }
+    done_(failure_ ? Status(*failure_) : Ok());
+  }
+
+ private:
+  std::mutex mutex_;  // guards left_ and failure_
+  int left_;
+  std::optional<Error> failure_;
+  StoreWriter::WriteDone done_;
+};
 
 // Where one store's images live; shared by the store and its writers.
 struct RbdPool {
@@ -154,62 +205,63 @@ class RbdStoreWriter final : public StoreWriter {
     return Ok();
   }
 
-  Status Write(std::span<const char> data) override {
-    if (!open_) return Fail(EIO, "store {}: write to {} after Finish", pool_->store_id, name_);
-    hasher_.Update(data);
-    uint64_t end = offset_ + data.size();
-    if (end > image_size_) {
-      uint64_t grown = std::max(end, image_size_ * 2);
-      int ret = image_.resize(grown);
-      if (ret < 0) return pool_->Failed(ret, "grow", name_);
-      image_size_ = grown;
-    }
+  void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
+    if (!open_)
+      return done(Fail(EIO, "store {}: write to {} after Finish", pool_->store_id, name_));
+    Status grown = GrowTo(offset + data.size());
+    if (!grown.ok()) return done(grown);
     // One object at a time, so that zero objects stay unallocated.
     uint64_t chunk = pool_->chunk_bytes;
-    size_t done = 0;
-    while (done < data.size()) {
-      uint64_t at = offset_ + done;
+    std::vector<std::pair<uint64_t, std::span<const char>>> pieces;
+    for (size_t at = 0; at < data.size();) {
       size_t length =
-          static_cast<size_t>(std::min<uint64_t>(chunk - at % chunk, data.size() - done));
-      std::span<const char> piece = data.subspan(done, length);
-      if (!AllZero(piece)) {
-        ceph::bufferlist buffer;
-        buffer.append(piece.data(), piece.size());
-        ssize_t written = image_.write2(at, piece.size(), buffer, 0);
-        if (written < 0) return pool_->Failed(static_cast<int>(written), "write", name_);
-        if (static_cast<size_t>(written) != piece.size()) {
-          return Fail(EIO, "store {}: short write to {}/{} at {}", pool_->store_id, pool_->pool,
-                      name_, at);
-        }
-      }
-      done += length;
+          static_cast<size_t>(std::min<uint64_t>(chunk - (offset + at) % chunk, data.size() - at));
+      std::span<const char> piece = data.subspan(at, length);
+      if (!AllZero(piece)) pieces.emplace_back(offset + at, piece);
+      at += length;
     }
-    offset_ = end;
-    return Ok();
+    if (pieces.empty()) return done(Ok());
+    auto counter = std::make_shared<PiecesDone>(static_cast<int>(pieces.size()), std::move(done));
+    for (const auto& [at, piece] : pieces) {
+      auto call = std::make_unique<AioCall>();
+      call->data.append(piece.data(), piece.size());  // a copy: librbd may keep it cached
+      size_t length = piece.size();
+      // An AIO write completes with 0 or a negative errno.
+      call->then = [pool = pool_, name = name_, counter](ssize_t ret, ceph::bufferlist&) {
+        counter->One(ret < 0 ? Status(pool->Failed(static_cast<int>(ret), "write", name)) : Ok());
+      };
+      ceph::bufferlist& payload = call->data;
+      librbd::RBD::AioCompletion* completion = AioCall::Start(std::move(call));
+      int ret = image_.aio_write2(at, length, payload, completion, 0);
+      if (ret < 0) {
+        AioCall::Abandon(completion);
+        counter->One(pool_->Failed(ret, "write", name_));
+      }
+    }
   }
 
-  Result<Digest> Finish() override {
+  Status Finish(uint64_t size) override {
     if (!open_) return Fail(EIO, "store {}: {} finished twice", pool_->store_id, name_);
     int ret = 0;
-    if (image_size_ != offset_) {
-      ret = image_.resize(offset_);
+    if (image_size_ != size) {
+      ret = image_.resize(size);
       if (ret < 0) return pool_->Failed(ret, "resize", name_);
-      image_size_ = offset_;
+      image_size_ = size;
     }
     if ((ret = image_.flush()) < 0) return pool_->Failed(ret, "flush", name_);
     if ((ret = image_.snap_create(kSnapshot)) < 0) return pool_->Failed(ret, "snapshot", name_);
     if ((ret = image_.snap_protect(kSnapshot)) < 0) {
       return pool_->Failed(ret, "protect the snapshot of", name_);
     }
-    uint64_t size = 0;
-    if ((ret = image_.size(&size)) < 0) return pool_->Failed(ret, "stat", name_);
+    uint64_t actual = 0;
+    if ((ret = image_.size(&actual)) < 0) return pool_->Failed(ret, "stat", name_);
     open_ = false;
     if ((ret = image_.close()) < 0) return pool_->Failed(ret, "close", name_);
-    if (size != offset_) {
-      return Fail(EIO, "store {}: {}/{} holds {} bytes, {} were written", pool_->store_id,
-                  pool_->pool, name_, size, offset_);
+    if (actual != size) {
+      return Fail(EIO, "store {}: {}/{} holds {} bytes, not {}", pool_->store_id, pool_->pool,
+                  name_, actual, size);
     }
-    return hasher_.Finish();
+    return Ok();
   }
 
   Result<std::string> Publish() override {
@@ -229,11 +281,22 @@ class RbdStoreWriter final : public StoreWriter {
   std::shared_ptr<RbdPool> pool_;
   const std::string image_id_;
   const std::string name_;
+  // Writes beyond the size given at creation grow the image (rare: callers
+  // give the size they mean to write).
+  Status GrowTo(uint64_t end) {
+    std::lock_guard lock(grow_mutex_);
+    if (end <= image_size_) return Ok();
+    uint64_t grown = std::max(end, image_size_ * 2);
+    int ret = image_.resize(grown);
+    if (ret < 0) return pool_->Failed(ret, "grow", name_);
+    image_size_ = grown;
+    return Ok();
+  }
+
   librbd::Image image_;
   bool open_ = false;
+  std::mutex grow_mutex_;  // guards image_size_ while writes run
   uint64_t image_size_ = 0;
-  uint64_t offset_ = 0;
-  Hasher hasher_;
   bool published_ = false;
 };
 
@@ -264,6 +327,45 @@ class RbdStoreReader final : public StoreReader {
     if (got < 0) return pool_->Failed(static_cast<int>(got), "read", name_);
     data.begin().copy(std::min<size_t>(data.length(), length), buffer.data());
     return std::min<size_t>(data.length(), length);
+  }
+
+  void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) override {
+    if (offset >= size_ || buffer.empty()) return done(size_t{0});
+    size_t length = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size_ - offset));
+    auto call = std::make_unique<AioCall>();
+    call->then = [pool = pool_, name = name_, buffer, length, done](ssize_t ret,
+                                                                    ceph::bufferlist& data) {
+      if (ret < 0) return done(pool->Failed(static_cast<int>(ret), "read", name));
+      size_t got = std::min<size_t>(data.length(), length);
+      data.begin().copy(got, buffer.data());
+      done(got);
+    };
+    ceph::bufferlist& target = call->data;
+    librbd::RBD::AioCompletion* completion = AioCall::Start(std::move(call));
+    int ret = image_.aio_read2(offset, length, target, completion, 0);
+    if (ret < 0) {
+      AioCall::Abandon(completion);
+      done(pool_->Failed(ret, "read", name_));
+    }
+  }
+
+  Result<std::vector<Extent>> DataExtents() override {
+    std::vector<Extent> extents;
+    int ret = image_.diff_iterate2(
+        nullptr, 0, size_, /*include_parent=*/true, /*whole_object=*/true,
+        [](uint64_t offset, size_t length, int exists, void* arg) {
+          auto& found = *static_cast<std::vector<Extent>*>(arg);
+          if (!exists) return 0;
+          if (!found.empty() && found.back().offset + found.back().length == offset) {
+            found.back().length += length;
+          } else {
+            found.push_back({offset, length});
+          }
+          return 0;
+        },
+        &extents);
+    if (ret < 0) return pool_->Failed(ret, "list the data extents of", name_);
+    return extents;
   }
 
  private:

@@ -2,28 +2,33 @@
 //
 // Contract:
 // - Thread safety: a Store may be used from any number of threads at once.
-//   A StoreWriter or StoreReader is used by one thread at a time.
+//   A StoreReader's methods and a StoreWriter's WriteAt may be called from
+//   several threads at once; Finish and Publish only with no write in flight.
 // - Ownership: writers and readers are owned by the caller and must not
 //   outlive the Store that made them.
+// - Asynchronous calls (WriteAt, ReadAtAsync) run their callback exactly
+//   once, from any thread (a store's own I/O thread, or the caller's before
+//   returning); callbacks must not block. Buffers stay valid until then.
 // - Writing follows stage -> verify -> publish:
 //
-//     CreateWriter --Write*--> Finish --(caller compares Digest)--> Publish
-//          |                     |                                   |
-//          +------- error or writer destroyed unpublished: temporary data removed
+//     CreateWriter --WriteAt*--> Finish(size) --(caller verifies)--> Publish
+//          |                         |                                  |
+//          +-------- error, or writer destroyed unpublished: temporary data removed
 //
 //   Data lives under a temporary name until Publish renames it to the
-//   image's name; a crash leaves only temporaries, which RemoveTemporaries
-//   clears at recovery.
+//   image's name; a crash leaves only temporaries, which RemoveTemporary
+//   clears at recovery. Digests are the caller's: it hashes what it reads.
 // - Errors (positive errno):
 //     CreateWriter      ENOSPC, EIO
-//     Write / Finish    ENOSPC, EIO, ETIMEDOUT
+//     WriteAt / Finish  ENOSPC, EIO, ETIMEDOUT
 //     Publish           EEXIST the image already exists in this store; EIO
 //     OpenReader        ENOENT no copy here; EIO
-//     ReadAt            EIO
+//     ReadAt            EIO, ETIMEDOUT
 //     Remove            ENOENT; EBUSY the copy is in use (clones); EIO
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -36,23 +41,42 @@
 
 namespace imagefs {
 
+// A range of an image that holds data; outside such ranges it reads zeros.
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const Extent&) const = default;
+};
+
 class StoreWriter {
  public:
+  using WriteDone = std::function<void(Status)>;
   virtual ~StoreWriter() = default;
-  // Appends data at the end of what was written so far.
-  virtual Status Write(std::span<const char> data) = 0;
-  // Makes the written data durable; returns the digest of what was written.
-  virtual Result<Digest> Finish() = 0;
+  // Writes `data` at `offset`. Ranges never written read as zeros, and
+  // all-zero data may be left unwritten (images stay thin).
+  virtual void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) = 0;
+  // Sets the image to exactly `size` bytes and makes it durable (rbd: and
+  // takes the protected snapshot).
+  virtual Status Finish(uint64_t size) = 0;
   // Renames the temporary data to the image's name; returns the location URL.
   virtual Result<std::string> Publish() = 0;
 };
 
+// WriteAt, waiting for it.
+Status WriteAndWait(StoreWriter& writer, uint64_t offset, std::span<const char> data);
+
 class StoreReader {
  public:
+  using ReadDone = std::function<void(Result<size_t>)>;
   virtual ~StoreReader() = default;
   virtual uint64_t size() const = 0;
   // Reads up to buffer.size() bytes at offset; returns the count (0 at end).
   virtual Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) = 0;
+  // ReadAt without waiting (rbd: librbd AIO; files: done before returning).
+  virtual void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) = 0;
+  // Where the data is, sorted and disjoint; the rest reads as zeros. A
+  // driver that cannot tell names the whole image.
+  virtual Result<std::vector<Extent>> DataExtents() = 0;
 };
 
 // A temporary left by a writer that never published, with the image it was for.

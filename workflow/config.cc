@@ -257,6 +257,18 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
   if (!workers.ok()) return workers.error();
   if (*workers < 1 || *workers > 256) return reader.Bad("imagefs", "workers", "must be 1..256");
   config.workers = *workers;
+  auto copy_chunk = reader.GetNumber<uint64_t>("imagefs", "copy_chunk_size", 8);
+  if (!copy_chunk.ok()) return copy_chunk.error();
+  if (*copy_chunk == 0 || *copy_chunk > 256 || *copy_chunk % 4 != 0) {
+    return reader.Bad("imagefs", "copy_chunk_size", "must be a multiple of 4, 4..256 MiB");
+  }
+  config.copy_chunk_mib = *copy_chunk;
+  auto in_flight = reader.GetNumber<int>("imagefs", "copy_in_flight", 16);
+  if (!in_flight.ok()) return in_flight.error();
+  if (*in_flight < 1 || *in_flight > 256) {
+    return reader.Bad("imagefs", "copy_in_flight", "must be 1..256");
+  }
+  config.copy_in_flight = *in_flight;
   return config;
 }
 
@@ -302,6 +314,8 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.admin_uids = config.admin_uids;
   options.lease_ttl = std::chrono::seconds(config.lease_ttl_seconds);
   options.workers = config.workers;
+  options.copy_chunk_bytes = config.copy_chunk_mib << 20;
+  options.copy_units_in_flight = config.copy_in_flight;
   auto daemon_id = DaemonId(config.state_dir);
   if (!daemon_id.ok()) return daemon_id.error();
   options.daemon_id = *daemon_id;

@@ -13,7 +13,8 @@
 //               rados_pool, rados_namespace, and rados_ceph_conf,
 //               rados_user, rados_keyring (default: the central store's)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
-//               workers = 4
+//               workers = 4; copy_chunk_size = 8 (MiB, a multiple of 4);
+//               copy_in_flight = 16 (chunks read and written at once)
 //
 // Parsing is a pure function; errors are EINVAL with a message naming the
 // file and line. With no file, DefaultConfig gives the embedded default:
@@ -60,6 +61,8 @@ struct Config {
   std::vector<uint32_t> admin_uids{0};
   int lease_ttl_seconds = 30;
   int workers = 4;
+  uint64_t copy_chunk_mib = 8;
+  int copy_in_flight = 16;
 };
 
 // $XDG_STATE_HOME/imagefs, else $HOME/.local/state/imagefs, else /var/lib/imagefs.

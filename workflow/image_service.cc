@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
+#include "workflow/copy_engine.h"
 #include "workflow/lease_keeper.h"
 
 namespace imagefs {
@@ -32,7 +33,7 @@ void AddUnique(std::vector<T>& items, const T& value) {
 
 std::optional<Digest> DigestOf(const ImageRecord& record) {
   if (!record.size || record.checksum.empty() || record.os_hash_value.empty()) return std::nullopt;
-  return Digest{*record.size, record.checksum, record.os_hash_value};
+  return Digest{*record.size, record.checksum, record.os_hash_value, record.chunks_sha256};
 }
 
 void MarkActive(ImageRecord& record, const Digest& digest) {
@@ -42,6 +43,7 @@ void MarkActive(ImageRecord& record, const Digest& digest) {
   record.checksum = digest.md5;
   record.os_hash_algo = "sha512";
   record.os_hash_value = digest.sha512;
+  record.chunks_sha256 = digest.chunks;
   if (record.active_at == 0) record.active_at = NowNanos();
 }
 
@@ -400,41 +402,61 @@ class ImageServiceImpl final : public ImageService {
     return Ok();
   }
 
-  Result<Digest> CopyInto(StoreWriter& writer, StoreReader& source, const HeldLease& lease,
-                          const std::string& store_id, const std::string& image_id) {
-    std::vector<char> buffer(options_.copy_chunk_bytes);
-    uint64_t size = source.size();
-    uint64_t offset = 0;
-    while (offset < size) {
-      if (lease.lost())
-        return Fail(EIO, "image {}: import lease lost while copying to {}", image_id, store_id);
-      size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
-      auto got = source.ReadAt(offset, std::span<char>(buffer.data(), want));
-      if (!got.ok()) return got.error();
-      if (*got == 0)
-        return Fail(EIO, "image {}: source ended at {} of {} bytes", image_id, offset, size);
-      IMAGEFS_RETURN_IF_ERROR(writer.Write(std::span<const char>(buffer.data(), *got)));
-      offset += *got;
+  // Writes every target in one pass over the source (store/copy_engine.h)
+  // and verifies what was read against the image; one result per target,
+  // in the order of plan.targets. Each ok copy is finished, not published.
+  std::vector<Result<WrittenCopy>> WriteCopies(ImportPlan& plan, StoreReader& source) {
+    const std::string& id = plan.image_id;
+    std::vector<Result<WrittenCopy>> copies;
+    std::vector<StoreWriter*> writers;
+    std::vector<size_t> writing;  // index in copies of each writer
+    for (const auto& site : plan.targets) {
+      auto writer = stores_.at(site)->CreateWriter(id, source.size());
+      if (writer.ok()) {
+        writers.push_back(writer->get());
+        writing.push_back(copies.size());
+        copies.emplace_back(WrittenCopy{site, std::move(writer).value()});
+      } else {
+        copies.emplace_back(writer.error());
+      }
     }
-    return writer.Finish();
-  }
-
-  // Writes and verifies one copy; the result is finished but unpublished.
-  Result<WrittenCopy> WriteCopy(ImportPlan& plan, StoreReader& source, const std::string& site) {
-    Store& store = *stores_.at(site);
-    auto writer = store.CreateWriter(plan.image_id, source.size());
-    if (!writer.ok()) return writer.error();
-    auto digest = CopyInto(**writer, source, *plan.lease, site, plan.image_id);
-    if (!digest.ok()) return digest.error();
-    if (plan.expected && *digest != *plan.expected) {
-      return Fail(EIO,
-                  "image {}: data for store {} does not match the image (size {} vs {}, md5 {} vs "
-                  "{}); nothing published",
-                  plan.image_id, site, digest->size, plan.expected->size, digest->md5,
-                  plan.expected->md5);
+    if (writers.empty()) return copies;
+    // Verified by the chunk digest when the image has one: then only data
+    // is hashed, in parallel; else by md5 and sha512 over every byte.
+    bool by_chunks = plan.expected && !plan.expected->chunks.empty();
+    CopyOptions options{.unit_bytes = options_.copy_chunk_bytes,
+                        .units_in_flight = options_.copy_units_in_flight,
+                        .full_digest = !by_chunks,
+                        .check = [&]() -> Status {
+                          if (!plan.lease->lost()) return Ok();
+                          return Fail(EIO, "image {}: import lease lost while copying", id);
+                        }};
+    CopyOutcome outcome = CopyImage(source, writers, options);
+    std::optional<Error> common;  // what fails every copy
+    if (!outcome.source.ok()) {
+      common = outcome.source.error();
+    } else if (plan.expected) {
+      const Digest& got = *outcome.source;
+      const Digest& want = *plan.expected;
+      bool same =
+          got.size == want.size && (by_chunks ? got.chunks == want.chunks
+                                              : got.md5 == want.md5 && got.sha512 == want.sha512);
+      if (!same) {
+        common = Error{EIO, fmt::format("image {}: data for store {} does not match the image "
+                                        "(size {} vs {}, {} differs); nothing published",
+                                        id, fmt::join(plan.targets, ","), got.size, want.size,
+                                        by_chunks ? "chunk digest" : "md5/sha512")};
+      }
+    } else {
+      plan.expected = *outcome.source;  // an upload: the data defines the image
     }
-    if (!plan.expected) plan.expected = *digest;
-    return WrittenCopy{site, std::move(writer).value()};
+    for (size_t w = 0; w < writers.size(); ++w) {
+      auto& copy = copies[writing[w]];
+      Status status = common ? Status(*common) : outcome.writers[w];
+      if (status.ok()) status = copy->writer->Finish(plan.expected->size);
+      if (!status.ok()) copy = status.error();  // the writer removes its temporary
+    }
+    return copies;
   }
 
   Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan) {
@@ -501,10 +523,12 @@ class ImageServiceImpl final : public ImageService {
     std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
     auto source = OpenSource(plan);
     if (!source.ok()) failure = source.error();
-    for (size_t i = 0; source.ok() && i < plan.targets.size(); ++i) {
+    std::vector<Result<WrittenCopy>> copies;
+    if (source.ok()) copies = WriteCopies(plan, **source);
+    for (size_t i = 0; i < copies.size(); ++i) {
       const std::string& site = plan.targets[i];
       bool first_of_upload = upload && i == 0;
-      auto copy = WriteCopy(plan, **source, site);
+      auto& copy = copies[i];
       Status done = copy.ok() ? Ok() : Status(copy.error());
       if (done.ok() && plan.must_succeed) {
         unpublished.push_back(std::move(copy).value());

@@ -85,7 +85,10 @@ class ImageService {
     uint64_t staging_max_bytes = 0;  // 0 = limited by the disk only
     std::vector<uint32_t> admin_uids{0};
     std::chrono::seconds lease_ttl{30};
+    // Copies move data in units of this many bytes (a multiple of 4 MiB),
+    // this many at once (store/copy_engine.h).
     size_t copy_chunk_bytes = 8 << 20;
+    int copy_units_in_flight = 16;
     // Names this daemon in lease holders; stable across restarts so that a
     // restarted daemon breaks its previous run's leases at once. A random
     // one when empty.

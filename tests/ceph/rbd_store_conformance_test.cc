@@ -53,9 +53,8 @@ class RbdStoreTest : public ::testing::Test {
   Result<std::string> Put(const std::string& data) {
     auto writer = store_->CreateWriter(kId, data.size());
     if (!writer.ok()) return writer.error();
-    IMAGEFS_RETURN_IF_ERROR((*writer)->Write(data));
-    auto digest = (*writer)->Finish();
-    if (!digest.ok()) return digest.error();
+    IMAGEFS_RETURN_IF_ERROR(WriteAndWait(**writer, 0, data));
+    IMAGEFS_RETURN_IF_ERROR((*writer)->Finish(data.size()));
     return (*writer)->Publish();
   }
 
@@ -135,7 +134,7 @@ TEST_F(RbdStoreTest, CloneKeepsTheCopyInUse) {
 TEST_F(RbdStoreTest, RemovingATemporaryFencesItsWriter) {
   auto writer = store_->CreateWriter(kId, 1 << 20);
   ASSERT_TRUE(writer.ok()) << writer.error().message;
-  ASSERT_TRUE((*writer)->Write(RandomData(1 << 20, false)).ok());
+  ASSERT_TRUE(WriteAndWait(**writer, 0, RandomData(1 << 20, false)).ok());
 
   auto other = OpenRbdStore(
       {.id = "central", .client = TestCluster("central"), .pool = kPool, .chunk_size_mib = 1});
@@ -149,7 +148,7 @@ TEST_F(RbdStoreTest, RemovingATemporaryFencesItsWriter) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
   EXPECT_TRUE((*other)->ListTemporaries()->empty());
 
-  auto finished = (*writer)->Finish();
+  Status finished = (*writer)->Finish(1 << 20);
   if (finished.ok()) {
     auto published = (*writer)->Publish();
     EXPECT_FALSE(published.ok()) << "a fenced writer published " << *published;

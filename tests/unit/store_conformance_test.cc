@@ -33,9 +33,9 @@ TEST(FileStoreTest, ZeroChunksAreHoles) {
   auto writer = (*store)->CreateWriter(kId, 0);
   ASSERT_TRUE(writer.ok());
   std::string zeros(8 << 20, '\0');
-  ASSERT_TRUE((*writer)->Write(zeros).ok());
-  ASSERT_TRUE((*writer)->Write(std::string("x")).ok());
-  ASSERT_TRUE((*writer)->Finish().ok());
+  ASSERT_TRUE(WriteAndWait(**writer, 0, zeros).ok());
+  ASSERT_TRUE(WriteAndWait(**writer, 8 << 20, std::string("x")).ok());
+  ASSERT_TRUE((*writer)->Finish((8 << 20) + 1).ok());
   ASSERT_TRUE((*writer)->Publish().ok());
   struct stat st {};
   ASSERT_EQ(::stat(directory.Join("central/").append(kId).c_str(), &st), 0);
@@ -51,8 +51,8 @@ TEST(FaultyStoreTest, FailsTheNthWrite) {
   store->SetPlan({.fail_write_number = 2, .write_errno = ENOSPC});
   auto writer = store->CreateWriter(kId, 0);
   ASSERT_TRUE(writer.ok());
-  EXPECT_TRUE((*writer)->Write(std::string("a")).ok());
-  EXPECT_EQ((*writer)->Write(std::string("b")).code(), ENOSPC);
+  EXPECT_TRUE(WriteAndWait(**writer, 0, std::string("a")).ok());
+  EXPECT_EQ(WriteAndWait(**writer, 1, std::string("b")).code(), ENOSPC);
   EXPECT_EQ(store->writes_seen(), 2);
 }
 
