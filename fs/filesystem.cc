@@ -180,8 +180,10 @@ class UploadRegistry {
 };
 
 struct OpenFile {
-  // Reading a published copy.
+  // Reading a published copy: image `image` in store `site`.
   std::unique_ptr<StoreReader> reader;
+  std::string image;
+  std::string site;
   std::mutex read_mutex;  // a StoreReader is used by one thread at a time
   // Writing an upload.
   std::shared_ptr<StagedWrite> write;
@@ -656,6 +658,8 @@ class FilesystemImpl final : public Filesystem {
     if (!reader.ok()) return ReplyError(req, reader.error(), "open");
     auto file = std::make_unique<OpenFile>();
     file->reader = std::move(reader).value();
+    file->image = node->image;
+    file->site = node->site;
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     fi->keep_cache = 1;  // image data never changes
     if (fuse_reply_open(req, fi) == 0) file.release();
@@ -689,6 +693,29 @@ class FilesystemImpl final : public Filesystem {
     file->wrote = true;
     if (!written.ok()) return ReplyError(req, written.error(), "write");
     fuse_reply_write(req, size);
+  }
+
+  // `cp` from an image file into a file being written: the bytes are not
+  // moved through here but copied store to store at commit. Anything else
+  // (EOPNOTSUPP) makes the kernel fall back to reading and writing.
+  void CopyFileRange(fuse_req_t req, off_t offset_in, fuse_file_info* fi_in, off_t offset_out,
+                     fuse_file_info* fi_out, size_t length) {
+    auto* in = reinterpret_cast<OpenFile*>(fi_in->fh);
+    auto* out = reinterpret_cast<OpenFile*>(fi_out->fh);
+    if (!in->reader || !out->write) return (void)fuse_reply_err(req, EOPNOTSUPP);
+    uint64_t size = in->reader->size();
+    uint64_t from = static_cast<uint64_t>(offset_in);
+    if (from >= size) return (void)fuse_reply_write(req, 0);
+    uint64_t count = std::min<uint64_t>(length, size - from);
+    Status added = out->write->AddCopyRange({in->image, in->site}, from,
+                                            static_cast<uint64_t>(offset_out), count);
+    if (added.code() == EXDEV) {
+      Log(LogLevel::kDebug, "copy_file_range: {}; falling back", added.error().message);
+      return (void)fuse_reply_err(req, EOPNOTSUPP);
+    }
+    if (!added.ok()) return ReplyError(req, added.error(), "copy_file_range");
+    out->wrote = true;
+    fuse_reply_write(req, static_cast<size_t>(count));
   }
 
   // Commits when the process that created the file closes it after writing,
@@ -960,6 +987,13 @@ const fuse_lowlevel_ops kOperations = {
     .create =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
           Guarded(req, "create", [&](FilesystemImpl* fs) { fs->Create(req, parent, name, fi); });
+        },
+    .copy_file_range =
+        [](fuse_req_t req, fuse_ino_t, off_t offset_in, fuse_file_info* fi_in, fuse_ino_t,
+           off_t offset_out, fuse_file_info* fi_out, size_t length, int) {
+          Guarded(req, "copy_file_range", [&](FilesystemImpl* fs) {
+            fs->CopyFileRange(req, offset_in, fi_in, offset_out, fi_out, length);
+          });
         },
 };
 

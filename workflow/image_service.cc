@@ -395,8 +395,12 @@ class ImageServiceImpl final : public ImageService {
       plan.expected.reset();  // an upload: the data defines the image
     }
     plan.targets = CentralFirst(*record, {write.site()});
-    Log(LogLevel::kInfo, "image {}: {} of {} bytes written into {}, importing to {}", id,
+    auto copy_source = write.copy_source();
+    Log(LogLevel::kInfo, "image {}: {} of {} bytes written into {}{}, importing to {}", id,
         plan.expected ? "copy" : "upload", write.Size(), write.site(),
+        copy_source ? fmt::format(" (server-side, from image {} in {})", copy_source->image_id,
+                                  copy_source->site)
+                    : "",
         fmt::join(plan.targets, ","));
     plan.staged = staged;  // the import's source, alive even if the file is released
     return Ok();
@@ -460,7 +464,11 @@ class ImageServiceImpl final : public ImageService {
   }
 
   Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan) {
-    if (plan.staged) return plan.staged->OpenReader();
+    if (plan.staged) {
+      // A server-side copy reads the published copy it names.
+      if (auto source = plan.staged->copy_source()) return OpenCopy(source->image_id, source->site);
+      return plan.staged->OpenReader();
+    }
     return stores_.at(plan.source_store)->OpenReader(plan.image_id);
   }
 

@@ -77,6 +77,12 @@ Status StagedWrite::Remember(Status status) {
 
 Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
   if (committed()) return Fail(EBADF, "image {}: write after the data was committed", image_id_);
+  if (copy_source()) {
+    return Remember(Fail(EIO,
+                         "image {}: write into {} after a server-side copy began; mixing "
+                         "copy_file_range and write is not supported",
+                         image_id_, site_));
+  }
   uint64_t end = offset + data.size();
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(end)));
   IMAGEFS_RETURN_IF_ERROR(Remember(WriteAllAt(
@@ -89,12 +95,36 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
 
 Status StagedWrite::Truncate(uint64_t size) {
   if (committed()) return Fail(EBADF, "image {}: truncate after the data was committed", image_id_);
+  if (copy_source()) {
+    if (size == Size()) return Ok();
+    return Remember(
+        Fail(EIO, "image {}: truncate of {} during a server-side copy", image_id_, site_));
+  }
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(size)));
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
     return Remember(ErrorFromErrno(fmt::format("image {}: truncate staging file", image_id_)));
   }
   size_ = size;
   return Ok();
+}
+
+Status StagedWrite::AddCopyRange(const CopySource& source, uint64_t offset_in, uint64_t offset_out,
+                                 uint64_t length) {
+  if (committed()) return Fail(EBADF, "image {}: copy after the data was committed", image_id_);
+  std::lock_guard lock(failure_mutex_);
+  uint64_t size = size_.load();
+  bool continues = copy_source_ ? *copy_source_ == source : size == 0;
+  if (!continues || offset_in != size || offset_out != size || failure_) {
+    return Fail(EXDEV, "image {}: not a whole server-side copy into {}", image_id_, site_);
+  }
+  copy_source_ = source;
+  size_ = size + length;
+  return Ok();
+}
+
+std::optional<StagedWrite::CopySource> StagedWrite::copy_source() const {
+  std::lock_guard lock(failure_mutex_);
+  return copy_source_;
 }
 
 Result<std::unique_ptr<StoreReader>> StagedWrite::OpenReader() const {

@@ -9,6 +9,13 @@
 // Errors: Write/Truncate ENOSPC when the staging budget or the disk is full,
 // EIO otherwise; EBADF once the write has been committed. After a failed
 // Write or Truncate the data is incomplete: a commit fails with that error.
+//
+// Server-side copies: `cp` between two image files of a mount asks for
+// copy_file_range. AddCopyRange then records that the bytes come from a
+// published copy in a store instead of staging them; the commit copies
+// store to store. Only a file built wholly that way, range after range
+// from offset 0, qualifies (EXDEV otherwise: the caller falls back to
+// reading and writing); a Write after it fails the data (EIO).
 #pragma once
 
 #include <atomic>
@@ -54,6 +61,17 @@ class StagedWrite {
   const std::string& site() const { return site_; }
 
   Status Write(uint64_t offset, std::span<const char> data);
+  // Where the data comes from when it is a server-side copy.
+  struct CopySource {
+    std::string image_id;
+    std::string site;
+    bool operator==(const CopySource&) const = default;
+  };
+  // Takes [offset, offset + length) of the file from the same range of
+  // `source` (offset_in == offset_out == what the file holds so far).
+  Status AddCopyRange(const CopySource& source, uint64_t offset_in, uint64_t offset_out,
+                      uint64_t length);
+  std::optional<CopySource> copy_source() const;
   Status Truncate(uint64_t size);
   uint64_t Size() const { return size_.load(); }
 
@@ -88,8 +106,9 @@ class StagedWrite {
   std::atomic<uint64_t> reserved_{0};
   std::atomic<bool> committed_{false};
   std::function<void()> abandon_hook_;
-  mutable std::mutex failure_mutex_;  // guards failure_
+  mutable std::mutex failure_mutex_;  // guards failure_ and copy_source_
   std::optional<Error> failure_;
+  std::optional<CopySource> copy_source_;
 };
 
 }  // namespace imagefs

@@ -36,6 +36,25 @@ case "$locations" in
   *) fail "locations lack dcn0 at $dcn0_url: $locations" ;;
 esac
 
+# That cp was server-side (copy_file_range: store to store, no bytes
+# through the kernel); a copy by read and write works as well.
+assert_logged "copy of 5242880 bytes written into dcn0 (server-side, from image $id in central)"
+dd if="$MNT/sites/central/$id" of="$MNT/sites/dcn1/$id" bs=1M status=none
+cmp "$WORK/disk.qcow2" "$MNT/sites/dcn1/$id" || fail "dcn1 copy (read and write) differs"
+grep -q "written into dcn1 (server-side" "$LOG" && fail "dd was taken for a server-side copy"
+rm "$MNT/sites/dcn1/$id"
+
+# cp of one image's file into a new image is a server-side upload.
+twin=$(new_uuid)
+mkdir "$MNT/images/$twin"
+cp "$MNT/sites/dcn0/$id" "$MNT/images/$twin/stores/central/twin.raw"
+assert_eq "$(xattr "$twin" status)" active "status of the server-side upload"
+assert_eq "$(xattr "$twin" checksum)" "$(xattr "$id" checksum)" "checksum of the server-side upload"
+assert_logged "upload of 5242880 bytes written into central (server-side, from image $id in dcn0)"
+cmp "$WORK/disk.qcow2" "$MNT/sites/central/$twin" || fail "the server-side upload differs"
+rm -r "$MNT/images/$twin/stores/central/twin.raw" 2>/dev/null && fail "the last copy could be deleted"
+rmdir "$MNT/images/$twin"
+
 # In a store directory the file has the image's name, and only that name.
 [ ! -e "$MNT/images/$id/stores/dcn0/$id" ] || fail "the image file answers to its id in stores/dcn0"
 expect_error "No such file" rm "$MNT/images/$id/stores/dcn0/$id"

@@ -198,6 +198,46 @@ TEST_F(WorkflowTest, CopyThroughAFileMustEqualTheImage) {
   EXPECT_EQ(WriteFile(kOwner, "dcn0", data).code(), EEXIST);
 }
 
+TEST_F(WorkflowTest, ServerSideCopyCopiesStoreToStore) {
+  std::string data = RandomData(9 << 20);
+  CreateActiveImage(data);
+  auto commit = [&](const std::shared_ptr<StagedWrite>& write) {
+    return Wait([&](auto cb) { service_->CommitWrite(write, cb); });
+  };
+  StagedWrite::CopySource central{kId, "central"};
+  {
+    // Only whole copies from offset 0 qualify; then nothing else may mix in.
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    EXPECT_EQ((*write)->AddCopyRange(central, 4096, 4096, 100).code(), EXDEV);
+    ASSERT_TRUE((*write)->AddCopyRange(central, 0, 0, 1 << 20).ok());
+    EXPECT_EQ((*write)->AddCopyRange({kId, "dcn1"}, 1 << 20, 1 << 20, 100).code(), EXDEV);
+    EXPECT_EQ((*write)->Write(1 << 20, "x").code(), EIO);
+    EXPECT_EQ(commit(*write).code(), EIO);
+  }
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    ASSERT_TRUE((*write)->AddCopyRange(central, 0, 0, 1 << 20).ok());
+    EXPECT_EQ(commit(*write).code(), EIO);  // a short copy is not the image
+  }
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    ASSERT_TRUE((*write)->Write(0, "a").ok());
+    EXPECT_EQ((*write)->AddCopyRange(central, 0, 0, data.size()).code(), EXDEV);
+  }
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->AddCopyRange(central, 0, 0, 5 << 20).ok());
+  ASSERT_TRUE((*write)->AddCopyRange(central, 5 << 20, 5 << 20, data.size() - (5 << 20)).ok());
+  EXPECT_EQ((*write)->Size(), data.size());
+  int central_writes = faults_["central"]->writes_seen();
+  ASSERT_TRUE(commit(*write).ok());
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_EQ(faults_["central"]->writes_seen(), central_writes);
+}
+
 TEST_F(WorkflowTest, ExplicitStoreThatHoldsACopyIsEexistAndUnknownIsEnoent) {
   CreateActiveImage("abc");
   EXPECT_EQ(CopyTo(kOwner, {"central"}).code(), EEXIST);
