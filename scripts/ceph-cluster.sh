@@ -47,7 +47,6 @@ auth_service_required = $auth
 auth_client_required = $auth
 keyring = $dir/keyring
 run_dir = $dir/run
-admin_socket = $dir/run/\$name.asok
 pid_file = $dir/run/\$name.pid
 log_file = $dir/log/\$name.log
 mon_data = $dir/mon.\$id
@@ -66,7 +65,10 @@ osd_op_num_threads_per_shard = 1
 # Commit monitor changes (pool and snapshot removal) at once, not every second.
 paxos_propose_interval = 0.01
 paxos_min_wait = 0.001
+[mon]
+admin_socket = $dir/run/\$name.asok
 [osd]
+admin_socket = $dir/run/\$name.asok
 keyring = $dir/osd.\$id/keyring
 EOF
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' > /dev/null
