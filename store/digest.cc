@@ -30,13 +30,34 @@ std::string Hex(const unsigned char* bytes, unsigned int length) {
   return hex;
 }
 
-// Finishes `context` and starts it over with the same type.
-std::string FinishHex(EVP_MD_CTX* context) {
-  unsigned char bytes[EVP_MAX_MD_SIZE];
+// Finishes `context` into `bytes` (EVP_MAX_MD_SIZE of room) and starts it
+// over with the same type; returns the digest's length.
+unsigned int FinishInto(EVP_MD_CTX* context, unsigned char* bytes) {
   unsigned int length = 0;
   Check(EVP_DigestFinal_ex(context, bytes, &length));
   Check(EVP_DigestInit_ex(context, EVP_MD_CTX_get0_md(context), nullptr));
-  return Hex(bytes, length);
+  return length;
+}
+
+std::string FinishHex(EVP_MD_CTX* context) {
+  unsigned char bytes[EVP_MAX_MD_SIZE];
+  return Hex(bytes, FinishInto(context, bytes));
+}
+
+ChunkHash HashChunk(std::span<const char> data) {
+  ChunkHash hash{};
+  unsigned int length = 0;
+  Check(EVP_Digest(data.data(), data.size(), hash.data(), &length, EVP_sha256(), nullptr));
+  return hash;
+}
+
+// The chunk digest: sha256 over the chunks' hashes in order.
+std::string OuterDigest(const std::vector<ChunkHash>& hashes) {
+  EVP_MD_CTX* outer = NewContext(EVP_sha256());
+  for (const auto& hash : hashes) Check(EVP_DigestUpdate(outer, hash.data(), hash.size()));
+  std::string hex = FinishHex(outer);
+  EVP_MD_CTX_free(outer);
+  return hex;
 }
 
 uint64_t ChunkCount(uint64_t size) { return (size + kDigestChunkBytes - 1) / kDigestChunkBytes; }
@@ -51,13 +72,6 @@ ChunkHash ZeroHash(uint64_t length) {
 
 }  // namespace
 
-ChunkHash HashChunk(std::span<const char> data) {
-  ChunkHash hash{};
-  unsigned int length = 0;
-  Check(EVP_Digest(data.data(), data.size(), hash.data(), &length, EVP_sha256(), nullptr));
-  return hash;
-}
-
 ChunkDigests::ChunkDigests(uint64_t size)
     : size_(size), hashes_(ChunkCount(size)), set_(ChunkCount(size), false) {}
 
@@ -69,16 +83,16 @@ void ChunkDigests::Set(uint64_t index, std::span<const char> data) {
 }
 
 std::string ChunkDigests::Finish() const {
-  EVP_MD_CTX* outer = NewContext(EVP_sha256());
-  std::lock_guard lock(mutex_);
-  for (uint64_t i = 0; i < hashes_.size(); ++i) {
-    uint64_t length = std::min(kDigestChunkBytes, size_ - i * kDigestChunkBytes);
-    ChunkHash hash = set_[i] ? hashes_[i] : ZeroHash(length);
-    Check(EVP_DigestUpdate(outer, hash.data(), hash.size()));
+  std::vector<ChunkHash> hashes;
+  {
+    std::lock_guard lock(mutex_);
+    hashes = hashes_;
+    for (uint64_t i = 0; i < hashes.size(); ++i) {
+      if (!set_[i])
+        hashes[i] = ZeroHash(std::min(kDigestChunkBytes, size_ - i * kDigestChunkBytes));
+    }
   }
-  std::string hex = FinishHex(outer);
-  EVP_MD_CTX_free(outer);
-  return hex;
+  return OuterDigest(hashes);
 }
 
 struct FullHasher::Contexts {
@@ -110,11 +124,10 @@ struct Hasher::Contexts {
   ~Contexts() { EVP_MD_CTX_free(chunk); }
 
   void EndChunk() {
-    ChunkHash hash{};
-    unsigned int length = 0;
-    Check(EVP_DigestFinal_ex(chunk, hash.data(), &length));
-    Check(EVP_DigestInit_ex(chunk, EVP_sha256(), nullptr));
-    chunks.push_back(hash);
+    unsigned char bytes[EVP_MAX_MD_SIZE];
+    FinishInto(chunk, bytes);
+    ChunkHash& hash = chunks.emplace_back();
+    std::copy_n(bytes, hash.size(), hash.begin());
     chunk_filled = 0;
   }
 };
@@ -138,11 +151,8 @@ void Hasher::Update(std::span<const char> data) {
 
 Digest Hasher::Finish() {
   if (contexts_->chunk_filled > 0) contexts_->EndChunk();
-  EVP_MD_CTX* outer = NewContext(EVP_sha256());
-  for (const auto& hash : contexts_->chunks) Check(EVP_DigestUpdate(outer, hash.data(), 32));
   Digest digest{size_, contexts_->full.FinishMd5(), contexts_->full.FinishSha512(),
-                FinishHex(outer)};
-  EVP_MD_CTX_free(outer);
+                OuterDigest(contexts_->chunks)};
   contexts_->chunks.clear();
   size_ = 0;
   return digest;

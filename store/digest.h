@@ -32,14 +32,11 @@ struct Digest {
 
 using ChunkHash = std::array<unsigned char, 32>;  // sha256
 
-ChunkHash HashChunk(std::span<const char> data);
-
 // The chunk digest of an image of `size` bytes, chunk by chunk in any order;
 // chunks never set are zeros.
 class ChunkDigests {
  public:
   explicit ChunkDigests(uint64_t size);
-  uint64_t chunk_count() const { return hashes_.size(); }
   // Hashes chunk `index` (its bytes: chunk_bytes long, shorter at the end).
   void Set(uint64_t index, std::span<const char> data);
   std::string Finish() const;

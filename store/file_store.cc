@@ -18,11 +18,6 @@ namespace {
 
 constexpr char kTemporaryDir[] = ".tmp";
 
-bool AllZero(std::span<const char> data) {
-  return !data.empty() && data[0] == 0 &&
-         std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
-}
-
 Status SyncDirectory(const std::string& path) {
   FileDescriptor dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0 || ::fsync(dir.get()) != 0) return ErrorFromErrno("fsync " + path);

@@ -17,6 +17,7 @@
 #include <bit>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <rbd/librbd.hpp>
@@ -35,11 +36,6 @@ constexpr char kSnapshot[] = "snap";
 constexpr uint32_t kFenceSeconds = 3600;
 // What librados returns to a blocklisted client (Ceph's EBLOCKLISTED).
 constexpr int kBlocklisted = ESHUTDOWN;
-
-bool AllZero(std::span<const char> data) {
-  return !data.empty() && data[0] == 0 &&
-         std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
-}
 
 // One librbd AIO in flight: `then` runs on librbd's thread with the
 // operation's return value and its bufferlist (the data of a read).
@@ -320,13 +316,9 @@ class RbdStoreReader final : public StoreReader {
   uint64_t size() const override { return size_; }
 
   Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
-    if (offset >= size_ || buffer.empty()) return size_t{0};
-    size_t length = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size_ - offset));
-    ceph::bufferlist data;
-    ssize_t got = image_.read(offset, length, data);
-    if (got < 0) return pool_->Failed(static_cast<int>(got), "read", name_);
-    data.begin().copy(std::min<size_t>(data.length(), length), buffer.data());
-    return std::min<size_t>(data.length(), length);
+    std::promise<Result<size_t>> read;
+    ReadAtAsync(offset, buffer, [&](Result<size_t> got) { read.set_value(std::move(got)); });
+    return read.get_future().get();
   }
 
   void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) override {

@@ -65,6 +65,9 @@ class StoreWriter {
 // WriteAt, waiting for it.
 Status WriteAndWait(StoreWriter& writer, uint64_t offset, std::span<const char> data);
 
+// For drivers: data that may be left unwritten (a hole). Empty data is not.
+bool AllZero(std::span<const char> data);
+
 class StoreReader {
  public:
   using ReadDone = std::function<void(Result<size_t>)>;

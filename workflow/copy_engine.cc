@@ -166,8 +166,8 @@ class CopyRun {
     for (size_t i = 0; i < writers_.size(); ++i) {
       if (writer_status_[i].ok()) targets.push_back(i);
     }
-    slot->pending += static_cast<int>(targets.size()) + 1;
-    --slot->pending;  // the read
+    // The read is done; the writes and the chunk hash are pending.
+    slot->pending += static_cast<int>(targets.size());
     lock.unlock();
     std::span<const char> data(slot->buffer.data(), slot->length);
     uint64_t offset = slot->unit * unit_bytes_;

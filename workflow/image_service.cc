@@ -22,8 +22,9 @@ namespace imagefs {
 namespace {
 
 template <typename T>
-void EraseValue(std::vector<T>& items, const T& value) {
-  items.erase(std::remove(items.begin(), items.end(), value), items.end());
+// Whether `value` was there.
+bool EraseValue(std::vector<T>& items, const T& value) {
+  return std::erase(items, value) > 0;
 }
 
 template <typename T>
@@ -344,11 +345,7 @@ class ImageServiceImpl final : public ImageService {
   void SettleUnimportedWrite(const std::string& id, const std::string& site) {
     auto settled = catalog_->Update(id, [&](ImageRecord& record) -> Status {
       if (record.status == ImageStatus::kUploading) record.status = ImageStatus::kQueued;
-      if (std::find(record.importing_to_stores.begin(), record.importing_to_stores.end(), site) !=
-          record.importing_to_stores.end()) {
-        EraseValue(record.importing_to_stores, site);
-        AddUnique(record.failed_import, site);
-      }
+      if (EraseValue(record.importing_to_stores, site)) AddUnique(record.failed_import, site);
       return Ok();
     });
     if (!settled.ok()) Log(LogLevel::kWarning, "{}", settled.error().message);
