@@ -41,6 +41,12 @@ struct Lease {
   int64_t expires_at = 0;  // ns since the epoch
 };
 
+// One record of a listing; `record` is the error when it cannot be decoded.
+struct ListedRecord {
+  std::string id;
+  Result<ImageRecord> record;
+};
+
 class Catalog {
  public:
   using Mutation = std::function<Status(ImageRecord&)>;
@@ -50,6 +56,8 @@ class Catalog {
   virtual Status Create(const ImageRecord& record) = 0;
   virtual Result<ImageRecord> Get(std::string_view id) = 0;
   virtual Result<std::vector<std::string>> ListIds() = 0;
+  // Every record, in id order, in one pass (rados: pages of values).
+  virtual Result<std::vector<ListedRecord>> ListRecords() = 0;
   // Applies `mutate` to the current record and stores the result with a
   // fresh updated_at; returns the stored record.
   virtual Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) = 0;

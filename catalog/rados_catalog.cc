@@ -121,6 +121,25 @@ class RadosCatalog final : public Catalog {
     return ids;
   }
 
+  Result<std::vector<ListedRecord>> ListRecords() override {
+    std::vector<ListedRecord> records;
+    std::string after;
+    while (true) {
+      librados::ObjectReadOperation op;
+      std::map<std::string, ceph::bufferlist> values;
+      bool more = false;
+      int prval = 0;
+      op.omap_get_vals2(after, kPage, &values, &more, &prval);
+      int ret = ioctx_.operate(kImagesObject, &op, nullptr);
+      if (ret == -ENOENT) break;
+      if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, "list images");
+      for (auto& [id, value] : values) records.push_back({id, DecodeRecord(value.to_str())});
+      if (!more || values.empty()) break;
+      after = values.rbegin()->first;
+    }
+    return records;
+  }
+
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
     for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
       auto value = Read(kImagesObject, id);

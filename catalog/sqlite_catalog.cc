@@ -91,6 +91,18 @@ class SqliteCatalog final : public Catalog {
     return ids;
   }
 
+  Result<std::vector<ListedRecord>> ListRecords() override {
+    std::lock_guard lock(mutex_);
+    Statement select(db_, "SELECT id, record FROM images ORDER BY id");
+    std::vector<ListedRecord> records;
+    int rc;
+    while ((rc = select.Step()) == SQLITE_ROW) {
+      records.push_back({select.Text(0), DecodeRecord(select.Text(1))});
+    }
+    if (rc != SQLITE_DONE) return DbError("list images");
+    return records;
+  }
+
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
     std::lock_guard lock(mutex_);
     // BEGIN IMMEDIATE takes the write lock first, so another process cannot

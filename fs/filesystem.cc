@@ -204,6 +204,9 @@ struct DirectoryEntry {
   std::string name;
   fuse_ino_t ino;
   mode_t mode;
+  // Known when the listing read the record anyway: readdirplus hands it to
+  // the kernel, so `ls -l` needs no lookup per entry.
+  std::optional<struct stat> attr;
 };
 
 struct OpenDirectory {
@@ -278,7 +281,13 @@ class FilesystemImpl final : public Filesystem {
     return *node;
   }
 
-  Result<struct stat> Stat(fuse_ino_t ino, const Node& node) {
+  // `known`: the image's record when the caller has it (else it is read).
+  Result<struct stat> Stat(fuse_ino_t ino, const Node& node, const ImageRecord* known = nullptr) {
+    std::optional<Result<ImageRecord>> fetched;
+    auto record_of = [&](const std::string& id) -> const Result<ImageRecord>& {
+      if (!fetched) fetched = known ? Result<ImageRecord>(*known) : service_->GetImage(id);
+      return *fetched;
+    };
     struct stat st {};
     st.st_ino = ino;
     st.st_blksize = kBlockSize;
@@ -294,7 +303,7 @@ class FilesystemImpl final : public Filesystem {
       case NodeKind::kImage:
       case NodeKind::kStores:
       case NodeKind::kStoreDir: {
-        auto record = service_->GetImage(node.image);
+        const auto& record = record_of(node.image);
         if (!record.ok()) return record.error();
         st.st_mode = S_IFDIR | 0755;
         st.st_nlink = 2;
@@ -317,7 +326,7 @@ class FilesystemImpl final : public Filesystem {
         // A committed upload is the image file now.
         [[fallthrough]];
       case NodeKind::kFile: {
-        auto record = service_->GetImage(node.image);
+        const auto& record = record_of(node.image);
         if (!record.ok()) return record.error();
         if (!record->HasStore(node.site) || record->status == ImageStatus::kQueued) {
           return Fail(ENOENT, "image {}: store {} has no copy", node.image, node.site);
@@ -407,9 +416,13 @@ class FilesystemImpl final : public Filesystem {
         add_dir("sites", Node{NodeKind::kSites});
         break;
       case NodeKind::kImages: {
-        auto ids = service_->ListImages();
-        if (!ids.ok()) return ids.error();
-        for (const auto& id : *ids) add_dir(id, Node{NodeKind::kImage, id});
+        auto records = service_->ListImageRecords();
+        if (!records.ok()) return records.error();
+        for (const auto& listed : *records) {
+          Node child{NodeKind::kImage, listed.id};
+          add_dir(listed.id, child);
+          AddAttributes(entries.back(), child, listed);
+        }
         break;
       }
       case NodeKind::kImage:
@@ -435,13 +448,15 @@ class FilesystemImpl final : public Filesystem {
         break;
       }
       case NodeKind::kSite: {
-        auto ids = service_->ListImages();
-        if (!ids.ok()) return ids.error();
-        for (const auto& id : *ids) {
-          auto record = service_->GetImage(id);
+        auto records = service_->ListImageRecords();
+        if (!records.ok()) return records.error();
+        for (const auto& listed : *records) {
+          const auto& record = listed.record;
           if (record.ok() && record->HasStore(node.site) &&
               record->status != ImageStatus::kQueued) {
-            add_file(id, Node{NodeKind::kFile, id, node.site, id, ino, true});
+            Node child{NodeKind::kFile, listed.id, node.site, listed.id, ino, true};
+            add_file(listed.id, child);
+            AddAttributes(entries.back(), child, listed);
           }
         }
         AddUploads(ino, entries);
@@ -452,6 +467,18 @@ class FilesystemImpl final : public Filesystem {
         return Fail(ENOTDIR, "inode {} is not a directory", ino);
     }
     return entries;
+  }
+
+  // The entry's attributes from its record, as Stat would give them; none
+  // (the kernel looks the entry up) when the record cannot be decoded.
+  void AddAttributes(DirectoryEntry& entry, const Node& node, const ListedRecord& listed) {
+    if (!listed.record.ok()) {
+      Log(LogLevel::kWarning, "image {}: listed without attributes: {}", listed.id,
+          listed.record.error().message);
+      return;
+    }
+    auto st = Stat(entry.ino, node, &*listed.record);
+    if (st.ok()) entry.attr = *st;
   }
 
   void AddUploads(fuse_ino_t ino, std::vector<DirectoryEntry>& entries) {
@@ -676,15 +703,14 @@ class FilesystemImpl final : public Filesystem {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
     if (!file->reader)
       return ReplyError(req, Fail(EBADF, "read of a file opened for writing"), "read");
-    std::vector<char> buffer(size);
-    size_t filled = 0;
+    Result<ReadAhead::Bytes> got = Fail(EIO, "read");
     {
       std::lock_guard lock(file->read_mutex);
-      auto got = file->read_ahead->Read(static_cast<uint64_t>(offset), buffer);
-      if (!got.ok()) return ReplyError(req, got.error(), "read");
-      filled = *got;
+      got = file->read_ahead->ReadShared(static_cast<uint64_t>(offset), size);
     }
-    fuse_reply_buf(req, buffer.data(), filled);
+    if (!got.ok()) return ReplyError(req, got.error(), "read");
+    // Straight from the read-ahead window, which `got` keeps alive.
+    fuse_reply_buf(req, got->data.data(), got->data.size());
   }
 
   void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
@@ -777,6 +803,30 @@ class FilesystemImpl final : public Filesystem {
       st.st_mode = entry.mode;
       size_t needed = fuse_add_direntry(req, buffer.data() + used, size - used, entry.name.c_str(),
                                         &st, static_cast<off_t>(i + 1));
+      if (needed > size - used) break;
+      used += needed;
+    }
+    fuse_reply_buf(req, buffer.data(), used);
+  }
+
+  // readdir with each entry's attributes where the listing knows them.
+  void ReadDirPlus(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+    auto* directory = reinterpret_cast<OpenDirectory*>(fi->fh);
+    std::vector<char> buffer(size);
+    size_t used = 0;
+    for (size_t i = static_cast<size_t>(offset); i < directory->entries.size(); ++i) {
+      const DirectoryEntry& entry = directory->entries[i];
+      fuse_entry_param param{};
+      if (entry.attr) {
+        param.ino = entry.ino;
+        param.attr = *entry.attr;
+        param.attr_timeout = param.entry_timeout = kAttrTimeout;
+      } else {  // ino 0: the kernel takes the name only, and looks it up
+        param.attr.st_ino = entry.ino;
+        param.attr.st_mode = entry.mode;
+      }
+      size_t needed = fuse_add_direntry_plus(req, buffer.data() + used, size - used,
+                                             entry.name.c_str(), &param, static_cast<off_t>(i + 1));
       if (needed > size - used) break;
       used += needed;
     }
@@ -990,6 +1040,11 @@ const fuse_lowlevel_ops kOperations = {
     .create =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
           Guarded(req, "create", [&](FilesystemImpl* fs) { fs->Create(req, parent, name, fi); });
+        },
+    .readdirplus =
+        [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+          Guarded(req, "readdirplus",
+                  [&](FilesystemImpl* fs) { fs->ReadDirPlus(req, size, offset, fi); });
         },
     .copy_file_range =
         [](fuse_req_t req, fuse_ino_t, off_t offset_in, fuse_file_info* fi_in, fuse_ino_t,

@@ -64,16 +64,28 @@ uint64_t ChunkCount(uint64_t size) { return (size + kDigestChunkBytes - 1) / kDi
 
 // The hash of `length` zero bytes, for the two lengths an image can have.
 ChunkHash ZeroHash(uint64_t length) {
-  static const std::vector<char> zeros(kDigestChunkBytes, 0);
-  static const ChunkHash full = HashChunk(zeros);
+  static const ChunkHash full = HashChunk(ZeroBytes());
   if (length == kDigestChunkBytes) return full;
-  return HashChunk(std::span<const char>(zeros.data(), length));
+  return HashChunk(ZeroBytes().first(length));
 }
 
 }  // namespace
 
+std::span<const char> ZeroBytes() {
+  static const std::vector<char> zeros(kDigestChunkBytes, 0);
+  return zeros;
+}
+
 ChunkDigests::ChunkDigests(uint64_t size)
     : size_(size), hashes_(ChunkCount(size)), set_(ChunkCount(size), false) {}
+
+void ChunkDigests::Grow(uint64_t size) {
+  std::lock_guard lock(mutex_);
+  if (size <= size_) return;
+  size_ = size;
+  hashes_.resize(ChunkCount(size));
+  set_.resize(ChunkCount(size), false);
+}
 
 void ChunkDigests::Set(uint64_t index, std::span<const char> data) {
   ChunkHash hash = HashChunk(data);

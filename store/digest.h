@@ -22,6 +22,9 @@ namespace imagefs {
 
 constexpr uint64_t kDigestChunkBytes = 4 << 20;
 
+// kDigestChunkBytes zero bytes, for hashing holes.
+std::span<const char> ZeroBytes();
+
 struct Digest {
   uint64_t size = 0;
   std::string md5;     // lower-case hex
@@ -37,6 +40,9 @@ using ChunkHash = std::array<unsigned char, 32>;  // sha256
 class ChunkDigests {
  public:
   explicit ChunkDigests(uint64_t size);
+  // For an image whose size becomes known as data arrives: grows it to
+  // `size` (a smaller size is ignored).
+  void Grow(uint64_t size);
   // Hashes chunk `index` (its bytes: chunk_bytes long, shorter at the end).
   void Set(uint64_t index, std::span<const char> data);
   std::string Finish() const;

@@ -14,6 +14,9 @@ class FaultyWriter final : public StoreWriter {
   FaultyWriter(FaultyStoreImpl& store, std::unique_ptr<StoreWriter> inner)
       : store_(store), inner_(std::move(inner)) {}
   void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override;
+  Status ReadWritten(uint64_t offset, std::span<char> buffer) override {
+    return inner_->ReadWritten(offset, buffer);
+  }
   Status Finish(uint64_t size) override { return inner_->Finish(size); }
   Result<std::string> Publish() override;
 

@@ -49,6 +49,14 @@ class FileStoreWriter final : public StoreWriter {
                     fmt::format("store {}: write {}", store_id_, temporary_path_)));
   }
 
+  Status ReadWritten(uint64_t offset, std::span<char> buffer) override {
+    auto got = ReadFullyAt(fd_.get(), buffer, offset,
+                           fmt::format("store {}: read back {}", store_id_, temporary_path_));
+    if (!got.ok()) return got.error();
+    std::fill(buffer.begin() + static_cast<ptrdiff_t>(*got), buffer.end(), 0);
+    return Ok();
+  }
+
   Status Finish(uint64_t size) override {
     if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0 || ::fsync(fd_.get()) != 0) {
       return ErrorFromErrno(fmt::format("store {}: sync {}", store_id_, temporary_path_));
@@ -94,7 +102,7 @@ class FileStore final : public Store {
   Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
                                                     uint64_t /*expected_size*/) override {
     std::string temporary = fmt::format("{}/{}.{}", temporary_directory_, image_id, NewUuid());
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = ::open(temporary.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return ErrorFromErrno(fmt::format("store {}: create {}", id_, temporary));
     return std::unique_ptr<StoreWriter>(std::make_unique<FileStoreWriter>(
         id_, temporary, PathOf(image_id), directory_, LocationUrl(image_id), fd));

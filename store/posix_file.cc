@@ -17,18 +17,7 @@ class FileReader final : public StoreReader {
   uint64_t size() const override { return size_; }
 
   Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) override {
-    size_t done = 0;  // whole buffers, so that callers need not loop
-    while (done < buffer.size()) {
-      ssize_t n = ::pread(fd_.get(), buffer.data() + done, buffer.size() - done,
-                          static_cast<off_t>(offset + done));
-      if (n == 0) break;
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-      } else if (errno != EINTR) {
-        return ErrorFromErrno("read " + path_);
-      }
-    }
-    return done;
+    return ReadFullyAt(fd_.get(), buffer, offset, "read " + path_);
   }
 
   void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) override {
@@ -80,6 +69,21 @@ Status WriteAllAt(int fd, std::span<const char> data, uint64_t offset, std::stri
     done += static_cast<size_t>(n);
   }
   return Ok();
+}
+
+Result<size_t> ReadFullyAt(int fd, std::span<char> data, uint64_t offset, std::string_view what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n =
+        ::pread(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrorFromErrno(what);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
 }
 
 Result<std::unique_ptr<StoreReader>> OpenFileReader(const std::string& path) {

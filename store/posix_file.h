@@ -41,6 +41,10 @@ class FileDescriptor {
 // Writes all of `data` at `offset` (retrying short writes and EINTR).
 Status WriteAllAt(int fd, std::span<const char> data, uint64_t offset, std::string_view what);
 
+// Reads up to data.size() bytes at `offset` (retrying short reads and
+// EINTR); fewer only at the end of the file. Returns the count.
+Result<size_t> ReadFullyAt(int fd, std::span<char> data, uint64_t offset, std::string_view what);
+
 // A reader of the regular file at `path`, sized when opened. ENOENT when
 // there is no such file.
 Result<std::unique_ptr<StoreReader>> OpenFileReader(const std::string& path);

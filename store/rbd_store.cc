@@ -236,6 +236,23 @@ class RbdStoreWriter final : public StoreWriter {
     }
   }
 
+  Status ReadWritten(uint64_t offset, std::span<char> buffer) override {
+    if (!open_) return Fail(EIO, "store {}: read back {} after Finish", pool_->store_id, name_);
+    std::fill(buffer.begin(), buffer.end(), 0);
+    uint64_t size = 0;
+    {
+      std::lock_guard lock(grow_mutex_);
+      size = image_size_;
+    }
+    if (offset >= size) return Ok();
+    size_t length = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
+    ceph::bufferlist data;
+    ssize_t got = image_.read(offset, length, data);
+    if (got < 0) return pool_->Failed(static_cast<int>(got), "read back", name_);
+    data.begin().copy(std::min<size_t>(data.length(), length), buffer.data());
+    return Ok();
+  }
+
   Status Finish(uint64_t size) override {
     if (!open_) return Fail(EIO, "store {}: {} finished twice", pool_->store_id, name_);
     int ret = 0;

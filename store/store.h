@@ -21,6 +21,7 @@
 // - Errors (positive errno):
 //     CreateWriter      ENOSPC, EIO
 //     WriteAt / Finish  ENOSPC, EIO, ETIMEDOUT
+//     ReadWritten       EIO, ETIMEDOUT
 //     Publish           EEXIST the image already exists in this store; EIO
 //     OpenReader        ENOENT no copy here; EIO
 //     ReadAt            EIO, ETIMEDOUT
@@ -55,6 +56,9 @@ class StoreWriter {
   // Writes `data` at `offset`. Ranges never written read as zeros, and
   // all-zero data may be left unwritten (images stay thin).
   virtual void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) = 0;
+  // Reads back what was written so far (no write in flight, before
+  // Finish): ranges never written, and beyond the end, read as zeros.
+  virtual Status ReadWritten(uint64_t offset, std::span<char> buffer) = 0;
   // Sets the image to exactly `size` bytes and makes it durable (rbd: and
   // takes the protected snapshot).
   virtual Status Finish(uint64_t size) = 0;

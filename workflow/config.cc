@@ -74,6 +74,15 @@ class ConfigReader {
     return value;
   }
 
+  // true/false, as oslo.config writes them (also yes/no, on/off, 1/0).
+  Result<bool> GetBool(std::string_view section, std::string_view key, bool fallback) const {
+    std::string text = boost::to_lower_copy(Get(section, key));
+    if (text.empty()) return fallback;
+    if (text == "true" || text == "yes" || text == "on" || text == "1") return true;
+    if (text == "false" || text == "no" || text == "off" || text == "0") return false;
+    return Bad(section, key, fmt::format("'{}' is not true or false", text));
+  }
+
  private:
   std::string_view text_;
   std::string_view source_;
@@ -269,6 +278,9 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
     return reader.Bad("imagefs", "copy_in_flight", "must be 1..256");
   }
   config.copy_in_flight = *in_flight;
+  auto stream = reader.GetBool("imagefs", "stream_writes", true);
+  if (!stream.ok()) return stream.error();
+  config.stream_writes = *stream;
   return config;
 }
 
@@ -316,6 +328,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.workers = config.workers;
   options.copy_chunk_bytes = config.copy_chunk_mib << 20;
   options.copy_units_in_flight = config.copy_in_flight;
+  options.stream_writes = config.stream_writes;
   auto daemon_id = DaemonId(config.state_dir);
   if (!daemon_id.ok()) return daemon_id.error();
   options.daemon_id = *daemon_id;

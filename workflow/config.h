@@ -14,7 +14,9 @@
 //               rados_user, rados_keyring (default: the central store's)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
 //               workers = 4; copy_chunk_size = 8 (MiB, a multiple of 4);
-//               copy_in_flight = 16 (chunks read and written at once)
+//               copy_in_flight = 16 (chunks read and written at once);
+//               stream_writes = true (data written through the mount goes
+//               to the stores as it arrives; false: staged, copied at close)
 //
 // Parsing is a pure function; errors are EINVAL with a message naming the
 // file and line. With no file, DefaultConfig gives the embedded default:
@@ -63,6 +65,7 @@ struct Config {
   int workers = 4;
   uint64_t copy_chunk_mib = 8;
   int copy_in_flight = 16;
+  bool stream_writes = true;
 };
 
 // $XDG_STATE_HOME/imagefs, else $HOME/.local/state/imagefs, else /var/lib/imagefs.

@@ -14,11 +14,6 @@
 namespace imagefs {
 namespace {
 
-const std::vector<char>& Zeros() {
-  static const std::vector<char> zeros(kDigestChunkBytes, 0);
-  return zeros;
-}
-
 // One buffer and the unit it holds.
 struct Slot {
   std::vector<char> buffer;
@@ -239,8 +234,7 @@ class CopyRun {
         (full_.*update)(std::span<const char>(slot->buffer.data(), length));
       } else {
         for (size_t at = 0; at < length; at += kDigestChunkBytes) {
-          (full_.*update)(std::span<const char>(Zeros().data(),
-                                                std::min<size_t>(kDigestChunkBytes, length - at)));
+          (full_.*update)(ZeroBytes().first(std::min<size_t>(kDigestChunkBytes, length - at)));
         }
       }
       std::lock_guard lock(mutex_);

@@ -56,8 +56,9 @@ struct ImportPlan {
   std::string source_store;             // source when copying store to store
   std::vector<std::string> targets;     // central first
   bool must_succeed = false;
-  std::optional<Digest> expected;  // unset for an upload: the first copy defines it
-  std::string required_store;      // a failure there fails the caller's operation
+  std::optional<Digest> expected;             // unset for an upload: the first copy defines it
+  std::string required_store;                 // a failure there fails the caller's operation
+  std::optional<StagedWrite::Stream> stream;  // the data already went to the stores
 };
 
 struct WrittenCopy {
@@ -95,6 +96,7 @@ class ImageServiceImpl final : public ImageService {
 
   Result<ImageRecord> GetImage(std::string_view id) override { return catalog_->Get(id); }
   Result<std::vector<std::string>> ListImages() override { return catalog_->ListIds(); }
+  Result<std::vector<ListedRecord>> ListImageRecords() override { return catalog_->ListRecords(); }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
     if (!IsUuid(id)) {
@@ -227,6 +229,15 @@ class ImageServiceImpl final : public ImageService {
     (*staged)->SetAbandonHook([this, image = std::string(id), site = std::string(site)] {
       SettleUnimportedWrite(image, site);
     });
+    if (options_.stream_writes) {
+      std::optional<Digest> expected;
+      if (!upload) expected = DigestOf(*record);
+      (*staged)->SetStreamFactory([this, image = std::string(id),
+                                   targets = CentralFirst(*record, {std::string(site)}),
+                                   by_chunks = expected && !expected->chunks.empty()] {
+        return StartStream(image, targets, by_chunks);
+      });
+    }
     return staged;
   }
 
@@ -324,9 +335,10 @@ class ImageServiceImpl final : public ImageService {
 
   void Post(std::function<void()> job) { boost::asio::post(pool_, std::move(job)); }
 
-  // Releases the lease (and the staged data) before telling the caller, so
+  // Releases the lease (and the staged or streamed data) before telling the caller, so
   // that the caller's next operation on the image does not see it busy.
   static void Finish(const Done& done, Status status, const std::shared_ptr<ImportPlan>& plan) {
+    plan->stream.reset();  // an unfinished stream's temporaries go first
     plan->lease.reset();
     plan->staged.reset();
     if (done) done(std::move(status));
@@ -367,11 +379,27 @@ class ImageServiceImpl final : public ImageService {
     return targets;
   }
 
+  // The stream of a write through a file, into `targets` (central first).
+  Result<StagedWrite::Stream> StartStream(const std::string& id,
+                                          const std::vector<std::string>& targets, bool by_chunks) {
+    std::vector<std::unique_ptr<StoreWriter>> writers;
+    for (const auto& site : targets) {
+      auto writer = stores_.at(site)->CreateWriter(id, 0);
+      if (!writer.ok()) return writer.error();
+      writers.push_back(std::move(writer).value());
+    }
+    StreamOptions options{.unit_bytes = options_.copy_chunk_bytes,
+                          .units_in_flight = options_.copy_units_in_flight,
+                          .full_digest = !by_chunks};
+    return StagedWrite::Stream{targets, std::make_unique<StreamCopy>(std::move(writers), options)};
+  }
+
   Status PrepareCommit(const std::shared_ptr<StagedWrite>& staged, ImportPlan& plan) {
     StagedWrite& write = *staged;
     const std::string& id = write.image_id();
     plan.image_id = id;
     plan.lease = write.TakeLease();
+    plan.stream = write.TakeStream();  // goes with the plan, whatever happens
     if (auto failure = write.failure()) {
       return Fail(failure->code, "image {}: data written into {} is incomplete ({}); not imported",
                   id, write.site(), failure->message);
@@ -392,12 +420,15 @@ class ImageServiceImpl final : public ImageService {
       plan.expected.reset();  // an upload: the data defines the image
     }
     plan.targets = CentralFirst(*record, {write.site()});
+    if (plan.stream) plan.targets = plan.stream->sites;
     auto copy_source = write.copy_source();
+    std::string how = plan.stream ? " (streamed)" : "";
+    if (copy_source) {
+      how = fmt::format(" (server-side, from image {} in {})", copy_source->image_id,
+                        copy_source->site);
+    }
     Log(LogLevel::kInfo, "image {}: {} of {} bytes written into {}{}, importing to {}", id,
-        plan.expected ? "copy" : "upload", write.Size(), write.site(),
-        copy_source ? fmt::format(" (server-side, from image {} in {})", copy_source->image_id,
-                                  copy_source->site)
-                    : "",
+        plan.expected ? "copy" : "upload", write.Size(), write.site(), how,
         fmt::join(plan.targets, ","));
     plan.staged = staged;  // the import's source, alive even if the file is released
     return Ok();
@@ -409,30 +440,55 @@ class ImageServiceImpl final : public ImageService {
   std::vector<Result<WrittenCopy>> WriteCopies(ImportPlan& plan, StoreReader& source) {
     const std::string& id = plan.image_id;
     std::vector<Result<WrittenCopy>> copies;
-    std::vector<StoreWriter*> writers;
-    std::vector<size_t> writing;  // index in copies of each writer
     for (const auto& site : plan.targets) {
       auto writer = stores_.at(site)->CreateWriter(id, source.size());
       if (writer.ok()) {
-        writers.push_back(writer->get());
-        writing.push_back(copies.size());
         copies.emplace_back(WrittenCopy{site, std::move(writer).value()});
       } else {
         copies.emplace_back(writer.error());
       }
     }
+    std::vector<StoreWriter*> writers;
+    for (auto& copy : copies) {
+      if (copy.ok()) writers.push_back(copy->writer.get());
+    }
     if (writers.empty()) return copies;
     // Verified by the chunk digest when the image has one: then only data
     // is hashed, in parallel; else by md5 and sha512 over every byte.
-    bool by_chunks = plan.expected && !plan.expected->chunks.empty();
     CopyOptions options{.unit_bytes = options_.copy_chunk_bytes,
                         .units_in_flight = options_.copy_units_in_flight,
-                        .full_digest = !by_chunks,
+                        .full_digest = !ByChunks(plan),
                         .check = [&]() -> Status {
                           if (!plan.lease->lost()) return Ok();
                           return Fail(EIO, "image {}: import lease lost while copying", id);
                         }};
     CopyOutcome outcome = CopyImage(source, writers, options);
+    return FinishCopies(plan, outcome, std::move(copies));
+  }
+
+  // The same for data streamed into the stores as it was written.
+  std::vector<Result<WrittenCopy>> FinishStream(ImportPlan& plan) {
+    StagedWrite::Stream& stream = *plan.stream;
+    CopyOutcome outcome = stream.copy->Finish(plan.staged->Size());
+    auto writers = stream.copy->TakeWriters();
+    stream.copy.reset();
+    std::vector<Result<WrittenCopy>> copies;
+    for (size_t i = 0; i < writers.size(); ++i) {
+      copies.emplace_back(WrittenCopy{stream.sites[i], std::move(writers[i])});
+    }
+    return FinishCopies(plan, outcome, std::move(copies));
+  }
+
+  static bool ByChunks(const ImportPlan& plan) {
+    return plan.expected && !plan.expected->chunks.empty();
+  }
+
+  // Compares the digest of what was copied with the image (an upload's
+  // defines it) and finishes each copy that is ok; outcome.writers holds
+  // one status per ok entry of `copies`, in order.
+  std::vector<Result<WrittenCopy>> FinishCopies(ImportPlan& plan, const CopyOutcome& outcome,
+                                                std::vector<Result<WrittenCopy>> copies) {
+    bool by_chunks = ByChunks(plan);
     std::optional<Error> common;  // what fails every copy
     if (!outcome.source.ok()) {
       common = outcome.source.error();
@@ -445,15 +501,17 @@ class ImageServiceImpl final : public ImageService {
       if (!same) {
         common = Error{EIO, fmt::format("image {}: data for store {} does not match the image "
                                         "(size {} vs {}, {} differs); nothing published",
-                                        id, fmt::join(plan.targets, ","), got.size, want.size,
-                                        by_chunks ? "chunk digest" : "md5/sha512")};
+                                        plan.image_id, fmt::join(plan.targets, ","), got.size,
+                                        want.size, by_chunks ? "chunk digest" : "md5/sha512")};
       }
     } else {
       plan.expected = *outcome.source;  // an upload: the data defines the image
     }
-    for (size_t w = 0; w < writers.size(); ++w) {
-      auto& copy = copies[writing[w]];
+    size_t w = 0;
+    for (auto& copy : copies) {
+      if (!copy.ok()) continue;
       Status status = common ? Status(*common) : outcome.writers[w];
+      ++w;
       if (status.ok()) status = copy->writer->Finish(plan.expected->size);
       if (!status.ok()) copy = status.error();  // the writer removes its temporary
     }
@@ -526,10 +584,14 @@ class ImageServiceImpl final : public ImageService {
     bool upload = !plan.expected;
     std::optional<Error> failure;          // what the caller's operation reports
     std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
-    auto source = OpenSource(plan);
-    if (!source.ok()) failure = source.error();
     std::vector<Result<WrittenCopy>> copies;
-    if (source.ok()) copies = WriteCopies(plan, **source);
+    if (plan.stream) {
+      copies = FinishStream(plan);
+    } else if (auto source = OpenSource(plan); source.ok()) {
+      copies = WriteCopies(plan, **source);
+    } else {
+      failure = source.error();
+    }
     for (size_t i = 0; i < copies.size(); ++i) {
       const std::string& site = plan.targets[i];
       bool first_of_upload = upload && i == 0;

@@ -89,6 +89,9 @@ class ImageService {
     // this many at once (store/copy_engine.h).
     size_t copy_chunk_bytes = 8 << 20;
     int copy_units_in_flight = 16;
+    // Data written through a file goes to the stores while it arrives
+    // (workflow/stream_copy.h) instead of being staged first.
+    bool stream_writes = true;
     // Names this daemon in lease holders; stable across restarts so that a
     // restarted daemon breaks its previous run's leases at once. A random
     // one when empty.
@@ -107,6 +110,8 @@ class ImageService {
   // Inspection: catalog only, no store round trip.
   virtual Result<ImageRecord> GetImage(std::string_view id) = 0;
   virtual Result<std::vector<std::string>> ListImages() = 0;
+  // Every image record in one catalog pass (listings with attributes).
+  virtual Result<std::vector<ListedRecord>> ListImageRecords() = 0;
 
   virtual Status CreateImage(const Caller& caller, std::string_view id) = 0;
   virtual Status SetProperty(const Caller& caller, std::string_view id, std::string_view name,

@@ -1,6 +1,7 @@
 #include "workflow/staged_write.h"
 
 #include <fcntl.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -84,12 +85,76 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
                          image_id_, site_));
   }
   uint64_t end = offset + data.size();
+  {
+    std::lock_guard lock(stream_mutex_);
+    MaybeStartStream();
+    if (stream_ && offset >= stream_->copy->position()) {
+      IMAGEFS_RETURN_IF_ERROR(Remember(stream_->copy->Append(offset, data)));
+      GrowSize(end);
+      return Ok();
+    }
+    if (stream_) {
+      IMAGEFS_RETURN_IF_ERROR(Remember(Spill(fmt::format(
+          "a write at byte {} goes back before byte {}", offset, stream_->copy->position()))));
+    }
+    staged_data_ = true;
+  }
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(end)));
   IMAGEFS_RETURN_IF_ERROR(Remember(WriteAllAt(
       fd_, data, offset, fmt::format("image {}: write staging file {}", image_id_, path_))));
+  GrowSize(end);
+  return Ok();
+}
+
+void StagedWrite::GrowSize(uint64_t end) {
   uint64_t size = size_.load();
   while (end > size && !size_.compare_exchange_weak(size, end)) {
   }
+}
+
+void StagedWrite::SetStreamFactory(StreamFactory factory) {
+  std::lock_guard lock(stream_mutex_);
+  stream_factory_ = std::move(factory);
+}
+
+std::optional<StagedWrite::Stream> StagedWrite::TakeStream() {
+  std::lock_guard lock(stream_mutex_);
+  auto stream = std::move(stream_);
+  stream_.reset();
+  return stream;
+}
+
+void StagedWrite::MaybeStartStream() {
+  if (stream_ || !stream_factory_ || staged_data_) return;
+  auto made = stream_factory_();
+  stream_factory_ = nullptr;
+  if (made.ok()) {
+    stream_ = std::move(made).value();
+  } else {
+    Log(LogLevel::kWarning, "image {}: cannot stream into {} ({}); staging the data locally",
+        image_id_, site_, made.error().message);
+  }
+}
+
+Status StagedWrite::Spill(std::string_view why) {
+  uint64_t streamed = stream_->copy->position();
+  Log(LogLevel::kInfo, "image {}: {} already sent to {}; staging the data locally instead",
+      image_id_, why, fmt::join(stream_->sites, ","));
+  IMAGEFS_RETURN_IF_ERROR(Reserve(std::max(streamed, Size())));
+  std::vector<char> buffer(static_cast<size_t>(std::min<uint64_t>(streamed, kDigestChunkBytes)));
+  for (uint64_t at = 0; at < streamed; at += buffer.size()) {
+    auto piece = std::span<char>(buffer).first(
+        static_cast<size_t>(std::min<uint64_t>(buffer.size(), streamed - at)));
+    IMAGEFS_RETURN_IF_ERROR(stream_->copy->ReadBack(at, piece));
+    if (AllZero(piece)) continue;
+    IMAGEFS_RETURN_IF_ERROR(WriteAllAt(
+        fd_, piece, at, fmt::format("image {}: write staging file {}", image_id_, path_)));
+  }
+  if (::ftruncate(fd_, static_cast<off_t>(Size())) != 0) {
+    return ErrorFromErrno(fmt::format("image {}: truncate staging file", image_id_));
+  }
+  stream_.reset();  // its temporaries go with it
+  staged_data_ = true;
   return Ok();
 }
 
@@ -99,6 +164,17 @@ Status StagedWrite::Truncate(uint64_t size) {
     if (size == Size()) return Ok();
     return Remember(
         Fail(EIO, "image {}: truncate of {} during a server-side copy", image_id_, site_));
+  }
+  {
+    std::lock_guard lock(stream_mutex_);
+    if (stream_ && size >= stream_->copy->position()) {
+      size_ = size;  // the stream ends there: zeros after what was written
+      return Ok();
+    }
+    if (stream_) {
+      IMAGEFS_RETURN_IF_ERROR(Remember(Spill(fmt::format("a truncate to {} bytes cuts into byte {}",
+                                                         size, stream_->copy->position()))));
+    }
   }
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(size)));
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {

@@ -10,6 +10,14 @@
 // EIO otherwise; EBADF once the write has been committed. After a failed
 // Write or Truncate the data is incomplete: a commit fails with that error.
 //
+// Streaming: when the service gives a stream factory, the first write
+// starts a StreamCopy (workflow/stream_copy.h) and the data goes to the
+// stores while it arrives; nothing is staged on local disk. A write or
+// truncate that goes back before what was streamed, or a factory that
+// fails, turns the write into a staged one: what was streamed is read back
+// into the staging file first (the stream and its temporaries then go),
+// and the commit copies from there.
+//
 // Server-side copies: `cp` between two image files of a mount asks for
 // copy_file_range. AddCopyRange then records that the bytes come from a
 // published copy in a store instead of staging them; the commit copies
@@ -30,6 +38,7 @@
 #include "common/result.h"
 #include "store/store.h"
 #include "workflow/lease_keeper.h"
+#include "workflow/stream_copy.h"
 
 namespace imagefs {
 
@@ -82,6 +91,17 @@ class StagedWrite {
   bool MarkCommitted() { return !committed_.exchange(true); }
   bool committed() const { return committed_.load(); }
 
+  // The stores a stream writes, in order, and the stream.
+  struct Stream {
+    std::vector<std::string> sites;
+    std::unique_ptr<StreamCopy> copy;
+  };
+  using StreamFactory = std::function<Result<Stream>()>;
+  // Before the first write.
+  void SetStreamFactory(StreamFactory factory);
+  // Hands the stream to the commit; empty when the data is staged.
+  std::optional<Stream> TakeStream();
+
   // A reader over the staged bytes, for the import.
   Result<std::unique_ptr<StoreReader>> OpenReader() const;
   // Hands the import lease to the commit (nullptr when already taken).
@@ -95,6 +115,11 @@ class StagedWrite {
               std::unique_ptr<HeldLease> lease, StagingBudget& budget);
   Status Reserve(uint64_t new_size);
   Status Remember(Status status);
+  void GrowSize(uint64_t end);
+  // Starts the stream at the first write, if there is a factory.
+  void MaybeStartStream();
+  // Stages what was streamed and drops the stream.
+  Status Spill(std::string_view why);
 
   const std::string path_;
   const int fd_;
@@ -106,6 +131,14 @@ class StagedWrite {
   std::atomic<uint64_t> reserved_{0};
   std::atomic<bool> committed_{false};
   std::function<void()> abandon_hook_;
+  // Lock order: stream_mutex_, then failure_mutex_. stream_mutex_ makes
+  // writes into a stream one at a time (they must come in order); it is
+  // held while the stream hands data to the stores' asynchronous writes,
+  // whose callbacks never take it.
+  std::mutex stream_mutex_;  // guards the three below
+  StreamFactory stream_factory_;
+  std::optional<Stream> stream_;
+  bool staged_data_ = false;          // the staging file holds data: no stream any more
   mutable std::mutex failure_mutex_;  // guards failure_ and copy_source_
   std::optional<Error> failure_;
   std::optional<CopySource> copy_source_;

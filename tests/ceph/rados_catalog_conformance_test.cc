@@ -29,6 +29,11 @@ TEST(RadosCatalogTest, ManyImagesListInPages) {
   auto listed = (*catalog)->ListIds();
   ASSERT_TRUE(listed.ok()) << listed.error().message;
   EXPECT_EQ(*listed, ids);
+  auto records = (*catalog)->ListRecords();
+  ASSERT_TRUE(records.ok()) << records.error().message;
+  ASSERT_EQ(records->size(), ids.size());
+  EXPECT_EQ(records->back().id, ids.back());
+  EXPECT_TRUE(records->back().record.ok());
 }
 
 TEST(RadosCatalogTest, UnreachableClusterFailsWithinTheTimeout) {

@@ -60,6 +60,26 @@ TEST_P(CatalogConformanceTest, CreateGetListRemove) {
   EXPECT_EQ(catalog_->Remove(kCatalogTestId).code(), ENOENT);
 }
 
+TEST_P(CatalogConformanceTest, ListRecordsGivesEveryRecordInIdOrder) {
+  std::vector<std::string> ids;
+  for (int i = 2; i >= 0; --i) ids.push_back(fmt::format("00000000-0000-4000-8000-{:012}", i));
+  for (const auto& id : ids) {
+    ImageRecord record = NewRecord(id);
+    record.name = "image " + id.substr(id.size() - 1);
+    ASSERT_TRUE(catalog_->Create(record).ok());
+  }
+  auto listed = catalog_->ListRecords();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const ListedRecord& entry = (*listed)[i];
+    EXPECT_EQ(entry.id, ids[2 - i]);
+    ASSERT_TRUE(entry.record.ok());
+    EXPECT_EQ(entry.record->id, entry.id);
+    EXPECT_EQ(entry.record->name, "image " + std::to_string(i));
+  }
+}
+
 TEST_P(CatalogConformanceTest, UpdateAppliesOrAbortsWhole) {
   ASSERT_TRUE(catalog_->Create(NewRecord(kCatalogTestId)).ok());
   auto updated = catalog_->Update(kCatalogTestId, [](ImageRecord& record) -> Status {

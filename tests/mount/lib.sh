@@ -257,6 +257,23 @@ new_uuid() { cat /proc/sys/kernel/random/uuid; }
 # random_file PATH MIB: a file of random data.
 random_file() { head -c "$(($2 * 1024 * 1024))" /dev/urandom > "$1"; }
 
+# write_blocks FROM TO BLOCK...: copies the 1 MiB blocks of FROM into TO in
+# the order given, through one descriptor (as a program writing out of
+# order does); TO is committed when it closes.
+write_blocks() {
+  perl -e '
+    my ($from, $to, @order) = @ARGV;
+    open(my $in, "<", $from) or die "$from: $!";
+    open(my $out, ">", $to) or die "$to: $!";
+    for my $block (@order) {
+      sysseek($in, $block << 20, 0) or die;
+      sysread($in, my $data, 1 << 20) == 1 << 20 or die "$from: short read";
+      sysseek($out, $block << 20, 0) or die;
+      syswrite($out, $data) == 1 << 20 or die "$to: write: $!\n";
+    }
+    close($out) or die "$to: close: $!\n";' "$@"
+}
+
 assert_eq() {
   [ "$1" == "$2" ] || fail "${3:-values differ}: got '$1', expected '$2'"
 }

@@ -33,5 +33,29 @@ cat "$MNT/sites/central/$group" > "$MNT/sites/dcn1/$group"
 cmp "$WORK/ab" "$MNT/sites/dcn1/$group" || fail "redirected copy differs"
 expect_error "Input/output error" bash -c "cat '$WORK/a' > '$MNT/sites/dcn1/$id'"
 assert_eq "$(xattr "$id" stores)" central "wrong data was not published"
+# Data streams into the stores as it is written; a write that goes back
+# (blocks written out of order through one descriptor) stages it locally
+# instead, and the image is still the file as written.
+random_file "$WORK/blocks" 9
+ooo=$(new_uuid)
+mkdir "$MNT/images/$ooo"
+write_blocks "$WORK/blocks" "$MNT/images/$ooo/stores/dcn0/$ooo" 6 7 8 0 1 2 3 4 5
+assert_logged "image $ooo: a write at byte 0 goes back before byte 9437184 already sent to central,dcn0"
+assert_eq "$(xattr "$ooo" checksum)" "$(md5sum < "$WORK/blocks" | cut -d' ' -f1)" "out-of-order md5"
+cmp "$WORK/blocks" <(store_data central "$ooo") || fail "out-of-order upload: central differs"
+cmp "$WORK/blocks" <(store_data dcn0 "$ooo") || fail "out-of-order upload: dcn0 differs"
+
+# A sparse upload streams too: its holes are zeros in the digest, and
+# never written to the store.
+truncate -s 20M "$WORK/holes"
+dd if=/dev/urandom of="$WORK/holes" bs=1M seek=13 count=2 conv=notrunc status=none
+sparse=$(new_uuid)
+mkdir "$MNT/images/$sparse"
+cp --sparse=always "$WORK/holes" "$MNT/sites/central/$sparse"
+assert_eq "$(xattr "$sparse" checksum)" "$(md5sum < "$WORK/holes" | cut -d' ' -f1)" "sparse md5"
+cmp "$WORK/holes" <(store_data central "$sparse") || fail "sparse upload differs"
+for site in central dcn0; do
+  assert_eq "$(store_temporaries "$site")" "" "temporaries left in $site"
+done
 unmount_imagefs
 pass

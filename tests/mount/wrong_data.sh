@@ -29,14 +29,19 @@ cmp "$WORK/good" "$MNT/sites/central/$id" || fail "source copy changed"
 cp "$WORK/good" "$MNT/sites/dcn0/$id"
 assert_eq "$(xattr "$id" stores)" central,dcn0 "good copy published"
 
-# Staging holds at most 8 MiB.
+# Staging holds at most 8 MiB. A file written in order streams into the
+# store and needs no staging; written out of order, it is staged.
 random_file "$WORK/big" 12
 big=$(new_uuid)
 mkdir "$MNT/images/$big"
-expect_error "No space left on device" cp "$WORK/big" "$MNT/images/$big/stores/central/"
+expect_error "No space left on device" \
+  write_blocks "$WORK/big" "$MNT/images/$big/stores/central/$big" 11 0 1 2 3 4 5 6 7 8 9 10
 assert_logged "staging area is full"
 assert_eq "$(xattr "$big" status)" queued "failed upload leaves the image queued"
 assert_eq "$(ls -A "$STATE/staging" 2>/dev/null || true)" "" "staging emptied"
+assert_eq "$(store_temporaries central)" "" "no temporary left in central"
+cp "$WORK/big" "$MNT/images/$big/stores/central/"
+assert_eq "$(xattr "$big" size)" 12582912 "a streamed upload is not held to the staging limit"
 
 # Writes anywhere else are refused with a reason.
 expect_error "Operation not permitted" cp "$WORK/good" "$MNT/images/$id/"

@@ -56,5 +56,25 @@ TEST_F(ReadAheadTest, JumpsAndTheEndAreServedExactly) {
   EXPECT_EQ(Read(ahead, data_.size() + 5, 10), "");
 }
 
+// Shared reads hand out the window itself when they fit in one, a copy
+// when they straddle two; either stays valid after the read-ahead moves on.
+TEST_F(ReadAheadTest, SharedReadsStayValidAfterTheWindowsMoveOn) {
+  std::vector<ReadAhead::Bytes> kept;
+  {
+    ReadAhead ahead(*reader_, 1 << 20, 256 << 10);
+    for (uint64_t offset = 0; offset < data_.size(); offset += 700'000) {
+      auto got = ahead.ReadShared(offset, 700'000);
+      ASSERT_TRUE(got.ok());
+      kept.push_back(*got);
+    }
+    auto end = ahead.ReadShared(data_.size(), 10);
+    ASSERT_TRUE(end.ok());
+    EXPECT_TRUE(end->data.empty());
+  }
+  std::string read;
+  for (const auto& bytes : kept) read.append(bytes.data.data(), bytes.data.size());
+  EXPECT_TRUE(read == data_);
+}
+
 }  // namespace
 }  // namespace imagefs

@@ -32,7 +32,7 @@ class WorkflowTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(0); }
 
-  void Start(uint64_t staging_max_bytes) {
+  void Start(uint64_t staging_max_bytes, bool stream_writes = true) {
     service_.reset();
     ImageService::Options options;
     for (const char* site : {"central", "dcn0", "dcn1"}) {
@@ -51,6 +51,7 @@ class WorkflowTest : public ::testing::Test {
     options.staging_max_bytes = staging_max_bytes;
     options.lease_ttl = std::chrono::seconds(3);
     options.copy_chunk_bytes = 64 << 10;
+    options.stream_writes = stream_writes;
     options.workers = 3;
     auto service = ImageService::Create(std::move(options));
     ASSERT_TRUE(service.ok()) << service.error().message;
@@ -370,7 +371,7 @@ TEST_F(WorkflowTest, DeleteImageRemovesEveryCopyThenTheRecord) {
 
 // The staging budget gives ENOSPC, and data with a failed write never commits.
 TEST_F(WorkflowTest, DataWithAFailedWriteIsNeverCommitted) {
-  Start(1000);
+  Start(1000, /*stream_writes=*/false);
   ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
   auto write = service_->BeginWrite(kOwner, kId, "central");
   ASSERT_TRUE(write.ok());
@@ -381,6 +382,88 @@ TEST_F(WorkflowTest, DataWithAFailedWriteIsNeverCommitted) {
   EXPECT_EQ(record.status, ImageStatus::kQueued);
   EXPECT_TRUE(record.locations.empty());
   EXPECT_FALSE(StoreHas("central"));
+}
+
+// Written through a file, data streams into the stores (central first);
+// a write that goes back before what was streamed stages it all instead.
+TEST_F(WorkflowTest, AWriteBackTurnsAStreamIntoAStagedUpload) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  std::string data = RandomData(9 << 20, 5);
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, std::string_view(data).substr(0, 6 << 20)).ok());
+  EXPECT_TRUE(StoreHasTemporaries("central"));  // streaming
+  EXPECT_TRUE(StoreHasTemporaries("dcn0"));
+  std::string patch = RandomData(1000, 6);
+  data.replace(4096, patch.size(), patch);
+  ASSERT_TRUE((*write)->Write(4096, patch).ok());
+  EXPECT_FALSE(StoreHasTemporaries("central"));  // staged now
+  ASSERT_TRUE((*write)->Write(6 << 20, std::string_view(data).substr(6 << 20)).ok());
+  ASSERT_TRUE(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).ok());
+  Hasher hasher;
+  hasher.Update(data);
+  EXPECT_EQ(Record().checksum, hasher.Finish().md5);
+  EXPECT_TRUE(ReadCopy("central") == data);
+  EXPECT_TRUE(ReadCopy("dcn0") == data);
+}
+
+TEST_F(WorkflowTest, TruncateEndsAStreamOrCutsIntoIt) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  auto write = service_->BeginWrite(kOwner, kId, "central");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, "0123456789").ok());
+  ASSERT_TRUE((*write)->Truncate(5 << 20).ok());  // zeros after the data
+  ASSERT_TRUE((*write)->Write(5 << 20, "tail").ok());
+  ASSERT_TRUE((*write)->Truncate(3).ok());  // cuts into the stream: staged
+  ASSERT_TRUE(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).ok());
+  EXPECT_EQ(Record().size, 3u);
+  EXPECT_EQ(ReadCopy("central"), "012");
+}
+
+TEST_F(WorkflowTest, AStreamedCopyOfWrongDataPublishesNothing) {
+  std::string data = RandomData(5 << 20, 7);
+  CreateActiveImage(data);
+  auto write = service_->BeginWrite(kOwner, kId, "dcn1");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, RandomData(data.size(), 8)).ok());
+  EXPECT_EQ(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).code(), EIO);
+  EXPECT_FALSE(StoreHas("dcn1"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn1"));
+  EXPECT_EQ(Record().failed_import, std::vector<std::string>{"dcn1"});
+  // The same, right, goes through.
+  write = service_->BeginWrite(kOwner, kId, "dcn1");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, data).ok());
+  ASSERT_TRUE(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).ok());
+  EXPECT_TRUE(ReadCopy("dcn1") == data);
+}
+
+TEST_F(WorkflowTest, AStreamIntoAFailingStoreFailsTheWrite) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  faults_["central"]->SetPlan({.fail_write_number = 1, .write_errno = ENOSPC});
+  auto write = service_->BeginWrite(kOwner, kId, "central");
+  ASSERT_TRUE(write.ok());
+  std::string data = RandomData(12 << 20, 9);
+  Status written = Ok();
+  for (size_t at = 0; at < data.size() && written.ok(); at += 1 << 20) {
+    written = (*write)->Write(at, std::string_view(data).substr(at, 1 << 20));
+  }
+  EXPECT_EQ(written.code(), ENOSPC);
+  EXPECT_EQ(Wait([&](auto cb) { service_->CommitWrite(*write, cb); }).code(), ENOSPC);
+  EXPECT_EQ(Record().status, ImageStatus::kQueued);
+  EXPECT_FALSE(StoreHasTemporaries("central"));
+}
+
+TEST_F(WorkflowTest, AnAbandonedStreamLeavesNoTemporaries) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    ASSERT_TRUE((*write)->Write(0, RandomData(5 << 20)).ok());
+    EXPECT_TRUE(StoreHasTemporaries("dcn0"));
+  }
+  EXPECT_EQ(Record().status, ImageStatus::kQueued);
+  for (const char* site : {"central", "dcn0"}) EXPECT_FALSE(StoreHasTemporaries(site)) << site;
 }
 
 TEST_F(WorkflowTest, AbandonedUploadReturnsTheImageToQueued) {
