@@ -10,7 +10,7 @@ packages=(
   libgtest-dev googletest
   librados-dev libradospp-dev librbd-dev
   ceph-mon ceph-osd ceph-common
-  rsync attr util-linux
+  rsync attr util-linux openssl
 )
 
 missing=()

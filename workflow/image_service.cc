@@ -1,5 +1,7 @@
 #include "workflow/image_service.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -20,6 +22,9 @@
 
 namespace imagefs {
 namespace {
+
+// How long the service waits idle before returning its buffers' memory.
+constexpr std::chrono::seconds kIdle{5};
 
 template <typename T>
 // Whether `value` was there.
@@ -299,6 +304,7 @@ class ImageServiceImpl final : public ImageService {
 
   void StartSweeper() {
     sweeper_ = std::thread([this] {
+      auto last_sweep = std::chrono::steady_clock::now();
       std::unique_lock lock(sweeper_mutex_);
       while (!sweeper_stopping_) {
         if (recover_requested_) {
@@ -313,11 +319,16 @@ class ImageServiceImpl final : public ImageService {
           lock.lock();
           continue;
         }
-        sweeper_wake_.wait_for(lock, options_.lease_ttl);
+        sweeper_wake_.wait_for(lock, std::min<std::chrono::seconds>(options_.lease_ttl, kIdle));
         if (sweeper_stopping_) break;
         if (recover_requested_) continue;
         lock.unlock();
-        SweepStaleLeases();
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_sweep >= options_.lease_ttl) {
+          SweepStaleLeases();
+          last_sweep = now;
+        }
+        ReturnIdleMemory();
         lock.lock();
       }
     });
@@ -333,7 +344,21 @@ class ImageServiceImpl final : public ImageService {
   // this daemon runs: the crash may have been another daemon's.
   void SweepStaleLeases();
 
-  void Post(std::function<void()> job) { boost::asio::post(pool_, std::move(job)); }
+  void Post(std::function<void()> job) {
+    ++jobs_running_;
+    boost::asio::post(pool_, [this, job = std::move(job)] {
+      job();
+      --jobs_running_;
+      memory_returned_ = false;
+    });
+  }
+
+  // Copies allocate tens of MiB of buffers (theirs and librados's). The
+  // allocator keeps them for the next copy; once the service has been idle
+  // for kIdle, they go back to the system, so that an idle daemon is small.
+  void ReturnIdleMemory() {
+    if (jobs_running_.load() == 0 && !memory_returned_.exchange(true)) malloc_trim(0);
+  }
 
   // Releases the lease (and the staged or streamed data) before telling the caller, so
   // that the caller's next operation on the image does not see it busy.
@@ -742,6 +767,8 @@ class ImageServiceImpl final : public ImageService {
   LeaseKeeper leases_;
   StagingBudget budget_;
   std::atomic<bool> shut_down_{false};
+  std::atomic<int> jobs_running_{0};
+  std::atomic<bool> memory_returned_{true};
   std::mutex sweeper_mutex_;  // guards sweeper_stopping_, recover_requested_
   std::condition_variable sweeper_wake_;
   bool sweeper_stopping_ = false;

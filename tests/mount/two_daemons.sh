@@ -63,7 +63,9 @@ DAEMON_PID=
 exec 3>&-
 fusermount3 -uz "$MNT"
 expect_error "$busy" cp "$MNT2/sites/central/$id" "$MNT2/sites/dcn1/$id"
-for _ in $(seq 100); do
+# The ttl, B's next sweep, and removing the temporary A's write had begun
+# in dcn1 (fencing A off first): seconds, more on a loaded machine.
+for _ in $(seq 300); do
   [ "$(xattr2 "$id" os_glance_failed_import)" == dcn1 ] && break
   sleep 0.1
 done
