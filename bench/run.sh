@@ -68,21 +68,42 @@ DAEMON=$!
 for _ in $(seq 100); do [ -d "$MNT/images" ] && break; sleep 0.1; done
 
 now() { date +%s.%N; }
-# seconds COMMAND...: runs it, prints the seconds it took.
-seconds() {
-  local start
-  start=$(now)
-  "$@" > /dev/null
-  awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'
+# The machine's busy CPU seconds so far (every process: imagefs, the OSDs,
+# rbd, cp; /proc/stat counts in USER_HZ = 100ths).
+busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
+# since START-TIME START-BUSY: "wall:cpu" seconds from then to now.
+since() {
+  awk -v a="$1" -v b="$(now)" -v c="$2" -v d="$(busy)" 'BEGIN { printf "%.3f:%.2f", b - a, d - c }'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# seconds COMMAND...: runs it, prints "wall:cpu" seconds it took.
+seconds() {
+  local start cpu
+  start=$(now)
+  cpu=$(busy)
+  "$@" > /dev/null
+  since "$start" "$cpu"
+}
+# median FIELD WALL:CPU...: the median of field 1 (wall) or 2 (cpu).
+median() {
+  local field=$1
+  shift
+  printf '%s\n' "$@" | cut -d: -f"$field" | sort -g |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # Lets the OSDs finish what the last step left them (deletes, trims), so
 # that it is not counted against the next measurement.
 settle() { sync; sleep 1; }
 xattr() { getfattr --only-values -n "user.glance.$2" "$MNT/images/$1" 2>/dev/null; }
+# wait_imported IMAGE: until its import list is empty. One process polling
+# every 5 ms (python3 comes with ceph-common): a getfattr process per poll
+# would cost CPU the measured copy competes for on 2 cores.
 wait_imported() {
-  while [ -n "$(xattr "$1" os_glance_importing_to_stores)" ]; do sleep 0.02; done
+  python3 - "$MNT/images/$1" <<'PY'
+import os, sys, time
+while os.getxattr(sys.argv[1], "user.glance.os_glance_importing_to_stores"):
+    time.sleep(0.005)
+PY
 }
 export_import() {  # SOURCE-SITE IMAGE TARGET-SITE NAME
   rbd_at "$1" export "images/$2@snap" - | rbd_at "$3" import - "images/$4"
@@ -117,17 +138,19 @@ for run in $(seq "$RUNS"); do
   # 3. Two edges at once (one Glance import) vs two export | import in a row.
   settle
   start=$(now)
+  cpu=$(busy)
   setfattr -n user.glance.import -v '{"method":{"name":"copy-image"},"stores":["dcn0","dcn1"]}' \
     "$MNT/images/$dense"
   wait_imported "$dense"
-  ours[fanout]+=" $(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')"
+  ours[fanout]+=" $(since "$start" "$cpu")"
   [ "$(xattr "$dense" stores)" == central,dcn0,dcn1 ] || { say "fan-out failed"; exit 1; }
   rm "$MNT/sites/dcn0/$dense" "$MNT/sites/dcn1/$dense"
   settle
   start=$(now)
+  cpu=$(busy)
   export_import central "$dense" dcn0 baseline
   export_import central "$dense" dcn1 baseline
-  base[fanout]+=" $(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')"
+  base[fanout]+=" $(since "$start" "$cpu")"
   rbd_at dcn0 rm images/baseline
   rbd_at dcn1 rm images/baseline
   # 4. cat through the mount vs rbd export, both to /dev/null, caches dropped.
@@ -153,16 +176,15 @@ say "creating $IMAGES image records"
 seq "$IMAGES" | while read -r _; do cat /proc/sys/kernel/random/uuid; done > "$WORK/ids"
 (cd "$MNT/images" && xargs mkdir < "$WORK/ids")
 listing=()
-xattrs=()
-for _ in $(seq "$RUNS"); do
-  listing+=("$(seconds ls -l "$MNT/images")")
-  xattrs+=("$(seconds sh -c "cd '$MNT/images' && xargs getfattr -d < '$WORK/ids'")")
-done
+for _ in $(seq "$RUNS"); do listing+=("$(seconds ls -l "$MNT/images")"); done
+# About 170,000 getxattr calls, each one catalog read: once is enough.
+xattrs=("$(seconds sh -c "cd '$MNT/images' && xargs getfattr -d < '$WORK/ids'")")
 rss_mib=$(( $(ps -o rss= -p "$DAEMON") / 1024 ))
+peak_mib=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$DAEMON/status")
 count=$(ls "$MNT/images" | wc -l)
 
-row() {  # NAME OURS-MEDIAN BASE-MEDIAN RATIO TARGET MET
-  printf '| %s | %s s | %s s | %s | %s | %s |\n' "$@"
+row() {  # NAME OURS-MEDIAN BASE-MEDIAN RATIO TARGET MET OURS-CPU BASE-CPU
+  printf '| %s | %s s | %s s | %s | %s | %s | %s s / %s s |\n' "$@"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 met() { awk -v r="$1" -v t="$3" -v op="$2" 'BEGIN { print ((op == "<=" ? r <= t : r >= t) ? "yes" : "NO") }'; }
@@ -176,28 +198,31 @@ echo "$(ceph --version | cut -d' ' -f1-3), three clusters of one mon and one mem
 echo "Images: ${SIZE_MIB} MiB dense (random) and ${SIZE_MIB} MiB sparse (random 4 MiB chunks, 10%)."
 echo "Medians of $RUNS runs; baseline and imagefs measured in the same run on the same clusters."
 echo
-echo "| what | imagefs | baseline | ratio | target | met |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "CPU: busy CPU seconds of the whole machine during the step (median), imagefs / baseline; with 2 cores a step takes at least half its CPU seconds."
+echo
+echo "| what | imagefs | baseline | ratio | target | met | CPU |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for spec in "dense:cp central -> dcn0, dense vs rbd export \\| rbd import:<=:0.9" \
             "sparse:cp central -> dcn0, 10% data vs rbd export \\| rbd import:<=:0.5" \
             "fanout:copy to dcn0 and dcn1 at once vs two export \\| import in a row:<=:0.6" \
             "upload:cp of a local file vs rbd import:<=:1.2"; do
   IFS=: read -r key name op target <<< "$spec"
-  o=$(median ${ours[$key]})
-  b=$(median ${base[$key]})
+  o=$(median 1 ${ours[$key]})
+  b=$(median 1 ${base[$key]})
   r=$(ratio "$o" "$b")
-  row "$name" "$o" "$b" "$r (time)" "$op $target" "$(met "$r" "$op" "$target")"
+  row "$name" "$o" "$b" "$r (time)" "$op $target" "$(met "$r" "$op" "$target")" \
+    "$(median 2 ${ours[$key]})" "$(median 2 ${base[$key]})"
 done
-h=$(median $hashes)
-b=$(median ${base[upload]})
+h=$(median 1 $hashes)
+b=$(median 1 ${base[upload]})
 row "floor of the upload: md5 and sha512 of the file (openssl, 2 threads)" "$h" "$b" \
-  "$(ratio "$h" "$b") (time)" "-" "-"
-o=$(median ${ours[cat]})
-b=$(median ${base[cat]})
+  "$(ratio "$h" "$b") (time)" "-" "-" "$(median 2 $hashes)" "$(median 2 ${base[upload]})"
+o=$(median 1 ${ours[cat]})
+b=$(median 1 ${base[cat]})
 r=$(ratio "$b" "$o")
 row "cat through the mount vs rbd export, to /dev/null" "$o" "$b" "$r (throughput)" ">= 0.7" \
-  "$(met "$r" ">=" 0.7)"
-l=$(median "${listing[@]}")
-x=$(median "${xattrs[@]}")
+  "$(met "$r" ">=" 0.7)" "$(median 2 ${ours[cat]})" "$(median 2 ${base[cat]})"
+l=$(median 1 "${listing[@]}")
+x=$(median 1 "${xattrs[@]}")
 echo
-echo "Catalog of $count images (RADOS on central): \`ls -l /images\` $l s (target < 1 s: $(awk -v l="$l" 'BEGIN { print (l < 1) ? "met" : "NOT met" }')); \`getfattr -d\` of every image (one process) $x s; daemon RSS $rss_mib MiB."
+echo "Catalog of $count images (RADOS on central): \`ls -l /images\` $l s (target < 1 s: $(awk -v l="$l" 'BEGIN { print (l < 1) ? "met" : "NOT met" }')); \`getfattr -d\` of every image (one process) $x s; daemon RSS $rss_mib MiB (peak $peak_mib MiB, during the copies)."

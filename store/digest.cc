@@ -94,6 +94,14 @@ void ChunkDigests::Set(uint64_t index, std::span<const char> data) {
   set_[index] = true;
 }
 
+void ChunkDigests::SetRange(uint64_t offset, std::span<const char> data) {
+  uint64_t first = offset / kDigestChunkBytes;
+  for (size_t at = 0; at < data.size(); at += kDigestChunkBytes) {
+    Set(first + at / kDigestChunkBytes,
+        data.subspan(at, std::min<size_t>(kDigestChunkBytes, data.size() - at)));
+  }
+}
+
 std::string ChunkDigests::Finish() const {
   std::vector<ChunkHash> hashes;
   {

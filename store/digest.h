@@ -45,6 +45,8 @@ class ChunkDigests {
   void Grow(uint64_t size);
   // Hashes chunk `index` (its bytes: chunk_bytes long, shorter at the end).
   void Set(uint64_t index, std::span<const char> data);
+  // Hashes every chunk of `data`, which starts at `offset` (a chunk boundary).
+  void SetRange(uint64_t offset, std::span<const char> data);
   std::string Finish() const;
 
  private:

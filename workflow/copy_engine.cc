@@ -181,11 +181,7 @@ class CopyRun {
       });
     }
     boost::asio::post(*hash_pool_, [this, slot, offset, data] {
-      uint64_t first = offset / kDigestChunkBytes;
-      for (size_t at = 0; at < data.size(); at += kDigestChunkBytes) {
-        chunks_.Set(first + at / kDigestChunkBytes,
-                    data.subspan(at, std::min<size_t>(kDigestChunkBytes, data.size() - at)));
-      }
+      chunks_.SetRange(offset, data);
       std::lock_guard guard(mutex_);
       --slot->pending;
       changed_.notify_all();
