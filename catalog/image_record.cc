@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
 
 #include "common/time.h"
 
@@ -22,6 +25,27 @@ constexpr std::array<std::pair<ImageStatus, std::string_view>, 6> kStatusNames{{
 
 std::string JoinComma(const std::vector<std::string>& items) {
   return fmt::format("{}", fmt::join(items, ","));
+}
+
+// The integer `key` holds, if it is one that fits T; `fallback` when the key
+// is absent (none: the key is required). A float, or a number out of T's
+// range, is refused rather than converted: converting it would be
+// undefined, or would wrap (an owner of -1 would become uid 4294967295).
+template <typename T>
+Result<T> IntegerField(const json& object, const char* key, std::optional<T> fallback) {
+  auto found = object.find(key);
+  if (found == object.end()) {
+    if (fallback) return *fallback;
+    return Fail(EINVAL, "image record has no '{}'", key);
+  }
+  if (found->is_number_unsigned()) {
+    uint64_t value = found->get<uint64_t>();
+    if (std::in_range<T>(value)) return static_cast<T>(value);
+  } else if (found->is_number_integer()) {
+    int64_t value = found->get<int64_t>();
+    if (std::in_range<T>(value)) return static_cast<T>(value);
+  }
+  return Fail(EINVAL, "image record field '{}' is not an integer in range: {}", key, found->dump());
 }
 
 }  // namespace
@@ -95,10 +119,11 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
     return Fail(EINVAL, "image record is not a JSON object");
   }
   try {
-    int format = parsed.at("format").get<int>();
-    if (format > ImageRecord::kFormatVersion || format < 1) {
+    auto format = IntegerField<int>(parsed, "format", std::nullopt);
+    if (!format.ok()) return format.error();
+    if (*format > ImageRecord::kFormatVersion || *format < 1) {
       return Fail(ENOTSUP, "image record format {} is not supported (this build reads up to {})",
-                  format, ImageRecord::kFormatVersion);
+                  *format, ImageRecord::kFormatVersion);
     }
     ImageRecord record;
     record.id = parsed.at("id").get<std::string>();
@@ -106,17 +131,27 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
     auto status = ParseStatus(parsed.at("status").get<std::string>());
     if (!status) return Fail(EINVAL, "image record {} has an unknown status", record.id);
     record.status = *status;
-    record.owner = parsed.at("owner").get<uint32_t>();
+    auto owner = IntegerField<uint32_t>(parsed, "owner", std::nullopt);
+    if (!owner.ok()) return owner.error();
+    record.owner = *owner;
     record.disk_format = parsed.value("disk_format", "");
     record.container_format = parsed.value("container_format", "");
-    if (parsed.contains("size")) record.size = parsed.at("size").get<uint64_t>();
+    if (parsed.contains("size")) {
+      auto size = IntegerField<uint64_t>(parsed, "size", std::nullopt);
+      if (!size.ok()) return size.error();
+      record.size = *size;
+    }
     record.checksum = parsed.value("checksum", "");
     record.os_hash_algo = parsed.value("os_hash_algo", "");
     record.os_hash_value = parsed.value("os_hash_value", "");
     record.chunks_sha256 = parsed.value("chunks_sha256", "");
-    record.created_at = parsed.value<int64_t>("created_at", 0);
-    record.updated_at = parsed.value<int64_t>("updated_at", 0);
-    record.active_at = parsed.value<int64_t>("active_at", 0);
+    for (auto [key, field] :
+         {std::pair{"created_at", &record.created_at}, std::pair{"updated_at", &record.updated_at},
+          std::pair{"active_at", &record.active_at}}) {
+      auto time = IntegerField<int64_t>(parsed, key, 0);
+      if (!time.ok()) return time.error();
+      *field = *time;
+    }
     for (const auto& location : parsed.value("locations", json::array())) {
       record.locations.push_back(
           {location.at("store").get<std::string>(), location.at("url").get<std::string>()});

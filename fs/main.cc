@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "fs/filesystem.h"
 #include "workflow/config.h"
+#include "workflow/service_factory.h"
 
 namespace {
 

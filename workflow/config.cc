@@ -1,20 +1,13 @@
 #include "workflow/config.h"
 
-#include <unistd.h>
-
 #include <boost/algorithm/string.hpp>
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <charconv>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include "catalog/catalog.h"
-#include "common/uuid.h"
-#include "store/store.h"
 
 namespace imagefs {
 namespace {
@@ -95,23 +88,6 @@ std::vector<std::string> SplitList(const std::string& text) {
   for (auto& item : items) boost::trim(item);
   std::erase_if(items, [](const std::string& item) { return item.empty(); });
   return items;
-}
-
-// The daemon's identity: "<host>:<uuid>", made once and kept in the state
-// directory, so that leases of a crashed run are recognised after restart.
-Result<std::string> DaemonId(const std::string& state_dir) {
-  std::string path = state_dir + "/daemon-id";
-  std::ifstream in(path);
-  std::string id;
-  if (in && std::getline(in, id) && !id.empty()) return id;
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  id = fmt::format("{}:{}", host, NewUuid());
-  std::error_code error;
-  std::filesystem::create_directories(state_dir, error);
-  std::ofstream out(path);
-  if (!(out << id << "\n")) return Fail(EIO, "cannot write {}", path);
-  return id;
 }
 
 }  // namespace
@@ -290,49 +266,6 @@ Result<Config> LoadConfigFile(const std::string& path, const std::string& state_
   std::stringstream text;
   text << file.rdbuf();
   return ParseConfig(text.str(), path, state_dir);
-}
-
-Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
-  ImageService::Options options;
-  for (const auto& store_config : config.stores) {
-    Result<std::unique_ptr<Store>> store = Fail(EINVAL, "store {}: no driver", store_config.id);
-    if (store_config.driver == "rbd") {
-      store = OpenRbdStore({.id = store_config.id,
-                            .client = store_config.client,
-                            .pool = store_config.pool,
-                            .chunk_size_mib = store_config.chunk_size_mib});
-    } else {
-      store = OpenFileStore(store_config.id, store_config.datadir);
-    }
-    if (!store.ok()) return store.error();
-    options.stores.push_back(std::move(store).value());
-  }
-  Result<std::unique_ptr<Catalog>> catalog = Fail(EINVAL, "no catalog");
-  if (config.catalog.backend == "rados") {
-    catalog = OpenRadosCatalog({.client = config.catalog.client,
-                                .pool = config.catalog.rados_pool,
-                                .name_space = config.catalog.rados_namespace});
-  } else {
-    std::error_code error;
-    std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),
-                                        error);
-    catalog = OpenSqliteCatalog(config.catalog.path);
-  }
-  if (!catalog.ok()) return catalog.error();
-  options.catalog = std::move(catalog).value();
-  options.central = config.central;
-  options.staging_dir = config.staging_dir;
-  options.staging_max_bytes = config.staging_max_bytes;
-  options.admin_uids = config.admin_uids;
-  options.lease_ttl = std::chrono::seconds(config.lease_ttl_seconds);
-  options.workers = config.workers;
-  options.copy_chunk_bytes = config.copy_chunk_mib << 20;
-  options.copy_units_in_flight = config.copy_in_flight;
-  options.stream_writes = config.stream_writes;
-  auto daemon_id = DaemonId(config.state_dir);
-  if (!daemon_id.ok()) return daemon_id.error();
-  options.daemon_id = *daemon_id;
-  return ImageService::Create(std::move(options));
 }
 
 }  // namespace imagefs

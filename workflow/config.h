@@ -31,7 +31,6 @@
 
 #include "ceph/client_options.h"
 #include "common/result.h"
-#include "workflow/image_service.h"
 
 namespace imagefs {
 
@@ -77,8 +76,5 @@ Config DefaultConfig(const std::string& state_dir);
 Result<Config> ParseConfig(std::string_view text, std::string_view source,
                            const std::string& state_dir);
 Result<Config> LoadConfigFile(const std::string& path, const std::string& state_dir);
-
-// Opens every store and the catalog the configuration names.
-Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config);
 
 }  // namespace imagefs

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 namespace imagefs {
 namespace {
 
@@ -99,6 +101,29 @@ TEST(ImageRecordTest, FileNameFallsBackToIdForUnusableNames) {
     record.name = bad;
     EXPECT_EQ(record.FileName(), record.id) << bad;
   }
+}
+
+// Found by the record decoder fuzzer: numbers that are floats or out of
+// range are refused, not converted (undefined for floats; an owner of -1
+// would have become uid 4294967295).
+TEST(ImageRecordTest, NumbersOutOfRangeAreEinval) {
+  using nlohmann::json;
+  std::string base = EncodeRecord(FullRecord());
+  auto with = [&](const std::string& key, const std::string& value) {
+    json record = json::parse(base);
+    record[key] = json::parse(value);
+    return DecodeRecord(record.dump());
+  };
+  EXPECT_EQ(with("owner", "-1").code(), EINVAL);
+  EXPECT_EQ(with("owner", "4294967296").code(), EINVAL);
+  EXPECT_EQ(with("owner", "1000.5").code(), EINVAL);
+  EXPECT_EQ(with("updated_at", "1e300").code(), EINVAL);
+  EXPECT_EQ(with("created_at", "18446744073709551615").code(), EINVAL);
+  EXPECT_EQ(with("size", "-5").code(), EINVAL);
+  EXPECT_EQ(with("format", "1e30").code(), EINVAL);
+  auto fine = with("owner", "4294967295");
+  ASSERT_TRUE(fine.ok());
+  EXPECT_EQ(fine->owner, 4294967295u);
 }
 
 }  // namespace
