@@ -64,6 +64,7 @@ struct ImportPlan {
   std::optional<Digest> expected;             // unset for an upload: the first copy defines it
   std::string required_store;                 // a failure there fails the caller's operation
   std::optional<StagedWrite::Stream> stream;  // the data already went to the stores
+  std::optional<Error> source_failure;        // the stream's source failed (download)
 };
 
 struct WrittenCopy {
@@ -146,13 +147,28 @@ class ImageServiceImpl final : public ImageService {
 
   Status StartImport(const Caller& caller, std::string_view id, const ImportRequest& request,
                      Done done) override {
-    if (request.method == ImportRequest::Method::kWebDownload) {
-      return Fail(ENOTSUP, "image {}: web-download imports are not supported by this build", id);
+    bool download = request.method == ImportRequest::Method::kWebDownload;
+    std::string_view action = download ? "import into" : "copy";
+    if (download && !IsDownloadUri(request.uri)) {
+      return Fail(EINVAL, "image {}: web-download needs an http or https URI, not '{}'", id,
+                  request.uri);
     }
     auto record = catalog_->Get(id);
     if (!record.ok()) return record.error();
-    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, "copy"));
-    if (record->status != ImageStatus::kActive) {
+    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, action));
+    auto lease = leases_.Acquire(
+        id,
+        fmt::format("{} by uid {}", request.uri.empty() ? "copy-image" : request.uri, caller.uid));
+    if (!lease.ok()) return lease.error();
+    // With the lease held, the record can no longer change under us.
+    record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, *record, action));
+    if (download && record->status != ImageStatus::kQueued) {
+      return Fail(EINVAL, "image {}: web-download needs a queued image (status {})", id,
+                  StatusName(record->status));
+    }
+    if (!download && record->status != ImageStatus::kActive) {
       return Fail(EINVAL, "image {}: copy-image needs an active image (status {})", id,
                   StatusName(record->status));
     }
@@ -177,21 +193,22 @@ class ImageServiceImpl final : public ImageService {
       if (done) done(Ok());
       return Ok();
     }
-    auto lease = leases_.Acquire(
-        id, fmt::format("copy to {} by uid {}", fmt::join(targets, ","), caller.uid));
-    if (!lease.ok()) return lease.error();
     auto plan = std::make_shared<ImportPlan>();
     plan->image_id = id;
     plan->lease = std::move(lease).value();
     plan->source_store = SourceStore(*record);
     plan->targets = CentralFirst(*record, targets);
     plan->must_succeed = request.all_stores_must_succeed;
-    plan->expected = DigestOf(*record);
+    if (!download) plan->expected = DigestOf(*record);  // a download defines the image
     IMAGEFS_RETURN_IF_ERROR(BeginImport(*plan));
-    Log(LogLevel::kInfo, "image {}: copy-image from {} to {} ({})", id, plan->source_store,
+    Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", id,
+        download ? "web-download" : "copy-image", download ? request.uri : plan->source_store,
         fmt::join(plan->targets, ","),
         plan->must_succeed ? "all must succeed" : "failures allowed");
-    Post([this, plan, done] { Finish(done, RunImport(*plan), plan); });
+    Post([this, plan, done, download, uri = request.uri] {
+      if (download) Fetch(*plan, uri);
+      Finish(done, RunImport(*plan), plan);
+    });
     return Ok();
   }
 
@@ -419,6 +436,31 @@ class ImageServiceImpl final : public ImageService {
     return StagedWrite::Stream{targets, std::make_unique<StreamCopy>(std::move(writers), options)};
   }
 
+  // Web-download: the URI's data streams into every target as it arrives;
+  // a failure is the import's source failure (RunImport settles it).
+  void Fetch(ImportPlan& plan, const std::string& uri) {
+    auto stream = StartStream(plan.image_id, plan.targets, /*by_chunks=*/false);
+    if (!stream.ok()) {
+      plan.source_failure = stream.error();
+      return;
+    }
+    plan.stream = std::move(stream).value();
+    StreamCopy& copy = *plan.stream->copy;
+    auto fetched =
+        Download(uri, options_.download, [&](uint64_t offset, std::span<const char> data) {
+          if (plan.lease->lost()) {
+            return Status(
+                Fail(EIO, "image {}: import lease lost while downloading", plan.image_id));
+          }
+          return copy.Append(offset, data);
+        });
+    if (!fetched.ok()) {
+      plan.source_failure = fetched.error();
+    } else {
+      Log(LogLevel::kInfo, "image {}: {} bytes downloaded from {}", plan.image_id, *fetched, uri);
+    }
+  }
+
   Status PrepareCommit(const std::shared_ptr<StagedWrite>& staged, ImportPlan& plan) {
     StagedWrite& write = *staged;
     const std::string& id = write.image_id();
@@ -491,10 +533,18 @@ class ImageServiceImpl final : public ImageService {
     return FinishCopies(plan, outcome, std::move(copies));
   }
 
-  // The same for data streamed into the stores as it was written.
+  // The same for data streamed into the stores as it was written or
+  // downloaded; a source that failed fails every target.
   std::vector<Result<WrittenCopy>> FinishStream(ImportPlan& plan) {
+    if (plan.source_failure) {
+      plan.stream.reset();  // its temporaries go with it
+      std::vector<Result<WrittenCopy>> failed;
+      for (size_t i = 0; i < plan.targets.size(); ++i) failed.emplace_back(*plan.source_failure);
+      return failed;
+    }
     StagedWrite::Stream& stream = *plan.stream;
-    CopyOutcome outcome = stream.copy->Finish(plan.staged->Size());
+    uint64_t size = plan.staged ? plan.staged->Size() : stream.copy->position();
+    CopyOutcome outcome = stream.copy->Finish(size);
     auto writers = stream.copy->TakeWriters();
     stream.copy.reset();
     std::vector<Result<WrittenCopy>> copies;
@@ -610,7 +660,7 @@ class ImageServiceImpl final : public ImageService {
     std::optional<Error> failure;          // what the caller's operation reports
     std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
     std::vector<Result<WrittenCopy>> copies;
-    if (plan.stream) {
+    if (plan.stream || plan.source_failure) {
       copies = FinishStream(plan);
     } else if (auto source = OpenSource(plan); source.ok()) {
       copies = WriteCopies(plan, **source);

@@ -12,8 +12,10 @@
 // - Errors (positive errno, each also logged with image, store and reason):
 //     CreateImage     EINVAL not a UUID; EEXIST
 //     SetProperty     EPERM reserved name; EACCES not owner/admin; EINVAL
-//     StartImport     EINVAL bad request or image not active; ENOENT unknown
-//                     store; EEXIST explicit store holds it; EACCES; EBUSY
+//     StartImport     EINVAL bad request, copy-image of an image not
+//                     active, web-download into one not queued or from a
+//                     URI not http(s); ENOENT unknown store; EEXIST
+//                     explicit store holds it; EACCES; EBUSY
 //     BeginWrite      ENOENT no such image/store; EEXIST store holds it;
 //                     EACCES; EBUSY another import in flight
 //     CommitWrite     EIO data differs from the image or a store failed;
@@ -22,7 +24,7 @@
 //                     EBUSY in use; EACCES; ENOENT
 //     DeleteImage     EBUSY import in flight or a copy in use; EACCES; ENOENT
 //
-// An import (upload, copy-image, import request) runs as:
+// An import (upload, copy-image, web-download) runs as:
 //
 //   take lease -> record: importing_to_stores = targets
 //     -> for each target, central first:
@@ -65,6 +67,7 @@
 #include "store/store.h"
 #include "workflow/import_request.h"
 #include "workflow/staged_write.h"
+#include "workflow/web_download.h"
 
 namespace imagefs {
 
@@ -92,6 +95,8 @@ class ImageService {
     // Data written through a file goes to the stores while it arrives
     // (workflow/stream_copy.h) instead of being staged first.
     bool stream_writes = true;
+    // Timeouts of web-download imports (workflow/web_download.h).
+    DownloadOptions download;
     // Names this daemon in lease holders; stable across restarts so that a
     // restarted daemon breaks its previous run's leases at once. A random
     // one when empty.

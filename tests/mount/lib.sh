@@ -40,6 +40,7 @@ cleanup() {
   if mountpoint -q "$MNT2"; then fusermount3 -uz "$MNT2" 2>/dev/null || umount -l "$MNT2" 2>/dev/null || true; fi
   if [ -n "$SECOND_PID" ]; then kill -9 "$SECOND_PID" 2>/dev/null || true; fi
   for extra in "${EXTRA_MOUNTS[@]:-}"; do [ -n "$extra" ] && umount -l "$extra" 2>/dev/null || true; done
+  for pid in "${EXTRA_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
   if [ -n "$OWN_CLUSTERS" ]; then
     "$CLUSTERS" stop "$CEPH_DIR" || true
   elif [ -n "$CEPH_DIR" ]; then
@@ -59,6 +60,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM
 EXTRA_MOUNTS=()
+EXTRA_PIDS=()  # helpers (an HTTP server) killed at the end
 
 # fail MESSAGE: ends the test, also from inside $(...) or a pipeline (where
 # exit alone would end only that subshell, and `|| true` would hide it).
@@ -256,6 +258,20 @@ new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
 # random_file PATH MIB: a file of random data.
 random_file() { head -c "$(($2 * 1024 * 1024))" /dev/urandom > "$1"; }
+
+# serve_http DIR: serves DIR's files over HTTP on loopback (python3, which
+# ceph-common brings) until the test ends; sets HTTP_URL to its root.
+serve_http() {
+  local out=$WORK/http.out
+  python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$1" > "$out" 2>&1 &
+  EXTRA_PIDS+=($!)
+  for _ in $(seq 100); do
+    HTTP_URL=$(sed -n 's|.*(\(http://127.0.0.1:[0-9]*/\)).*|\1|p' "$out")
+    [ -n "$HTTP_URL" ] && return 0
+    sleep 0.1
+  done
+  fail "the HTTP server did not start: $(cat "$out")"
+}
 
 # write_blocks FROM TO BLOCK...: copies the 1 MiB blocks of FROM into TO in
 # the order given, through one descriptor (as a program writing out of

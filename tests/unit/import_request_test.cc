@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "workflow/web_download.h"
+
 namespace imagefs {
 namespace {
 
@@ -43,6 +45,19 @@ TEST(ImportRequestTest, BadRequestsAreEinval) {
            R"({"method":{"name":"copy-image"},"stores":["dcn0"],"all_stores":true})",
        }) {
     EXPECT_EQ(ParseImportRequest(bad).code(), EINVAL) << bad;
+  }
+}
+
+TEST(WebDownloadTest, OnlyHttpAndHttpsUrisWithAHostAreAccepted) {
+  for (const char* uri : {"http://127.0.0.1:8080/x.raw", "https://images.example.org/cirros"}) {
+    EXPECT_TRUE(IsDownloadUri(uri)) << uri;
+  }
+  for (const char* uri : {"", "ftp://host/x", "file:///etc/passwd", "http://", "https:///x",
+                          "HTTP://host/x", "gopher://host/"}) {
+    EXPECT_FALSE(IsDownloadUri(uri)) << uri;
+    Result<uint64_t> fetched =
+        Download(uri, {}, [](uint64_t, std::span<const char>) { return Ok(); });
+    EXPECT_EQ(fetched.code(), EINVAL) << uri;
   }
 }
 

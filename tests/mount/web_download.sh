@@ -1,0 +1,69 @@
+# Glance's web-download import through setfattr: the image's data comes from
+# an http URI (a server on loopback here) and streams into every store the
+# request names at once, central first; allow-failure and must-succeed as
+# for copy-image. Bad requests fail at once with the SPEC errno and a log
+# line; a failed download leaves the image queued, its stores listed failed.
+source "$(dirname "$0")/lib.sh"
+mount_imagefs
+mkdir "$WORK/www"
+random_file "$WORK/www/disk.raw" 6
+truncate -s 20M "$WORK/www/sparse.raw"
+dd if=/dev/urandom of="$WORK/www/sparse.raw" bs=1M seek=17 count=1 conv=notrunc status=none
+serve_http "$WORK/www"
+import() { setfattr -n user.glance.import -v "$2" "$MNT/images/$1"; }
+web() { echo "{\"method\":{\"name\":\"web-download\",\"uri\":\"$1\"}${2:-}}"; }
+md5() { md5sum < "$1" | cut -d' ' -f1; }
+
+# Into central and an edge at once.
+id=$(new_uuid)
+mkdir "$MNT/images/$id"
+import "$id" "$(web "${HTTP_URL}disk.raw" ',"stores":["dcn0","central"]')"
+wait_for_xattr "$id" os_glance_importing_to_stores ""
+assert_eq "$(xattr "$id" status)" active "status after the download"
+assert_eq "$(xattr "$id" stores)" central,dcn0 "stores, central first"
+assert_eq "$(xattr "$id" checksum)" "$(md5 "$WORK/www/disk.raw")" "md5 of the download"
+assert_eq "$(xattr "$id" size)" 6291456 "size of the download"
+for site in central dcn0; do
+  cmp "$WORK/www/disk.raw" <(store_data "$site" "$id") || fail "$site holds other data"
+done
+assert_logged "image $id: web-download from ${HTTP_URL}disk.raw to central,dcn0"
+
+# Into all stores, with a sparse file: its holes hashed, never written.
+all=$(new_uuid)
+mkdir "$MNT/images/$all"
+import "$all" "$(web "${HTTP_URL}sparse.raw" ',"all_stores":true,"all_stores_must_succeed":true')"
+wait_for_xattr "$all" os_glance_importing_to_stores ""
+assert_eq "$(xattr "$all" stores)" central,dcn0,dcn1 "all stores"
+assert_eq "$(xattr "$all" checksum)" "$(md5 "$WORK/www/sparse.raw")" "md5 of the sparse download"
+cmp "$WORK/www/sparse.raw" "$MNT/sites/dcn1/$all" || fail "dcn1 reads other data"
+
+# A download that fails (404): nothing published, the image queued again,
+# its stores listed as failed, no temporary left.
+gone=$(new_uuid)
+mkdir "$MNT/images/$gone"
+import "$gone" "$(web "${HTTP_URL}missing.raw" ',"stores":["central","dcn1"]')"
+wait_for_xattr "$gone" os_glance_importing_to_stores ""
+assert_eq "$(xattr "$gone" status)" queued "status after a failed download"
+assert_eq "$(xattr "$gone" os_glance_failed_import)" central,dcn1 "failed stores"
+assert_logged "web-download of ${HTTP_URL}missing.raw failed"
+for site in "${SITES[@]}"; do
+  assert_eq "$(store_temporaries "$site")" "" "temporaries in $site"
+  ! store_has "$site" "$gone" || fail "$site holds data of the failed download"
+done
+# It can be tried again.
+import "$gone" "$(web "${HTTP_URL}disk.raw")"
+wait_for_xattr "$gone" status active
+
+# Bad requests: the SPEC errno at once, and a log line.
+bad=$(new_uuid)
+mkdir "$MNT/images/$bad"
+expect_error "Invalid argument" import "$bad" "$(web "ftp://127.0.0.1/disk.raw")"
+assert_logged "web-download needs an http or https URI"
+expect_error "Invalid argument" import "$bad" '{"method":{"name":"web-download"}}'
+expect_error "Invalid argument" import "$bad" "$(web "${HTTP_URL}disk.raw" ',"stores":["dcn0"],"all_stores":true')"
+expect_error "No such file or directory" import "$bad" "$(web "${HTTP_URL}disk.raw" ',"stores":["dcn9"]')"
+expect_error "Invalid argument" import "$id" "$(web "${HTTP_URL}disk.raw")"
+assert_logged "web-download needs a queued image (status active)"
+assert_eq "$(xattr "$bad" status)" queued "a refused request changes nothing"
+unmount_imagefs
+pass
