@@ -120,41 +120,53 @@ struct RbdPool {
       librbd::RBD rbd;
       librbd::Image image;
       int ret = rbd.open(ioctx, image, name.c_str());
-      if (ret == -ENOENT)
-        return Fail(ENOENT, "store {}: image {} has no copy here", store_id, name);
-      if (ret < 0) return Failed(ret, "open", name);
-      if (fence) {
-        Status fenced = FenceWatchers(image, name);
-        if (!fenced.ok()) return fenced;
+      if (ret < 0 && ret != -ENOENT) return Failed(ret, "open", name);
+      // ENOENT: no such image, or a removal cut short by a crash, which
+      // still lists the name; rbd.remove below finishes that one, and its
+      // answer tells the two apart.
+      if (ret == 0) {
+        IMAGEFS_RETURN_IF_ERROR(RemoveSnapshot(image, name, fence));
+        ret = image.close();
+        if (ret < 0) return Failed(ret, "close", name);
       }
-      bool exists = false;
-      ret = image.snap_exists2(kSnapshot, &exists);
-      if (ret < 0) return Failed(ret, "look up the snapshot of", name);
-      if (exists) {
-        bool is_protected = false;
-        ret = image.snap_is_protected(kSnapshot, &is_protected);
-        if (ret < 0) return Failed(ret, "look up the snapshot of", name);
-        if (is_protected) {
-          ret = image.snap_unprotect(kSnapshot);
-          if (ret == -EBUSY) {
-            return Fail(EBUSY, "store {}: image {}/{} has clones of its snapshot; it is in use",
-                        store_id, pool, name);
-          }
-          if (ret < 0) return Failed(ret, "unprotect the snapshot of", name);
-        }
-        ret = image.snap_remove(kSnapshot);
-        if (ret < 0 && ret != -ENOENT) return Failed(ret, "remove the snapshot of", name);
-      }
-      ret = image.close();
-      if (ret < 0) return Failed(ret, "close", name);
     }
     librbd::RBD rbd;
     int ret = rbd.remove(ioctx, name.c_str());
-    if (ret == -EBUSY || ret == -ENOTEMPTY) {
-      return Fail(EBUSY, "store {}: image {}/{} is in use (open or has snapshots)", store_id, pool,
-                  name);
+    if (ret == -ENOENT) return Fail(ENOENT, "store {}: image {} has no copy here", store_id, name);
+    if (ret == -EBUSY) {
+      return Fail(EBUSY,
+                  "store {}: image {}/{} is open by a client (or one that died less than its "
+                  "watch timeout ago)",
+                  store_id, pool, name);
     }
-    if (ret < 0 && ret != -ENOENT) return Failed(ret, "remove", name);
+    if (ret == -ENOTEMPTY) {
+      return Fail(EBUSY, "store {}: image {}/{} has snapshots", store_id, pool, name);
+    }
+    if (ret < 0) return Failed(ret, "remove", name);
+    return Ok();
+  }
+
+  // Unprotects and removes the snapshot of an open image, after fencing off
+  // other clients that still watch it when `fence` is set.
+  Status RemoveSnapshot(librbd::Image& image, const std::string& name, bool fence) {
+    if (fence) IMAGEFS_RETURN_IF_ERROR(FenceWatchers(image, name));
+    bool exists = false;
+    int ret = image.snap_exists2(kSnapshot, &exists);
+    if (ret < 0) return Failed(ret, "look up the snapshot of", name);
+    if (!exists) return Ok();
+    bool is_protected = false;
+    ret = image.snap_is_protected(kSnapshot, &is_protected);
+    if (ret < 0) return Failed(ret, "look up the snapshot of", name);
+    if (is_protected) {
+      ret = image.snap_unprotect(kSnapshot);
+      if (ret == -EBUSY) {
+        return Fail(EBUSY, "store {}: image {}/{} has clones of its snapshot; it is in use",
+                    store_id, pool, name);
+      }
+      if (ret < 0) return Failed(ret, "unprotect the snapshot of", name);
+    }
+    ret = image.snap_remove(kSnapshot);
+    if (ret < 0 && ret != -ENOENT) return Failed(ret, "remove the snapshot of", name);
     return Ok();
   }
 

@@ -345,6 +345,7 @@ class ImageServiceImpl final : public ImageService {
           SweepStaleLeases();
           last_sweep = now;
         }
+        RepairUnsettled();
         ReturnIdleMemory();
         lock.lock();
       }
@@ -373,6 +374,26 @@ class ImageServiceImpl final : public ImageService {
   // Copies allocate tens of MiB of buffers (theirs and librados's). The
   // allocator keeps them for the next copy; once the service has been idle
   // for kIdle, they go back to the system, so that an idle daemon is small.
+  // Repairs again the images an earlier repair could not finish.
+  void RepairUnsettled() {
+    std::set<std::string> ids;
+    {
+      std::lock_guard lock(unsettled_mutex_);
+      ids.swap(unsettled_);
+    }
+    for (const auto& id : ids) {
+      // A repair that still cannot finish puts the image back itself.
+      auto lease = leases_.Acquire(id, "recovery retry");
+      Status repaired = lease.ok() ? RepairImageLocked(id) : Status(lease.error());
+      if (repaired.ok()) continue;
+      if (repaired.code() != EBUSY) {
+        Log(LogLevel::kWarning, "recovery retry: {}", repaired.error().message);
+      }
+      std::lock_guard lock(unsettled_mutex_);
+      unsettled_.insert(id);
+    }
+  }
+
   void ReturnIdleMemory() {
     if (jobs_running_.load() == 0 && !memory_returned_.exchange(true)) malloc_trim(0);
   }
@@ -818,6 +839,8 @@ class ImageServiceImpl final : public ImageService {
   StagingBudget budget_;
   std::atomic<bool> shut_down_{false};
   std::atomic<int> jobs_running_{0};
+  std::mutex unsettled_mutex_;       // guards unsettled_
+  std::set<std::string> unsettled_;  // images whose repair left data behind
   std::atomic<bool> memory_returned_{true};
   std::mutex sweeper_mutex_;  // guards sweeper_stopping_, recover_requested_
   std::condition_variable sweeper_wake_;
@@ -869,7 +892,13 @@ Status ImageServiceImpl::RepairImageLocked(const std::string& id) {
     if (present.count(site) && present[site] && !published.count(site)) {
       Log(LogLevel::kWarning, "store {}: removing unpublished copy of image {}", site, id);
       Status removed = store->Remove(id);
-      if (!removed.ok()) Log(LogLevel::kError, "{}", removed.error().message);
+      if (!removed.ok() && removed.code() != ENOENT) {
+        // Busy (a dead writer's watch that has not timed out yet, rbd) or
+        // unreachable: the sweeper repairs the image again until it goes.
+        Log(LogLevel::kWarning, "{}; trying again in the background", removed.error().message);
+        std::lock_guard lock(unsettled_mutex_);
+        unsettled_.insert(id);
+      }
     }
   }
   return Ok();
