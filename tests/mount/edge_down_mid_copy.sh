@@ -1,0 +1,63 @@
+# Ceph only: an edge cluster stops in the middle of a copy to two edges.
+# Allow-failure: the other edge's copy is published, the stopped one is
+# listed failed. Must-succeed: nothing of the import stays anywhere, the
+# stopped edge is listed failed. Either way the import ends within the
+# configured timeouts, and the source copy is intact.
+source "$(dirname "$0")/lib.sh"
+[ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
+CONNECT_TIMEOUT=3
+OP_TIMEOUT=3
+random_file "$WORK/img" 192
+
+now() { date +%s.%N; }
+within() { awk -v s="$1" -v a="$2" -v b="$(now)" 'BEGIN { exit !(b - a < s) }'; }
+
+# copy_with_dcn1_stopping MUST-SUCCEED: a fresh deployment, an image at
+# central, an import to dcn0 and dcn1; dcn1 stops once its copy is being
+# written. Sets ID; returns when the import has ended.
+copy_with_dcn1_stopping() {
+  start_own_clusters --memstore-bytes $((1 << 30))
+  write_config
+  mount_imagefs
+  ID=$(new_uuid)
+  mkdir "$MNT/images/$ID"
+  cp "$WORK/img" "$MNT/sites/central/$ID"
+  setfattr -n user.glance.import \
+    -v "{\"method\":{\"name\":\"copy-image\"},\"stores\":[\"dcn0\",\"dcn1\"],\"all_stores_must_succeed\":$1}" \
+    "$MNT/images/$ID"
+  for _ in $(seq 200); do
+    [ -n "$(store_temporaries dcn1)" ] && break
+    sleep 0.01
+  done
+  [ -n "$(store_temporaries dcn1)" ] || fail "the copy to dcn1 never started"
+  "$CLUSTERS" stop "$CEPH_DIR" dcn1
+  local stopped
+  stopped=$(now)
+  for _ in $(seq 300); do
+    [ -z "$(xattr "$ID" os_glance_importing_to_stores)" ] && break
+    sleep 0.1
+  done
+  assert_eq "$(xattr "$ID" os_glance_importing_to_stores)" "" "import still running"
+  within $((OP_TIMEOUT * 4 + 5)) "$stopped" || fail "the import outlived its timeouts"
+  echo "must-succeed $1: ended $(awk -v a="$stopped" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s after dcn1 stopped"
+  assert_eq "$(xattr "$ID" os_glance_failed_import)" dcn1 "failed list"
+  assert_eq "$(xattr "$ID" status)" active "status"
+  cmp "$WORK/img" <(store_data central "$ID") || fail "the source copy changed"
+  assert_logged "image $ID: import to store dcn1 failed"
+}
+
+# Allow-failure: dcn0's copy is published and whole.
+copy_with_dcn1_stopping false
+assert_eq "$(xattr "$ID" stores)" central,dcn0 "stores (allow-failure)"
+cmp "$WORK/img" <(store_data dcn0 "$ID") || fail "dcn0's copy differs"
+assert_eq "$(store_temporaries dcn0)" "" "temporaries in dcn0"
+unmount_imagefs
+"$CLUSTERS" stop "$CEPH_DIR"
+
+# Must-succeed: dcn0's finished copy is rolled back; only central holds it.
+copy_with_dcn1_stopping true
+assert_eq "$(xattr "$ID" stores)" central "stores (must-succeed)"
+! store_has dcn0 "$ID" || fail "dcn0 still holds the rolled-back copy"
+assert_eq "$(store_temporaries dcn0)" "" "temporaries in dcn0"
+unmount_imagefs
+pass
