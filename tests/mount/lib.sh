@@ -373,8 +373,8 @@ expect_error() {
   esac
 }
 
-xattr() { getfattr --only-values -n "user.glance.$2" "$MNT/images/$1"; }
-xattr2() { getfattr --only-values -n "user.glance.$2" "$MNT2/images/$1"; }
+xattr() { getfattr --absolute-names --only-values -n "user.glance.$2" "$MNT/images/$1"; }
+xattr2() { getfattr --absolute-names --only-values -n "user.glance.$2" "$MNT2/images/$1"; }
 
 # wait_for_xattr IMAGE NAME VALUE: polls until the attribute has VALUE (10 s).
 wait_for_xattr() {

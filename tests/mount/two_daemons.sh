@@ -64,11 +64,14 @@ exec 3>&-
 fusermount3 -uz "$MNT"
 expect_error "$busy" cp "$MNT2/sites/central/$id" "$MNT2/sites/dcn1/$id"
 # The ttl, B's next sweep, and removing the temporary A's write had begun
-# in dcn1 (fencing A off first): seconds, more on a loaded machine.
+# in dcn1 (fencing A off first): seconds, more on a loaded machine. Until
+# the sweep releases the lease, the image is busy.
 for _ in $(seq 300); do
-  [ "$(xattr2 "$id" os_glance_failed_import)" == dcn1 ] && break
+  [ "$(xattr2 "$id" os_glance_failed_import)" == dcn1 ] && [ -z "$(catalog_leases)" ] && break
   sleep 0.1
 done
+assert_eq "$(catalog_leases)" "" "leases after the takeover"
+assert_eq "$(store_temporaries dcn1)" "" "A's temporary in dcn1 after the takeover"
 assert_eq "$(xattr2 "$id" os_glance_failed_import)" dcn1 "B: the dead copy is listed failed"
 assert_eq "$(xattr2 "$id" os_glance_importing_to_stores)" "" "B: importing list after takeover"
 cp "$MNT2/sites/central/$id" "$MNT2/sites/dcn1/$id" || fail "B cannot copy after the takeover"
