@@ -123,20 +123,9 @@ class RadosCatalog final : public Catalog {
 
   Result<std::vector<ListedRecord>> ListRecords() override {
     std::vector<ListedRecord> records;
-    std::string after;
-    while (true) {
-      librados::ObjectReadOperation op;
-      std::map<std::string, ceph::bufferlist> values;
-      bool more = false;
-      int prval = 0;
-      op.omap_get_vals2(after, kPage, &values, &more, &prval);
-      int ret = ioctx_.operate(kImagesObject, &op, nullptr);
-      if (ret == -ENOENT) break;
-      if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, "list images");
-      for (auto& [id, value] : values) records.push_back({id, DecodeRecord(value.to_str())});
-      if (!more || values.empty()) break;
-      after = values.rbegin()->first;
-    }
+    IMAGEFS_RETURN_IF_ERROR(ForEachValue(kImagesObject, "list images", [&](auto& id, auto& value) {
+      records.push_back({id, DecodeRecord(value.to_str())});
+    }));
     return records;
   }
 
@@ -239,6 +228,18 @@ class RadosCatalog final : public Catalog {
 
   Result<std::vector<Lease>> ListStaleLeases(int64_t now) override {
     std::vector<Lease> stale;
+    IMAGEFS_RETURN_IF_ERROR(ForEachValue(kLeasesObject, "list leases", [&](auto& id, auto& value) {
+      auto lease = DecodeLease(id, value.to_str());
+      if (lease.ok() && lease->expires_at < now) stale.push_back(std::move(lease).value());
+    }));
+    return stale;
+  }
+
+ private:
+  // Calls `visit` with every key and value of `object`'s omap, a page at a
+  // time; a missing object has none.
+  Status ForEachValue(const char* object, std::string_view what,
+                      const std::function<void(const std::string&, ceph::bufferlist&)>& visit) {
     std::string after;
     while (true) {
       librados::ObjectReadOperation op;
@@ -246,20 +247,15 @@ class RadosCatalog final : public Catalog {
       bool more = false;
       int prval = 0;
       op.omap_get_vals2(after, kPage, &values, &more, &prval);
-      int ret = ioctx_.operate(kLeasesObject, &op, nullptr);
-      if (ret == -ENOENT) break;
-      if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, "list leases");
-      for (auto& [id, value] : values) {
-        auto lease = DecodeLease(id, value.to_str());
-        if (lease.ok() && lease->expires_at < now) stale.push_back(std::move(lease).value());
-      }
-      if (!more || values.empty()) break;
+      int ret = ioctx_.operate(object, &op, nullptr);
+      if (ret == -ENOENT) return Ok();
+      if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, what);
+      for (auto& [key, value] : values) visit(key, value);
+      if (!more || values.empty()) return Ok();
       after = values.rbegin()->first;
     }
-    return stale;
   }
 
- private:
   Error Failed(int ret, std::string_view what) const {
     return ErrorFromNegative(ret, fmt::format("catalog {}: {}", where_, what));
   }

@@ -793,40 +793,43 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void ReadDir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
-    auto* directory = reinterpret_cast<OpenDirectory*>(fi->fh);
-    std::vector<char> buffer(size);
-    size_t used = 0;
-    for (size_t i = static_cast<size_t>(offset); i < directory->entries.size(); ++i) {
-      const DirectoryEntry& entry = directory->entries[i];
-      struct stat st {};
-      st.st_ino = entry.ino;
-      st.st_mode = entry.mode;
-      size_t needed = fuse_add_direntry(req, buffer.data() + used, size - used, entry.name.c_str(),
-                                        &st, static_cast<off_t>(i + 1));
-      if (needed > size - used) break;
-      used += needed;
-    }
-    fuse_reply_buf(req, buffer.data(), used);
+    ReplyEntries(req, size, offset, fi,
+                 [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
+                   struct stat st {};
+                   st.st_ino = entry.ino;
+                   st.st_mode = entry.mode;
+                   return fuse_add_direntry(req, buffer, room, entry.name.c_str(), &st, next);
+                 });
   }
 
   // readdir with each entry's attributes where the listing knows them.
   void ReadDirPlus(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+    ReplyEntries(req, size, offset, fi,
+                 [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
+                   fuse_entry_param param{};
+                   if (entry.attr) {
+                     param.ino = entry.ino;
+                     param.attr = *entry.attr;
+                     param.attr_timeout = param.entry_timeout = kAttrTimeout;
+                   } else {  // ino 0: the kernel takes the name only, and looks it up
+                     param.attr.st_ino = entry.ino;
+                     param.attr.st_mode = entry.mode;
+                   }
+                   return fuse_add_direntry_plus(req, buffer, room, entry.name.c_str(), &param,
+                                                 next);
+                 });
+  }
+
+  // Replies with the open directory's entries from `offset` that fit in
+  // `size` bytes, each added by `add` (which returns the room it needs).
+  template <typename Add>
+  void ReplyEntries(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi, const Add& add) {
     auto* directory = reinterpret_cast<OpenDirectory*>(fi->fh);
     std::vector<char> buffer(size);
     size_t used = 0;
     for (size_t i = static_cast<size_t>(offset); i < directory->entries.size(); ++i) {
-      const DirectoryEntry& entry = directory->entries[i];
-      fuse_entry_param param{};
-      if (entry.attr) {
-        param.ino = entry.ino;
-        param.attr = *entry.attr;
-        param.attr_timeout = param.entry_timeout = kAttrTimeout;
-      } else {  // ino 0: the kernel takes the name only, and looks it up
-        param.attr.st_ino = entry.ino;
-        param.attr.st_mode = entry.mode;
-      }
-      size_t needed = fuse_add_direntry_plus(req, buffer.data() + used, size - used,
-                                             entry.name.c_str(), &param, static_cast<off_t>(i + 1));
+      size_t needed =
+          add(buffer.data() + used, size - used, directory->entries[i], static_cast<off_t>(i + 1));
       if (needed > size - used) break;
       used += needed;
     }

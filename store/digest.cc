@@ -115,6 +115,17 @@ std::string ChunkDigests::Finish() const {
   return OuterDigest(hashes);
 }
 
+Digest FinishDigest(uint64_t size, const ChunkDigests& chunks, FullHasher* full) {
+  Digest digest;
+  digest.size = size;
+  digest.chunks = chunks.Finish();
+  if (full) {
+    digest.md5 = full->FinishMd5();
+    digest.sha512 = full->FinishSha512();
+  }
+  return digest;
+}
+
 struct FullHasher::Contexts {
   EVP_MD_CTX* md5 = NewContext(EVP_md5());
   EVP_MD_CTX* sha512 = NewContext(EVP_sha512());

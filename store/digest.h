@@ -56,6 +56,12 @@ class ChunkDigests {
   std::vector<bool> set_;
 };
 
+class FullHasher;
+
+// The digest of an image of `size` bytes from its chunk digests and, when
+// `full` is given, its md5 and sha512 (finishing them).
+Digest FinishDigest(uint64_t size, const ChunkDigests& chunks, FullHasher* full);
+
 // All digests in one sequential pass (uploads; anything read in order).
 class Hasher {
  public:

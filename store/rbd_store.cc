@@ -196,8 +196,26 @@ class RbdStoreWriter final : public StoreWriter {
         image_size_(size) {}
 
   ~RbdStoreWriter() override {
-    if (open_) image_.close();
+    if (open_ && unreachable_->load()) {
+      // Closing flushes and unwatches, each of which would time out again:
+      // let it finish in the background.
+      auto* closing = new librbd::RBD::AioCompletion(nullptr, [](librbd::completion_t done, void*) {
+        static_cast<librbd::RBD::AioCompletion*>(done)->release();
+      });
+      if (image_.aio_close(closing) < 0) closing->release();
+    } else if (open_) {
+      image_.close();
+    }
     if (published_) return;
+    if (unreachable_->load()) {
+      // Removing it would only time out again, and again: recovery removes
+      // it once the cluster answers (at start, or when the lease is swept).
+      Log(LogLevel::kWarning,
+          "store {}: temporary image {} left for recovery: the cluster did not "
+          "answer in time",
+          pool_->store_id, name_);
+      return;
+    }
     Status removed = pool_->RemoveImage(name_);
     if (!removed.ok() && removed.code() != ENOENT) {
       Log(LogLevel::kWarning, "store {}: cannot remove temporary image {}: {}", pool_->store_id,
@@ -235,7 +253,9 @@ class RbdStoreWriter final : public StoreWriter {
       call->data.append(piece.data(), piece.size());  // a copy: librbd may keep it cached
       size_t length = piece.size();
       // An AIO write completes with 0 or a negative errno.
-      call->then = [pool = pool_, name = name_, counter](ssize_t ret, ceph::bufferlist&) {
+      call->then = [pool = pool_, name = name_, counter, unreachable = unreachable_](
+                       ssize_t ret, ceph::bufferlist&) {
+        if (ret == -ETIMEDOUT) *unreachable = true;
         counter->One(ret < 0 ? Status(pool->Failed(static_cast<int>(ret), "write", name)) : Ok());
       };
       ceph::bufferlist& payload = call->data;
@@ -270,18 +290,18 @@ class RbdStoreWriter final : public StoreWriter {
     int ret = 0;
     if (image_size_ != size) {
       ret = image_.resize(size);
-      if (ret < 0) return pool_->Failed(ret, "resize", name_);
+      if (ret < 0) return Failed(ret, "resize");
       image_size_ = size;
     }
-    if ((ret = image_.flush()) < 0) return pool_->Failed(ret, "flush", name_);
-    if ((ret = image_.snap_create(kSnapshot)) < 0) return pool_->Failed(ret, "snapshot", name_);
+    if ((ret = image_.flush()) < 0) return Failed(ret, "flush");
+    if ((ret = image_.snap_create(kSnapshot)) < 0) return Failed(ret, "snapshot");
     if ((ret = image_.snap_protect(kSnapshot)) < 0) {
-      return pool_->Failed(ret, "protect the snapshot of", name_);
+      return Failed(ret, "protect the snapshot of");
     }
     uint64_t actual = 0;
-    if ((ret = image_.size(&actual)) < 0) return pool_->Failed(ret, "stat", name_);
+    if ((ret = image_.size(&actual)) < 0) return Failed(ret, "stat");
     open_ = false;
-    if ((ret = image_.close()) < 0) return pool_->Failed(ret, "close", name_);
+    if ((ret = image_.close()) < 0) return Failed(ret, "close");
     if (actual != size) {
       return Fail(EIO, "store {}: {}/{} holds {} bytes, not {}", pool_->store_id, pool_->pool,
                   name_, actual, size);
@@ -303,9 +323,18 @@ class RbdStoreWriter final : public StoreWriter {
   }
 
  private:
+  // A failure of the writer's own: a timeout marks the cluster unreachable.
+  Error Failed(int ret, std::string_view what) {
+    if (ret == -ETIMEDOUT) *unreachable_ = true;
+    return pool_->Failed(ret, what, name_);
+  }
+
   std::shared_ptr<RbdPool> pool_;
   const std::string image_id_;
   const std::string name_;
+  // Set when an operation timed out: the destructor then leaves the
+  // temporary to recovery instead of waiting for more timeouts.
+  std::shared_ptr<std::atomic<bool>> unreachable_ = std::make_shared<std::atomic<bool>>(false);
   // Writes beyond the size given at creation grow the image (rare: callers
   // give the size they mean to write).
   Status GrowTo(uint64_t end) {

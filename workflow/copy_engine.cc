@@ -57,14 +57,7 @@ class CopyRun {
     CopyOutcome outcome{failure_ ? Result<Digest>(*failure_) : Result<Digest>(Digest{}),
                         writer_status_};
     if (failure_) return outcome;
-    Digest digest;
-    digest.size = size_;
-    digest.chunks = chunks_.Finish();
-    if (options_.full_digest) {
-      digest.md5 = full_.FinishMd5();
-      digest.sha512 = full_.FinishSha512();
-    }
-    outcome.source = digest;
+    outcome.source = FinishDigest(size_, chunks_, options_.full_digest ? &full_ : nullptr);
     return outcome;
   }
 

@@ -125,15 +125,8 @@ class StreamCopy::Run {
       outcome.source = *failure_;
       return outcome;
     }
-    Digest digest;
-    digest.size = size;
     chunks_.Grow(size);
-    digest.chunks = chunks_.Finish();
-    if (options_.full_digest) {
-      digest.md5 = full_.FinishMd5();
-      digest.sha512 = full_.FinishSha512();
-    }
-    outcome.source = digest;
+    outcome.source = FinishDigest(size, chunks_, options_.full_digest ? &full_ : nullptr);
     return outcome;
   }
 
