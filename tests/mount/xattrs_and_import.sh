@@ -35,11 +35,13 @@ expect_error "Invalid argument" setfattr -n user.glance.disk_format -v floppy "$
 # Bad import requests.
 import() { setfattr -n user.glance.import -v "$2" "$MNT/images/$1"; }
 expect_error "Invalid argument" import "$id" 'not json'
+assert_logged "import request is not a JSON object"
 expect_error "Invalid argument" import "$id" '{"method":{"name":"copy-image"},"stores":["dcn0"],"all_stores":true}'
 assert_logged "names both 'stores' and 'all_stores'"
 expect_error "No such file" import "$id" '{"method":{"name":"copy-image"},"stores":["dcn7"]}'
 assert_logged "store dcn7 is not configured"
 expect_error "File exists" import "$id" '{"method":{"name":"copy-image"},"stores":["central"]}'
+assert_logged "store central already holds a copy"
 
 # all_stores, failures allowed: dcn0 gets it, dcn1 (full) is listed failed.
 import "$id" '{"method":{"name":"copy-image"},"all_stores":true,"all_stores_must_succeed":false}'
