@@ -257,6 +257,15 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
   auto stream = reader.GetBool("imagefs", "stream_writes", true);
   if (!stream.ok()) return stream.error();
   config.stream_writes = *stream;
+  for (auto [key, field] :
+       {std::pair{"web_download_connect_timeout", &config.download_connect_seconds},
+        std::pair{"web_download_stall_timeout", &config.download_stall_seconds}}) {
+    auto seconds = reader.GetNumber<int>("imagefs", key, *field);
+    if (!seconds.ok()) return seconds.error();
+    if (*seconds < 1 || *seconds > 3600)
+      return reader.Bad("imagefs", key, "must be 1..3600 seconds");
+    *field = *seconds;
+  }
   return config;
 }
 

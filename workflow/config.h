@@ -16,7 +16,10 @@
 //               workers = 4; copy_chunk_size = 8 (MiB, a multiple of 4);
 //               copy_in_flight = 16 (chunks read and written at once);
 //               stream_writes = true (data written through the mount goes
-//               to the stores as it arrives; false: staged, copied at close)
+//               to the stores as it arrives; false: staged, copied at close);
+//               web_download_connect_timeout = 30, web_download_stall_timeout
+//               = 60 (seconds: a web-download fails when it cannot connect,
+//               or receives under 1 KiB/s for that long)
 //
 // Parsing is a pure function; errors are EINVAL with a message naming the
 // file and line. With no file, DefaultConfig gives the embedded default:
@@ -65,6 +68,8 @@ struct Config {
   uint64_t copy_chunk_mib = 8;
   int copy_in_flight = 16;
   bool stream_writes = true;
+  int download_connect_seconds = 30;
+  int download_stall_seconds = 60;
 };
 
 // $XDG_STATE_HOME/imagefs, else $HOME/.local/state/imagefs, else /var/lib/imagefs.

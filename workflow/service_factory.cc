@@ -68,6 +68,8 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.copy_chunk_bytes = config.copy_chunk_mib << 20;
   options.copy_units_in_flight = config.copy_in_flight;
   options.stream_writes = config.stream_writes;
+  options.download.connect_timeout = std::chrono::seconds(config.download_connect_seconds);
+  options.download.stall = std::chrono::seconds(config.download_stall_seconds);
   auto daemon_id = DaemonId(config.state_dir);
   if (!daemon_id.ok()) return daemon_id.error();
   options.daemon_id = *daemon_id;

@@ -4,6 +4,7 @@
 # for copy-image. Bad requests fail at once with the SPEC errno and a log
 # line; a failed download leaves the image queued, its stores listed failed.
 source "$(dirname "$0")/lib.sh"
+write_config "web_download_stall_timeout = 2"
 mount_imagefs
 mkdir "$WORK/www"
 random_file "$WORK/www/disk.raw" 6
@@ -53,6 +54,45 @@ done
 # It can be tried again.
 import "$gone" "$(web "${HTTP_URL}disk.raw")"
 wait_for_xattr "$gone" status active
+
+# A server that stops sending (1 MiB of 8, then nothing): the download
+# fails after the stall timeout (2 s here), and nothing stays.
+python3 -u -c '
+import http.server, time
+class Stall(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(8 << 20))
+        self.end_headers()
+        self.wfile.write(b"x" * (1 << 20))
+        self.wfile.flush()
+        time.sleep(120)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
+print("http://127.0.0.1:%d/" % server.server_address[1])
+server.serve_forever()' > "$WORK/stall.out" &
+EXTRA_PIDS+=($!)
+for _ in $(seq 50); do [ -s "$WORK/stall.out" ] && break; sleep 0.1; done
+stall_url=$(head -1 "$WORK/stall.out")
+stalled=$(new_uuid)
+mkdir "$MNT/images/$stalled"
+started=$EPOCHREALTIME
+import "$stalled" "$(web "${stall_url}disk.raw" ',"stores":["central","dcn0"]')"
+for _ in $(seq 200); do
+  [ -z "$(xattr "$stalled" os_glance_importing_to_stores)" ] && break
+  sleep 0.1
+done
+# curl averages the speed over its last 5 s: the burst of 1 MiB counts
+# that long before the 2 s below the limit do.
+awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a < 12) }' ||
+  fail "the stalled download was not given up within its timeout"
+assert_eq "$(xattr "$stalled" status)" queued "status after a stalled download"
+assert_eq "$(xattr "$stalled" os_glance_failed_import)" central,dcn0 "failed stores (stall)"
+assert_logged "web-download of ${stall_url}disk.raw failed after 1048576 bytes"
+for site in central dcn0; do
+  assert_eq "$(store_temporaries "$site")" "" "temporaries in $site after the stall"
+done
 
 # Bad requests: the SPEC errno at once, and a log line.
 bad=$(new_uuid)

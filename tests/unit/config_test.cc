@@ -22,6 +22,8 @@ filesystem_store_datadir = /srv/staging
 [imagefs]
 admin_uids = 0, 1000
 lease_ttl = 20
+stream_writes = no
+web_download_stall_timeout = 5
 )",
                             "test.conf", "/state");
   ASSERT_TRUE(config.ok()) << config.error().message;
@@ -37,6 +39,9 @@ lease_ttl = 20
   EXPECT_EQ(config->catalog.path, "/state/catalog.db");
   EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1000}));
   EXPECT_EQ(config->lease_ttl_seconds, 20);
+  EXPECT_FALSE(config->stream_writes);
+  EXPECT_EQ(config->download_stall_seconds, 5);
+  EXPECT_EQ(config->download_connect_seconds, 30);
 }
 
 struct BadConfig {
@@ -60,6 +65,12 @@ INSTANTIATE_TEST_SUITE_P(
     Errors, BadConfigTest,
     ::testing::Values(
         BadConfig{"[DEFAULT]\nenabled_backends = os_glance_x:file\n", "bad.conf:2"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = a\n"
+                  "[a]\nfilesystem_store_datadir=/x\n[imagefs]\nweb_download_stall_timeout = 0\n",
+                  "bad.conf:8: [imagefs] web_download_stall_timeout: must be 1..3600"},
+        BadConfig{"[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = a\n"
+                  "[a]\nfilesystem_store_datadir=/x\n[imagefs]\nstream_writes = maybe\n",
+                  "'maybe' is not true or false"},
         BadConfig{"[DEFAULT]\nenabled_backends = a:ftp\n", "driver 'ftp'"},
         BadConfig{"[DEFAULT]\nenabled_backends = a:file\n[a]\nfilesystem_store_datadir=/x\n",
                   "default_backend"},
