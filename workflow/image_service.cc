@@ -385,13 +385,36 @@ class ImageServiceImpl final : public ImageService {
       // A repair that still cannot finish puts the image back itself.
       auto lease = leases_.Acquire(id, "recovery retry");
       Status repaired = lease.ok() ? RepairImageLocked(id) : Status(lease.error());
+      if (repaired.ok()) repaired = RemoveTemporariesLocked(id);
       if (repaired.ok()) continue;
-      if (repaired.code() != EBUSY) {
-        Log(LogLevel::kWarning, "recovery retry: {}", repaired.error().message);
-      }
-      std::lock_guard lock(unsettled_mutex_);
-      unsettled_.insert(id);
+      // Busy: an operation runs; timed out: the store is still away. Both
+      // were logged when they began; the retry goes on quietly.
+      bool expected = repaired.code() == EBUSY || repaired.code() == ETIMEDOUT;
+      Log(expected ? LogLevel::kDebug : LogLevel::kWarning, "recovery retry: {}",
+          repaired.error().message);
+      MarkUnsettled(id);
     }
+  }
+
+  // With the image's lease held no writer of it is alive: every temporary
+  // of it in any store is a leftover. The first store that cannot be
+  // listed or cleaned is the error (the image is then tried again).
+  Status RemoveTemporariesLocked(const std::string& id) {
+    std::optional<Error> failure;
+    for (const auto& [site, store] : stores_) {
+      auto temporaries = store->ListTemporaries();
+      if (!temporaries.ok()) {
+        if (!failure) failure = temporaries.error();
+        continue;
+      }
+      for (const auto& temporary : *temporaries) {
+        if (temporary.image_id != id) continue;
+        Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", site, temporary.name);
+        Status removed = store->RemoveTemporary(temporary);
+        if (!removed.ok() && !failure) failure = removed.error();
+      }
+    }
+    return failure ? Status(*failure) : Ok();
   }
 
   void ReturnIdleMemory() {
@@ -650,6 +673,14 @@ class ImageServiceImpl final : public ImageService {
       return Ok();
     });
     if (!updated.ok()) Log(LogLevel::kError, "{}", updated.error().message);
+    // A store that did not answer may keep the copy's temporary (its writer
+    // leaves it rather than time out again): clean up once it answers.
+    if (error.code == ETIMEDOUT) MarkUnsettled(plan.image_id);
+  }
+
+  void MarkUnsettled(const std::string& id) {
+    std::lock_guard lock(unsettled_mutex_);
+    unsettled_.insert(id);
   }
 
   void RemoveQuietly(const std::string& site, const std::string& image_id) {
@@ -896,8 +927,7 @@ Status ImageServiceImpl::RepairImageLocked(const std::string& id) {
         // Busy (a dead writer's watch that has not timed out yet, rbd) or
         // unreachable: the sweeper repairs the image again until it goes.
         Log(LogLevel::kWarning, "{}; trying again in the background", removed.error().message);
-        std::lock_guard lock(unsettled_mutex_);
-        unsettled_.insert(id);
+        MarkUnsettled(id);
       }
     }
   }
