@@ -34,7 +34,7 @@ class CopyRun {
             (options.unit_bytes + kDigestChunkBytes - 1) / kDigestChunkBytes * kDigestChunkBytes)),
         size_(source.size()),
         chunks_(size_),
-        writer_status_(writers.size(), Ok()) {}
+        writer_status_(writers.size()) {}
 
   CopyOutcome Run() {
     auto extents = source_.DataExtents();
@@ -55,7 +55,7 @@ class CopyRun {
     hash_pool.join();
 
     CopyOutcome outcome{failure_ ? Result<Digest>(*failure_) : Result<Digest>(Digest{}),
-                        writer_status_};
+                        writer_status_.all()};
     if (failure_) return outcome;
     outcome.source = FinishDigest(size_, chunks_, options_.full_digest ? &full_ : nullptr);
     return outcome;
@@ -63,7 +63,7 @@ class CopyRun {
 
  private:
   CopyOutcome Stop(const Error& error) {
-    return CopyOutcome{Result<Digest>(error), writer_status_};
+    return CopyOutcome{Result<Digest>(error), writer_status_.all()};
   }
 
   uint64_t UnitCount() const { return (size_ + unit_bytes_ - 1) / unit_bytes_; }
@@ -150,10 +150,7 @@ class CopyRun {
       --slot->pending;
       return;
     }
-    std::vector<size_t> targets;
-    for (size_t i = 0; i < writers_.size(); ++i) {
-      if (writer_status_[i].ok()) targets.push_back(i);
-    }
+    std::vector<size_t> targets = writer_status_.Live();
     // The read is done; the writes and the chunk hash are pending.
     slot->pending += static_cast<int>(targets.size());
     lock.unlock();
@@ -162,13 +159,7 @@ class CopyRun {
     for (size_t i : targets) {
       writers_[i]->WriteAt(offset, data, [this, slot, i](Status status) {
         std::lock_guard guard(mutex_);
-        if (!status.ok() && writer_status_[i].ok()) {
-          writer_status_[i] = status;
-          if (std::none_of(writer_status_.begin(), writer_status_.end(),
-                           [](const Status& s) { return s.ok(); })) {
-            Fail(status.error());
-          }
-        }
+        if (writer_status_.Record(i, status)) Fail(status.error());
         --slot->pending;
         changed_.notify_all();
       });
@@ -249,7 +240,7 @@ class CopyRun {
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable changed_;
-  std::vector<Status> writer_status_;
+  WriterStatuses writer_status_;
   std::optional<Error> failure_;
   std::vector<std::unique_ptr<Slot>> free_;
   std::list<std::unique_ptr<Slot>> active_;
@@ -261,6 +252,20 @@ class CopyRun {
 };
 
 }  // namespace
+
+std::vector<size_t> WriterStatuses::Live() const {
+  std::vector<size_t> live;
+  for (size_t i = 0; i < statuses_.size(); ++i) {
+    if (statuses_[i].ok()) live.push_back(i);
+  }
+  return live;
+}
+
+bool WriterStatuses::Record(size_t i, const Status& status) {
+  if (status.ok() || !statuses_[i].ok()) return false;
+  statuses_[i] = status;
+  return std::none_of(statuses_.begin(), statuses_.end(), [](const Status& s) { return s.ok(); });
+}
 
 CopyOutcome CopyImage(StoreReader& source, const std::vector<StoreWriter*>& writers,
                       const CopyOptions& options) {

@@ -42,7 +42,7 @@ class StreamCopy::Run {
             kDigestChunkBytes,
             (options.unit_bytes + kDigestChunkBytes - 1) / kDigestChunkBytes * kDigestChunkBytes)),
         hash_pool_(static_cast<size_t>(std::max(1, options.hash_threads))),
-        writer_status_(writers_.size(), Ok()) {
+        writer_status_(writers_.size()) {
     if (options_.full_digest) {
       ordered_hashers_.emplace_back([this] { HashInOrder(kMd5); });
       ordered_hashers_.emplace_back([this] { HashInOrder(kSha512); });
@@ -82,9 +82,8 @@ class StreamCopy::Run {
     {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [&] { return WritesDone(); });
-      for (size_t i = 0; i < writers_.size() && !source; ++i) {
-        if (writer_status_[i].ok()) source = i;
-      }
+      auto live = writer_status_.Live();
+      if (!live.empty()) source = live.front();
     }
     uint64_t filling_start = filling_ ? filling_->index * unit_bytes_ : position();
     uint64_t end = offset + out.size();
@@ -120,7 +119,7 @@ class StreamCopy::Run {
     }
     JoinHashers();
     std::lock_guard lock(mutex_);
-    CopyOutcome outcome{Result<Digest>(Digest{}), writer_status_};
+    CopyOutcome outcome{Result<Digest>(Digest{}), writer_status_.all()};
     if (failure_) {
       outcome.source = *failure_;
       return outcome;
@@ -204,9 +203,7 @@ class StreamCopy::Run {
     Unit* raw = unit.get();
     {
       std::lock_guard lock(mutex_);
-      for (size_t i = 0; i < writers_.size(); ++i) {
-        if (writer_status_[i].ok()) targets.push_back(i);
-      }
+      targets = writer_status_.Live();
       unit->order = order_base_ + order_.size();
       if (options_.full_digest) order_.push_back(Ordered{zero ? nullptr : raw, unit->length});
       if (zero) {
@@ -222,13 +219,7 @@ class StreamCopy::Run {
     for (size_t i : targets) {
       writers_[i]->WriteAt(offset, data, [this, raw, i](Status status) {
         std::lock_guard lock(mutex_);
-        if (!status.ok() && writer_status_[i].ok()) {
-          writer_status_[i] = status;
-          if (std::none_of(writer_status_.begin(), writer_status_.end(),
-                           [](const Status& s) { return s.ok(); })) {
-            failure_ = status.error();
-          }
-        }
+        if (writer_status_.Record(i, status)) failure_ = status.error();
         --raw->pending;
         changed_.notify_all();
       });
@@ -323,7 +314,7 @@ class StreamCopy::Run {
 
   std::mutex mutex_;  // guards everything below
   std::condition_variable changed_;
-  std::vector<Status> writer_status_;
+  WriterStatuses writer_status_;
   std::optional<Error> failure_;  // every writer failed, or Finish was wrong
   std::vector<std::unique_ptr<Unit>> free_;
   std::list<std::unique_ptr<Unit>> busy_;  // dispatched, some step not done

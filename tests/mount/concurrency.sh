@@ -100,8 +100,6 @@ for n in 1 2 3 4; do
   id=${images[$((n - 1))]}
   cmp "$WORK/img$n" <(store_data central "$id") || fail "source $id damaged"
 done
-fusermount3 -u "$MNT2"
-wait "$SECOND_PID" || fail "B exited with an error"
-SECOND_PID=
+unmount_second
 unmount_imagefs
 pass

@@ -102,6 +102,13 @@ start_daemon() {
   fail "imagefs did not mount $mnt within 10 s"
 }
 
+# unmount_second: unmounts $MNT2; the second daemon must exit cleanly.
+unmount_second() {
+  fusermount3 -u "$MNT2"
+  wait "$SECOND_PID" || fail "B exited with an error"
+  SECOND_PID=
+}
+
 unmount_imagefs() {
   fusermount3 -u "$MNT"
   wait "$DAEMON_PID" || fail "imagefs exited with an error"

@@ -86,8 +86,6 @@ rmdir "$MNT2/images/$id"
 for site in central dcn0 dcn1; do
   ! store_has "$site" "$id" || fail "$site still holds data of the deleted image"
 done
-fusermount3 -u "$MNT2"
-wait "$SECOND_PID" || fail "B exited with an error"
-SECOND_PID=
+unmount_second
 unmount_imagefs
 pass
