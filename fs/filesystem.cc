@@ -26,7 +26,8 @@ namespace {
 
 constexpr double kAttrTimeout = 1.0;
 // Reads of image files come from 16 MiB windows read as four 4 MiB AIO
-// pieces, the next window fetched while one is consumed (32 MiB per file).
+// pieces, the next window fetched while one is consumed; the window before
+// and two ahead are kept (at most 64 MiB per open file, store/read_ahead.h).
 constexpr uint64_t kReadAheadBytes = 16 << 20;
 constexpr uint64_t kReadPieceBytes = 4 << 20;
 constexpr blksize_t kBlockSize = 1 << 20;
