@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -84,6 +85,24 @@ std::string ImageRecord::FileName() const {
   return name;
 }
 
+namespace {
+
+bool IsVisibility(std::string_view value) {
+  return value == "public" || value == "community" || value == "shared" || value == "private";
+}
+
+// Glance's booleans: true/false, any case.
+std::optional<bool> ParseFlag(std::string_view value) {
+  std::string lower(value);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "true") return true;
+  if (lower == "false") return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::string EncodeRecord(const ImageRecord& record) {
   json locations = json::array();
   for (const auto& location : record.locations) {
@@ -110,6 +129,10 @@ std::string EncodeRecord(const ImageRecord& record) {
       {"properties", record.properties},
   };
   if (record.size) encoded["size"] = *record.size;
+  if (record.virtual_size) encoded["virtual_size"] = *record.virtual_size;
+  if (record.is_protected) encoded["protected"] = true;
+  if (record.visibility != "shared") encoded["visibility"] = record.visibility;
+  if (record.os_hidden) encoded["os_hidden"] = true;
   return encoded.dump();
 }
 
@@ -141,6 +164,17 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
       if (!size.ok()) return size.error();
       record.size = *size;
     }
+    if (parsed.contains("virtual_size")) {
+      auto size = IntegerField<uint64_t>(parsed, "virtual_size", std::nullopt);
+      if (!size.ok()) return size.error();
+      record.virtual_size = *size;
+    }
+    record.is_protected = parsed.value("protected", false);
+    record.visibility = parsed.value("visibility", "shared");
+    if (!IsVisibility(record.visibility)) {
+      return Fail(EINVAL, "image record {} has an unknown visibility", record.id);
+    }
+    record.os_hidden = parsed.value("os_hidden", false);
     record.checksum = parsed.value("checksum", "");
     record.os_hash_algo = parsed.value("os_hash_algo", "");
     record.os_hash_value = parsed.value("os_hash_value", "");
@@ -177,9 +211,13 @@ std::vector<std::pair<std::string, std::string>> GlanceProperties(const ImageRec
   add("disk_format", record.disk_format);
   add("container_format", record.container_format);
   if (record.size) add("size", std::to_string(*record.size));
+  if (record.virtual_size) add("virtual_size", std::to_string(*record.virtual_size));
   add("checksum", record.checksum);
   add("os_hash_algo", record.os_hash_algo);
   add("os_hash_value", record.os_hash_value);
+  add("visibility", record.visibility);
+  add("protected", record.is_protected ? "true" : "false");
+  add("os_hidden", record.os_hidden ? "true" : "false");
   add("created_at", FormatIsoTime(record.created_at));
   add("updated_at", FormatIsoTime(record.updated_at));
   // Glance shows these two even when empty; an empty xattr value is valid.
@@ -211,7 +249,8 @@ bool IsReservedProperty(std::string_view name) {
 }
 
 bool IsSettableField(std::string_view name) {
-  return name == "name" || name == "disk_format" || name == "container_format";
+  return name == "name" || name == "disk_format" || name == "container_format" ||
+         name == "protected" || name == "visibility" || name == "os_hidden";
 }
 
 Status SetUserProperty(ImageRecord& record, std::string_view name, std::string_view value) {
@@ -226,6 +265,21 @@ Status SetUserProperty(ImageRecord& record, std::string_view name, std::string_v
   if (name == "name") {
     if (value.size() > 255) return Fail(EINVAL, "image {}: name longer than 255", record.id);
     record.name = value;
+  } else if ((name == "disk_format" || name == "container_format") &&
+             record.status != ImageStatus::kQueued) {
+    return Fail(EPERM, "image {}: {} can only be set while the image is queued (status {})",
+                record.id, name, StatusName(record.status));
+  } else if (name == "protected" || name == "os_hidden") {
+    auto flag = ParseFlag(value);
+    if (!flag) return Fail(EINVAL, "image {}: {} must be true or false, not '{}'", record.id, name,
+                           value);
+    (name == "protected" ? record.is_protected : record.os_hidden) = *flag;
+  } else if (name == "visibility") {
+    if (!IsVisibility(value)) {
+      return Fail(EINVAL, "image {}: visibility '{}' is not public, community, shared or private",
+                  record.id, value);
+    }
+    record.visibility = value;
   } else if (name == "disk_format") {
     if (std::find(kDiskFormats.begin(), kDiskFormats.end(), value) == kDiskFormats.end()) {
       return Fail(EINVAL, "image {}: unknown disk_format '{}'", record.id, value);

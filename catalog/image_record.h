@@ -53,6 +53,15 @@ struct ImageRecord {
   std::vector<std::string> importing_to_stores;
   std::vector<std::string> failed_import;
   std::map<std::string, std::string> properties;  // custom properties
+  // What the data is (store/image_format.h): the disk a guest sees.
+  std::optional<uint64_t> virtual_size;
+  // Glance's guards: a protected image cannot be deleted; visibility
+  // decides who may read its data (public and community: everyone;
+  // shared and private: its owner and admins); a hidden image is left out
+  // of listings.
+  bool is_protected = false;
+  std::string visibility = "shared";
+  bool os_hidden = false;
 
   bool operator==(const ImageRecord&) const = default;
 
@@ -61,6 +70,8 @@ struct ImageRecord {
   std::vector<std::string> StoreIds() const;
   // The file name the image has in every store directory.
   std::string FileName() const;
+  // Whether everyone may read its data (public, community).
+  bool ReadableByAll() const { return visibility == "public" || visibility == "community"; }
 };
 
 std::string EncodeRecord(const ImageRecord& record);
@@ -78,11 +89,13 @@ std::optional<std::string> GlanceProperty(const ImageRecord& record, std::string
 bool IsReservedProperty(std::string_view name);
 
 // Property names a user may set that map to record fields rather than to
-// custom properties.
+// custom properties: name, disk_format, container_format (these two only
+// while the image is queued), protected, visibility, os_hidden.
 bool IsSettableField(std::string_view name);
 
 // Sets a user-settable property (a field or a custom one). EINVAL for an
-// empty name or a value that fails the field's rule.
+// empty name or a value that fails the field's rule; EPERM for a format
+// of an image that has data (Glance: only a queued image's).
 Status SetUserProperty(ImageRecord& record, std::string_view name, std::string_view value);
 
 }  // namespace imagefs

@@ -18,6 +18,7 @@
 #include "common/time.h"
 #include "common/uuid.h"
 #include "fs/entry_names.h"
+#include "fs/process_exit.h"
 #include "store/read_ahead.h"
 #include "workflow/import_request.h"
 
@@ -143,36 +144,67 @@ class UploadRegistry {
     uploads_.erase(it);
     return Ok();
   }
-  // A handle was closed; uploads committed at close that were not are dropped.
+  // A handle was closed. An upload that has data and that no commit took
+  // is dropped at its last close; rsync's temporaries (committed at rename)
+  // and files with no data yet (created first, written later) stay for a
+  // later open or rename, until DropStale.
   void Released(const Key& key) {
     std::shared_ptr<StagedWrite> dropped;
     std::lock_guard lock(mutex_);
     auto it = uploads_.find(key);
     if (it == uploads_.end()) return;
-    it->second.open_handles--;
-    it->second.last_release = std::chrono::steady_clock::now();
-    if (!it->second.commit_at_rename && !it->second.committing && it->second.open_handles <= 0) {
-      dropped = std::move(it->second.write);
+    Upload& upload = it->second;
+    upload.open_handles--;
+    upload.last_release = std::chrono::steady_clock::now();
+    bool waits = upload.commit_at_rename || !upload.write->has_data();
+    if (!waits && !upload.committing && upload.open_handles <= 0) {
+      dropped = std::move(upload.write);
       uploads_.erase(it);
     }
   }
-  // Drops closed temporaries older than `age`; returns their names.
-  std::vector<std::string> DropStale(std::chrono::seconds age) {
-    std::vector<std::shared_ptr<StagedWrite>> dropped;
-    std::vector<std::string> names;
+  // Another open of an upload that is not being committed (a program that
+  // created the file first and writes it now): one more handle on it.
+  // EBUSY while it is being committed, ENOENT when gone.
+  Result<Upload> Reopen(const Key& key) {
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
+    if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+    it->second.open_handles++;
+    return it->second;
+  }
+  // Takes away an upload whose writer was interrupted, unless a commit
+  // already took it; returns its data (for the caller to abandon).
+  std::shared_ptr<StagedWrite> Interrupt(const Key& key) {
+    std::lock_guard lock(mutex_);
+    auto it = uploads_.find(key);
+    if (it == uploads_.end() || it->second.committing) return nullptr;
+    auto write = std::move(it->second.write);
+    uploads_.erase(it);
+    return write;
+  }
+  struct Dropped {
+    std::string name;
+    std::string image;
+    bool had_data;  // else: created, never written
+  };
+  // Drops the uploads closed and left alone for longer than `age`.
+  std::vector<Dropped> DropStale(std::chrono::seconds age) {
+    std::vector<std::shared_ptr<StagedWrite>> writes;  // destroyed outside the lock
+    std::vector<Dropped> dropped;
     auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mutex_);
     for (auto it = uploads_.begin(); it != uploads_.end();) {
       const Upload& upload = it->second;
       if (upload.open_handles <= 0 && !upload.committing && now - upload.last_release > age) {
-        names.push_back(it->first.second);
-        dropped.push_back(std::move(it->second.write));
+        dropped.push_back({it->first.second, upload.write->image_id(), upload.write->has_data()});
+        writes.push_back(std::move(it->second.write));
         it = uploads_.erase(it);
       } else {
         ++it;
       }
     }
-    return names;
+    return dropped;
   }
   void Clear() {
     std::map<Key, Upload> dropped;
@@ -199,6 +231,27 @@ struct OpenFile {
   Caller creator;         // who created the file
   pid_t creator_pid = 0;  // the process (thread) that created it
   std::atomic<bool> wrote{false};
+
+  // The processes that wrote through this handle (by their threads): only
+  // their death by a signal interrupts the upload, not that of a process
+  // that merely inherited the descriptor.
+  void NoteWriter(pid_t tid) {
+    std::lock_guard lock(writers_mutex);
+    for (const auto& [known, group] : writers) {
+      if (known == tid) return;
+    }
+    writers.emplace_back(tid, ThreadGroupOf(tid).value_or(tid));
+  }
+  bool WrittenByProcessOf(pid_t tid) {
+    pid_t group = ThreadGroupOf(tid).value_or(tid);
+    std::lock_guard lock(writers_mutex);
+    for (const auto& [known, known_group] : writers) {
+      if (known == tid || known_group == group) return true;
+    }
+    return false;
+  }
+  std::mutex writers_mutex;
+  std::vector<std::pair<pid_t, pid_t>> writers;  // (thread, its process), under writers_mutex
 };
 
 struct DirectoryEntry {
@@ -677,8 +730,11 @@ class FilesystemImpl final : public Filesystem {
     auto node = FindNode(ino);
     if (!node.ok()) return ReplyError(req, node.error(), "open");
     if (node->kind == NodeKind::kUpload && uploads_.Find({node->parent, node->name})) {
-      return ReplyError(
-          req, Fail(EBUSY, "image {}: '{}' is being written", node->image, node->name), "open");
+      if ((fi->flags & O_ACCMODE) == O_RDONLY) {
+        return ReplyError(
+            req, Fail(EBUSY, "image {}: '{}' is being written", node->image, node->name), "open");
+      }
+      return ContinueUpload(req, *node, fi);
     }
     if ((fi->flags & O_ACCMODE) != O_RDONLY) {
       return ReplyError(req,
@@ -700,6 +756,57 @@ class FilesystemImpl final : public Filesystem {
     if (fuse_reply_open(req, fi) == 0) file.release();
   }
 
+  // An open for writing of a file being uploaded: the same upload goes on
+  // (a program that creates the file, closes it, and writes it later, as
+  // `qemu-img convert` and `truncate` + `dd conv=notrunc` do). Its closes
+  // after writing commit, as the creator's would.
+  void ContinueUpload(fuse_req_t req, const Node& node, fuse_file_info* fi) {
+    UploadRegistry::Key key{node.parent, node.name};
+    auto upload = uploads_.Reopen(key);
+    if (!upload.ok()) {
+      return ReplyError(
+          req, Fail(EBUSY, "image {}: '{}' is being committed", node.image, node.name), "open");
+    }
+    if (fi->flags & O_TRUNC) {
+      Status truncated = upload->write->Truncate(0);
+      if (!truncated.ok()) {
+        uploads_.Released(key);
+        return ReplyError(req, truncated.error(), "open");
+      }
+    }
+    auto file = std::make_unique<OpenFile>();
+    file->write = upload->write;
+    file->upload_key = key;
+    file->commit_at_rename = upload->commit_at_rename;
+    file->creator = CallerOf(req);
+    file->creator_pid = fuse_req_ctx(req)->pid;
+    fi->fh = reinterpret_cast<uint64_t>(file.get());
+    if (fuse_reply_open(req, fi) == 0) {
+      file.release();
+    } else {
+      uploads_.Released(key);
+    }
+  }
+
+  // fallocate on a file being written: a size, as truncate gives it
+  // (FALLOC_FL_KEEP_SIZE: nothing to do; space is the store's business).
+  void Fallocate(fuse_req_t req, int mode, off_t offset, off_t length, fuse_file_info* fi) {
+    auto* file = reinterpret_cast<OpenFile*>(fi->fh);
+    if (!file->write) {
+      return ReplyError(req, Fail(EBADF, "fallocate of a read-only image file"), "fallocate");
+    }
+    if (mode & ~FALLOC_FL_KEEP_SIZE) {
+      return ReplyError(req, Fail(EOPNOTSUPP, "fallocate mode {:#x} is not supported", mode),
+                        "fallocate");
+    }
+    uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && end > file->write->Size()) {
+      Status grown = file->write->Truncate(end);
+      if (!grown.ok()) return ReplyError(req, grown.error(), "fallocate");
+    }
+    fuse_reply_err(req, 0);
+  }
+
   void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
     if (!file->reader)
@@ -718,6 +825,7 @@ class FilesystemImpl final : public Filesystem {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
     if (!file->write)
       return ReplyError(req, Fail(EBADF, "write to a read-only image file"), "write");
+    file->NoteWriter(fuse_req_ctx(req)->pid);
     Status written =
         file->write->Write(static_cast<uint64_t>(offset), std::span<const char>(data, size));
     file->wrote = true;
@@ -744,6 +852,7 @@ class FilesystemImpl final : public Filesystem {
       return (void)fuse_reply_err(req, EOPNOTSUPP);
     }
     if (!added.ok()) return ReplyError(req, added.error(), "copy_file_range");
+    out->NoteWriter(fuse_req_ctx(req)->pid);
     out->wrote = true;
     fuse_reply_write(req, static_cast<size_t>(count));
   }
@@ -754,7 +863,14 @@ class FilesystemImpl final : public Filesystem {
   // children that inherited the descriptor close theirs while others write.
   void Flush(fuse_req_t req, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
-    bool creator_closes = fuse_req_ctx(req)->pid == file->creator_pid && file->wrote;
+    pid_t pid = fuse_req_ctx(req)->pid;
+    if (file->write && !file->write->committed()) {
+      auto death = KilledBySignal(pid);
+      if (death && file->WrittenByProcessOf(pid)) {
+        return DiscardInterrupted(req, *file, pid, *death);
+      }
+    }
+    bool creator_closes = pid == file->creator_pid && file->wrote && file->write->has_data();
     if (!file->write || file->commit_at_rename || file->write->committed() || !creator_closes ||
         !uploads_.Find(file->upload_key)) {
       return (void)fuse_reply_err(req, 0);
@@ -763,13 +879,30 @@ class FilesystemImpl final : public Filesystem {
                  [req](Status status) { ReplyStatus(req, status, "close"); });
   }
 
-  // The last close of a file that no close committed (an empty file, or the
-  // creator closed first) commits it; the result goes to the log and to
-  // the image's xattrs, as no caller is waiting any more.
+  // A process killed by a signal while it had the file open for writing
+  // (SIGKILL, or SIGINT, SIGTERM, SIGHUP, SIGPIPE at their default action):
+  // what it wrote may be cut short anywhere, so nothing of it is published.
+  void DiscardInterrupted(fuse_req_t req, OpenFile& file, pid_t pid, const ProcessDeath& death) {
+    Error why = Fail(EIO, "image {}: upload into {} discarded: process {} ({}) was killed by {} "
+                     "before it closed '{}'",
+                     file.write->image_id(), file.write->site(), pid, death.command,
+                     SignalName(death.signal), file.upload_key.second);
+    if (auto write = uploads_.Interrupt(file.upload_key)) {
+      Log(LogLevel::kWarning, "{}", why.message);
+      write->Abandon(std::move(why));
+    }
+    fuse_reply_err(req, 0);  // nobody reads it: the process is gone
+  }
+
+  // The last close of a file that no close committed (the creator closed
+  // first, or only a child wrote) commits it; the result goes to the log
+  // and to the image's xattrs, as no caller is waiting any more. A file
+  // with no data yet waits for a later open (created first, written later).
   void Release(fuse_req_t req, fuse_file_info* fi) {
     std::unique_ptr<OpenFile> file(reinterpret_cast<OpenFile*>(fi->fh));
     if (file->write) {
-      if (!file->commit_at_rename && !file->write->committed() && uploads_.Find(file->upload_key)) {
+      if (!file->commit_at_rename && file->write->has_data() && !file->write->committed() &&
+          uploads_.Find(file->upload_key)) {
         CommitUpload(file->creator, file->upload_key, file->upload_key.second, [](Status status) {
           if (!status.ok()) {
             Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
@@ -921,8 +1054,10 @@ class FilesystemImpl final : public Filesystem {
       janitor_wake_.wait_for(lock, period);
       if (stopping_) break;
       lock.unlock();
-      for (const auto& name : uploads_.DropStale(options_.stale_temporary_after)) {
-        Log(LogLevel::kWarning, "discarded stale temporary '{}' (closed, never renamed)", name);
+      for (const auto& dropped : uploads_.DropStale(options_.stale_temporary_after)) {
+        Log(LogLevel::kWarning, "image {}: discarded '{}', left closed for {} s and never {}",
+            dropped.image, dropped.name, options_.stale_temporary_after.count(),
+            dropped.had_data ? "renamed" : "written");
       }
       lock.lock();
     }
@@ -1044,6 +1179,11 @@ const fuse_lowlevel_ops kOperations = {
     .create =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
           Guarded(req, "create", [&](FilesystemImpl* fs) { fs->Create(req, parent, name, fi); });
+        },
+    .fallocate =
+        [](fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
+          Guarded(req, "fallocate",
+                  [&](FilesystemImpl* fs) { fs->Fallocate(req, mode, offset, length, fi); });
         },
     .readdirplus =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {

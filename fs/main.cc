@@ -109,7 +109,8 @@ int main(int argc, char* argv[]) {
     }
   }
 
-  auto filesystem = imagefs::Filesystem::Create({});
+  auto filesystem = imagefs::Filesystem::Create(
+      {.stale_temporary_after = std::chrono::seconds(config->idle_upload_seconds)});
   fuse_session* session = fuse_session_new(&args, &filesystem->operations(),
                                            sizeof(fuse_lowlevel_ops), filesystem.get());
   if (!session) return 1;

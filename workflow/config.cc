@@ -55,6 +55,12 @@ class ConfigReader {
     return value ? boost::trim_copy(*value) : fallback;
   }
 
+  bool Has(std::string_view section, std::string_view key) const {
+    return tree_.get_optional<std::string>(
+               pt::ptree::path_type(fmt::format("{}|{}", section, key), '|'))
+        .has_value();
+  }
+
   template <typename Number>
   Result<Number> GetNumber(std::string_view section, std::string_view key, Number fallback) const {
     std::string text = Get(section, key);
@@ -88,6 +94,32 @@ std::vector<std::string> SplitList(const std::string& text) {
   for (auto& item : items) boost::trim(item);
   std::erase_if(items, [](const std::string& item) { return item.empty(); });
   return items;
+}
+
+// [import_filtering_opts]: each key present replaces its default list.
+Status ParseImportFilter(const ConfigReader& reader, UriFilter& filter) {
+  constexpr std::string_view kSection = "import_filtering_opts";
+  for (auto [key, list] : {std::pair{"allowed_schemes", &filter.allowed_schemes},
+                           std::pair{"disallowed_schemes", &filter.disallowed_schemes},
+                           std::pair{"allowed_hosts", &filter.allowed_hosts},
+                           std::pair{"disallowed_hosts", &filter.disallowed_hosts}}) {
+    if (!reader.Has(kSection, key)) continue;
+    *list = SplitList(boost::to_lower_copy(reader.Get(kSection, key)));
+  }
+  for (auto [key, list] : {std::pair{"allowed_ports", &filter.allowed_ports},
+                           std::pair{"disallowed_ports", &filter.disallowed_ports}}) {
+    if (!reader.Has(kSection, key)) continue;
+    list->clear();
+    for (const auto& item : SplitList(reader.Get(kSection, key))) {
+      uint32_t port = 0;
+      auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), port);
+      if (error != std::errc() || end != item.data() + item.size() || port == 0 || port > 65535) {
+        return reader.Bad(kSection, key, fmt::format("'{}' is not a port (1..65535)", item));
+      }
+      list->push_back(port);
+    }
+  }
+  return Ok();
 }
 
 }  // namespace
@@ -266,6 +298,18 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
       return reader.Bad("imagefs", key, "must be 1..3600 seconds");
     *field = *seconds;
   }
+  auto idle = reader.GetNumber<int>("imagefs", "idle_upload_timeout", config.idle_upload_seconds);
+  if (!idle.ok()) return idle.error();
+  if (*idle < 1 || *idle > 86400) {
+    return reader.Bad("imagefs", "idle_upload_timeout", "must be 1..86400 seconds");
+  }
+  config.idle_upload_seconds = *idle;
+  config.conversion_format = reader.Get("image_conversion", "output_format");
+  if (!config.conversion_format.empty() && config.conversion_format != "raw") {
+    return reader.Bad("image_conversion", "output_format",
+                      fmt::format("'{}' is not supported (raw)", config.conversion_format));
+  }
+  IMAGEFS_RETURN_IF_ERROR(ParseImportFilter(reader, config.import_filter));
   return config;
 }
 

@@ -19,7 +19,17 @@
 //               to the stores as it arrives; false: staged, copied at close);
 //               web_download_connect_timeout = 30, web_download_stall_timeout
 //               = 60 (seconds: a web-download fails when it cannot connect,
-//               or receives under 1 KiB/s for that long)
+//               or receives under 1 KiB/s for that long);
+//               idle_upload_timeout = 600 (seconds: a file closed without
+//               data, or an rsync temporary never renamed, is discarded
+//               after it is left alone this long)
+//   [image_conversion] output_format = raw (Glance's image_conversion:
+//               non-raw uploads and web-downloads are stored as raw;
+//               unset: stored as they come)
+//   [import_filtering_opts] allowed_schemes = http, https;
+//               disallowed_schemes; allowed_hosts; disallowed_hosts;
+//               allowed_ports = 80, 443; disallowed_ports (Glance's keys and
+//               defaults; an empty value empties a list)
 //
 // Parsing is a pure function; errors are EINVAL with a message naming the
 // file and line. With no file, DefaultConfig gives the embedded default:
@@ -34,6 +44,7 @@
 
 #include "ceph/client_options.h"
 #include "common/result.h"
+#include "workflow/web_download.h"
 
 namespace imagefs {
 
@@ -70,6 +81,9 @@ struct Config {
   bool stream_writes = true;
   int download_connect_seconds = 30;
   int download_stall_seconds = 60;
+  int idle_upload_seconds = 600;
+  std::string conversion_format;  // "raw", or empty: no conversion
+  UriFilter import_filter;
 };
 
 // $XDG_STATE_HOME/imagefs, else $HOME/.local/state/imagefs, else /var/lib/imagefs.

@@ -1,6 +1,7 @@
 #include "workflow/image_service.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,11 +14,15 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
+#include "store/image_format.h"
+#include "store/posix_file.h"
 #include "workflow/copy_engine.h"
+#include "workflow/image_conversion.h"
 #include "workflow/lease_keeper.h"
 
 namespace imagefs {
@@ -42,8 +47,15 @@ std::optional<Digest> DigestOf(const ImageRecord& record) {
   return Digest{*record.size, record.checksum, record.os_hash_value, record.chunks_sha256};
 }
 
-void MarkActive(ImageRecord& record, const Digest& digest) {
+void MarkActive(ImageRecord& record, const Digest& digest,
+                const std::optional<ImageFormat>& format) {
   if (record.status == ImageStatus::kActive) return;
+  if (format) {
+    // The label was checked against the data (or the data converted):
+    // it is set from the data where the user left it unset.
+    if (record.disk_format.empty() || format->name == "raw") record.disk_format = format->name;
+    record.virtual_size = format->virtual_size;
+  }
   record.status = ImageStatus::kActive;
   record.size = digest.size;
   record.checksum = digest.md5;
@@ -52,6 +64,21 @@ void MarkActive(ImageRecord& record, const Digest& digest) {
   record.chunks_sha256 = digest.chunks;
   if (record.active_at == 0) record.active_at = NowNanos();
 }
+
+// A file of the staging area that goes with its owner.
+class ScratchFile {
+ public:
+  explicit ScratchFile(std::string path) : path_(std::move(path)) {}
+  ScratchFile(ScratchFile&& other) noexcept : path_(std::exchange(other.path_, "")) {}
+  ScratchFile& operator=(ScratchFile&&) = delete;
+  ~ScratchFile() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // Everything one import needs; destroying it releases the lease.
 struct ImportPlan {
@@ -65,6 +92,11 @@ struct ImportPlan {
   std::string required_store;                 // a failure there fails the caller's operation
   std::optional<StagedWrite::Stream> stream;  // the data already went to the stores
   std::optional<Error> source_failure;        // the stream's source failed (download)
+  // An upload's or download's data as inspected (store/image_format.h);
+  // with conversion, `staged` is converted to raw into `converted` first.
+  std::optional<ImageFormat> format;
+  bool convert = false;
+  std::optional<ScratchFile> converted;
 };
 
 struct WrittenCopy {
@@ -149,9 +181,11 @@ class ImageServiceImpl final : public ImageService {
                      Done done) override {
     bool download = request.method == ImportRequest::Method::kWebDownload;
     std::string_view action = download ? "import into" : "copy";
-    if (download && !IsDownloadUri(request.uri)) {
-      return Fail(EINVAL, "image {}: web-download needs an http or https URI, not '{}'", id,
-                  request.uri);
+    if (download) {
+      Status allowed = CheckImportUri(options_.import_filter, request.uri);
+      if (!allowed.ok()) {
+        return Error{allowed.code(), fmt::format("image {}: {}", id, allowed.error().message)};
+      }
     }
     auto record = catalog_->Get(id);
     if (!record.ok()) return record.error();
@@ -254,11 +288,9 @@ class ImageServiceImpl final : public ImageService {
     if (options_.stream_writes) {
       std::optional<Digest> expected;
       if (!upload) expected = DigestOf(*record);
-      (*staged)->SetStreamFactory([this, image = std::string(id),
-                                   targets = CentralFirst(*record, {std::string(site)}),
-                                   by_chunks = expected && !expected->chunks.empty()] {
-        return StartStream(image, targets, by_chunks);
-      });
+      (*staged)->SetStreamFactory(StreamFactoryFor(
+          std::string(id), CentralFirst(*record, {std::string(site)}),
+          /*by_chunks=*/expected && !expected->chunks.empty(), /*upload=*/upload));
     }
     return staged;
   }
@@ -438,11 +470,14 @@ class ImageServiceImpl final : public ImageService {
   }
 
   // A write that never became an import (abandoned, or refused at commit),
-  // with its lease still held: an upload leaves the image queued again, a
-  // copy is listed as failed.
+  // with its lease still held: an upload leaves the image queued again, and
+  // the store is listed as failed for both an upload and a copy.
   void SettleUnimportedWrite(const std::string& id, const std::string& site) {
     auto settled = catalog_->Update(id, [&](ImageRecord& record) -> Status {
-      if (record.status == ImageStatus::kUploading) record.status = ImageStatus::kQueued;
+      if (record.status == ImageStatus::kUploading) {
+        record.status = ImageStatus::kQueued;
+        AddUnique(record.failed_import, site);
+      }
       if (EraseValue(record.importing_to_stores, site)) AddUnique(record.failed_import, site);
       return Ok();
     });
@@ -480,29 +515,100 @@ class ImageServiceImpl final : public ImageService {
     return StagedWrite::Stream{targets, std::make_unique<StreamCopy>(std::move(writers), options)};
   }
 
-  // Web-download: the URI's data streams into every target as it arrives;
-  // a failure is the import's source failure (RunImport settles it).
+  // The stream factory of an upload or download into `targets`: data that
+  // will be converted to raw is staged from its first bytes on, as the
+  // conversion reads it back at random.
+  StagedWrite::StreamFactory StreamFactoryFor(std::string id, std::vector<std::string> targets,
+                                              bool by_chunks, bool upload) {
+    return [this, id = std::move(id), targets = std::move(targets), by_chunks, upload](
+               uint64_t offset,
+               std::span<const char> data) -> Result<StagedWrite::Stream> {
+      if (upload && options_.convert_to_raw && offset == 0) {
+        std::string_view format = FormatOfMagic(data);
+        if (NeedsConversionToRaw(format)) {
+          return Fail(ECANCELED, "data starts as {}, to be converted to raw", format);
+        }
+      }
+      return StartStream(id, targets, by_chunks);
+    };
+  }
+
+  // Web-download: the URI's data streams into every target as it arrives
+  // (staged instead where it will be converted); a failure is the import's
+  // source failure (RunImport settles it).
   void Fetch(ImportPlan& plan, const std::string& uri) {
-    auto stream = StartStream(plan.image_id, plan.targets, /*by_chunks=*/false);
-    if (!stream.ok()) {
-      plan.source_failure = stream.error();
+    auto staged = StagedWrite::Create(options_.staging_dir, plan.image_id, plan.targets.front(),
+                                      nullptr, budget_);
+    if (!staged.ok()) {
+      plan.source_failure = staged.error();
       return;
     }
-    plan.stream = std::move(stream).value();
-    StreamCopy& copy = *plan.stream->copy;
-    auto fetched =
-        Download(uri, options_.download, [&](uint64_t offset, std::span<const char> data) {
-          if (plan.lease->lost()) {
-            return Status(
-                Fail(EIO, "image {}: import lease lost while downloading", plan.image_id));
-          }
-          return copy.Append(offset, data);
-        });
+    plan.staged = *staged;
+    plan.staged->SetStreamFactory(
+        StreamFactoryFor(plan.image_id, plan.targets, /*by_chunks=*/false, /*upload=*/true));
+    auto fetched = Download(uri, options_.download, options_.import_filter,
+                            [&](uint64_t offset, std::span<const char> data) {
+                              if (plan.lease->lost()) {
+                                return Status(Fail(EIO,
+                                                   "image {}: import lease lost while downloading",
+                                                   plan.image_id));
+                              }
+                              return plan.staged->Write(offset, data);
+                            });
     if (!fetched.ok()) {
       plan.source_failure = fetched.error();
-    } else {
-      Log(LogLevel::kInfo, "image {}: {} bytes downloaded from {}", plan.image_id, *fetched, uri);
+      plan.stream = plan.staged->TakeStream();  // its temporaries go with the plan
+      return;
     }
+    Log(LogLevel::kInfo, "image {}: {} bytes downloaded from {}", plan.image_id, *fetched, uri);
+    auto record = catalog_->Get(plan.image_id);
+    Status inspected = record.ok() ? InspectData(*plan.staged, *record, plan) : record.error();
+    if (!inspected.ok()) plan.source_failure = inspected.error();
+    plan.stream = plan.staged->TakeStream();
+  }
+
+  // What an upload's or download's data really is: refused when it is
+  // unsafe, or not the format its disk_format says; staged whole when it
+  // is to be converted to raw (RunImport converts it).
+  Status InspectData(StagedWrite& write, const ImageRecord& record, ImportPlan& plan) {
+    const std::string& id = write.image_id();
+    auto format = InspectImage(write.Size(), [&](uint64_t offset, std::span<char> out) {
+      return write.ReadData(offset, out);
+    });
+    if (!format.ok()) {
+      return Fail(format.code() == EINVAL ? EIO : format.code(),
+                  "image {}: data written into {} refused: {}; nothing published", id,
+                  write.site(), format.error().message);
+    }
+    if (!record.disk_format.empty() && !FormatMatchesLabel(format->name, record.disk_format)) {
+      return Fail(EIO, "image {}: data is {}, disk_format is {}; nothing published", id,
+                  format->name, record.disk_format);
+    }
+    plan.format = *format;
+    if (options_.convert_to_raw && NeedsConversionToRaw(format->name)) {
+      IMAGEFS_RETURN_IF_ERROR(write.StageAll(fmt::format("{} data to convert to raw", format->name)));
+      plan.convert = true;
+    }
+    return Ok();
+  }
+
+  // Converts the staged data to raw in the staging area: the import's
+  // source from then on, and what the record describes.
+  Status Convert(ImportPlan& plan) {
+    ScratchFile raw(fmt::format("{}/{}.{}.raw", options_.staging_dir, plan.image_id, NewUuid()));
+    Log(LogLevel::kInfo, "image {}: converting {} data to raw", plan.image_id, plan.format->name);
+    Status converted = ConvertToRaw(plan.format->name, plan.staged->path(), raw.path());
+    if (!converted.ok()) {
+      return Fail(converted.code(), "image {}: conversion to raw failed: {}", plan.image_id,
+                  converted.error().message);
+    }
+    auto reader = OpenFileReader(raw.path());
+    if (!reader.ok()) return reader.error();
+    Log(LogLevel::kInfo, "image {}: converted {} ({} bytes) to raw ({} bytes)", plan.image_id,
+        plan.format->name, plan.staged->Size(), (*reader)->size());
+    plan.format = ImageFormat{"raw", (*reader)->size()};
+    plan.converted.emplace(std::move(raw));
+    return Ok();
   }
 
   Status PrepareCommit(const std::shared_ptr<StagedWrite>& staged, ImportPlan& plan) {
@@ -510,8 +616,9 @@ class ImageServiceImpl final : public ImageService {
     const std::string& id = write.image_id();
     plan.image_id = id;
     plan.lease = write.TakeLease();
-    plan.stream = write.TakeStream();  // goes with the plan, whatever happens
+    plan.staged = staged;  // the import's source, alive even if the file is released
     if (auto failure = write.failure()) {
+      plan.stream = write.TakeStream();
       return Fail(failure->code, "image {}: data written into {} is incomplete ({}); not imported",
                   id, write.site(), failure->message);
     }
@@ -529,7 +636,15 @@ class ImageServiceImpl final : public ImageService {
       }
     } else {
       plan.expected.reset();  // an upload: the data defines the image
+      if (!write.copy_source()) {
+        Status inspected = InspectData(write, *record, plan);
+        if (!inspected.ok()) {
+          plan.stream = write.TakeStream();
+          return inspected;
+        }
+      }
     }
+    plan.stream = write.TakeStream();  // goes with the plan, whatever happens
     plan.targets = CentralFirst(*record, {write.site()});
     if (plan.stream) plan.targets = plan.stream->sites;
     auto copy_source = write.copy_source();
@@ -541,7 +656,6 @@ class ImageServiceImpl final : public ImageService {
     Log(LogLevel::kInfo, "image {}: {} of {} bytes written into {}{}, importing to {}", id,
         plan.expected ? "copy" : "upload", write.Size(), write.site(), how,
         fmt::join(plan.targets, ","));
-    plan.staged = staged;  // the import's source, alive even if the file is released
     return Ok();
   }
 
@@ -638,6 +752,7 @@ class ImageServiceImpl final : public ImageService {
   }
 
   Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan) {
+    if (plan.converted) return OpenFileReader(plan.converted->path());
     if (plan.staged) {
       // A server-side copy reads the published copy it names.
       if (auto source = plan.staged->copy_source()) return OpenCopy(source->image_id, source->site);
@@ -653,7 +768,7 @@ class ImageServiceImpl final : public ImageService {
     auto updated = catalog_->Update(plan.image_id, [&](ImageRecord& record) -> Status {
       record.locations.push_back({copy.store, *url});
       EraseValue(record.importing_to_stores, copy.store);
-      MarkActive(record, *plan.expected);
+      MarkActive(record, *plan.expected, plan.format);
       return Ok();
     });
     if (!updated.ok()) {
@@ -712,6 +827,10 @@ class ImageServiceImpl final : public ImageService {
     std::optional<Error> failure;          // what the caller's operation reports
     std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
     std::vector<Result<WrittenCopy>> copies;
+    if (plan.convert && !plan.source_failure) {
+      Status converted = Convert(plan);
+      if (!converted.ok()) plan.source_failure = converted.error();
+    }
     if (plan.stream || plan.source_failure) {
       copies = FinishStream(plan);
     } else if (auto source = OpenSource(plan); source.ok()) {
@@ -725,12 +844,10 @@ class ImageServiceImpl final : public ImageService {
       auto& copy = copies[i];
       Status done = copy.ok() ? Ok() : Status(copy.error());
       if (done.ok() && plan.must_succeed) {
+        // Stays in importing_to_stores until the update that publishes
+        // every copy: a reader who waits for that list to empty must see
+        // the outcome, never a store that left it unpublished.
         unpublished.push_back(std::move(copy).value());
-        auto progressed = catalog_->Update(id, [&](ImageRecord& record) -> Status {
-          EraseValue(record.importing_to_stores, site);
-          return Ok();
-        });
-        if (!progressed.ok()) done = progressed.error();
       } else if (done.ok()) {
         done = PublishCopy(plan, *copy);
       }
@@ -757,8 +874,11 @@ class ImageServiceImpl final : public ImageService {
       }
       if (!failure) {
         auto updated = catalog_->Update(id, [&](ImageRecord& record) -> Status {
-          for (const auto& location : published) record.locations.push_back(location);
-          MarkActive(record, *plan.expected);
+          for (const auto& location : published) {
+            record.locations.push_back(location);
+            EraseValue(record.importing_to_stores, location.store);
+          }
+          MarkActive(record, *plan.expected, plan.format);
           return Ok();
         });
         if (!updated.ok()) failure = updated.error();

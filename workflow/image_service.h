@@ -13,8 +13,9 @@
 //     CreateImage     EINVAL not a UUID; EEXIST
 //     SetProperty     EPERM reserved name; EACCES not owner/admin; EINVAL
 //     StartImport     EINVAL bad request, copy-image of an image not
-//                     active, web-download into one not queued or from a
-//                     URI not http(s); ENOENT unknown store; EEXIST
+//                     active, web-download into one not queued or from
+//                     something not a URI; EPERM a URI the import filter
+//                     refuses; ENOENT unknown store; EEXIST
 //                     explicit store holds it; EACCES; EBUSY
 //     BeginWrite      ENOENT no such image/store; EEXIST store holds it;
 //                     EACCES; EBUSY another import in flight
@@ -29,14 +30,17 @@
 //   take lease -> record: importing_to_stores = targets
 //     -> for each target, central first:
 //          write temporary -> verify size+md5+sha512
-//             ok:  allow-failure: publish (rename, then add location;
-//                  status active after the first success)
-//                  must-succeed: keep unpublished until every target is ok
-//             err: remove temporary, add target to os_glance_failed_import
-//                  must-succeed: stop
-//          target leaves importing_to_stores
+//             ok:  allow-failure: publish (rename, then one update adds
+//                  the location and takes the target out of
+//                  importing_to_stores; status active after the first)
+//                  must-succeed: keep unpublished (and importing) until
+//                  every target is ok
+//             err: remove temporary; one update takes the target out of
+//                  importing_to_stores and adds it to
+//                  os_glance_failed_import; must-succeed: stop
 //     -> must-succeed, all ok: publish all (a failed publish removes the
-//        ones already published), add locations, status active
+//        ones already published); one update adds every location, takes
+//        the targets out of importing_to_stores, status active
 //     -> must-succeed, a failure: nothing published, status as before
 //     -> release lease
 //
@@ -95,8 +99,13 @@ class ImageService {
     // Data written through a file goes to the stores while it arrives
     // (workflow/stream_copy.h) instead of being staged first.
     bool stream_writes = true;
-    // Timeouts of web-download imports (workflow/web_download.h).
+    // Timeouts of web-download imports, and the URIs they may fetch
+    // (workflow/web_download.h).
     DownloadOptions download;
+    UriFilter import_filter;
+    // Uploads and web-downloads of a format other than raw (and iso) are
+    // stored as raw ([image_conversion] output_format = raw).
+    bool convert_to_raw = false;
     // Names this daemon in lease holders; stable across restarts so that a
     // restarted daemon breaks its previous run's leases at once. A random
     // one when empty.

@@ -70,6 +70,8 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.stream_writes = config.stream_writes;
   options.download.connect_timeout = std::chrono::seconds(config.download_connect_seconds);
   options.download.stall = std::chrono::seconds(config.download_stall_seconds);
+  options.import_filter = config.import_filter;
+  options.convert_to_raw = config.conversion_format == "raw";
   auto daemon_id = DaemonId(config.state_dir);
   if (!daemon_id.ok()) return daemon_id.error();
   options.daemon_id = *daemon_id;

@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "common/uuid.h"
 #include "store/posix_file.h"
@@ -85,9 +87,10 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
                          image_id_, site_));
   }
   uint64_t end = offset + data.size();
+  NoteWritten(end, data);
   {
     std::lock_guard lock(stream_mutex_);
-    MaybeStartStream();
+    MaybeStartStream(offset, data);
     if (stream_ && offset >= stream_->copy->position()) {
       IMAGEFS_RETURN_IF_ERROR(Remember(stream_->copy->Append(offset, data)));
       GrowSize(end);
@@ -104,6 +107,19 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
       fd_, data, offset, fmt::format("image {}: write staging file {}", image_id_, path_))));
   GrowSize(end);
   return Ok();
+}
+
+void StagedWrite::NoteWritten(uint64_t end, std::span<const char> data) {
+  uint64_t furthest = written_end_.load();
+  while (end > furthest && !written_end_.compare_exchange_weak(furthest, end)) {
+  }
+  if (!nonzero_written_.load() && !AllZero(data)) nonzero_written_ = true;
+}
+
+bool StagedWrite::has_data() const {
+  if (nonzero_written_.load()) return true;
+  uint64_t end = written_end_.load();
+  return end > 0 && end >= Size();
 }
 
 void StagedWrite::GrowSize(uint64_t end) {
@@ -124,16 +140,50 @@ std::optional<StagedWrite::Stream> StagedWrite::TakeStream() {
   return stream;
 }
 
-void StagedWrite::MaybeStartStream() {
+void StagedWrite::MaybeStartStream(uint64_t offset, std::span<const char> data) {
   if (stream_ || !stream_factory_ || staged_data_) return;
-  auto made = stream_factory_();
+  auto made = stream_factory_(offset, data);
   stream_factory_ = nullptr;
   if (made.ok()) {
     stream_ = std::move(made).value();
+  } else if (made.code() == ECANCELED) {
+    Log(LogLevel::kInfo, "image {}: {}; staging the data locally", image_id_,
+        made.error().message);
   } else {
     Log(LogLevel::kWarning, "image {}: cannot stream into {} ({}); staging the data locally",
         image_id_, site_, made.error().message);
   }
+}
+
+Status StagedWrite::ReadData(uint64_t offset, std::span<char> out) {
+  std::fill(out.begin(), out.end(), '\0');
+  std::lock_guard lock(stream_mutex_);
+  if (stream_) {
+    uint64_t streamed = stream_->copy->position();
+    if (offset >= streamed) return Ok();
+    size_t length = static_cast<size_t>(std::min<uint64_t>(out.size(), streamed - offset));
+    return stream_->copy->ReadBack(offset, out.first(length));
+  }
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t got = ::pread(fd_, out.data() + done, out.size() - done,
+                          static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return ErrorFromErrno(fmt::format("image {}: read staging file", image_id_));
+    if (got == 0) break;  // past the end: zeros
+    done += static_cast<size_t>(got);
+  }
+  return Ok();
+}
+
+Status StagedWrite::StageAll(std::string_view why) {
+  std::lock_guard lock(stream_mutex_);
+  stream_factory_ = nullptr;
+  if (!stream_) {
+    staged_data_ = true;
+    return Ok();
+  }
+  return Remember(Spill(why));
 }
 
 Status StagedWrite::Spill(std::string_view why) {
@@ -195,6 +245,7 @@ Status StagedWrite::AddCopyRange(const CopySource& source, uint64_t offset_in, u
   }
   copy_source_ = source;
   size_ = size + length;
+  nonzero_written_ = true;  // a published image's data
   return Ok();
 }
 

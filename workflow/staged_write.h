@@ -86,6 +86,14 @@ class StagedWrite {
 
   // The first write error, if any: such data is never committed.
   std::optional<Error> failure() const;
+  // Whether data was written or copied in: a byte that is not zero, or
+  // writes that reach the file's end. A size set by truncate or fallocate
+  // is not data, nor are the zeros a program writes into the first block of
+  // a file it creates to size (`qemu-img create` does): a file created
+  // first and written later is committed only once it has data.
+  bool has_data() const;
+  // Fails the data for good (its writer was interrupted): no commit takes it.
+  void Abandon(Error why) { (void)Remember(Status(std::move(why))); }
 
   // Marks the write committed (once); false if it already was.
   bool MarkCommitted() { return !committed_.exchange(true); }
@@ -96,11 +104,24 @@ class StagedWrite {
     std::vector<std::string> sites;
     std::unique_ptr<StreamCopy> copy;
   };
-  using StreamFactory = std::function<Result<Stream>()>;
+  // Called at the first write with its offset and data; ECANCELED means
+  // "stage this one" (data that must be converted, say), other errors are
+  // logged, and either way the data is staged.
+  using StreamFactory = std::function<Result<Stream>(uint64_t offset, std::span<const char> data)>;
   // Before the first write.
   void SetStreamFactory(StreamFactory factory);
   // Hands the stream to the commit; empty when the data is staged.
   std::optional<Stream> TakeStream();
+
+  // Reads the data as written so far, wherever it is (the stream's stores,
+  // or the staging file); never-written ranges and beyond the end read as
+  // zeros. No write may run meanwhile.
+  Status ReadData(uint64_t offset, std::span<char> out);
+  // Makes the staging file hold all the data (a stream's is read back and
+  // the stream dropped): for work that needs the whole image locally.
+  // ENOSPC beyond the staging budget.
+  Status StageAll(std::string_view why);
+  const std::string& path() const { return path_; }
 
   // A reader over the staged bytes, for the import.
   Result<std::unique_ptr<StoreReader>> OpenReader() const;
@@ -116,8 +137,9 @@ class StagedWrite {
   Status Reserve(uint64_t new_size);
   Status Remember(Status status);
   void GrowSize(uint64_t end);
+  void NoteWritten(uint64_t end, std::span<const char> data);
   // Starts the stream at the first write, if there is a factory.
-  void MaybeStartStream();
+  void MaybeStartStream(uint64_t offset, std::span<const char> data);
   // Stages what was streamed and drops the stream.
   Status Spill(std::string_view why);
 
@@ -130,6 +152,8 @@ class StagedWrite {
   std::atomic<uint64_t> size_{0};
   std::atomic<uint64_t> reserved_{0};
   std::atomic<bool> committed_{false};
+  std::atomic<bool> nonzero_written_{false};
+  std::atomic<uint64_t> written_end_{0};  // the end of the furthest write
   std::function<void()> abandon_hook_;
   // Lock order: stream_mutex_, then failure_mutex_. stream_mutex_ makes
   // writes into a stream one at a time (they must come in order); it is

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -9,15 +11,26 @@
 namespace imagefs {
 namespace {
 
+constexpr int kMaxRedirects = 5;
+
 struct Transfer {
+  CURL* handle = nullptr;
   const DownloadSink* sink = nullptr;
   uint64_t received = 0;
   std::optional<Error> sink_error;
 };
 
+// Whether the response being received is a redirect (its body is dropped).
+bool IsRedirect(CURL* handle) {
+  long code = 0;
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
+  return code >= 300 && code < 400;
+}
+
 size_t Receive(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   size_t bytes = size * count;
+  if (IsRedirect(transfer->handle)) return bytes;
   Status taken = (*transfer->sink)(transfer->received, std::span<const char>(data, bytes));
   if (!taken.ok()) {
     transfer->sink_error = taken.error();
@@ -32,34 +45,81 @@ void InitializeCurlOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+template <typename T>
+bool Contains(const std::vector<T>& items, const T& value) {
+  return std::find(items.begin(), items.end(), value) != items.end();
+}
+
+// One part of a URI, or "" when it has none.
+std::string UriPart(CURLU* url, CURLUPart part) {
+  char* text = nullptr;
+  if (curl_url_get(url, part, &text, 0) != CURLUE_OK || !text) return "";
+  std::string value(text);
+  curl_free(text);
+  return value;
+}
+
 }  // namespace
 
-bool IsDownloadUri(std::string_view uri) {
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (uri.starts_with(scheme) && uri.size() > scheme.size() && uri[scheme.size()] != '/') {
-      return true;
+Status CheckImportUri(const UriFilter& filter, std::string_view uri) {
+  InitializeCurlOnce();
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> url(curl_url(), &curl_url_cleanup);
+  std::string text(uri);
+  if (!url || curl_url_set(url.get(), CURLUPART_URL, text.c_str(), 0) != CURLUE_OK) {
+    return Fail(EINVAL, "web-download: '{}' is not a URI", uri);
+  }
+  size_t authority = uri.find("://");
+  if (authority == std::string_view::npos || uri.substr(authority + 3).starts_with('/')) {
+    return Fail(EINVAL, "web-download: '{}' has no scheme or no host", uri);
+  }
+  std::string scheme = UriPart(url.get(), CURLUPART_SCHEME);
+  std::string host = UriPart(url.get(), CURLUPART_HOST);
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme.empty() || host.empty()) {
+    return Fail(EINVAL, "web-download: '{}' has no scheme or no host", uri);
+  }
+  auto refused = [&](std::string_view rule) {
+    return Fail(EPERM, "web-download: '{}' refused by [import_filtering_opts]: {}", uri, rule);
+  };
+  // Glance: where a key's allowed list is set, its disallowed list is ignored.
+  if (!filter.allowed_schemes.empty() ? !Contains(filter.allowed_schemes, scheme)
+                                      : Contains(filter.disallowed_schemes, scheme)) {
+    return refused(fmt::format("scheme {} is {}", scheme,
+                               filter.allowed_schemes.empty() ? "in disallowed_schemes"
+                                                              : "not in allowed_schemes"));
+  }
+  if (!filter.allowed_hosts.empty() ? !Contains(filter.allowed_hosts, host)
+                                    : Contains(filter.disallowed_hosts, host)) {
+    return refused(fmt::format("host {} is {}", host,
+                               filter.allowed_hosts.empty() ? "in disallowed_hosts"
+                                                            : "not in allowed_hosts"));
+  }
+  std::string port_text = UriPart(url.get(), CURLUPART_PORT);  // explicit ports only
+  if (!port_text.empty()) {
+    uint32_t port = static_cast<uint32_t>(std::stoul(port_text));
+    if (!filter.allowed_ports.empty() ? !Contains(filter.allowed_ports, port)
+                                      : Contains(filter.disallowed_ports, port)) {
+      return refused(fmt::format("port {} is {}", port,
+                                 filter.allowed_ports.empty() ? "in disallowed_ports"
+                                                              : "not in allowed_ports"));
     }
   }
-  return false;
+  return Ok();
 }
 
 Result<uint64_t> Download(const std::string& uri, const DownloadOptions& options,
-                          const DownloadSink& sink) {
-  if (!IsDownloadUri(uri)) {
-    return Fail(EINVAL, "web-download: '{}' is not an http or https URI", uri);
-  }
-  InitializeCurlOnce();
+                          const UriFilter& filter, const DownloadSink& sink) {
+  IMAGEFS_RETURN_IF_ERROR(CheckImportUri(filter, uri));
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
   if (!curl) return Fail(EIO, "web-download: cannot start a transfer");
   Transfer transfer;
+  transfer.handle = curl.get();
   transfer.sink = &sink;
   char reason[CURL_ERROR_SIZE] = {};
   CURL* handle = curl.get();
-  curl_easy_setopt(handle, CURLOPT_URL, uri.c_str());
   curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(handle, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);  // each redirect is checked first
   curl_easy_setopt(handle, CURLOPT_FAILONERROR, 1L);
   curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);  // several threads download at once
   curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT,
@@ -69,13 +129,33 @@ Result<uint64_t> Download(const std::string& uri, const DownloadOptions& options
   curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, &Receive);
   curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, reason);
-  CURLcode code = curl_easy_perform(handle);
-  if (code == CURLE_OK) return transfer.received;
-  if (transfer.sink_error) return *transfer.sink_error;
-  std::string why = reason[0] ? reason : curl_easy_strerror(code);
-  int errno_code = code == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO;
-  return Fail(errno_code, "web-download of {} failed after {} bytes: {}", uri, transfer.received,
-              why);
+  std::string current = uri;
+  for (int redirects = 0;; ++redirects) {
+    curl_easy_setopt(handle, CURLOPT_URL, current.c_str());
+    reason[0] = '\0';
+    CURLcode code = curl_easy_perform(handle);
+    if (code != CURLE_OK) {
+      if (transfer.sink_error) return *transfer.sink_error;
+      std::string why = reason[0] ? reason : curl_easy_strerror(code);
+      int errno_code = code == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO;
+      return Fail(errno_code, "web-download of {} failed after {} bytes: {}", uri,
+                  transfer.received, why);
+    }
+    char* next = nullptr;
+    if (!IsRedirect(handle) || curl_easy_getinfo(handle, CURLINFO_REDIRECT_URL, &next) != CURLE_OK ||
+        !next) {
+      return transfer.received;
+    }
+    if (redirects == kMaxRedirects) {
+      return Fail(EIO, "web-download of {} failed: more than {} redirects", uri, kMaxRedirects);
+    }
+    Status allowed = CheckImportUri(filter, next);
+    if (!allowed.ok()) {
+      return Error{allowed.code(),
+                   fmt::format("{} (a redirect from {})", allowed.error().message, current)};
+    }
+    current = next;
+  }
 }
 
 }  // namespace imagefs

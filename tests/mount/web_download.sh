@@ -4,7 +4,10 @@
 # for copy-image. Bad requests fail at once with the SPEC errno and a log
 # line; a failed download leaves the image queued, its stores listed failed.
 source "$(dirname "$0")/lib.sh"
-write_config "web_download_stall_timeout = 2"
+# The servers here listen on loopback ports that Glance's default filter
+# refuses (80 and 443 only): this test lets every port through;
+# web_download_filter.sh tests the filter.
+write_config "web_download_stall_timeout = 2" "[import_filtering_opts]" "allowed_ports ="
 mount_imagefs
 mkdir "$WORK/www"
 random_file "$WORK/www/disk.raw" 6
@@ -97,8 +100,9 @@ done
 # Bad requests: the SPEC errno at once, and a log line.
 bad=$(new_uuid)
 mkdir "$MNT/images/$bad"
-expect_error "Invalid argument" import "$bad" "$(web "ftp://127.0.0.1/disk.raw")"
-assert_logged "web-download needs an http or https URI"
+expect_error "Operation not permitted" import "$bad" "$(web "ftp://127.0.0.1/disk.raw")"
+assert_logged "refused by \[import_filtering_opts\]: scheme ftp is not in allowed_schemes"
+expect_error "Invalid argument" import "$bad" "$(web "http:///disk.raw")"
 expect_error "Invalid argument" import "$bad" '{"method":{"name":"web-download"}}'
 expect_error "Invalid argument" import "$bad" "$(web "${HTTP_URL}disk.raw" ',"stores":["dcn0"],"all_stores":true')"
 expect_error "No such file or directory" import "$bad" "$(web "${HTTP_URL}disk.raw" ',"stores":["dcn9"]')"

@@ -20,17 +20,25 @@ done
 echo "$dump" | grep -q '^user.glance.status="active"' || fail "status not active: $dump"
 expect_error "No such attribute" getfattr -n user.glance.nonexistent "$MNT/images/$id"
 
-# Properties.
-setfattr -n user.glance.disk_format -v qcow2 "$MNT/images/$id"
+# Properties. disk_format was set from the data (random bytes: raw), and
+# like Glance's it is fixed once the image has data.
+assert_eq "$(xattr "$id" disk_format)" raw "disk_format from the data"
+assert_eq "$(xattr "$id" virtual_size)" 50331648 "virtual_size"
+expect_error "Operation not permitted" setfattr -n user.glance.disk_format -v qcow2 "$MNT/images/$id"
+assert_logged "image $id: disk_format can only be set while the image is queued (status active)"
 setfattr -n user.glance.hw_disk_bus -v scsi "$MNT/images/$id"
-assert_eq "$(xattr "$id" disk_format)" qcow2 "disk_format"
 assert_eq "$(xattr "$id" hw_disk_bus)" scsi "custom property"
 setfattr -x user.glance.hw_disk_bus "$MNT/images/$id"
 expect_error "No such attribute" getfattr -n user.glance.hw_disk_bus "$MNT/images/$id"
 for reserved in status checksum size stores locations id os_hash_value os_glance_failed_import; do
   expect_error "Operation not permitted" setfattr -n "user.glance.$reserved" -v x "$MNT/images/$id"
 done
-expect_error "Invalid argument" setfattr -n user.glance.disk_format -v floppy "$MNT/images/$id"
+queued=$(new_uuid)
+mkdir "$MNT/images/$queued"
+setfattr -n user.glance.disk_format -v qcow2 "$MNT/images/$queued"
+assert_eq "$(xattr "$queued" disk_format)" qcow2 "disk_format of a queued image"
+expect_error "Invalid argument" setfattr -n user.glance.disk_format -v floppy "$MNT/images/$queued"
+rmdir "$MNT/images/$queued"
 
 # Bad import requests.
 import() { setfattr -n user.glance.import -v "$2" "$MNT/images/$1"; }

@@ -88,10 +88,43 @@ TEST(ImageRecordTest, ReservedPropertiesAreRefused) {
   }
   EXPECT_TRUE(SetUserProperty(record, "name", "new").ok());
   EXPECT_EQ(record.name, "new");
-  EXPECT_EQ(SetUserProperty(record, "disk_format", "floppy").code(), EINVAL);
-  EXPECT_TRUE(SetUserProperty(record, "disk_format", "raw").ok());
   EXPECT_TRUE(SetUserProperty(record, "hw_rng_model", "virtio").ok());
   EXPECT_EQ(record.properties.at("hw_rng_model"), "virtio");
+}
+
+TEST(ImageRecordTest, FormatsAreSetOnlyWhileQueued) {
+  ImageRecord record = FullRecord();
+  record.status = ImageStatus::kQueued;
+  EXPECT_EQ(SetUserProperty(record, "disk_format", "floppy").code(), EINVAL);
+  EXPECT_TRUE(SetUserProperty(record, "disk_format", "qcow2").ok());
+  EXPECT_TRUE(SetUserProperty(record, "container_format", "bare").ok());
+  record.status = ImageStatus::kActive;  // the data says what it is now
+  EXPECT_EQ(SetUserProperty(record, "disk_format", "raw").code(), EPERM);
+  EXPECT_EQ(SetUserProperty(record, "container_format", "ovf").code(), EPERM);
+  EXPECT_EQ(record.disk_format, "qcow2");
+}
+
+TEST(ImageRecordTest, GuardsAreFieldsWithTheirRules) {
+  ImageRecord record = FullRecord();
+  EXPECT_EQ(*GlanceProperty(record, "visibility"), "shared");
+  EXPECT_EQ(*GlanceProperty(record, "protected"), "false");
+  EXPECT_EQ(*GlanceProperty(record, "os_hidden"), "false");
+  EXPECT_TRUE(SetUserProperty(record, "protected", "True").ok());
+  EXPECT_TRUE(SetUserProperty(record, "os_hidden", "true").ok());
+  EXPECT_TRUE(SetUserProperty(record, "visibility", "community").ok());
+  EXPECT_TRUE(record.is_protected && record.os_hidden && record.ReadableByAll());
+  EXPECT_EQ(SetUserProperty(record, "protected", "yes please").code(), EINVAL);
+  EXPECT_EQ(SetUserProperty(record, "visibility", "everyone").code(), EINVAL);
+  EXPECT_TRUE(SetUserProperty(record, "visibility", "private").ok());
+  EXPECT_FALSE(record.ReadableByAll());
+  EXPECT_TRUE(record.properties.empty() || !record.properties.count("protected"));
+  EXPECT_TRUE(IsSettableField("protected") && IsSettableField("visibility"));
+  // They survive the catalog.
+  record.virtual_size = 1 << 30;
+  auto decoded = DecodeRecord(EncodeRecord(record));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, record);
+  EXPECT_EQ(*GlanceProperty(*decoded, "virtual_size"), "1073741824");
 }
 
 TEST(ImageRecordTest, FileNameFallsBackToIdForUnusableNames) {

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "workflow/web_download.h"
 
 namespace imagefs {
@@ -48,17 +52,46 @@ TEST(ImportRequestTest, BadRequestsAreEinval) {
   }
 }
 
-TEST(WebDownloadTest, OnlyHttpAndHttpsUrisWithAHostAreAccepted) {
-  for (const char* uri : {"http://127.0.0.1:8080/x.raw", "https://images.example.org/cirros"}) {
-    EXPECT_TRUE(IsDownloadUri(uri)) << uri;
+TEST(WebDownloadTest, GlanceDefaultsAllowHttpAndHttpsOnTheirPorts) {
+  UriFilter defaults;
+  for (const char* uri : {"http://images.example.org/x.raw", "https://images.example.org/cirros",
+                          "http://127.0.0.1:80/x", "https://host:443/x", "HTTP://Host/x"}) {
+    EXPECT_TRUE(CheckImportUri(defaults, uri).ok()) << uri;
   }
-  for (const char* uri : {"", "ftp://host/x", "file:///etc/passwd", "http://", "https:///x",
-                          "HTTP://host/x", "gopher://host/"}) {
-    EXPECT_FALSE(IsDownloadUri(uri)) << uri;
+  for (const auto& [uri, rule] : std::vector<std::pair<std::string, std::string>>{
+           {"ftp://host/x", "scheme ftp is not in allowed_schemes"},
+           {"file:///etc/passwd", "no scheme or no host"},
+           {"gopher://host/", "scheme gopher is not in allowed_schemes"},
+           {"http://127.0.0.1:8080/x", "port 8080 is not in allowed_ports"},
+           {"http://169.254.169.254:8775/latest", "port 8775 is not in allowed_ports"},
+       }) {
+    Status checked = CheckImportUri(defaults, uri);
+    ASSERT_FALSE(checked.ok()) << uri;
+    EXPECT_NE(checked.error().message.find(rule), std::string::npos) << checked.error().message;
     Result<uint64_t> fetched =
-        Download(uri, {}, [](uint64_t, std::span<const char>) { return Ok(); });
-    EXPECT_EQ(fetched.code(), EINVAL) << uri;
+        Download(uri, {}, defaults, [](uint64_t, std::span<const char>) { return Ok(); });
+    EXPECT_EQ(fetched.code(), checked.code()) << uri;
   }
+  for (const char* uri : {"", "http://", "https:///x", "not a uri"}) {
+    EXPECT_EQ(CheckImportUri(defaults, uri).code(), EINVAL) << uri;
+  }
+}
+
+TEST(WebDownloadTest, AllowedListsWinOverDisallowedOnes) {
+  UriFilter filter;
+  filter.allowed_ports.clear();
+  filter.disallowed_hosts = {"metadata.internal", "169.254.169.254"};
+  filter.disallowed_ports = {22};
+  EXPECT_TRUE(CheckImportUri(filter, "http://images:8080/x").ok());
+  EXPECT_EQ(CheckImportUri(filter, "http://169.254.169.254/latest").code(), EPERM);
+  EXPECT_EQ(CheckImportUri(filter, "http://Metadata.Internal/x").code(), EPERM);
+  EXPECT_EQ(CheckImportUri(filter, "http://images:22/x").code(), EPERM);
+  filter.allowed_hosts = {"images"};  // the disallowed hosts no longer count
+  EXPECT_TRUE(CheckImportUri(filter, "http://images/x").ok());
+  EXPECT_EQ(CheckImportUri(filter, "http://other/x").code(), EPERM);
+  filter.allowed_schemes = {"https"};
+  EXPECT_EQ(CheckImportUri(filter, "http://images/x").code(), EPERM);
+  EXPECT_TRUE(CheckImportUri(filter, "https://images/x").ok());
 }
 
 }  // namespace
