@@ -232,9 +232,9 @@ struct OpenFile {
   pid_t creator_pid = 0;  // the process (thread) that created it
   std::atomic<bool> wrote{false};
 
-  // The processes that wrote through this handle (by their threads): only
-  // their death by a signal interrupts the upload, not that of a process
-  // that merely inherited the descriptor.
+  // The processes that created the file or wrote through this handle (by
+  // their threads): only their death by a signal interrupts the upload,
+  // not that of a process that merely inherited the descriptor.
   void NoteWriter(pid_t tid) {
     std::lock_guard lock(writers_mutex);
     for (const auto& [known, group] : writers) {
@@ -391,7 +391,9 @@ class FilesystemImpl final : public Filesystem {
           return Fail(ENOENT, "image {}: its file is named '{}', not '{}'", node.image, expected,
                       node.name);
         }
-        st.st_mode = S_IFREG | 0444;
+        // Visibility: everyone reads public and community images; the
+        // others are their owner's (and admins').
+        st.st_mode = S_IFREG | (record->ReadableByAll() ? 0444 : 0400);
         st.st_nlink = 1;
         st.st_uid = record->owner;
         st.st_size = static_cast<off_t>(record->size.value_or(0));
@@ -473,6 +475,7 @@ class FilesystemImpl final : public Filesystem {
         auto records = service_->ListImageRecords();
         if (!records.ok()) return records.error();
         for (const auto& listed : *records) {
+          if (listed.record.ok() && listed.record->os_hidden) continue;  // reachable by path
           Node child{NodeKind::kImage, listed.id};
           add_dir(listed.id, child);
           AddAttributes(entries.back(), child, listed);
@@ -506,7 +509,7 @@ class FilesystemImpl final : public Filesystem {
         if (!records.ok()) return records.error();
         for (const auto& listed : *records) {
           const auto& record = listed.record;
-          if (record.ok() && record->HasStore(node.site) &&
+          if (record.ok() && record->HasStore(node.site) && !record->os_hidden &&
               record->status != ImageStatus::kQueued) {
             Node child{NodeKind::kFile, listed.id, node.site, listed.id, ino, true};
             add_file(listed.id, child);
@@ -670,7 +673,7 @@ class FilesystemImpl final : public Filesystem {
 
   // An upload named "disk.qcow2" names an image that has no name yet.
   void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name) {
-    if (name.empty() || name == write.image_id() || !RsyncTarget(name).empty()) return;
+    if (name.empty() || name == write.image_id() || IsTemporaryName(name)) return;
     auto record = service_->GetImage(write.image_id());
     if (!record.ok() || !record->name.empty() || record->status == ImageStatus::kActive) return;
     Status named = service_->SetProperty(caller, write.image_id(), "name", name);
@@ -700,7 +703,7 @@ class FilesystemImpl final : public Filesystem {
     upload.write = *write;
     upload.ino = inodes_.Intern(upload_node);
     upload.uid = caller.uid;
-    upload.commit_at_rename = !RsyncTarget(name).empty();
+    upload.commit_at_rename = IsTemporaryName(name);
     upload.open_handles = 1;
     upload.created_at = NowNanos();
     if (!uploads_.Add(key, upload)) {
@@ -718,6 +721,7 @@ class FilesystemImpl final : public Filesystem {
     file->commit_at_rename = upload.commit_at_rename;
     file->creator = caller;
     file->creator_pid = fuse_req_ctx(req)->pid;
+    file->NoteWriter(file->creator_pid);
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     if (fuse_reply_create(req, &*entry, fi) == 0) {
       file.release();
@@ -744,7 +748,7 @@ class FilesystemImpl final : public Filesystem {
                              node->image, node->site),
                         "open");
     }
-    auto reader = service_->OpenCopy(node->image, node->site);
+    auto reader = service_->OpenCopy(CallerOf(req), node->image, node->site);
     if (!reader.ok()) return ReplyError(req, reader.error(), "open");
     auto file = std::make_unique<OpenFile>();
     file->reader = std::move(reader).value();
@@ -780,6 +784,7 @@ class FilesystemImpl final : public Filesystem {
     file->commit_at_rename = upload->commit_at_rename;
     file->creator = CallerOf(req);
     file->creator_pid = fuse_req_ctx(req)->pid;
+    file->NoteWriter(file->creator_pid);
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     if (fuse_reply_open(req, fi) == 0) {
       file.release();

@@ -127,9 +127,12 @@ class ImageServiceImpl final : public ImageService {
   }
 
   bool IsAuthorized(const Caller& caller, const ImageRecord& record) const override {
-    return caller.uid == record.owner ||
-           std::find(options_.admin_uids.begin(), options_.admin_uids.end(), caller.uid) !=
-               options_.admin_uids.end();
+    return caller.uid == record.owner || IsAdmin(caller);
+  }
+
+  bool IsAdmin(const Caller& caller) const {
+    return std::find(options_.admin_uids.begin(), options_.admin_uids.end(), caller.uid) !=
+           options_.admin_uids.end();
   }
 
   Result<ImageRecord> GetImage(std::string_view id) override { return catalog_->Get(id); }
@@ -156,6 +159,11 @@ class ImageServiceImpl final : public ImageService {
         return Fail(EPERM, "image {}: property '{}' is reserved", id, name);
       }
       IMAGEFS_RETURN_IF_ERROR(CheckAuthorized(caller, record, "set properties of"));
+      // Glance's policy: making an image public is for admins.
+      if (name == "visibility" && value == "public" && !IsAdmin(caller)) {
+        return Fail(EACCES, "image {}: uid {} may not make it public (admins only)", id,
+                    caller.uid);
+      }
       return SetUserProperty(record, name, value);
     });
     if (!updated.ok()) return updated.error();
@@ -322,8 +330,18 @@ class ImageServiceImpl final : public ImageService {
     Post([this, caller, image = std::string(id), done] { done(DeleteImageNow(caller, image)); });
   }
 
-  Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id,
+  Result<std::unique_ptr<StoreReader>> OpenCopy(const Caller& caller, std::string_view id,
                                                 std::string_view site) override {
+    auto record = catalog_->Get(id);
+    if (!record.ok()) return record.error();
+    if (!record->ReadableByAll() && !IsAuthorized(caller, *record)) {
+      return Fail(EACCES, "image {}: uid {} may not read it ({}, owner is uid {})", id,
+                  caller.uid, record->visibility, record->owner);
+    }
+    return OpenCopy(id, site);
+  }
+
+  Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id, std::string_view site) {
     auto record = catalog_->Get(id);
     if (!record.ok()) return record.error();
     if (!record->HasStore(site) || !HasStore(site)) {
@@ -956,6 +974,10 @@ class ImageServiceImpl final : public ImageService {
     if (!lease.ok()) return lease.error();
     record = catalog_->Get(id);
     if (!record.ok()) return record.error();
+    if (record->is_protected) {
+      return Fail(EPERM, "image {}: protected; set user.glance.protected to false to delete it",
+                  id);
+    }
     // A copy in use (clones) would stop the delete halfway: refuse it whole.
     for (const auto& location : record->locations) {
       auto in_use = stores_.at(location.store)->InUse(id);

@@ -11,7 +11,9 @@
 //   Per-image exclusion is the catalog's import lease (LeaseKeeper).
 // - Errors (positive errno, each also logged with image, store and reason):
 //     CreateImage     EINVAL not a UUID; EEXIST
-//     SetProperty     EPERM reserved name; EACCES not owner/admin; EINVAL
+//     SetProperty     EPERM reserved name, or a format once the image has
+//                     data; EACCES not owner/admin, or visibility public
+//                     by a non-admin; EINVAL
 //     StartImport     EINVAL bad request, copy-image of an image not
 //                     active, web-download into one not queued or from
 //                     something not a URI; EPERM a URI the import filter
@@ -23,7 +25,10 @@
 //                     ENOSPC
 //     DeleteCopy      EPERM last copy, or central while edges hold copies;
 //                     EBUSY in use; EACCES; ENOENT
-//     DeleteImage     EBUSY import in flight or a copy in use; EACCES; ENOENT
+//     DeleteImage     EBUSY import in flight or a copy in use; EPERM
+//                     protected; EACCES; ENOENT
+//     OpenCopy        ENOENT; EACCES not public/community and not the
+//                     owner's or an admin's
 //
 // An import (upload, copy-image, web-download) runs as:
 //
@@ -147,8 +152,9 @@ class ImageService {
                           Done done) = 0;
   virtual void DeleteImage(const Caller& caller, std::string_view id, Done done) = 0;
 
-  // A reader of the copy in `site`; ENOENT when the site has no copy.
-  virtual Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id,
+  // A reader of the copy in `site` for `caller`; ENOENT when the site has
+  // no copy, EACCES when the image's visibility keeps the caller out.
+  virtual Result<std::unique_ptr<StoreReader>> OpenCopy(const Caller& caller, std::string_view id,
                                                         std::string_view site) = 0;
 
   // Crash recovery of the whole catalog; waits until done. A store that

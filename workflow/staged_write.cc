@@ -44,6 +44,12 @@ StagedWrite::StagedWrite(std::string path, int fd, std::string image_id, std::st
       budget_(budget) {}
 
 StagedWrite::~StagedWrite() {
+  // A stream's temporaries go before the record says the write is over, so
+  // that whoever sees it settled finds nothing of it left in the stores.
+  {
+    std::lock_guard lock(stream_mutex_);
+    stream_.reset();
+  }
   if (!committed() && abandon_hook_ && lease_ && !lease_->lost()) abandon_hook_();
   ::close(fd_);
   if (::unlink(path_.c_str()) != 0) {

@@ -1,7 +1,10 @@
-# Other users on an allow_other mount: they list and read every image and
-# manage their own; copying, deleting or setting properties of someone
-# else's image is EACCES (an admin uid may), reserved properties are EPERM
-# for everyone, root included, and each refusal is logged with its reason.
+# Other users on an allow_other mount: they list every image, read the data
+# of public and community ones (shared, the default, and private images are
+# their owner's and admins'), and manage their own; copying, deleting or
+# setting properties of someone else's image is EACCES (an admin uid may),
+# reserved properties are EPERM for everyone, root included, and each
+# refusal is logged with its reason. Then Glance's other guards: protected
+# images are not deleted, hidden ones are not listed.
 source "$(dirname "$0")/lib.sh"
 chmod 755 "$WORK"  # the other users reach the mount point through it
 mount_imagefs -o allow_other
@@ -17,11 +20,28 @@ mkdir "$MNT/images/$id"
 cp "$WORK/img" "$MNT/sites/central/$id"
 setfattr -n user.glance.hw_disk_bus -v scsi "$MNT/images/$id"
 
-# Reading is for everyone.
+# Listing is for everyone; the data of a shared image is not, and its
+# mode says so.
 alice ls "$MNT/images" | grep -qx "$id" || fail "alice cannot list the image"
-alice cmp "$WORK/img" "$MNT/sites/central/$id" || fail "alice reads other data"
 assert_eq "$(alice getfattr --only-values -n user.glance.status "$MNT/images/$id")" active \
   "alice reads the status"
+assert_eq "$(xattr "$id" visibility)" shared "default visibility"
+assert_eq "$(stat -c %a "$MNT/sites/central/$id")" 400 "mode of a shared image"
+expect_error "$denied" alice cat "$MNT/sites/central/$id"
+assert_logged "image $id: uid 1000 may not read it (shared, owner is uid 0)"
+# Community and public images are everyone's to read; only an admin makes
+# one public (Glance's policy).
+setfattr -n user.glance.visibility -v community "$MNT/images/$id"
+# (the kernel keeps attributes for a second)
+for _ in $(seq 30); do [ "$(stat -c %a "$MNT/sites/central/$id")" == 444 ] && break; sleep 0.1; done
+assert_eq "$(stat -c %a "$MNT/sites/central/$id")" 444 "mode of a community image"
+alice cmp "$WORK/img" "$MNT/sites/central/$id" || fail "alice reads other data"
+bob cmp "$WORK/img" "$MNT/images/$id/stores/central/$id" || fail "bob reads other data"
+setfattr -n user.glance.visibility -v private "$MNT/images/$id"
+expect_error "$denied" bob cat "$MNT/images/$id/stores/central/$id"
+setfattr -n user.glance.visibility -v public "$MNT/images/$id"
+alice cmp "$WORK/img" "$MNT/sites/central/$id" || fail "alice reads the public image"
+expect_error "Invalid argument" setfattr -n user.glance.visibility -v everyone "$MNT/images/$id"
 
 # Changing root's image is not.
 expect_error "$denied" alice cp "$MNT/sites/central/$id" "$MNT/sites/dcn0/$id"
@@ -54,6 +74,9 @@ assert_eq "$(stat -c %u "$MNT/images/$mine")" 1000 "owner of alice's image"
 alice cp "$WORK/img" "$MNT/sites/central/$mine"
 alice cp "$MNT/sites/central/$mine" "$MNT/sites/dcn0/$mine"
 alice setfattr -n user.glance.name -v alices "$MNT/images/$mine"
+expect_error "$denied" alice setfattr -n user.glance.visibility -v public "$MNT/images/$mine"
+assert_logged "image $mine: uid 1000 may not make it public (admins only)"
+alice setfattr -n user.glance.visibility -v community "$MNT/images/$mine"
 assert_eq "$(stat -c %u "$MNT/images/$mine/stores/dcn0/alices")" 1000 "owner of alice's file"
 expect_error "$denied" bob cp "$MNT/sites/central/$mine" "$MNT/sites/dcn1/$mine"
 expect_error "$denied" bob setfattr -n user.glance.name -v bobs "$MNT/images/$mine"
@@ -64,6 +87,18 @@ assert_eq "$(alice getfattr --only-values -n user.glance.os_distro "$MNT/images/
   "the admin's property"
 alice rm "$MNT/sites/dcn0/$mine"
 assert_eq "$(xattr "$mine" stores)" central "alice deleted her copy"
+# Protected: no rmdir, for its owner or an admin, until it is unset.
+alice setfattr -n user.glance.protected -v true "$MNT/images/$mine"
+expect_error "$reserved" alice rmdir "$MNT/images/$mine"
+expect_error "$reserved" rmdir "$MNT/images/$mine"
+assert_logged "image $mine: protected; set user.glance.protected to false to delete it"
+store_has central "$mine" || fail "the protected image lost its data"
+# Hidden: not listed, still there by its path.
+alice setfattr -n user.glance.os_hidden -v true "$MNT/images/$mine"
+! ls "$MNT/images" | grep -qx "$mine" || fail "a hidden image is listed"
+! ls "$MNT/sites/central" | grep -qx "$mine" || fail "a hidden image is listed in its site"
+cmp "$WORK/img" "$MNT/sites/central/$mine" || fail "a hidden image is not reachable by path"
+alice setfattr -n user.glance.protected -v false "$MNT/images/$mine"
 alice rmdir "$MNT/images/$mine"
 [ ! -e "$MNT/images/$mine" ] || fail "alice's image is still there"
 ! store_has central "$mine" || fail "central still holds alice's image"

@@ -19,12 +19,20 @@ mkdir "$MNT/images/$group"
 cmp "$WORK/ab" "$MNT/sites/central/$group" || fail "grouped commands: central copy is not both parts"
 cmp "$WORK/ab" "$MNT/sites/dcn0/$group" || fail "grouped commands: dcn0 copy is not both parts"
 
-# An empty file is an empty image, committed at the last close.
+# A file closed with no data is not an image yet: it waits, listed with
+# its size, for a later open to write it (create_then_write.sh); an empty
+# image is made by renaming a temporary, which commits whatever it holds.
 empty=$(new_uuid)
 mkdir "$MNT/images/$empty"
 : > "$WORK/empty"
 cp "$WORK/empty" "$MNT/sites/central/$empty"
-wait_for_xattr "$empty" status active
+assert_eq "$(xattr "$empty" status)" uploading "a file closed with no data"
+assert_eq "$(stat -c %s "$MNT/sites/central/$empty")" 0 "its size"
+rm "$MNT/sites/central/$empty"
+assert_eq "$(xattr "$empty" status)" queued "removed before it had data"
+cp "$WORK/empty" "$MNT/sites/central/.$empty.part"
+mv "$MNT/sites/central/.$empty.part" "$MNT/sites/central/$empty"
+assert_eq "$(xattr "$empty" status)" active "an empty image, committed at rename"
 assert_eq "$(xattr "$empty" size)" 0 "empty image size"
 assert_eq "$(xattr "$empty" checksum)" d41d8cd98f00b204e9800998ecf8427e "md5 of nothing"
 

@@ -16,10 +16,21 @@ TEST(EntryNamesTest, RsyncTemporaries) {
   EXPECT_EQ(RsyncTarget(".a.1234567"), "");  // suffix of 7
 }
 
+TEST(EntryNamesTest, DottedNamesAreTemporaries) {
+  EXPECT_TRUE(IsTemporaryName(".disk.raw.part"));
+  EXPECT_TRUE(IsTemporaryName(".disk.qcow2.Ab12Cd"));
+  EXPECT_FALSE(IsTemporaryName("disk.raw"));
+  EXPECT_FALSE(IsTemporaryName("."));
+  EXPECT_FALSE(IsTemporaryName(".."));
+}
+
 TEST(EntryNamesTest, ImageOfNewFile) {
   EXPECT_EQ(*ImageOfNewFile(kId, "dcn0", "anything.raw"), kId);
   EXPECT_EQ(*ImageOfNewFile("", "dcn0", kId), kId);
   EXPECT_EQ(*ImageOfNewFile("", "dcn0", std::string(".") + kId + ".AbCdEf"), kId);
+  EXPECT_EQ(*ImageOfNewFile("", "dcn0", std::string(".") + kId + ".part"), kId);
+  EXPECT_EQ(*ImageOfNewFile("", "dcn0", std::string(".") + kId), kId);
+  EXPECT_EQ(ImageOfNewFile("", "dcn0", std::string(".") + kId + "x").code(), EINVAL);
   EXPECT_EQ(ImageOfNewFile("", "dcn0", "disk.qcow2").code(), EINVAL);
   EXPECT_EQ(ImageOfNewFile("", "dcn0", ".disk.qcow2.AbCdEf").code(), EINVAL);
 }

@@ -125,7 +125,7 @@ class WorkflowTest : public ::testing::Test {
   }
 
   std::string ReadCopy(const std::string& site) {
-    auto reader = service_->OpenCopy(kId, site);
+    auto reader = service_->OpenCopy(Caller{0, 0}, kId, site);
     if (!reader.ok()) return "<no copy>";
     std::string data((*reader)->size(), '\0');
     auto got = (*reader)->ReadAt(0, data);
