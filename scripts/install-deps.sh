@@ -11,6 +11,7 @@ packages=(
   librados-dev libradospp-dev librbd-dev
   ceph-mon ceph-osd ceph-common
   rsync attr util-linux openssl
+  qemu-utils genisoimage curl wget
   clang libclang-rt-14-dev
 )
 
