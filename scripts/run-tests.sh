@@ -14,7 +14,8 @@ scripts/build.sh
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DIMAGEFS_FUZZ=ON -DIMAGEFS_FUZZ_SECONDS="${IMAGEFS_FUZZ_SECONDS:-30}" > /dev/null
-cmake --build build-fuzz -j"$(nproc)" --target import_request_fuzzer config_fuzzer record_decoder_fuzzer
+cmake --build build-fuzz -j"$(nproc)" --target import_request_fuzzer config_fuzzer record_decoder_fuzzer \
+  image_format_fuzzer
 cd build-fuzz
 ctest -L fuzz -j"$(nproc)" --output-on-failure
 # What each fuzzer tried (libFuzzer's final stats, from ctest's log).

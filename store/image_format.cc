@@ -30,7 +30,7 @@ class Source {
   Result<std::optional<std::vector<char>>> Bytes(uint64_t offset, uint64_t length) {
     if (offset > size_ || length > size_ - offset) return std::optional<std::vector<char>>();
     std::vector<char> out(static_cast<size_t>(length));
-    IMAGEFS_RETURN_IF_ERROR(read_(offset, out));
+    if (!out.empty()) IMAGEFS_RETURN_IF_ERROR(read_(offset, out));
     return std::optional<std::vector<char>>(std::move(out));
   }
 
