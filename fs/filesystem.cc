@@ -735,8 +735,11 @@ class FilesystemImpl final : public Filesystem {
     if (!node.ok()) return ReplyError(req, node.error(), "open");
     if (node->kind == NodeKind::kUpload && uploads_.Find({node->parent, node->name})) {
       if ((fi->flags & O_ACCMODE) == O_RDONLY) {
-        return ReplyError(
-            req, Fail(EBUSY, "image {}: '{}' is being written", node->image, node->name), "open");
+        // Programs probe the file they write (qemu-img does, and copes):
+        // not worth a warning each time.
+        Log(LogLevel::kDebug, "open: image {}: '{}' is being written; not readable yet",
+            node->image, node->name);
+        return (void)fuse_reply_err(req, EBUSY);
       }
       return ContinueUpload(req, *node, fi);
     }
@@ -765,6 +768,15 @@ class FilesystemImpl final : public Filesystem {
   // `qemu-img convert` and `truncate` + `dd conv=notrunc` do). Its closes
   // after writing commit, as the creator's would.
   void ContinueUpload(fuse_req_t req, const Node& node, fuse_file_info* fi) {
+    Caller caller = CallerOf(req);
+    auto record = service_->GetImage(node.image);
+    if (!record.ok()) return ReplyError(req, record.error(), "open");
+    if (!service_->IsAuthorized(caller, *record)) {
+      return ReplyError(req,
+                        Fail(EACCES, "image {}: uid {} may not write into it (owner is uid {})",
+                             node.image, caller.uid, record->owner),
+                        "open");
+    }
     UploadRegistry::Key key{node.parent, node.name};
     auto upload = uploads_.Reopen(key);
     if (!upload.ok()) {
@@ -782,7 +794,7 @@ class FilesystemImpl final : public Filesystem {
     file->write = upload->write;
     file->upload_key = key;
     file->commit_at_rename = upload->commit_at_rename;
-    file->creator = CallerOf(req);
+    file->creator = caller;
     file->creator_pid = fuse_req_ctx(req)->pid;
     file->NoteWriter(file->creator_pid);
     fi->fh = reinterpret_cast<uint64_t>(file.get());

@@ -93,9 +93,16 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
                          image_id_, site_));
   }
   uint64_t end = offset + data.size();
-  NoteWritten(end, data);
   {
     std::lock_guard lock(stream_mutex_);
+    if (stream_ && offset < stream_->copy->position() && !nonzero_written_ && restart_factory_) {
+      // Only zeros went out (`qemu-img create` writes the first block of a
+      // file it makes to size): start the stream again rather than stage.
+      stream_.reset();
+      stream_factory_ = std::move(restart_factory_);
+      restart_factory_ = nullptr;
+    }
+    NoteWritten(end, data);
     MaybeStartStream(offset, data);
     if (stream_ && offset >= stream_->copy->position()) {
       IMAGEFS_RETURN_IF_ERROR(Remember(stream_->copy->Append(offset, data)));
@@ -149,8 +156,8 @@ std::optional<StagedWrite::Stream> StagedWrite::TakeStream() {
 void StagedWrite::MaybeStartStream(uint64_t offset, std::span<const char> data) {
   if (stream_ || !stream_factory_ || staged_data_) return;
   auto made = stream_factory_(offset, data);
-  stream_factory_ = nullptr;
   if (made.ok()) {
+    restart_factory_ = std::move(stream_factory_);
     stream_ = std::move(made).value();
   } else if (made.code() == ECANCELED) {
     Log(LogLevel::kInfo, "image {}: {}; staging the data locally", image_id_,
@@ -159,6 +166,7 @@ void StagedWrite::MaybeStartStream(uint64_t offset, std::span<const char> data) 
     Log(LogLevel::kWarning, "image {}: cannot stream into {} ({}); staging the data locally",
         image_id_, site_, made.error().message);
   }
+  stream_factory_ = nullptr;
 }
 
 Status StagedWrite::ReadData(uint64_t offset, std::span<char> out) {
@@ -185,6 +193,7 @@ Status StagedWrite::ReadData(uint64_t offset, std::span<char> out) {
 Status StagedWrite::StageAll(std::string_view why) {
   std::lock_guard lock(stream_mutex_);
   stream_factory_ = nullptr;
+  restart_factory_ = nullptr;
   if (!stream_) {
     staged_data_ = true;
     return Ok();

@@ -16,7 +16,8 @@
 // truncate that goes back before what was streamed, or a factory that
 // fails, turns the write into a staged one: what was streamed is read back
 // into the staging file first (the stream and its temporaries then go),
-// and the commit copies from there.
+// and the commit copies from there. Where all that was streamed is zeros,
+// the stream starts again instead (nothing of it needs keeping).
 //
 // Server-side copies: `cp` between two image files of a mount asks for
 // copy_file_range. AddCopyRange then records that the bytes come from a
@@ -159,8 +160,9 @@ class StagedWrite {
   // writes into a stream one at a time (they must come in order); it is
   // held while the stream hands data to the stores' asynchronous writes,
   // whose callbacks never take it.
-  std::mutex stream_mutex_;  // guards the three below
+  std::mutex stream_mutex_;  // guards the four below
   StreamFactory stream_factory_;
+  StreamFactory restart_factory_;  // the factory of the running stream, for a restart
   std::optional<Stream> stream_;
   bool staged_data_ = false;          // the staging file holds data: no stream any more
   mutable std::mutex failure_mutex_;  // guards failure_ and copy_source_

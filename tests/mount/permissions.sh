@@ -58,6 +58,14 @@ assert_eq "$(xattr "$id" stores)" central "alice changed no store"
 assert_eq "$(xattr "$id" hw_disk_bus)" scsi "alice changed no property"
 assert_eq "$(store_images dcn0)" "" "no data in dcn0"
 
+# Nor is writing into root's file that waits for its data.
+waiting=$(new_uuid)
+mkdir "$MNT/images/$waiting"
+truncate -s 1M "$MNT/sites/central/$waiting"
+expect_error "$denied" alice dd if="$WORK/img" of="$MNT/sites/central/$waiting" conv=notrunc status=none
+assert_logged "image $waiting: uid 1000 may not write into it (owner is uid 0)"
+rm "$MNT/sites/central/$waiting"
+
 # Reserved properties: EPERM for everyone, the owner and root included.
 for property in status checksum size stores locations id os_hash_algo os_hash_value \
   os_glance_importing_to_stores os_glance_failed_import; do
