@@ -34,6 +34,16 @@ class Source {
     return std::optional<std::vector<char>>(std::move(out));
   }
 
+  // The same where the bytes are a header the format needs: past the end,
+  // the image is refused ("<format> <what> is cut short").
+  Result<std::vector<char>> Needed(std::string_view format, std::string_view what,
+                                   uint64_t offset, uint64_t length) {
+    auto bytes = Bytes(offset, length);
+    if (!bytes.ok()) return bytes.error();
+    if (!*bytes) return Error{EINVAL, fmt::format("{} {} is cut short", format, what)};
+    return std::move(**bytes);
+  }
+
   // Whether `length` bytes at `offset` lie inside the image.
   bool Holds(uint64_t offset, uint64_t length) const {
     return offset <= size_ && length <= size_ - offset;
@@ -71,10 +81,9 @@ constexpr uint32_t kQcowExtensionEnd = 0;
 constexpr uint32_t kQcowExtensionDataFile = 0x44415441;
 
 Result<ImageFormat> InspectQcow2(Source& source) {
-  auto header = source.Bytes(0, 72);
+  auto header = source.Needed("qcow2", "header", 0, 72);
   if (!header.ok()) return header.error();
-  if (!*header) return Refused("qcow2", "header is cut short");
-  const auto& h = **header;
+  const auto& h = *header;
   uint64_t version = Big(h, 4, 4);
   uint64_t backing_offset = Big(h, 8, 8);
   uint64_t cluster_bits = Big(h, 20, 4);
@@ -98,11 +107,10 @@ Result<ImageFormat> InspectQcow2(Source& source) {
   }
   uint64_t header_length = 72;
   if (version == 3) {
-    auto v3 = source.Bytes(0, 104);
+    auto v3 = source.Needed("qcow2", "version 3 header", 0, 104);
     if (!v3.ok()) return v3.error();
-    if (!*v3) return Refused("qcow2", "version 3 header is cut short");
-    uint64_t incompatible = Big(**v3, 72, 8);
-    header_length = Big(**v3, 100, 4);
+    uint64_t incompatible = Big(*v3, 72, 8);
+    header_length = Big(*v3, 100, 4);
     if (incompatible & kQcowIncompatibleDataFile) return Refused("qcow2", "has an external data file");
     if (incompatible & ~kQcowKnownIncompatible) {
       return Refused("qcow2", fmt::format("header: unknown incompatible features {:#x}",
@@ -166,14 +174,20 @@ Result<ImageFormat> InspectQcow2(Source& source) {
 
 constexpr uint64_t kVmdkMaxDescriptor = 1 * kMiB;
 
+// The lines of a descriptor, in order.
+std::vector<std::string_view> Lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    lines.push_back(text.substr(0, end));
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+  }
+  return lines;
+}
+
 // `key="value"` in a descriptor, or nullopt.
 std::optional<std::string> DescriptorValue(std::string_view text, std::string_view key) {
-  size_t line_start = 0;
-  while (line_start < text.size()) {
-    size_t line_end = text.find('\n', line_start);
-    if (line_end == std::string_view::npos) line_end = text.size();
-    std::string_view line = text.substr(line_start, line_end - line_start);
-    line_start = line_end + 1;
+  for (std::string_view line : Lines(text)) {
     while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     if (!line.starts_with(key)) continue;
     line.remove_prefix(key.size());
@@ -202,12 +216,7 @@ Status CheckVmdkDescriptor(std::string_view text) {
     return Refused("vmdk", "has a parent disk");
   }
   int extents = 0;
-  size_t line_start = 0;
-  while (line_start < text.size()) {
-    size_t line_end = text.find('\n', line_start);
-    if (line_end == std::string_view::npos) line_end = text.size();
-    std::string_view line = text.substr(line_start, line_end - line_start);
-    line_start = line_end + 1;
+  for (std::string_view line : Lines(text)) {
     bool extent = false;
     for (std::string_view access : {"RW ", "RDONLY ", "NOACCESS "}) extent |= line.starts_with(access);
     if (!extent) continue;
@@ -228,10 +237,9 @@ Status CheckVmdkDescriptor(std::string_view text) {
 }
 
 Result<ImageFormat> InspectVmdk(Source& source) {
-  auto header = source.Bytes(0, 512);
+  auto header = source.Needed("vmdk", "header", 0, 512);
   if (!header.ok()) return header.error();
-  if (!*header) return Refused("vmdk", "header is cut short");
-  const auto& h = **header;
+  const auto& h = *header;
   uint64_t version = Little(h, 4, 4);
   uint64_t capacity = Little(h, 12, 8);
   uint64_t grain = Little(h, 20, 8);
@@ -268,10 +276,9 @@ enum VhdType : uint64_t { kVhdFixed = 2, kVhdDynamic = 3, kVhdDifferencing = 4 }
 
 Result<ImageFormat> InspectVhd(Source& source, bool footer_at_start) {
   uint64_t footer_at = footer_at_start ? 0 : source.size() - 512;
-  auto footer = source.Bytes(footer_at, 512);
+  auto footer = source.Needed("vhd", "footer", footer_at, 512);
   if (!footer.ok()) return footer.error();
-  if (!*footer) return Refused("vhd", "footer is cut short");
-  const auto& f = **footer;
+  const auto& f = *footer;
   uint64_t data_offset = Big(f, 16, 8);
   uint64_t current_size = Big(f, 48, 8);
   uint64_t type = Big(f, 60, 4);
@@ -400,11 +407,10 @@ constexpr uint64_t kVdiSignature = 0xbeda107f;
 constexpr uint64_t kVdiDifferencing = 4;
 
 Result<ImageFormat> InspectVdi(Source& source) {
-  auto header = source.Bytes(0, 0x180);
+  auto header = source.Needed("vdi", "header", 0, 0x180);
   if (!header.ok()) return header.error();
-  if (!*header) return Refused("vdi", "header is cut short");
-  uint64_t type = Little(**header, 0x4c, 4);
-  uint64_t disk_size = Little(**header, 0x170, 8);
+  uint64_t type = Little(*header, 0x4c, 4);
+  uint64_t disk_size = Little(*header, 0x170, 8);
   if (type == kVdiDifferencing) return Refused("vdi", "is a differencing disk (has a parent)");
   if (type < 1 || type > 3) return Refused("vdi", fmt::format("header: image type {}", type));
   if (disk_size > kMaxVirtualSize) {
@@ -416,11 +422,10 @@ Result<ImageFormat> InspectVdi(Source& source) {
 // ---- iso (ECMA-119: the primary volume descriptor at sector 16) ----
 
 Result<ImageFormat> InspectIso(Source& source) {
-  auto descriptor = source.Bytes(kIsoDescriptorOffset, 2048);
+  auto descriptor = source.Needed("iso", "volume descriptor", kIsoDescriptorOffset, 2048);
   if (!descriptor.ok()) return descriptor.error();
-  if (!*descriptor) return Refused("iso", "volume descriptor is cut short");
-  uint64_t blocks = Little(**descriptor, 80, 4);
-  uint64_t block_size = Little(**descriptor, 128, 2);
+  uint64_t blocks = Little(*descriptor, 80, 4);
+  uint64_t block_size = Little(*descriptor, 128, 2);
   if (block_size != 512 && block_size != 1024 && block_size != 2048) {
     return Refused("iso", fmt::format("volume descriptor: block size {}", block_size));
   }
