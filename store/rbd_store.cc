@@ -32,6 +32,8 @@ namespace {
 
 constexpr std::string_view kTemporaryPrefix = "imagefs-tmp.";
 constexpr char kSnapshot[] = "snap";
+// The omap object in which librbd keeps a pool's format 2 image names.
+constexpr char kDirectory[] = "rbd_directory";
 // How long a fenced client stays blocklisted (Ceph's default is one hour).
 constexpr uint32_t kFenceSeconds = 3600;
 // What librados returns to a blocklisted client (Ceph's EBLOCKLISTED).
@@ -473,10 +475,18 @@ class RbdStore final : public Store {
     return (*pool)->RemoveImage(std::string(image_id));
   }
 
+  // By name: one read of the pool's rbd_directory, where `rbd ls` finds
+  // images too (also one whose removal a crash cut short, which cannot be
+  // opened any more but must still count as data to remove).
   Result<bool> Exists(std::string_view image_id) override {
-    auto names = ListNames();
-    if (!names.ok()) return names.error();
-    return std::find(names->begin(), names->end(), image_id) != names->end();
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    std::string key = fmt::format("name_{}", image_id);
+    std::map<std::string, librados::bufferlist> values;
+    int ret = (*pool)->ioctx.omap_get_vals_by_keys(kDirectory, {key}, &values);
+    if (ret == -ENOENT) return false;  // no directory yet: no image
+    if (ret < 0) return (*pool)->Failed(ret, "look up", std::string(image_id));
+    return values.count(key) > 0;
   }
 
   Result<bool> InUse(std::string_view image_id) override {
