@@ -15,13 +15,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<ImageStatus, std::string_view>, 6> kStatusNames{{
+constexpr std::array<std::pair<ImageStatus, std::string_view>, 4> kStatusNames{{
     {ImageStatus::kQueued, "queued"},
     {ImageStatus::kUploading, "uploading"},
     {ImageStatus::kImporting, "importing"},
     {ImageStatus::kActive, "active"},
-    {ImageStatus::kKilled, "killed"},
-    {ImageStatus::kDeleted, "deleted"},
 }};
 
 std::string JoinComma(const std::vector<std::string>& items) {

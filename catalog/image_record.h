@@ -18,7 +18,7 @@
 
 namespace imagefs {
 
-enum class ImageStatus { kQueued, kUploading, kImporting, kActive, kKilled, kDeleted };
+enum class ImageStatus { kQueued, kUploading, kImporting, kActive };
 
 std::string_view StatusName(ImageStatus status);
 std::optional<ImageStatus> ParseStatus(std::string_view name);

@@ -18,6 +18,7 @@
 #include "common/time.h"
 #include "common/uuid.h"
 #include "fs/entry_names.h"
+#include "fs/inode_table.h"
 #include "fs/process_exit.h"
 #include "store/read_ahead.h"
 #include "workflow/import_request.h"
@@ -33,56 +34,14 @@ constexpr uint64_t kReadAheadBytes = 16 << 20;
 constexpr uint64_t kReadPieceBytes = 4 << 20;
 constexpr blksize_t kBlockSize = 1 << 20;
 constexpr std::string_view kXattrPrefix = "user.glance.";
-
-enum class NodeKind { kRoot, kImages, kSites, kSite, kImage, kStores, kStoreDir, kFile, kUpload };
-
-// What an inode stands for. Inodes are never reused; a node's key decides
-// its inode number, so the same path always gets the same number.
-struct Node {
-  NodeKind kind = NodeKind::kRoot;
-  std::string image;
-  std::string site;
-  std::string name;          // kFile, kUpload: the entry name
-  fuse_ino_t parent = 0;     // kFile, kUpload: the directory holding it
-  bool named_by_id = false;  // kFile: in /sites/<site>/, named by the image id
-
-  bool IsDirectory() const { return kind != NodeKind::kFile && kind != NodeKind::kUpload; }
-  std::string Key() const {
-    return fmt::format("{}|{}|{}|{}|{}", static_cast<int>(kind), image, site, name, parent);
-  }
-};
-
-class InodeTable {
- public:
-  InodeTable() { Intern(Node{NodeKind::kRoot}); }
-
-  fuse_ino_t Intern(const Node& node) {
-    std::string key = node.Key();
-    std::lock_guard lock(mutex_);
-    auto [it, added] = by_key_.try_emplace(key, next_);
-    if (added) nodes_.emplace(next_++, node);
-    return it->second;
-  }
-
-  std::optional<Node> Find(fuse_ino_t ino) {
-    std::lock_guard lock(mutex_);
-    auto it = nodes_.find(ino);
-    if (it == nodes_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  std::mutex mutex_;  // guards by_key_, nodes_, next_
-  std::unordered_map<std::string, fuse_ino_t> by_key_;
-  std::unordered_map<fuse_ino_t, Node> nodes_;
-  fuse_ino_t next_ = FUSE_ROOT_ID;
-};
+// On the mount's root: how many inodes the daemon keeps (what the kernel
+// holds; for watching memory).
+constexpr std::string_view kInodesXattr = "user.imagefs.inodes";
 
 // A file being written into a site directory, until it is committed or
 // discarded. Visible by name in its directory meanwhile.
 struct Upload {
   std::shared_ptr<StagedWrite> write;
-  fuse_ino_t ino = 0;
   uid_t uid = 0;
   bool commit_at_rename = false;  // rsync's temporaries
   int open_handles = 0;
@@ -105,13 +64,13 @@ class UploadRegistry {
     if (it == uploads_.end()) return std::nullopt;
     return it->second;
   }
-  // (name, inode) of every upload in `directory`.
-  std::vector<std::pair<std::string, fuse_ino_t>> EntriesIn(fuse_ino_t directory) {
+  // (name, image) of every upload in `directory`.
+  std::vector<std::pair<std::string, std::string>> EntriesIn(fuse_ino_t directory) {
     std::lock_guard lock(mutex_);
-    std::vector<std::pair<std::string, fuse_ino_t>> entries;
+    std::vector<std::pair<std::string, std::string>> entries;
     for (auto it = uploads_.lower_bound({directory, ""});
          it != uploads_.end() && it->first.first == directory; ++it) {
-      entries.emplace_back(it->first.second, it->second.ino);
+      entries.emplace_back(it->first.second, it->second.write->image_id());
     }
     return entries;
   }
@@ -162,14 +121,16 @@ class UploadRegistry {
       uploads_.erase(it);
     }
   }
-  // Another open of an upload that is not being committed (a program that
-  // created the file first and writes it now): one more handle on it.
-  // EBUSY while it is being committed, ENOENT when gone.
+  // Another open of an upload that nobody has open and nothing commits (a
+  // program that created the file first and writes it now): a handle on
+  // it. EBUSY while another handle writes it (two copies to one name never
+  // mix) or it is being committed, ENOENT when gone.
   Result<Upload> Reopen(const Key& key) {
     std::lock_guard lock(mutex_);
     auto it = uploads_.find(key);
     if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
     if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+    if (it->second.open_handles > 0) return Fail(EBUSY, "upload {} is open", key.second);
     it->second.open_handles++;
     return it->second;
   }
@@ -220,10 +181,9 @@ class UploadRegistry {
 struct OpenFile {
   // Reading a published copy: image `image` in store `site`.
   std::unique_ptr<StoreReader> reader;
-  std::unique_ptr<ReadAhead> read_ahead;  // over `reader`, under read_mutex
+  std::unique_ptr<ReadAhead> read_ahead;  // over `reader` (thread-safe, asynchronous)
   std::string image;
   std::string site;
-  std::mutex read_mutex;  // a StoreReader is used by one thread at a time
   // Writing an upload.
   std::shared_ptr<StagedWrite> write;
   UploadRegistry::Key upload_key;
@@ -256,7 +216,8 @@ struct OpenFile {
 
 struct DirectoryEntry {
   std::string name;
-  fuse_ino_t ino;
+  std::optional<Node> node;  // none for "." and "..", whose inode is fixed
+  fuse_ino_t fixed_ino;
   mode_t mode;
   // Known when the listing read the record anyway: readdirplus hands it to
   // the kernel, so `ls -l` needs no lookup per entry.
@@ -444,11 +405,13 @@ class FilesystemImpl final : public Filesystem {
     return missing();
   }
 
+  // The reply to a lookup (create, mkdir) of `node`: the kernel counts it,
+  // so the inode is remembered; ForgetEntry if the reply cannot be sent.
   Result<fuse_entry_param> Entry(const Node& node) {
-    auto st = Stat(0, node);  // before interning: a probed name takes no inode
+    auto st = Stat(0, node);  // before remembering: a probed name takes no inode
     if (!st.ok()) return st.error();
     fuse_entry_param entry{};
-    entry.ino = inodes_.Intern(node);
+    entry.ino = inodes_.Remember(node);
     entry.attr = *st;
     entry.attr.st_ino = entry.ino;
     // Uploads change name and nature at commit: let the kernel ask again.
@@ -459,12 +422,13 @@ class FilesystemImpl final : public Filesystem {
   }
 
   Result<std::vector<DirectoryEntry>> ListDirectory(fuse_ino_t ino, const Node& node) {
-    std::vector<DirectoryEntry> entries{{".", ino, S_IFDIR}, {"..", FUSE_ROOT_ID, S_IFDIR}};
+    std::vector<DirectoryEntry> entries{{".", std::nullopt, ino, S_IFDIR},
+                                        {"..", std::nullopt, FUSE_ROOT_ID, S_IFDIR}};
     auto add_dir = [&](std::string name, const Node& child) {
-      entries.push_back({std::move(name), inodes_.Intern(child), S_IFDIR});
+      entries.push_back({std::move(name), child, 0, S_IFDIR});
     };
     auto add_file = [&](std::string name, const Node& child) {
-      entries.push_back({std::move(name), inodes_.Intern(child), S_IFREG});
+      entries.push_back({std::move(name), child, 0, S_IFREG});
     };
     switch (node.kind) {
       case NodeKind::kRoot:
@@ -501,7 +465,7 @@ class FilesystemImpl final : public Filesystem {
           add_file(record->FileName(),
                    Node{NodeKind::kFile, node.image, node.site, record->FileName(), ino});
         }
-        AddUploads(ino, entries);
+        AddUploads(ino, node, entries);
         break;
       }
       case NodeKind::kSite: {
@@ -516,7 +480,7 @@ class FilesystemImpl final : public Filesystem {
             AddAttributes(entries.back(), child, listed);
           }
         }
-        AddUploads(ino, entries);
+        AddUploads(ino, node, entries);
         break;
       }
       case NodeKind::kFile:
@@ -534,13 +498,14 @@ class FilesystemImpl final : public Filesystem {
           listed.record.error().message);
       return;
     }
-    auto st = Stat(entry.ino, node, &*listed.record);
+    auto st = Stat(0, node, &*listed.record);
     if (st.ok()) entry.attr = *st;
   }
 
-  void AddUploads(fuse_ino_t ino, std::vector<DirectoryEntry>& entries) {
-    for (auto& [name, upload_ino] : uploads_.EntriesIn(ino)) {
-      entries.push_back({std::move(name), upload_ino, S_IFREG});
+  void AddUploads(fuse_ino_t ino, const Node& directory, std::vector<DirectoryEntry>& entries) {
+    for (auto& [name, image] : uploads_.EntriesIn(ino)) {
+      Node upload{NodeKind::kUpload, image, directory.site, name, ino};
+      entries.push_back({std::move(name), upload, 0, S_IFREG});
     }
   }
 
@@ -553,8 +518,10 @@ class FilesystemImpl final : public Filesystem {
     if (!child.ok()) return ReplyError(req, child.error(), "lookup");
     auto entry = Entry(*child);
     if (!entry.ok()) return ReplyError(req, entry.error(), "lookup");
-    fuse_reply_entry(req, &*entry);
+    if (fuse_reply_entry(req, &*entry) != 0) inodes_.Forget(entry->ino, 1);
   }
+
+  void Forget(fuse_ino_t ino, uint64_t count) { inodes_.Forget(ino, count); }
 
   void GetAttr(fuse_req_t req, fuse_ino_t ino) {
     auto node = FindNode(ino);
@@ -596,7 +563,7 @@ class FilesystemImpl final : public Filesystem {
     if (!created.ok()) return ReplyError(req, created.error(), "mkdir");
     auto entry = Entry(Node{NodeKind::kImage, name});
     if (!entry.ok()) return ReplyError(req, entry.error(), "mkdir");
-    fuse_reply_entry(req, &*entry);
+    if (fuse_reply_entry(req, &*entry) != 0) inodes_.Forget(entry->ino, 1);
   }
 
   void RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -701,7 +668,6 @@ class FilesystemImpl final : public Filesystem {
     Node upload_node{NodeKind::kUpload, *image, node->site, name, parent};
     Upload upload;
     upload.write = *write;
-    upload.ino = inodes_.Intern(upload_node);
     upload.uid = caller.uid;
     upload.commit_at_rename = IsTemporaryName(name);
     upload.open_handles = 1;
@@ -726,6 +692,7 @@ class FilesystemImpl final : public Filesystem {
     if (fuse_reply_create(req, &*entry, fi) == 0) {
       file.release();
     } else {
+      inodes_.Forget(entry->ino, 1);
       uploads_.Released(key);
     }
   }
@@ -751,16 +718,23 @@ class FilesystemImpl final : public Filesystem {
                              node->image, node->site),
                         "open");
     }
-    auto reader = service_->OpenCopy(CallerOf(req), node->image, node->site);
-    if (!reader.ok()) return ReplyError(req, reader.error(), "open");
-    auto file = std::make_unique<OpenFile>();
-    file->reader = std::move(reader).value();
-    file->read_ahead = std::make_unique<ReadAhead>(*file->reader, kReadAheadBytes, kReadPieceBytes);
-    file->image = node->image;
-    file->site = node->site;
-    fi->fh = reinterpret_cast<uint64_t>(file.get());
-    fi->keep_cache = 1;  // image data never changes
-    if (fuse_reply_open(req, fi) == 0) file.release();
+    // Opening a copy waits on its store: that store's threads do it and
+    // reply, so a site that does not answer holds no FUSE thread.
+    service_->OpenCopyAsync(
+        CallerOf(req), node->image, node->site,
+        [this, req, reply = *fi, image = node->image,
+         site = node->site](Result<std::unique_ptr<StoreReader>> reader) mutable {
+          if (!reader.ok()) return ReplyError(req, reader.error(), "open");
+          auto file = std::make_unique<OpenFile>();
+          file->reader = std::move(reader).value();
+          file->read_ahead =
+              std::make_unique<ReadAhead>(*file->reader, kReadAheadBytes, kReadPieceBytes);
+          file->image = image;
+          file->site = site;
+          reply.fh = reinterpret_cast<uint64_t>(file.get());
+          reply.keep_cache = 1;  // image data never changes
+          if (fuse_reply_open(req, &reply) == 0) file.release();  // else closed here, at the store
+        });
   }
 
   // An open for writing of a file being uploaded: the same upload goes on
@@ -780,8 +754,8 @@ class FilesystemImpl final : public Filesystem {
     UploadRegistry::Key key{node.parent, node.name};
     auto upload = uploads_.Reopen(key);
     if (!upload.ok()) {
-      return ReplyError(
-          req, Fail(EBUSY, "image {}: '{}' is being committed", node.image, node.name), "open");
+      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", node.image, node.name),
+                        "open");
     }
     if (fi->flags & O_TRUNC) {
       Status truncated = upload->write->Truncate(0);
@@ -824,18 +798,18 @@ class FilesystemImpl final : public Filesystem {
     fuse_reply_err(req, 0);
   }
 
+  // Replied from the read-ahead window when its data is there: a store
+  // that does not answer holds no FUSE thread.
   void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
     if (!file->reader)
       return ReplyError(req, Fail(EBADF, "read of a file opened for writing"), "read");
-    Result<ReadAhead::Bytes> got = Fail(EIO, "read");
-    {
-      std::lock_guard lock(file->read_mutex);
-      got = file->read_ahead->ReadShared(static_cast<uint64_t>(offset), size);
-    }
-    if (!got.ok()) return ReplyError(req, got.error(), "read");
-    // Straight from the read-ahead window, which `got` keeps alive.
-    fuse_reply_buf(req, got->data.data(), got->data.size());
+    file->read_ahead->ReadSharedAsync(
+        static_cast<uint64_t>(offset), size, [req](Result<ReadAhead::Bytes> got) {
+          if (!got.ok()) return ReplyError(req, got.error(), "read");
+          // Straight from the read-ahead window, which `got` keeps alive.
+          fuse_reply_buf(req, got->data.data(), got->data.size());
+        });
   }
 
   void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
@@ -917,6 +891,12 @@ class FilesystemImpl final : public Filesystem {
   // with no data yet waits for a later open (created first, written later).
   void Release(fuse_req_t req, fuse_file_info* fi) {
     std::unique_ptr<OpenFile> file(reinterpret_cast<OpenFile*>(fi->fh));
+    if (file->reader) {
+      // Closing waits for reads in flight and for the store: at the store.
+      std::string site = file->site;
+      service_->RunAtStore(site, [closing = std::shared_ptr<OpenFile>(std::move(file))] {});
+      return (void)fuse_reply_err(req, 0);
+    }
     if (file->write) {
       if (!file->commit_at_rename && file->write->has_data() && !file->write->committed() &&
           uploads_.Find(file->upload_key)) {
@@ -943,31 +923,38 @@ class FilesystemImpl final : public Filesystem {
     if (fuse_reply_open(req, fi) == 0) directory.release();
   }
 
+  // Plain entries do not count as lookups: an entry the kernel holds no
+  // inode of gets FUSE_UNKNOWN_INO, and is looked up when needed.
   void ReadDir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
     ReplyEntries(req, size, offset, fi,
                  [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
                    struct stat st {};
-                   st.st_ino = entry.ino;
+                   st.st_ino = entry.node ? inodes_.Known(*entry.node) : entry.fixed_ino;
                    st.st_mode = entry.mode;
                    return fuse_add_direntry(req, buffer, room, entry.name.c_str(), &st, next);
                  });
   }
 
-  // readdir with each entry's attributes where the listing knows them.
+  // readdir with each entry's attributes where the listing knows them; the
+  // kernel counts each such entry as a lookup.
   void ReadDirPlus(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
     ReplyEntries(req, size, offset, fi,
                  [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
                    fuse_entry_param param{};
-                   if (entry.attr) {
-                     param.ino = entry.ino;
+                   bool counted = entry.attr && entry.node;
+                   if (counted) {
+                     param.ino = inodes_.Remember(*entry.node);
                      param.attr = *entry.attr;
+                     param.attr.st_ino = param.ino;
                      param.attr_timeout = param.entry_timeout = kAttrTimeout;
                    } else {  // ino 0: the kernel takes the name only, and looks it up
-                     param.attr.st_ino = entry.ino;
+                     param.attr.st_ino = entry.node ? inodes_.Known(*entry.node) : entry.fixed_ino;
                      param.attr.st_mode = entry.mode;
                    }
-                   return fuse_add_direntry_plus(req, buffer, room, entry.name.c_str(), &param,
-                                                 next);
+                   size_t needed = fuse_add_direntry_plus(req, buffer, room, entry.name.c_str(),
+                                                          &param, next);
+                   if (counted && needed > room) inodes_.Forget(param.ino, 1);  // not sent
+                   return needed;
                  });
   }
 
@@ -996,6 +983,9 @@ class FilesystemImpl final : public Filesystem {
     auto node = FindNode(ino);
     if (!node.ok()) return ReplyError(req, node.error(), "getxattr");
     std::string_view wanted(name);
+    if (node->kind == NodeKind::kRoot && wanted == kInodesXattr) {
+      return ReplyXattr(req, std::to_string(inodes_.size()), size);
+    }
     if (node->kind != NodeKind::kImage || !wanted.starts_with(kXattrPrefix)) {
       return ReplyError(req, Fail(ENODATA, "no attribute {}", name), "getxattr");
     }
@@ -1012,6 +1002,7 @@ class FilesystemImpl final : public Filesystem {
     auto node = FindNode(ino);
     if (!node.ok()) return ReplyError(req, node.error(), "listxattr");
     std::string names;
+    if (node->kind == NodeKind::kRoot) names = std::string(kInodesXattr) + '\0';
     if (node->kind == NodeKind::kImage) {
       auto record = service_->GetImage(node->image);
       if (!record.ok()) return ReplyError(req, record.error(), "listxattr");
@@ -1112,6 +1103,11 @@ const fuse_lowlevel_ops kOperations = {
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
           Guarded(req, "lookup", [&](FilesystemImpl* fs) { fs->Lookup(req, parent, name); });
         },
+    .forget =
+        [](fuse_req_t req, fuse_ino_t ino, uint64_t count) {
+          Self(req)->Forget(ino, count);
+          fuse_reply_none(req);
+        },
     .getattr =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
           Guarded(req, "getattr", [&](FilesystemImpl* fs) { fs->GetAttr(req, ino); });
@@ -1196,6 +1192,11 @@ const fuse_lowlevel_ops kOperations = {
     .create =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
           Guarded(req, "create", [&](FilesystemImpl* fs) { fs->Create(req, parent, name, fi); });
+        },
+    .forget_multi =
+        [](fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+          for (size_t i = 0; i < count; ++i) Self(req)->Forget(forgets[i].ino, forgets[i].nlookup);
+          fuse_reply_none(req);
         },
     .fallocate =
         [](fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {

@@ -32,8 +32,11 @@ namespace {
 
 constexpr std::string_view kTemporaryPrefix = "imagefs-tmp.";
 constexpr char kSnapshot[] = "snap";
-// The omap object in which librbd keeps a pool's format 2 image names.
+// The omap objects in which librbd keeps a pool's format 2 image names,
+// and its trash (entries read a page at a time).
 constexpr char kDirectory[] = "rbd_directory";
+constexpr char kTrash[] = "rbd_trash";
+constexpr uint64_t kTrashPage = 1024;
 // How long a fenced client stays blocklisted (Ceph's default is one hour).
 constexpr uint32_t kFenceSeconds = 3600;
 // What librados returns to a blocklisted client (Ceph's EBLOCKLISTED).
@@ -475,18 +478,42 @@ class RbdStore final : public Store {
     return (*pool)->RemoveImage(std::string(image_id));
   }
 
-  // By name: one read of the pool's rbd_directory, where `rbd ls` finds
-  // images too (also one whose removal a crash cut short, which cannot be
-  // opened any more but must still count as data to remove).
+  // By name, as `rbd ls` finds images: a format 2 image has its id object
+  // `rbd_id.<name>` and its rbd_directory entry until librbd removes it;
+  // removing, it first moves the image to the pool's trash (source
+  // "removing", which the public trash listing hides), so a removal a crash
+  // cut short is found there: it still counts as data to remove. A stat and
+  // one or two omap reads (the trash is empty but for such leftovers),
+  // whatever the pool holds.
   Result<bool> Exists(std::string_view image_id) override {
     auto pool = Pool();
     if (!pool.ok()) return pool.error();
+    librados::IoCtx& ioctx = (*pool)->ioctx;
+    auto failed = [&](int ret) { return (*pool)->Failed(ret, "look up", std::string(image_id)); };
+    uint64_t size = 0;
+    time_t modified = 0;
+    int ret = ioctx.stat(fmt::format("rbd_id.{}", image_id), &size, &modified);
+    if (ret == 0) return true;
+    if (ret != -ENOENT) return failed(ret);
     std::string key = fmt::format("name_{}", image_id);
     std::map<std::string, librados::bufferlist> values;
-    int ret = (*pool)->ioctx.omap_get_vals_by_keys(kDirectory, {key}, &values);
-    if (ret == -ENOENT) return false;  // no directory yet: no image
-    if (ret < 0) return (*pool)->Failed(ret, "look up", std::string(image_id));
-    return values.count(key) > 0;
+    ret = ioctx.omap_get_vals_by_keys(kDirectory, {key}, &values);
+    if (ret < 0 && ret != -ENOENT) return failed(ret);
+    if (values.count(key)) return true;
+    // Trash entries are keyed by image id; the encoded value holds the name.
+    std::string after;
+    for (;;) {
+      std::map<std::string, librados::bufferlist> page;
+      bool more = false;
+      ret = ioctx.omap_get_vals2(kTrash, after, kTrashPage, &page, &more);
+      if (ret == -ENOENT) return false;
+      if (ret < 0) return failed(ret);
+      for (auto& [entry, value] : page) {
+        if (value.to_str().find(image_id) != std::string::npos) return true;
+      }
+      if (!more || page.empty()) return false;
+      after = page.rbegin()->first;
+    }
   }
 
   Result<bool> InUse(std::string_view image_id) override {

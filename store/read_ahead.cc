@@ -1,41 +1,43 @@
+// Read-ahead windows over a store reader (store/read_ahead.h).
 #include "store/read_ahead.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
+#include <future>
 #include <optional>
 #include <vector>
 
 namespace imagefs {
 
+// Reads of all windows, for the destructor to wait for.
+struct ReadAhead::InFlight {
+  std::mutex mutex;  // guards pieces
+  std::condition_variable idle;
+  int pieces = 0;
+};
+
 struct ReadAhead::Window {
   uint64_t start = 0;
   size_t length = 0;
   std::unique_ptr<char[]> data;  // not zeroed first: every byte is read into
-  std::mutex mutex;              // guards pending and error
-  std::condition_variable done;
+  std::mutex mutex;              // guards pending, error and waiters
   int pending = 0;
   std::optional<Error> error;
+  std::vector<std::function<void(Status)>> waiters;  // run when pending reaches 0
 
   uint64_t end() const { return start + length; }
-  bool Covers(uint64_t offset) const { return offset >= start && offset < end(); }
-  // Waits for the window's reads; their first error, if any.
-  Status Wait() {
-    std::unique_lock lock(mutex);
-    done.wait(lock, [&] { return pending == 0; });
-    return error ? Status(*error) : Ok();
-  }
 };
 
 ReadAhead::ReadAhead(StoreReader& reader, uint64_t window_bytes, uint64_t piece_bytes)
     : reader_(reader),
       window_bytes_(std::max<uint64_t>(window_bytes, 1)),
-      piece_bytes_(std::clamp<uint64_t>(piece_bytes, 1, window_bytes_)) {}
+      piece_bytes_(std::clamp<uint64_t>(piece_bytes, 1, window_bytes_)),
+      in_flight_(std::make_shared<InFlight>()) {}
 
 ReadAhead::~ReadAhead() {
-  // Reads in flight write into their windows: let them end first.
-  for (auto& [number, window] : windows_) (void)window->Wait();
+  // Reads in flight use the reader: let them end first.
+  std::unique_lock lock(in_flight_->mutex);
+  in_flight_->idle.wait(lock, [&] { return in_flight_->pieces == 0; });
 }
 
 std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
@@ -45,43 +47,64 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
   window->data.reset(new char[window->length]);
   size_t length = window->length;
   window->pending = static_cast<int>((length + piece_bytes_ - 1) / piece_bytes_);
+  {
+    std::lock_guard lock(in_flight_->mutex);
+    in_flight_->pieces += window->pending;
+  }
   for (size_t at = 0; at < length; at += piece_bytes_) {
     size_t piece = static_cast<size_t>(std::min<uint64_t>(piece_bytes_, length - at));
     reader_.ReadAtAsync(
         start + at, std::span<char>(window->data.get() + at, piece),
-        [window, piece, where = start + at](Result<size_t> got) {
-          std::lock_guard lock(window->mutex);
-          if (!window->error && !got.ok()) window->error = got.error();
-          if (!window->error && got.ok() && *got != piece) {
-            window->error =
-                Error{EIO, fmt::format("short read at {}: {} of {} bytes", where, *got, piece)};
+        [window, in_flight = in_flight_, piece, where = start + at](Result<size_t> got) {
+          std::vector<std::function<void(Status)>> ready;
+          Status status = Ok();
+          {
+            std::lock_guard lock(window->mutex);
+            if (!window->error && !got.ok()) window->error = got.error();
+            if (!window->error && got.ok() && *got != piece) {
+              window->error =
+                  Error{EIO, fmt::format("short read at {}: {} of {} bytes", where, *got, piece)};
+            }
+            if (--window->pending == 0) {
+              ready.swap(window->waiters);
+              if (window->error) status = *window->error;
+            }
           }
-          if (--window->pending == 0) window->done.notify_all();
+          for (auto& then : ready) then(status);
+          std::lock_guard lock(in_flight->mutex);
+          if (--in_flight->pieces == 0) in_flight->idle.notify_all();
         });
   }
   return window;
 }
 
-Result<std::shared_ptr<ReadAhead::Window>> ReadAhead::WindowAt(uint64_t at) {
+void ReadAhead::WhenReady(const std::shared_ptr<Window>& window,
+                          std::function<void(Status)> then) {
+  Status status = Ok();
+  {
+    std::lock_guard lock(window->mutex);
+    if (window->pending > 0) {
+      window->waiters.push_back(std::move(then));
+      return;
+    }
+    if (window->error) status = *window->error;
+  }
+  then(status);
+}
+
+std::shared_ptr<ReadAhead::Window> ReadAhead::WindowAt(uint64_t at) {
   uint64_t number = at / window_bytes_;
   // Kept: the window before (a request late by one window) up to two ahead.
-  for (auto it = windows_.begin(); it != windows_.end();) {
-    if (it->first + 1 < number || it->first > number + 2) {
-      (void)it->second->Wait();
-      it = windows_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  std::erase_if(windows_, [&](const auto& entry) {
+    return entry.first + 1 < number || entry.first > number + 2;
+  });
   auto& window = windows_[number];
-  if (!window) window = Start(number * window_bytes_);
-  auto found = window;
-  Status ready = found->Wait();
-  if (!ready.ok()) {
-    windows_.erase(number);  // read again next time
-    return ready.error();
+  if (window) {
+    std::lock_guard lock(window->mutex);
+    if (window->pending == 0 && window->error) window.reset();  // read again
   }
-  return found;
+  if (!window) window = Start(number * window_bytes_);
+  return window;
 }
 
 void ReadAhead::Prefetch(const Window& window, uint64_t consumed_to) {
@@ -92,36 +115,59 @@ void ReadAhead::Prefetch(const Window& window, uint64_t consumed_to) {
   }
 }
 
-Result<size_t> ReadAhead::Read(uint64_t offset, std::span<char> buffer) {
-  size_t filled = 0;
-  while (filled < buffer.size() && offset + filled < reader_.size()) {
-    uint64_t at = offset + filled;
-    auto window = WindowAt(at);
-    if (!window.ok()) return window.error();
-    size_t count =
-        static_cast<size_t>(std::min<uint64_t>(buffer.size() - filled, (*window)->end() - at));
-    std::memcpy(buffer.data() + filled, (*window)->data.get() + (at - (*window)->start), count);
-    filled += count;
-    Prefetch(**window, offset + filled);
+void ReadAhead::ReadSharedAsync(uint64_t offset, size_t size, ReadDone done) {
+  if (offset >= reader_.size() || size == 0) return done(Bytes{});
+  uint64_t end = std::min(offset + size, reader_.size());
+  std::shared_ptr<Window> first;
+  std::shared_ptr<Window> second;  // when the range runs into the next window
+  {
+    std::lock_guard lock(mutex_);
+    first = WindowAt(offset);
+    if (first->end() < end) second = WindowAt(first->end());
+    Prefetch(second ? *second : *first, end);
   }
-  return filled;
+  if (!second) {
+    WhenReady(first, [first, offset, end, done = std::move(done)](Status status) {
+      if (!status.ok()) return done(status.error());
+      std::span<const char> data(first->data.get() + (offset - first->start),
+                                 static_cast<size_t>(end - offset));
+      done(Bytes{first, data});
+    });
+    return;
+  }
+  // Across two windows (reads are at most a window long): a copy of both
+  // parts once both are there.
+  WhenReady(first, [first, second, offset, end, done = std::move(done)](Status status) {
+    if (!status.ok()) return done(status.error());
+    WhenReady(second, [first, second, offset, end, done](Status status) {
+      if (!status.ok()) return done(status.error());
+      auto copy = std::shared_ptr<char[]>(new char[end - offset]);
+      size_t head = static_cast<size_t>(first->end() - offset);
+      std::memcpy(copy.get(), first->data.get() + (offset - first->start), head);
+      std::memcpy(copy.get() + head, second->data.get(), static_cast<size_t>(end - offset) - head);
+      done(Bytes{copy, std::span<const char>(copy.get(), static_cast<size_t>(end - offset))});
+    });
+  });
 }
 
 Result<ReadAhead::Bytes> ReadAhead::ReadShared(uint64_t offset, size_t size) {
-  if (offset >= reader_.size() || size == 0) return Bytes{};
-  uint64_t end = std::min(offset + size, reader_.size());
-  auto window = WindowAt(offset);
-  if (!window.ok()) return window.error();
-  if ((*window)->end() >= end) {
-    Prefetch(**window, end);
-    std::span<const char> data((*window)->data.get() + (offset - (*window)->start),
-                               static_cast<size_t>(end - offset));
-    return Bytes{*window, data};
+  std::promise<Result<Bytes>> promise;
+  auto future = promise.get_future();
+  ReadSharedAsync(offset, size, [&promise](Result<Bytes> got) { promise.set_value(std::move(got)); });
+  return future.get();
+}
+
+Result<size_t> ReadAhead::Read(uint64_t offset, std::span<char> buffer) {
+  size_t filled = 0;
+  while (filled < buffer.size() && offset + filled < reader_.size()) {
+    size_t piece = static_cast<size_t>(std::min<uint64_t>(buffer.size() - filled, window_bytes_));
+    auto got = ReadShared(offset + filled, piece);
+    if (!got.ok()) return got.error();
+    if (got->data.empty()) break;
+    std::memcpy(buffer.data() + filled, got->data.data(), got->data.size());
+    filled += got->data.size();
   }
-  auto copy = std::shared_ptr<char[]>(new char[end - offset]);
-  auto got = Read(offset, std::span<char>(copy.get(), static_cast<size_t>(end - offset)));
-  if (!got.ok()) return got.error();
-  return Bytes{copy, std::span<const char>(copy.get(), *got)};
+  return filled;
 }
 
 }  // namespace imagefs

@@ -30,6 +30,9 @@ namespace {
 
 // How long the service waits idle before returning its buffers' memory.
 constexpr std::chrono::seconds kIdle{5};
+// Threads each store has for opening and closing readers: as many opens
+// of one store wait at once on a store that does not answer.
+constexpr size_t kThreadsPerStore = 4;
 
 template <typename T>
 // Whether `value` was there.
@@ -115,13 +118,13 @@ class ImageServiceImpl final : public ImageService {
     for (auto& store : options_.stores) {
       store_ids_.push_back(store->id());
       stores_[store->id()] = store.get();
+      store_threads_[store->id()] = std::make_unique<boost::asio::thread_pool>(kThreadsPerStore);
     }
   }
 
   ~ImageServiceImpl() override { Shutdown(); }
 
   const std::vector<std::string>& store_ids() const override { return store_ids_; }
-  const std::string& central() const override { return options_.central; }
   bool HasStore(std::string_view site) const override {
     return stores_.count(std::string(site)) != 0;
   }
@@ -136,7 +139,6 @@ class ImageServiceImpl final : public ImageService {
   }
 
   Result<ImageRecord> GetImage(std::string_view id) override { return catalog_->Get(id); }
-  Result<std::vector<std::string>> ListImages() override { return catalog_->ListIds(); }
   Result<std::vector<ListedRecord>> ListImageRecords() override { return catalog_->ListRecords(); }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
@@ -341,6 +343,18 @@ class ImageServiceImpl final : public ImageService {
     return OpenCopy(id, site);
   }
 
+  void OpenCopyAsync(const Caller& caller, std::string_view id, std::string_view site,
+                     Opened done) override {
+    RunAtStore(site, [this, caller, id = std::string(id), site = std::string(site),
+                      done = std::move(done)] { done(OpenCopy(caller, id, site)); });
+  }
+
+  void RunAtStore(std::string_view site, std::function<void()> job) override {
+    auto threads = store_threads_.find(site);
+    if (threads == store_threads_.end()) return job();  // no such store: nothing to wait for
+    boost::asio::post(*threads->second, std::move(job));
+  }
+
   Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id, std::string_view site) {
     auto record = catalog_->Get(id);
     if (!record.ok()) return record.error();
@@ -361,6 +375,7 @@ class ImageServiceImpl final : public ImageService {
     sweeper_wake_.notify_all();
     if (sweeper_.joinable()) sweeper_.join();
     pool_.join();
+    for (auto& [site, threads] : store_threads_) threads->join();
   }
 
   void RecoverInBackground() override {
@@ -1021,6 +1036,8 @@ class ImageServiceImpl final : public ImageService {
   bool recover_requested_ = false;
   std::thread sweeper_;
   boost::asio::thread_pool pool_;
+  // Each store's own threads, for work that waits on that store alone.
+  std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
 };
 
 Status ImageServiceImpl::RepairImageLocked(const std::string& id) {

@@ -5,6 +5,8 @@
 // - Thread safety: every method may be called from any thread. Methods that
 //   take a `Done` callback return at once and run the work on the service's
 //   own worker threads; `done` is called exactly once, from a worker thread.
+//   Work that waits on one store only (opening a copy to read, closing it)
+//   runs on that store's own threads (OpenCopyAsync, RunAtStore).
 //   Everything else touches only the catalog or local files and returns
 //   promptly, so FUSE worker threads may call it.
 // - Lock order: the service holds no lock across a catalog or store call.
@@ -122,13 +124,11 @@ class ImageService {
   virtual ~ImageService() = default;
 
   virtual const std::vector<std::string>& store_ids() const = 0;
-  virtual const std::string& central() const = 0;
   virtual bool HasStore(std::string_view site) const = 0;
   virtual bool IsAuthorized(const Caller& caller, const ImageRecord& record) const = 0;
 
   // Inspection: catalog only, no store round trip.
   virtual Result<ImageRecord> GetImage(std::string_view id) = 0;
-  virtual Result<std::vector<std::string>> ListImages() = 0;
   // Every image record in one catalog pass (listings with attributes).
   virtual Result<std::vector<ListedRecord>> ListImageRecords() = 0;
 
@@ -156,6 +156,16 @@ class ImageService {
   // no copy, EACCES when the image's visibility keeps the caller out.
   virtual Result<std::unique_ptr<StoreReader>> OpenCopy(const Caller& caller, std::string_view id,
                                                         std::string_view site) = 0;
+  // OpenCopy on the threads of that store: returns at once, and `done`
+  // gets the reader (or the error) from there. A store that does not
+  // answer holds its own threads only (a few per store), never the
+  // caller's, nor any other store's.
+  using Opened = std::function<void(Result<std::unique_ptr<StoreReader>>)>;
+  virtual void OpenCopyAsync(const Caller& caller, std::string_view id, std::string_view site,
+                             Opened done) = 0;
+  // Runs `job` on the threads of store `site` (closing a reader of it,
+  // which may wait for the store).
+  virtual void RunAtStore(std::string_view site, std::function<void()> job) = 0;
 
   // Crash recovery of the whole catalog; waits until done. A store that
   // cannot be reached is left out (its locations are kept as they are) and

@@ -4,7 +4,7 @@
 
 #include <sys/stat.h>
 
-#include "store/faulty_store.h"
+#include "tests/unit/faulty_store.h"
 
 namespace imagefs {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <random>
 
-#include "store/faulty_store.h"
+#include "tests/unit/faulty_store.h"
 #include "tests/unit/temporary_directory.h"
 
 namespace imagefs {

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "common/time.h"
-#include "store/faulty_store.h"
+#include "tests/unit/faulty_store.h"
 #include "tests/unit/temporary_directory.h"
 #include "workflow/image_service.h"
 

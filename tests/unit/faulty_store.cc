@@ -1,4 +1,4 @@
-#include "store/faulty_store.h"
+#include "tests/unit/faulty_store.h"
 
 #include <atomic>
 #include <mutex>

@@ -1,0 +1,65 @@
+// The inodes of the imagefs tree: what each stands for (a Node), and the
+// lookup counts the kernel holds on them (libfuse's passthrough_hp keeps
+// them the same way). An inode is made by a reply that the kernel counts
+// (lookup, create, mkdir, readdirplus entries) and goes when `forget`
+// brings its count to zero, so the table is bounded by what the kernel
+// holds, not by what was ever listed. Numbers are never reused; while an
+// inode lives, its node's path keeps it.
+//
+// Thread safety: every method may be called from any thread (one mutex, a
+// leaf: held across nothing else).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace imagefs {
+
+using InodeNumber = uint64_t;  // fuse_ino_t
+constexpr InodeNumber kRootIno = 1;             // FUSE_ROOT_ID
+constexpr InodeNumber kUnknownIno = 0xffffffff;  // FUSE_UNKNOWN_INO
+
+enum class NodeKind { kRoot, kImages, kSites, kSite, kImage, kStores, kStoreDir, kFile, kUpload };
+
+struct Node {
+  NodeKind kind = NodeKind::kRoot;
+  std::string image;
+  std::string site;
+  std::string name;            // kFile, kUpload: the entry name
+  InodeNumber parent = 0;      // kFile, kUpload: the directory holding it
+  bool named_by_id = false;    // kFile: in /sites/<site>/, named by the image id
+
+  bool IsDirectory() const { return kind != NodeKind::kFile && kind != NodeKind::kUpload; }
+  std::string Key() const;
+};
+
+class InodeTable {
+ public:
+  InodeTable();
+
+  // The inode of `node` for a reply the kernel counts: one more lookup.
+  InodeNumber Remember(const Node& node);
+  // The kernel dropped `count` lookups of `ino`; at zero the inode goes
+  // (never the root).
+  void Forget(InodeNumber ino, uint64_t count);
+  std::optional<Node> Find(InodeNumber ino);
+  // The inode of `node` if the kernel holds one, else kUnknownIno (plain
+  // readdir entries: the kernel looks them up when it needs them).
+  InodeNumber Known(const Node& node);
+  size_t size();
+
+ private:
+  struct Entry {
+    Node node;
+    uint64_t lookups = 0;
+  };
+  std::mutex mutex_;  // guards the three below
+  std::unordered_map<std::string, InodeNumber> by_key_;
+  std::unordered_map<InodeNumber, Entry> nodes_;
+  InodeNumber next_ = kRootIno + 1;
+};
+
+}  // namespace imagefs

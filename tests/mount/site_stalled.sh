@@ -1,0 +1,60 @@
+# Ceph only: one site's OSD stops answering (SIGSTOP) with the default
+# rados_op_timeout of 60 s, and 32 readers of that site wait on it. Opening
+# and reading a copy run on that store's own threads and reply from there,
+# so no FUSE thread waits: `ls -l`, `getfattr` and reads of the other sites
+# keep answering within a second each. When the OSD answers again, the 32
+# readers finish with the right data.
+source "$(dirname "$0")/lib.sh"
+[ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
+start_own_clusters
+OP_TIMEOUT=60
+write_config
+mount_imagefs
+
+random_file "$WORK/img" 4
+id=$(new_uuid)
+mkdir "$MNT/images/$id"
+cp "$WORK/img" "$MNT/sites/central/$id"
+for site in dcn0 dcn1; do cp "$MNT/sites/central/$id" "$MNT/sites/$site/$id"; done
+osd=$(cat "$CEPH_DIR/dcn1/run/osd.0.pid")
+kill -STOP "$osd"
+
+READERS=32
+readers=()
+for i in $(seq "$READERS"); do
+  (cmp "$WORK/img" "$MNT/sites/dcn1/$id" && echo ok > "$WORK/reader.$i" ||
+    echo failed > "$WORK/reader.$i") &
+  readers+=($!)
+done
+sleep 2  # every reader is waiting on dcn1 now
+
+# timed SECONDS LABEL COMMAND...: the command succeeds within SECONDS.
+timed() {
+  local limit=$1 label=$2 started
+  shift 2
+  started=$EPOCHREALTIME
+  timeout 10 "$@" > /dev/null || fail "$label failed while dcn1 stalls"
+  local took
+  took=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+  echo "$label: $took s"
+  awk -v t="$took" -v l="$limit" 'BEGIN { exit !(t < l) }' ||
+    fail "$label took $took s while dcn1 stalls (limit $limit s)"
+}
+for round in 1 2 3; do
+  timed 1 "ls -l /images (round $round)" ls -l "$MNT/images" "$MNT/sites/central"
+  timed 1 "getfattr (round $round)" getfattr -d "$MNT/images/$id"
+  timed 1 "read at central (round $round)" cmp "$WORK/img" "$MNT/sites/central/$id"
+  timed 1 "read at dcn0 (round $round)" cmp "$WORK/img" "$MNT/sites/dcn0/$id"
+done
+waiting=0
+for i in $(seq "$READERS"); do [ -e "$WORK/reader.$i" ] || waiting=$((waiting + 1)); done
+echo "$waiting of $READERS readers of dcn1 still waiting"
+[ "$waiting" -eq "$READERS" ] || fail "only $waiting readers were waiting on the stalled site"
+
+kill -CONT "$osd"
+wait "${readers[@]}"
+for i in $(seq "$READERS"); do
+  assert_eq "$(cat "$WORK/reader.$i")" ok "reader $i of dcn1 after the OSD answered again"
+done
+unmount_imagefs
+pass
