@@ -406,7 +406,7 @@ class FilesystemImpl final : public Filesystem {
   }
 
   // The reply to a lookup (create, mkdir) of `node`: the kernel counts it,
-  // so the inode is remembered; ForgetEntry if the reply cannot be sent.
+  // so the inode is remembered (and forgotten again if the reply fails).
   Result<fuse_entry_param> Entry(const Node& node) {
     auto st = Stat(0, node);  // before remembering: a probed name takes no inode
     if (!st.ok()) return st.error();
@@ -722,7 +722,7 @@ class FilesystemImpl final : public Filesystem {
     // reply, so a site that does not answer holds no FUSE thread.
     service_->OpenCopyAsync(
         CallerOf(req), node->image, node->site,
-        [this, req, reply = *fi, image = node->image,
+        [req, reply = *fi, image = node->image,
          site = node->site](Result<std::unique_ptr<StoreReader>> reader) mutable {
           if (!reader.ok()) return ReplyError(req, reader.error(), "open");
           auto file = std::make_unique<OpenFile>();
