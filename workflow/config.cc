@@ -1,9 +1,13 @@
 #include "workflow/config.h"
 
+#include <fmt/ranges.h>
+
 #include <boost/algorithm/string.hpp>
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <charconv>
+#include <functional>
+#include <limits>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -96,30 +100,193 @@ std::vector<std::string> SplitList(const std::string& text) {
   return items;
 }
 
-// [import_filtering_opts]: each key present replaces its default list.
-Status ParseImportFilter(const ConfigReader& reader, UriFilter& filter) {
-  constexpr std::string_view kSection = "import_filtering_opts";
-  for (auto [key, list] : {std::pair{"allowed_schemes", &filter.allowed_schemes},
-                           std::pair{"disallowed_schemes", &filter.disallowed_schemes},
-                           std::pair{"allowed_hosts", &filter.allowed_hosts},
-                           std::pair{"disallowed_hosts", &filter.disallowed_hosts}}) {
-    if (!reader.Has(kSection, key)) continue;
-    *list = SplitList(boost::to_lower_copy(reader.Get(kSection, key)));
-  }
-  for (auto [key, list] : {std::pair{"allowed_ports", &filter.allowed_ports},
-                           std::pair{"disallowed_ports", &filter.disallowed_ports}}) {
-    if (!reader.Has(kSection, key)) continue;
-    list->clear();
-    for (const auto& item : SplitList(reader.Get(kSection, key))) {
-      uint32_t port = 0;
-      auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), port);
-      if (error != std::errc() || end != item.data() + item.size() || port == 0 || port > 65535) {
-        return reader.Bad(kSection, key, fmt::format("'{}' is not a port (1..65535)", item));
-      }
-      list->push_back(port);
+// ---- The table of keys ----
+//
+// Each key: its section ("" for a store's own), its name, and the rule
+// that reads it into its destination. A key left out keeps the value the
+// destination starts with: every default is written once, in config.h.
+
+template <typename Target>
+using KeyRule = std::function<Status(const ConfigReader&, std::string_view section,
+                                     std::string_view key, Target&)>;
+
+template <typename Target>
+struct Key {
+  std::string_view section;
+  std::string_view key;
+  KeyRule<Target> read;
+};
+
+// A number in [low, high], else `rule` is the message.
+template <typename Target, typename Number>
+KeyRule<Target> NumberIn(Number Target::*field, Number low, Number high, std::string rule) {
+  return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
+             Target& target) -> Status {
+    auto value = reader.GetNumber<Number>(section, key, target.*field);
+    if (!value.ok()) return value.error();
+    if (*value < low || *value > high) return reader.Bad(section, key, rule);
+    target.*field = *value;
+    return Ok();
+  };
+}
+
+template <typename Target>
+KeyRule<Target> Flag(bool Target::*field) {
+  return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
+             Target& target) -> Status {
+    auto value = reader.GetBool(section, key, target.*field);
+    if (!value.ok()) return value.error();
+    target.*field = *value;
+    return Ok();
+  };
+}
+
+// Text; when `allowed` is given, empty or one of it.
+template <typename Target>
+KeyRule<Target> Text(std::string Target::*field, std::vector<std::string> allowed = {}) {
+  return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
+             Target& target) -> Status {
+    std::string value = reader.Get(section, key, target.*field);
+    if (!allowed.empty() && !value.empty() &&
+        std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+      return reader.Bad(section, key,
+                        fmt::format("'{}' is not supported ({})", value, fmt::join(allowed, ", ")));
     }
+    target.*field = value;
+    return Ok();
+  };
+}
+
+// A comma list of numbers in [low, high]; present, even empty, it replaces
+// the default list.
+template <typename Target, typename Number>
+KeyRule<Target> NumberList(std::vector<Number> Target::*field, Number low, Number high,
+                           std::string_view what) {
+  return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
+             Target& target) -> Status {
+    if (!reader.Has(section, key)) return Ok();
+    std::vector<Number> values;
+    for (const auto& item : SplitList(reader.Get(section, key))) {
+      Number value{};
+      auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+      if (error != std::errc() || end != item.data() + item.size() || value < low ||
+          value > high) {
+        return reader.Bad(section, key, fmt::format("'{}' is not {}", item, what));
+      }
+      values.push_back(value);
+    }
+    target.*field = std::move(values);
+    return Ok();
+  };
+}
+
+// A comma list of names (lower case); present, even empty, it replaces the
+// default list.
+template <typename Target>
+KeyRule<Target> NameList(std::vector<std::string> Target::*field) {
+  return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
+             Target& target) -> Status {
+    if (reader.Has(section, key)) {
+      target.*field = SplitList(boost::to_lower_copy(reader.Get(section, key)));
+    }
+    return Ok();
+  };
+}
+
+// A rule on a part of the destination (`part` picks it).
+template <typename Target, typename Part>
+KeyRule<Target> Within(Part Target::*part, KeyRule<Part> rule) {
+  return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
+             Target& target) { return rule(reader, section, key, target.*part); };
+}
+
+template <typename Target>
+Status ReadKeys(const ConfigReader& reader, const std::vector<Key<Target>>& keys,
+                std::string_view own_section, Target& target) {
+  for (const auto& key : keys) {
+    std::string_view section = key.section.empty() ? own_section : key.section;
+    IMAGEFS_RETURN_IF_ERROR(key.read(reader, section, key.key, target));
   }
   return Ok();
+}
+
+const std::vector<Key<Config>>& DaemonKeys() {
+  static const std::vector<Key<Config>> keys{
+      {"imagefs", "admin_uids",
+       NumberList(&Config::admin_uids, uint32_t{0}, std::numeric_limits<uint32_t>::max(),
+                  "a uid")},
+      {"imagefs", "lease_ttl",
+       NumberIn(&Config::lease_ttl_seconds, 3, 86400, "must be at least 3 seconds")},
+      {"imagefs", "staging_max_bytes",
+       NumberIn(&Config::staging_max_bytes, uint64_t{0}, std::numeric_limits<uint64_t>::max(),
+                "")},
+      {"imagefs", "workers", NumberIn(&Config::workers, 1, 256, "must be 1..256")},
+      {"imagefs", "copy_chunk_size",
+       [](const ConfigReader& reader, std::string_view section, std::string_view key,
+          Config& config) -> Status {
+         IMAGEFS_RETURN_IF_ERROR(NumberIn(&Config::copy_chunk_mib, uint64_t{4}, uint64_t{256},
+                                          "must be a multiple of 4, 4..256 MiB")(
+             reader, section, key, config));
+         if (config.copy_chunk_mib % 4 != 0) {
+           return reader.Bad(section, key, "must be a multiple of 4, 4..256 MiB");
+         }
+         return Ok();
+       }},
+      {"imagefs", "copy_in_flight", NumberIn(&Config::copy_in_flight, 1, 256, "must be 1..256")},
+      {"imagefs", "stream_writes", Flag(&Config::stream_writes)},
+      {"imagefs", "web_download_connect_timeout",
+       NumberIn(&Config::download_connect_seconds, 1, 3600, "must be 1..3600 seconds")},
+      {"imagefs", "web_download_stall_timeout",
+       NumberIn(&Config::download_stall_seconds, 1, 3600, "must be 1..3600 seconds")},
+      {"imagefs", "idle_upload_timeout",
+       NumberIn(&Config::idle_upload_seconds, 1, 86400, "must be 1..86400 seconds")},
+      {"image_conversion", "output_format", Text(&Config::conversion_format, {"raw"})},
+      {"import_filtering_opts", "allowed_schemes",
+       Within(&Config::import_filter, NameList(&UriFilter::allowed_schemes))},
+      {"import_filtering_opts", "disallowed_schemes",
+       Within(&Config::import_filter, NameList(&UriFilter::disallowed_schemes))},
+      {"import_filtering_opts", "allowed_hosts",
+       Within(&Config::import_filter, NameList(&UriFilter::allowed_hosts))},
+      {"import_filtering_opts", "disallowed_hosts",
+       Within(&Config::import_filter, NameList(&UriFilter::disallowed_hosts))},
+      {"import_filtering_opts", "allowed_ports",
+       Within(&Config::import_filter, NumberList(&UriFilter::allowed_ports, uint32_t{1},
+                                                 uint32_t{65535}, "a port (1..65535)"))},
+      {"import_filtering_opts", "disallowed_ports",
+       Within(&Config::import_filter, NumberList(&UriFilter::disallowed_ports, uint32_t{1},
+                                                 uint32_t{65535}, "a port (1..65535)"))},
+  };
+  return keys;
+}
+
+// The keys of an rbd store's own section.
+const std::vector<Key<StoreConfig>>& RbdStoreKeys() {
+  static const std::vector<Key<StoreConfig>> keys{
+      {"", "rbd_store_ceph_conf",
+       Within(&StoreConfig::client, Text(&CephClientOptions::ceph_conf))},
+      {"", "rbd_store_user", Within(&StoreConfig::client, Text(&CephClientOptions::user))},
+      {"", "rbd_store_keyring", Within(&StoreConfig::client, Text(&CephClientOptions::keyring))},
+      {"", "rbd_store_pool", Text(&StoreConfig::pool)},
+      {"", "rbd_store_chunk_size",
+       [](const ConfigReader& reader, std::string_view section, std::string_view key,
+          StoreConfig& store) -> Status {
+         constexpr std::string_view kRule = "must be a power of two, 1..1024 MiB";
+         IMAGEFS_RETURN_IF_ERROR(NumberIn(&StoreConfig::chunk_size_mib, uint64_t{1},
+                                          uint64_t{1024}, std::string(kRule))(reader, section,
+                                                                              key, store));
+         if ((store.chunk_size_mib & (store.chunk_size_mib - 1)) != 0) {
+           return reader.Bad(section, key, kRule);
+         }
+         return Ok();
+       }},
+      {"", "rados_connect_timeout",
+       Within(&StoreConfig::client, NumberIn(&CephClientOptions::connect_timeout_seconds, 0,
+                                             86400, "must be >= 0"))},
+      {"", "rados_op_timeout",
+       Within(&StoreConfig::client,
+              NumberIn(&CephClientOptions::op_timeout_seconds, 0, 86400, "must be >= 0"))},
+  };
+  return keys;
 }
 
 }  // namespace
@@ -195,24 +362,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
         return reader.Bad(store.id, "filesystem_store_datadir", "required for a file store");
       }
     } else if (store.driver == "rbd") {
-      store.client.ceph_conf = reader.Get(store.id, "rbd_store_ceph_conf", "/etc/ceph/ceph.conf");
-      store.client.user = reader.Get(store.id, "rbd_store_user");
-      store.client.keyring = reader.Get(store.id, "rbd_store_keyring");
-      store.pool = reader.Get(store.id, "rbd_store_pool", "images");
-      auto chunk = reader.GetNumber<uint64_t>(store.id, "rbd_store_chunk_size", 8);
-      if (!chunk.ok()) return chunk.error();
-      if (*chunk == 0 || *chunk > 1024 || (*chunk & (*chunk - 1)) != 0) {
-        return reader.Bad(store.id, "rbd_store_chunk_size", "must be a power of two, 1..1024 MiB");
-      }
-      store.chunk_size_mib = *chunk;
-      auto timeout = reader.GetNumber<int>(store.id, "rados_connect_timeout", 30);
-      if (!timeout.ok()) return timeout.error();
-      if (*timeout < 0) return reader.Bad(store.id, "rados_connect_timeout", "must be >= 0");
-      store.client.connect_timeout_seconds = *timeout;
-      auto op_timeout = reader.GetNumber<int>(store.id, "rados_op_timeout", 60);
-      if (!op_timeout.ok()) return op_timeout.error();
-      if (*op_timeout < 0) return reader.Bad(store.id, "rados_op_timeout", "must be >= 0");
-      store.client.op_timeout_seconds = *op_timeout;
+      IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, RbdStoreKeys(), store.id, store));
     } else {
       return reader.Bad(
           "DEFAULT", "enabled_backends",
@@ -253,63 +403,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
                       fmt::format("'{}' is unknown (embedded, rados)", config.catalog.backend));
   }
 
-  std::string admins = reader.Get("imagefs", "admin_uids", "0");
-  config.admin_uids.clear();
-  for (const auto& item : SplitList(admins)) {
-    uint32_t uid = 0;
-    auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), uid);
-    if (error != std::errc() || end != item.data() + item.size()) {
-      return reader.Bad("imagefs", "admin_uids", fmt::format("'{}' is not a uid", item));
-    }
-    config.admin_uids.push_back(uid);
-  }
-  auto ttl = reader.GetNumber<int>("imagefs", "lease_ttl", 30);
-  if (!ttl.ok()) return ttl.error();
-  if (*ttl < 3) return reader.Bad("imagefs", "lease_ttl", "must be at least 3 seconds");
-  config.lease_ttl_seconds = *ttl;
-  auto staging = reader.GetNumber<uint64_t>("imagefs", "staging_max_bytes", 0);
-  if (!staging.ok()) return staging.error();
-  config.staging_max_bytes = *staging;
-  auto workers = reader.GetNumber<int>("imagefs", "workers", 4);
-  if (!workers.ok()) return workers.error();
-  if (*workers < 1 || *workers > 256) return reader.Bad("imagefs", "workers", "must be 1..256");
-  config.workers = *workers;
-  auto copy_chunk = reader.GetNumber<uint64_t>("imagefs", "copy_chunk_size", 8);
-  if (!copy_chunk.ok()) return copy_chunk.error();
-  if (*copy_chunk == 0 || *copy_chunk > 256 || *copy_chunk % 4 != 0) {
-    return reader.Bad("imagefs", "copy_chunk_size", "must be a multiple of 4, 4..256 MiB");
-  }
-  config.copy_chunk_mib = *copy_chunk;
-  auto in_flight = reader.GetNumber<int>("imagefs", "copy_in_flight", 16);
-  if (!in_flight.ok()) return in_flight.error();
-  if (*in_flight < 1 || *in_flight > 256) {
-    return reader.Bad("imagefs", "copy_in_flight", "must be 1..256");
-  }
-  config.copy_in_flight = *in_flight;
-  auto stream = reader.GetBool("imagefs", "stream_writes", true);
-  if (!stream.ok()) return stream.error();
-  config.stream_writes = *stream;
-  for (auto [key, field] :
-       {std::pair{"web_download_connect_timeout", &config.download_connect_seconds},
-        std::pair{"web_download_stall_timeout", &config.download_stall_seconds}}) {
-    auto seconds = reader.GetNumber<int>("imagefs", key, *field);
-    if (!seconds.ok()) return seconds.error();
-    if (*seconds < 1 || *seconds > 3600)
-      return reader.Bad("imagefs", key, "must be 1..3600 seconds");
-    *field = *seconds;
-  }
-  auto idle = reader.GetNumber<int>("imagefs", "idle_upload_timeout", config.idle_upload_seconds);
-  if (!idle.ok()) return idle.error();
-  if (*idle < 1 || *idle > 86400) {
-    return reader.Bad("imagefs", "idle_upload_timeout", "must be 1..86400 seconds");
-  }
-  config.idle_upload_seconds = *idle;
-  config.conversion_format = reader.Get("image_conversion", "output_format");
-  if (!config.conversion_format.empty() && config.conversion_format != "raw") {
-    return reader.Bad("image_conversion", "output_format",
-                      fmt::format("'{}' is not supported (raw)", config.conversion_format));
-  }
-  IMAGEFS_RETURN_IF_ERROR(ParseImportFilter(reader, config.import_filter));
+  IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, DaemonKeys(), "imagefs", config));
   return config;
 }
 

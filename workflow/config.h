@@ -48,11 +48,13 @@
 
 namespace imagefs {
 
+// The defaults of every key are the initial values below, written once.
 struct StoreConfig {
   std::string id;
-  std::string driver;        // "file" or "rbd"
-  std::string datadir;       // file
-  CephClientOptions client;  // rbd
+  std::string driver;   // "file" or "rbd"
+  std::string datadir;  // file
+  // rbd: rados_connect_timeout 30 s, rados_op_timeout 60 s by default.
+  CephClientOptions client{.connect_timeout_seconds = 30, .op_timeout_seconds = 60};
   std::string pool = "images";
   uint64_t chunk_size_mib = 8;
 };

@@ -1111,16 +1111,18 @@ Status ImageServiceImpl::Recover() {
       candidates[temporary.image_id].emplace_back(store, temporary);
     }
   }
-  auto ids = catalog_->ListIds();
-  if (!ids.ok()) return ids.error();
-  std::set<std::string> known(ids->begin(), ids->end());
+  // Every record in one catalog pass (paged omap reads on RADOS), not one
+  // read per image.
+  auto records = catalog_->ListRecords();
+  if (!records.ok()) return records.error();
+  std::set<std::string> known;
+  for (const auto& listed : *records) known.insert(listed.id);
   for (const auto& [site, images] : present) {
     for (const auto& id : images) {
       if (!known.count(id)) candidates[id];
     }
   }
-  for (const auto& id : *ids) {
-    auto record = catalog_->Get(id);
+  for (const auto& [id, record] : *records) {
     if (!record.ok()) continue;
     bool unsettled = record->status == ImageStatus::kUploading ||
                      record->status == ImageStatus::kImporting ||

@@ -113,6 +113,50 @@ TEST(ConfigTest, CephExampleIsValid) {
   EXPECT_EQ(config->catalog.client.keyring, "/etc/ceph/central.client.openstack.keyring");
 }
 
+constexpr char kOneStore[] =
+    "[DEFAULT]\nenabled_backends = a:file\n[glance_store]\ndefault_backend = a\n"
+    "[a]\nfilesystem_store_datadir=/x\n";
+
+TEST(ConfigTest, DefaultsAreThoseOfGlance) {
+  auto config = ParseConfig(kOneStore, "c.conf", "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->import_filter.allowed_schemes, (std::vector<std::string>{"http", "https"}));
+  EXPECT_EQ(config->import_filter.allowed_ports, (std::vector<uint32_t>{80, 443}));
+  EXPECT_TRUE(config->import_filter.disallowed_hosts.empty());
+  EXPECT_EQ(config->conversion_format, "");
+  EXPECT_EQ(config->idle_upload_seconds, 600);
+  EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0}));
+}
+
+TEST(ConfigTest, FilterConversionAndIdleKeys) {
+  auto config = ParseConfig(std::string(kOneStore) +
+                                "[imagefs]\nidle_upload_timeout = 5\nadmin_uids = 0, 1000\n"
+                                "[image_conversion]\noutput_format = raw\n"
+                                "[import_filtering_opts]\nallowed_ports =\n"
+                                "disallowed_hosts = Metadata.Internal, 169.254.169.254\n",
+                            "c.conf", "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->idle_upload_seconds, 5);
+  EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1000}));
+  EXPECT_EQ(config->conversion_format, "raw");
+  EXPECT_TRUE(config->import_filter.allowed_ports.empty());  // present and empty: no port rule
+  EXPECT_EQ(config->import_filter.disallowed_hosts,
+            (std::vector<std::string>{"metadata.internal", "169.254.169.254"}));
+  for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+           {"[image_conversion]\noutput_format = qcow2\n", "'qcow2' is not supported (raw)"},
+           {"[import_filtering_opts]\nallowed_ports = 80, 70000\n", "'70000' is not a port"},
+           {"[imagefs]\nidle_upload_timeout = 0\n", "must be 1..86400 seconds"},
+           {"[imagefs]\ncopy_chunk_size = 6\n", "must be a multiple of 4"},
+           {"[imagefs]\nadmin_uids = root\n", "'root' is not a uid"},
+       }) {
+    auto refused = ParseConfig(std::string(kOneStore) + bad, "c.conf", "/state");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.code(), EINVAL);
+    EXPECT_NE(refused.error().message.find(says), std::string::npos) << refused.error().message;
+    EXPECT_NE(refused.error().message.find("c.conf:"), std::string::npos) << "names the line";
+  }
+}
+
 TEST(ConfigTest, DefaultHasThreeFileStores) {
   Config config = DefaultConfig("/state");
   ASSERT_EQ(config.stores.size(), 3u);
