@@ -812,16 +812,23 @@ class FilesystemImpl final : public Filesystem {
         });
   }
 
+  // A write may wait on the stores: the first one creates the stream's
+  // temporaries, and a full pipeline holds the writer back. So the data is
+  // copied and written on the threads of the store written into, which
+  // reply; a store that does not answer holds no FUSE thread. (A writer
+  // sends its next write only after this reply: its order is kept.)
   void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
     auto* file = reinterpret_cast<OpenFile*>(fi->fh);
     if (!file->write)
       return ReplyError(req, Fail(EBADF, "write to a read-only image file"), "write");
     file->NoteWriter(fuse_req_ctx(req)->pid);
-    Status written =
-        file->write->Write(static_cast<uint64_t>(offset), std::span<const char>(data, size));
     file->wrote = true;
-    if (!written.ok()) return ReplyError(req, written.error(), "write");
-    fuse_reply_write(req, size);
+    auto copy = std::make_shared<std::vector<char>>(data, data + size);
+    service_->RunAtStore(file->write->site(), [req, write = file->write, copy, offset] {
+      Status written = write->Write(static_cast<uint64_t>(offset), *copy);
+      if (!written.ok()) return ReplyError(req, written.error(), "write");
+      fuse_reply_write(req, copy->size());
+    });
   }
 
   // `cp` from an image file into a file being written: the bytes are not

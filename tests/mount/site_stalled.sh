@@ -1,9 +1,10 @@
 # Ceph only: one site's OSD stops answering (SIGSTOP) with the default
-# rados_op_timeout of 60 s, and 32 readers of that site wait on it. Opening
-# and reading a copy run on that store's own threads and reply from there,
-# so no FUSE thread waits: `ls -l`, `getfattr` and reads of the other sites
-# keep answering within a second each. When the OSD answers again, the 32
-# readers finish with the right data.
+# rados_op_timeout of 60 s; 32 readers and 8 writers of that site wait on
+# it. Opening, reading and writing a copy run on that store's own threads
+# and reply from there, so no FUSE thread waits: `ls -l`, `getfattr` and
+# reads of the other sites keep answering within a second each. When the
+# OSD answers again, the readers finish with the right data and the
+# uploads are published.
 source "$(dirname "$0")/lib.sh"
 [ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
 start_own_clusters
@@ -26,7 +27,17 @@ for i in $(seq "$READERS"); do
     echo failed > "$WORK/reader.$i") &
   readers+=($!)
 done
-sleep 2  # every reader is waiting on dcn1 now
+WRITERS=8
+writers=()
+uploads=()
+for i in $(seq "$WRITERS"); do
+  upload=$(new_uuid)
+  mkdir "$MNT/images/$upload"
+  uploads+=("$upload")
+  cp "$WORK/img" "$MNT/images/$upload/stores/dcn1/disk.raw" &
+  writers+=($!)
+done
+sleep 2  # every reader and writer is waiting on dcn1 now
 
 # timed SECONDS LABEL COMMAND...: the command succeeds within SECONDS.
 timed() {
@@ -50,11 +61,18 @@ waiting=0
 for i in $(seq "$READERS"); do [ -e "$WORK/reader.$i" ] || waiting=$((waiting + 1)); done
 echo "$waiting of $READERS readers of dcn1 still waiting"
 [ "$waiting" -eq "$READERS" ] || fail "only $waiting readers were waiting on the stalled site"
+for pid in "${writers[@]}"; do kill -0 "$pid" || fail "a writer into the stalled site ended"; done
 
 kill -CONT "$osd"
 wait "${readers[@]}"
 for i in $(seq "$READERS"); do
   assert_eq "$(cat "$WORK/reader.$i")" ok "reader $i of dcn1 after the OSD answered again"
+done
+for pid in "${writers[@]}"; do wait "$pid" || fail "a writer into dcn1 failed"; done
+md5=$(md5sum < "$WORK/img" | cut -d' ' -f1)
+for upload in "${uploads[@]}"; do
+  assert_eq "$(xattr "$upload" stores)" central,dcn1 "upload $upload into dcn1"
+  assert_eq "$(xattr "$upload" checksum)" "$md5" "upload $upload: md5"
 done
 unmount_imagefs
 pass
