@@ -1,0 +1,115 @@
+// The registry of files being written (fs/upload_registry.h).
+#include "fs/upload_registry.h"
+
+namespace imagefs {
+
+bool UploadRegistry::Add(const Key& key, Upload upload) {
+  std::lock_guard lock(mutex_);
+  return uploads_.emplace(key, std::move(upload)).second;
+}
+
+std::optional<Upload> UploadRegistry::Find(const Key& key) {
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> UploadRegistry::EntriesIn(InodeNumber directory) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (auto it = uploads_.lower_bound({directory, ""});
+       it != uploads_.end() && it->first.first == directory; ++it) {
+    entries.emplace_back(it->first.second, it->second.write->image_id());
+  }
+  return entries;
+}
+
+Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key) {
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
+  if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  it->second.committing = true;
+  return it->second.write;
+}
+
+void UploadRegistry::Remove(const Key& key) {
+  std::shared_ptr<StagedWrite> dropped;  // destroyed outside the lock
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return;
+  dropped = std::move(it->second.write);
+  uploads_.erase(it);
+}
+
+Status UploadRegistry::Discard(const Key& key) {
+  std::shared_ptr<StagedWrite> dropped;
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
+  if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  dropped = std::move(it->second.write);
+  uploads_.erase(it);
+  return Ok();
+}
+
+void UploadRegistry::Released(const Key& key) {
+  std::shared_ptr<StagedWrite> dropped;
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return;
+  Upload& upload = it->second;
+  upload.open_handles--;
+  upload.last_release = std::chrono::steady_clock::now();
+  bool waits = upload.commit_at_rename || !upload.write->has_data();
+  if (!waits && !upload.committing && upload.open_handles <= 0) {
+    dropped = std::move(upload.write);
+    uploads_.erase(it);
+  }
+}
+
+Result<Upload> UploadRegistry::Reopen(const Key& key) {
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
+  if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  if (it->second.open_handles > 0) return Fail(EBUSY, "upload {} is open", key.second);
+  it->second.open_handles++;
+  return it->second;
+}
+
+std::shared_ptr<StagedWrite> UploadRegistry::Interrupt(const Key& key) {
+  std::lock_guard lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end() || it->second.committing) return nullptr;
+  auto write = std::move(it->second.write);
+  uploads_.erase(it);
+  return write;
+}
+
+std::vector<UploadRegistry::Dropped> UploadRegistry::DropStale(std::chrono::seconds age) {
+  std::vector<std::shared_ptr<StagedWrite>> writes;  // destroyed outside the lock
+  std::vector<Dropped> dropped;
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  for (auto it = uploads_.begin(); it != uploads_.end();) {
+    const Upload& upload = it->second;
+    if (upload.open_handles <= 0 && !upload.committing && now - upload.last_release > age) {
+      dropped.push_back({it->first.second, upload.write->image_id(), upload.write->has_data()});
+      writes.push_back(std::move(it->second.write));
+      it = uploads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return dropped;
+}
+
+void UploadRegistry::Clear() {
+  std::map<Key, Upload> dropped;
+  std::lock_guard lock(mutex_);
+  dropped.swap(uploads_);
+}
+
+}  // namespace imagefs

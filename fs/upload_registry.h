@@ -1,0 +1,88 @@
+// The files being written into site directories, from their create until
+// they are committed or discarded, and the rules of when that happens:
+//
+//   create --writes, closes--> has data? --last close--> dropped unless a
+//      |                          |                      commit took it
+//      |                          +-- no data yet (created, truncated,
+//      |                              fallocated): waits for a later open
+//      +-- dotted name (a temporary): waits for its rename
+//   waiting and left closed for DropStale's age: discarded
+//   a writer killed by a signal: Interrupt takes it away
+//
+// Key: (directory inode, name). A file is visible by that name meanwhile.
+//
+// Thread safety: every method may be called from any thread; one mutex, a
+// leaf (StagedWrites are destroyed outside it, so their abandon hooks may
+// call the catalog).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "fs/inode_table.h"
+#include "workflow/staged_write.h"
+
+namespace imagefs {
+
+struct Upload {
+  std::shared_ptr<StagedWrite> write;
+  uid_t uid = 0;
+  bool commit_at_rename = false;  // temporaries (dotted names)
+  int open_handles = 0;
+  bool committing = false;
+  int64_t created_at = 0;
+  std::chrono::steady_clock::time_point last_release;
+};
+
+class UploadRegistry {
+ public:
+  using Key = std::pair<InodeNumber, std::string>;
+
+  // False when the name is taken.
+  bool Add(const Key& key, Upload upload);
+  std::optional<Upload> Find(const Key& key);
+  // (name, image) of every upload in `directory`.
+  std::vector<std::pair<std::string, std::string>> EntriesIn(InodeNumber directory);
+  // Marks an upload committing; EBUSY when it already is, ENOENT when gone.
+  Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key);
+  void Remove(const Key& key);
+  // Removes an upload nobody commits (unlink); EBUSY while it is being
+  // committed, ENOENT when gone.
+  Status Discard(const Key& key);
+  // A handle was closed. An upload that has data and that no commit took
+  // is dropped at its last close; temporaries (committed at rename) and
+  // files with no data yet (created first, written later) stay for a later
+  // open or rename, until DropStale.
+  void Released(const Key& key);
+  // Another open of an upload that nobody has open and nothing commits (a
+  // program that created the file first and writes it now): a handle on
+  // it. EBUSY while another handle writes it (two copies to one name never
+  // mix) or it is being committed, ENOENT when gone.
+  Result<Upload> Reopen(const Key& key);
+  // Takes away an upload whose writer was interrupted, unless a commit
+  // already took it; returns its data (for the caller to abandon).
+  std::shared_ptr<StagedWrite> Interrupt(const Key& key);
+  struct Dropped {
+    std::string name;
+    std::string image;
+    bool had_data;  // else: created, never written
+  };
+  // Drops the uploads closed and left alone for longer than `age`.
+  std::vector<Dropped> DropStale(std::chrono::seconds age);
+  void Clear();
+
+ private:
+  std::mutex mutex_;  // guards uploads_
+  std::map<Key, Upload> uploads_;
+};
+
+}  // namespace imagefs
