@@ -13,6 +13,12 @@ state_dir=${IMAGEFS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/imagefs}
 scripts/install-deps.sh
 scripts/build.sh
 
+# A daemon that crashed leaves its mount behind, answering "Transport
+# endpoint is not connected": clear it, as systemd's unit does.
+if findmnt -n "$mountpoint_dir" > /dev/null 2>&1 && ! stat "$mountpoint_dir" > /dev/null 2>&1; then
+  echo "clearing the stale mount of a daemon that is gone: $mountpoint_dir"
+  fusermount3 -uz "$mountpoint_dir" 2> /dev/null || umount -l "$mountpoint_dir"
+fi
 if mountpoint -q "$mountpoint_dir"; then
   echo "$mountpoint_dir is already a mount point; unmount it first: fusermount3 -u $mountpoint_dir" >&2
   exit 1
