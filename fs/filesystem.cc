@@ -542,13 +542,7 @@ class FilesystemImpl final : public Filesystem {
       uploads_.Remove(key);
       return ReplyError(req, entry.error(), "create");
     }
-    auto file = std::make_unique<OpenFile>();
-    file->write = *write;
-    file->upload_key = key;
-    file->commit_at_rename = upload.commit_at_rename;
-    file->creator = caller;
-    file->creator_pid = fuse_req_ctx(req)->pid;
-    file->NoteWriter(file->creator_pid);
+    auto file = WriteHandle(req, upload, key);
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     if (fuse_reply_create(req, &*entry, fi) == 0) {
       file.release();
@@ -615,7 +609,7 @@ class FilesystemImpl final : public Filesystem {
     UploadRegistry::Key key{node.parent, node.name};
     auto upload = uploads_.Reopen(key);
     if (!upload.ok()) {
-      return ReplyError(req, Fail(EBUSY, "image {}: '{}' is being written", node.image, node.name),
+      return ReplyError(req, Fail(upload.code(), "image {}: {}", node.image, upload.error().message),
                         "open");
     }
     if (fi->flags & O_TRUNC) {
@@ -625,19 +619,27 @@ class FilesystemImpl final : public Filesystem {
         return ReplyError(req, truncated.error(), "open");
       }
     }
-    auto file = std::make_unique<OpenFile>();
-    file->write = upload->write;
-    file->upload_key = key;
-    file->commit_at_rename = upload->commit_at_rename;
-    file->creator = caller;
-    file->creator_pid = fuse_req_ctx(req)->pid;
-    file->NoteWriter(file->creator_pid);
+    auto file = WriteHandle(req, *upload, key);
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     if (fuse_reply_open(req, fi) == 0) {
       file.release();
     } else {
       uploads_.Released(key);
     }
+  }
+
+  // A handle writing `upload`, opened by the caller of `req`: its closes
+  // after writing commit, and that process's death by a signal interrupts.
+  static std::unique_ptr<OpenFile> WriteHandle(fuse_req_t req, const Upload& upload,
+                                               const UploadRegistry::Key& key) {
+    auto file = std::make_unique<OpenFile>();
+    file->write = upload.write;
+    file->upload_key = key;
+    file->commit_at_rename = upload.commit_at_rename;
+    file->creator = CallerOf(req);
+    file->creator_pid = fuse_req_ctx(req)->pid;
+    file->NoteWriter(file->creator_pid);
+    return file;
   }
 
   // fallocate on a file being written: a size, as truncate gives it
@@ -791,13 +793,18 @@ class FilesystemImpl final : public Filesystem {
     if (fuse_reply_open(req, fi) == 0) directory.release();
   }
 
-  // Plain entries do not count as lookups: an entry the kernel holds no
-  // inode of gets FUSE_UNKNOWN_INO, and is looked up when needed.
+  // An entry's inode where the reply does not count as a lookup: the one
+  // the kernel holds, or FUSE_UNKNOWN_INO (it looks the entry up when needed).
+  fuse_ino_t UncountedIno(const DirectoryEntry& entry) {
+    return entry.node ? inodes_.Known(*entry.node) : entry.fixed_ino;
+  }
+
+  // Plain entries do not count as lookups.
   void ReadDir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
     ReplyEntries(req, size, offset, fi,
                  [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
                    struct stat st {};
-                   st.st_ino = entry.node ? inodes_.Known(*entry.node) : entry.fixed_ino;
+                   st.st_ino = UncountedIno(entry);
                    st.st_mode = entry.mode;
                    return fuse_add_direntry(req, buffer, room, entry.name.c_str(), &st, next);
                  });
@@ -816,7 +823,7 @@ class FilesystemImpl final : public Filesystem {
                      param.attr.st_ino = param.ino;
                      param.attr_timeout = param.entry_timeout = kAttrTimeout;
                    } else {  // ino 0: the kernel takes the name only, and looks it up
-                     param.attr.st_ino = entry.node ? inodes_.Known(*entry.node) : entry.fixed_ino;
+                     param.attr.st_ino = UncountedIno(entry);
                      param.attr.st_mode = entry.mode;
                    }
                    size_t needed = fuse_add_direntry_plus(req, buffer, room, entry.name.c_str(),

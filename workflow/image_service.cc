@@ -340,7 +340,7 @@ class ImageServiceImpl final : public ImageService {
       return Fail(EACCES, "image {}: uid {} may not read it ({}, owner is uid {})", id,
                   caller.uid, record->visibility, record->owner);
     }
-    return OpenCopy(id, site);
+    return OpenCopyOf(*record, site);
   }
 
   void OpenCopyAsync(const Caller& caller, std::string_view id, std::string_view site,
@@ -358,10 +358,16 @@ class ImageServiceImpl final : public ImageService {
   Result<std::unique_ptr<StoreReader>> OpenCopy(std::string_view id, std::string_view site) {
     auto record = catalog_->Get(id);
     if (!record.ok()) return record.error();
-    if (!record->HasStore(site) || !HasStore(site)) {
-      return Fail(ENOENT, "image {}: store {} has no copy", id, site);
+    return OpenCopyOf(*record, site);
+  }
+
+  // A reader of the copy `record` lists in `site`.
+  Result<std::unique_ptr<StoreReader>> OpenCopyOf(const ImageRecord& record,
+                                                  std::string_view site) {
+    if (!record.HasStore(site) || !HasStore(site)) {
+      return Fail(ENOENT, "image {}: store {} has no copy", record.id, site);
     }
-    return stores_.at(std::string(site))->OpenReader(id);
+    return stores_.at(std::string(site))->OpenReader(record.id);
   }
 
   Status Recover() override;

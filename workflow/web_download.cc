@@ -50,6 +50,22 @@ bool Contains(const std::vector<T>& items, const T& value) {
   return std::find(items.begin(), items.end(), value) != items.end();
 }
 
+// Glance's rule for one part of a URI (`what`: scheme, host or port):
+// where the allowed list is set, the value must be in it and the
+// disallowed list is ignored; else it must not be in the disallowed list.
+// Why it is refused, or nullopt.
+template <typename T>
+std::optional<std::string> Refusal(std::string_view what, const T& value,
+                                   const std::vector<T>& allowed,
+                                   const std::vector<T>& disallowed) {
+  if (!allowed.empty()) {
+    if (Contains(allowed, value)) return std::nullopt;
+    return fmt::format("{} {} is not in allowed_{}s", what, value, what);
+  }
+  if (!Contains(disallowed, value)) return std::nullopt;
+  return fmt::format("{} {} is in disallowed_{}s", what, value, what);
+}
+
 // One part of a URI, or "" when it has none.
 std::string UriPart(CURLU* url, CURLUPart part) {
   char* text = nullptr;
@@ -79,31 +95,19 @@ Status CheckImportUri(const UriFilter& filter, std::string_view uri) {
   if (scheme.empty() || host.empty()) {
     return Fail(EINVAL, "web-download: '{}' has no scheme or no host", uri);
   }
-  auto refused = [&](std::string_view rule) {
-    return Fail(EPERM, "web-download: '{}' refused by [import_filtering_opts]: {}", uri, rule);
-  };
-  // Glance: where a key's allowed list is set, its disallowed list is ignored.
-  if (!filter.allowed_schemes.empty() ? !Contains(filter.allowed_schemes, scheme)
-                                      : Contains(filter.disallowed_schemes, scheme)) {
-    return refused(fmt::format("scheme {} is {}", scheme,
-                               filter.allowed_schemes.empty() ? "in disallowed_schemes"
-                                                              : "not in allowed_schemes"));
+  std::optional<std::string> refusal = Refusal("scheme", scheme, filter.allowed_schemes,
+                                                 filter.disallowed_schemes);
+  if (!refusal) {
+    refusal = Refusal("host", host, filter.allowed_hosts, filter.disallowed_hosts);
   }
-  if (!filter.allowed_hosts.empty() ? !Contains(filter.allowed_hosts, host)
-                                    : Contains(filter.disallowed_hosts, host)) {
-    return refused(fmt::format("host {} is {}", host,
-                               filter.allowed_hosts.empty() ? "in disallowed_hosts"
-                                                            : "not in allowed_hosts"));
+  std::string port = UriPart(url.get(), CURLUPART_PORT);  // explicit ports only
+  if (!refusal && !port.empty()) {
+    refusal = Refusal("port", static_cast<uint32_t>(std::stoul(port)), filter.allowed_ports,
+                      filter.disallowed_ports);
   }
-  std::string port_text = UriPart(url.get(), CURLUPART_PORT);  // explicit ports only
-  if (!port_text.empty()) {
-    uint32_t port = static_cast<uint32_t>(std::stoul(port_text));
-    if (!filter.allowed_ports.empty() ? !Contains(filter.allowed_ports, port)
-                                      : Contains(filter.disallowed_ports, port)) {
-      return refused(fmt::format("port {} is {}", port,
-                                 filter.allowed_ports.empty() ? "in disallowed_ports"
-                                                              : "not in allowed_ports"));
-    }
+  if (refusal) {
+    return Fail(EPERM, "web-download: '{}' refused by [import_filtering_opts]: {}", uri,
+                *refusal);
   }
   return Ok();
 }
