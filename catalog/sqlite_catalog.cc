@@ -1,6 +1,6 @@
 #include <sqlite3.h>
 
-#include <mutex>
+#include "common/mutex.h"
 
 #include "catalog/catalog.h"
 #include "common/log.h"
@@ -44,7 +44,7 @@ class SqliteCatalog final : public Catalog {
   ~SqliteCatalog() override { sqlite3_close(db_); }
 
   Status Initialize() {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     sqlite3_busy_timeout(db_, 10'000);
     IMAGEFS_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
     IMAGEFS_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
@@ -66,7 +66,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status Create(const ImageRecord& record) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement insert(db_, "INSERT INTO images (id, record) VALUES (?, ?)");
     insert.Bind(1, record.id);
     insert.Bind(2, EncodeRecord(record));
@@ -77,12 +77,12 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<ImageRecord> Get(std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     return GetLocked(id);
   }
 
   Result<std::vector<std::string>> ListIds() override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement select(db_, "SELECT id FROM images ORDER BY id");
     std::vector<std::string> ids;
     int rc;
@@ -92,7 +92,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<std::vector<ListedRecord>> ListRecords() override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement select(db_, "SELECT id, record FROM images ORDER BY id");
     std::vector<ListedRecord> records;
     int rc;
@@ -104,7 +104,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     // BEGIN IMMEDIATE takes the write lock first, so another process cannot
     // change the record between our read and our write.
     IMAGEFS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
@@ -118,7 +118,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status Remove(std::string_view id) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement remove(db_, "DELETE FROM images WHERE id = ?");
     remove.Bind(1, id);
     if (remove.Step() != SQLITE_DONE) return DbError(fmt::format("remove image {}", id));
@@ -127,7 +127,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status AcquireLease(const Lease& lease) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     IMAGEFS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     Status result = AcquireLeaseLocked(lease);
     Status end = Exec(result.ok() ? "COMMIT" : "ROLLBACK");
@@ -137,7 +137,7 @@ class SqliteCatalog final : public Catalog {
 
   Status RenewLease(std::string_view image_id, std::string_view holder,
                     int64_t expires_at) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement renew(db_, "UPDATE leases SET expires_at = ? WHERE image_id = ? AND holder = ?");
     renew.Bind(1, expires_at);
     renew.Bind(2, image_id);
@@ -150,7 +150,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status ReleaseLease(std::string_view image_id, std::string_view holder) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement release(db_, "DELETE FROM leases WHERE image_id = ? AND holder = ?");
     release.Bind(1, image_id);
     release.Bind(2, holder);
@@ -159,12 +159,12 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<std::optional<Lease>> GetLease(std::string_view image_id) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     return GetLeaseLocked(image_id);
   }
 
   Result<std::vector<Lease>> ListStaleLeases(int64_t now) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     Statement select(
         db_, "SELECT image_id, holder, purpose, expires_at FROM leases WHERE expires_at < ?");
     select.Bind(1, now);
@@ -246,9 +246,9 @@ class SqliteCatalog final : public Catalog {
     return Ok();
   }
 
-  // Guards db_: one connection, used by one thread at a time.
-  std::mutex mutex_;
-  sqlite3* db_;
+  // One connection, used by one thread at a time.
+  Mutex mutex_;
+  sqlite3* const db_ PT_GUARDED_BY(mutex_);
 };
 
 }  // namespace

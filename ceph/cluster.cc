@@ -74,7 +74,7 @@ LazyCluster::LazyCluster(CephClientOptions options, std::string who)
 void LazyCluster::Attempt() {
   auto connected = CephCluster::Connect(options_, who_);
   if (!connected.ok()) Log(LogLevel::kError, "{}", connected.error().message);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   connecting_ = false;
   last_attempt_ = std::chrono::steady_clock::now();
   if (connected.ok()) {
@@ -83,27 +83,27 @@ void LazyCluster::Attempt() {
   } else {
     last_error_ = connected.error();
   }
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void LazyCluster::Forget(const std::shared_ptr<CephCluster>& stale) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (cluster_ != stale) return;
   cluster_.reset();
   last_error_.reset();
 }
 
 Result<std::shared_ptr<CephCluster>> LazyCluster::Get() {
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return !connecting_; });
+  MutexLock lock(&mutex_);
+  while (connecting_) changed_.Wait();
   if (cluster_) return cluster_;
   if (last_error_ && std::chrono::steady_clock::now() - last_attempt_ < kRetryInterval) {
     return *last_error_;
   }
   connecting_ = true;
-  lock.unlock();
+  lock.Unlock();
   Attempt();
-  lock.lock();
+  lock.Lock();
   if (cluster_) return cluster_;
   return *last_error_;
 }

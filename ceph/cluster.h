@@ -16,9 +16,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
+#include "common/mutex.h"
 #include <optional>
 #include <rados/librados.hpp>
 #include <string>
@@ -72,12 +71,12 @@ class LazyCluster {
 
   const CephClientOptions options_;
   const std::string who_;
-  std::mutex mutex_;  // guards the fields below; never held while connecting
-  std::condition_variable changed_;
-  std::shared_ptr<CephCluster> cluster_;
-  std::optional<Error> last_error_;
-  std::chrono::steady_clock::time_point last_attempt_{};
-  bool connecting_ = false;
+  Mutex mutex_;  // never held while connecting
+  CondVar changed_{&mutex_};
+  std::shared_ptr<CephCluster> cluster_ GUARDED_BY(mutex_);
+  std::optional<Error> last_error_ GUARDED_BY(mutex_);
+  std::chrono::steady_clock::time_point last_attempt_ GUARDED_BY(mutex_){};
+  bool connecting_ GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace imagefs

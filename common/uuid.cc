@@ -3,7 +3,7 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
-#include <mutex>
+#include "common/mutex.h"
 
 namespace imagefs {
 
@@ -21,9 +21,9 @@ bool IsUuid(std::string_view text) {
 }
 
 std::string NewUuid() {
-  static std::mutex mutex;
+  static Mutex mutex;
   static boost::uuids::random_generator generator;
-  std::lock_guard lock(mutex);
+  MutexLock lock(&mutex);
   return boost::uuids::to_string(generator());
 }
 

@@ -4,17 +4,16 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "common/uuid.h"
 #include "fs/entry_names.h"
@@ -57,7 +56,7 @@ struct OpenFile {
   // their threads): only their death by a signal interrupts the upload,
   // not that of a process that merely inherited the descriptor.
   void NoteWriter(pid_t tid) {
-    std::lock_guard lock(writers_mutex);
+    MutexLock lock(&writers_mutex);
     for (const auto& [known, group] : writers) {
       if (known == tid) return;
     }
@@ -65,14 +64,14 @@ struct OpenFile {
   }
   bool WrittenByProcessOf(pid_t tid) {
     pid_t group = ThreadGroupOf(tid).value_or(tid);
-    std::lock_guard lock(writers_mutex);
+    MutexLock lock(&writers_mutex);
     for (const auto& [known, known_group] : writers) {
       if (known == tid || known_group == group) return true;
     }
     return false;
   }
-  std::mutex writers_mutex;
-  std::vector<std::pair<pid_t, pid_t>> writers;  // (thread, its process), under writers_mutex
+  Mutex writers_mutex;
+  std::vector<std::pair<pid_t, pid_t>> writers GUARDED_BY(writers_mutex);  // (thread, its process)
 };
 
 struct DirectoryEntry {
@@ -141,10 +140,10 @@ class FilesystemImpl final : public Filesystem {
 
   void Stop() override {
     {
-      std::lock_guard lock(janitor_mutex_);
+      MutexLock lock(&janitor_mutex_);
       stopping_ = true;
+      janitor_wake_.SignalAll();
     }
-    janitor_wake_.notify_all();
     if (janitor_.joinable()) janitor_.join();
     uploads_.Clear();
   }
@@ -930,19 +929,19 @@ class FilesystemImpl final : public Filesystem {
 
  private:
   void JanitorLoop() {
-    std::unique_lock lock(janitor_mutex_);
+    MutexLock lock(&janitor_mutex_);
     auto period = std::max<std::chrono::seconds>(std::chrono::seconds(1),
                                                  options_.stale_temporary_after / 10);
     while (!stopping_) {
-      janitor_wake_.wait_for(lock, period);
+      janitor_wake_.WaitFor(period);
       if (stopping_) break;
-      lock.unlock();
+      lock.Unlock();
       for (const auto& dropped : uploads_.DropStale(options_.stale_temporary_after)) {
         Log(LogLevel::kWarning, "image {}: discarded '{}', left closed for {} s and never {}",
             dropped.image, dropped.name, options_.stale_temporary_after.count(),
             dropped.had_data ? "renamed" : "written");
       }
-      lock.lock();
+      lock.Lock();
     }
   }
 
@@ -951,9 +950,9 @@ class FilesystemImpl final : public Filesystem {
   const int64_t mounted_at_;
   InodeTable inodes_;
   UploadRegistry uploads_;
-  std::mutex janitor_mutex_;  // guards stopping_
-  std::condition_variable janitor_wake_;
-  bool stopping_ = false;
+  Mutex janitor_mutex_;
+  CondVar janitor_wake_{&janitor_mutex_};
+  bool stopping_ GUARDED_BY(janitor_mutex_) = false;
   std::thread janitor_;
 };
 

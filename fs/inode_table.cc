@@ -17,7 +17,7 @@ InodeTable::InodeTable() {
 
 InodeNumber InodeTable::Remember(const Node& node) {
   std::string key = node.Key();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto [it, added] = by_key_.try_emplace(key, next_);
   if (added) nodes_.emplace(next_++, Entry{node, 0});
   nodes_.at(it->second).lookups++;
@@ -25,7 +25,7 @@ InodeNumber InodeTable::Remember(const Node& node) {
 }
 
 void InodeTable::Forget(InodeNumber ino, uint64_t count) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || ino == kRootIno) return;
   if (it->second.lookups > count) {
@@ -37,7 +37,7 @@ void InodeTable::Forget(InodeNumber ino, uint64_t count) {
 }
 
 std::optional<Node> InodeTable::Find(InodeNumber ino) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return std::nullopt;
   return it->second.node;
@@ -45,13 +45,13 @@ std::optional<Node> InodeTable::Find(InodeNumber ino) {
 
 InodeNumber InodeTable::Known(const Node& node) {
   std::string key = node.Key();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = by_key_.find(key);
   return it == by_key_.end() ? kUnknownIno : it->second;
 }
 
 size_t InodeTable::size() {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return nodes_.size();
 }
 

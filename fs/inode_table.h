@@ -11,7 +11,7 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
+#include "common/mutex.h"
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -56,10 +56,10 @@ class InodeTable {
     Node node;
     uint64_t lookups = 0;
   };
-  std::mutex mutex_;  // guards the three below
-  std::unordered_map<std::string, InodeNumber> by_key_;
-  std::unordered_map<InodeNumber, Entry> nodes_;
-  InodeNumber next_ = kRootIno + 1;
+  Mutex mutex_;
+  std::unordered_map<std::string, InodeNumber> by_key_ GUARDED_BY(mutex_);
+  std::unordered_map<InodeNumber, Entry> nodes_ GUARDED_BY(mutex_);
+  InodeNumber next_ GUARDED_BY(mutex_) = kRootIno + 1;
 };
 
 }  // namespace imagefs

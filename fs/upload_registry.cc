@@ -4,19 +4,19 @@
 namespace imagefs {
 
 bool UploadRegistry::Add(const Key& key, Upload upload) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   return uploads_.emplace(key, std::move(upload)).second;
 }
 
 std::optional<Upload> UploadRegistry::Find(const Key& key) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<std::pair<std::string, std::string>> UploadRegistry::EntriesIn(InodeNumber directory) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   std::vector<std::pair<std::string, std::string>> entries;
   for (auto it = uploads_.lower_bound({directory, ""});
        it != uploads_.end() && it->first.first == directory; ++it) {
@@ -26,7 +26,7 @@ std::vector<std::pair<std::string, std::string>> UploadRegistry::EntriesIn(Inode
 }
 
 Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
   if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
@@ -36,7 +36,7 @@ Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key)
 
 void UploadRegistry::Remove(const Key& key) {
   std::shared_ptr<StagedWrite> dropped;  // destroyed outside the lock
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return;
   dropped = std::move(it->second.write);
@@ -45,7 +45,7 @@ void UploadRegistry::Remove(const Key& key) {
 
 Status UploadRegistry::Discard(const Key& key) {
   std::shared_ptr<StagedWrite> dropped;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
   if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
@@ -56,7 +56,7 @@ Status UploadRegistry::Discard(const Key& key) {
 
 void UploadRegistry::Released(const Key& key) {
   std::shared_ptr<StagedWrite> dropped;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return;
   Upload& upload = it->second;
@@ -70,7 +70,7 @@ void UploadRegistry::Released(const Key& key) {
 }
 
 Result<Upload> UploadRegistry::Reopen(const Key& key) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
   if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
@@ -80,7 +80,7 @@ Result<Upload> UploadRegistry::Reopen(const Key& key) {
 }
 
 std::shared_ptr<StagedWrite> UploadRegistry::Interrupt(const Key& key) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end() || it->second.committing) return nullptr;
   auto write = std::move(it->second.write);
@@ -92,7 +92,7 @@ std::vector<UploadRegistry::Dropped> UploadRegistry::DropStale(std::chrono::seco
   std::vector<std::shared_ptr<StagedWrite>> writes;  // destroyed outside the lock
   std::vector<Dropped> dropped;
   auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   for (auto it = uploads_.begin(); it != uploads_.end();) {
     const Upload& upload = it->second;
     if (upload.open_handles <= 0 && !upload.committing && now - upload.last_release > age) {
@@ -108,7 +108,7 @@ std::vector<UploadRegistry::Dropped> UploadRegistry::DropStale(std::chrono::seco
 
 void UploadRegistry::Clear() {
   std::map<Key, Upload> dropped;
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   dropped.swap(uploads_);
 }
 

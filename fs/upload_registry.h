@@ -21,7 +21,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
+#include "common/mutex.h"
 #include <optional>
 #include <string>
 #include <utility>
@@ -81,8 +81,8 @@ class UploadRegistry {
   void Clear();
 
  private:
-  std::mutex mutex_;  // guards uploads_
-  std::map<Key, Upload> uploads_;
+  Mutex mutex_;
+  std::map<Key, Upload> uploads_ GUARDED_BY(mutex_);
 };
 
 }  // namespace imagefs

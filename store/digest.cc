@@ -80,7 +80,7 @@ ChunkDigests::ChunkDigests(uint64_t size)
     : size_(size), hashes_(ChunkCount(size)), set_(ChunkCount(size), false) {}
 
 void ChunkDigests::Grow(uint64_t size) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   if (size <= size_) return;
   size_ = size;
   hashes_.resize(ChunkCount(size));
@@ -89,7 +89,7 @@ void ChunkDigests::Grow(uint64_t size) {
 
 void ChunkDigests::Set(uint64_t index, std::span<const char> data) {
   ChunkHash hash = HashChunk(data);
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   hashes_.at(index) = hash;
   set_[index] = true;
 }
@@ -105,7 +105,7 @@ void ChunkDigests::SetRange(uint64_t offset, std::span<const char> data) {
 std::string ChunkDigests::Finish() const {
   std::vector<ChunkHash> hashes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     hashes = hashes_;
     for (uint64_t i = 0; i < hashes.size(); ++i) {
       if (!set_[i])

@@ -13,7 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include "common/mutex.h"
 #include <span>
 #include <string>
 #include <vector>
@@ -50,10 +50,10 @@ class ChunkDigests {
   std::string Finish() const;
 
  private:
-  uint64_t size_;
-  mutable std::mutex mutex_;  // guards hashes_
-  std::vector<ChunkHash> hashes_;
-  std::vector<bool> set_;
+  mutable Mutex mutex_;
+  uint64_t size_ GUARDED_BY(mutex_);
+  std::vector<ChunkHash> hashes_ GUARDED_BY(mutex_);
+  std::vector<bool> set_ GUARDED_BY(mutex_);
 };
 
 class FullHasher;

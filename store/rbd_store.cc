@@ -18,7 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <future>
-#include <mutex>
+#include "common/mutex.h"
 #include <optional>
 #include <rbd/librbd.hpp>
 
@@ -75,18 +75,20 @@ class PiecesDone {
  public:
   PiecesDone(int pieces, StoreWriter::WriteDone done) : left_(pieces), done_(std::move(done)) {}
   void One(Status status) {
+    Status all = Ok();
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       if (!status.ok() && !failure_) failure_ = status.error();
       if (--left_ > 0) return;
+      if (failure_) all = *failure_;
     }
-    done_(failure_ ? Status(*failure_) : Ok());
+    done_(std::move(all));
   }
 
  private:
-  std::mutex mutex_;  // guards left_ and failure_
-  int left_;
-  std::optional<Error> failure_;
+  Mutex mutex_;
+  int left_ GUARDED_BY(mutex_);
+  std::optional<Error> failure_ GUARDED_BY(mutex_);
   StoreWriter::WriteDone done_;
 };
 
@@ -278,7 +280,7 @@ class RbdStoreWriter final : public StoreWriter {
     std::fill(buffer.begin(), buffer.end(), 0);
     uint64_t size = 0;
     {
-      std::lock_guard lock(grow_mutex_);
+      MutexLock lock(&grow_mutex_);
       size = image_size_;
     }
     if (offset >= size) return Ok();
@@ -293,11 +295,13 @@ class RbdStoreWriter final : public StoreWriter {
   Status Finish(uint64_t size) override {
     if (!open_) return Fail(EIO, "store {}: {} finished twice", pool_->store_id, name_);
     int ret = 0;
+    MutexLock lock(&grow_mutex_);  // no write is in flight: nothing waits for it
     if (image_size_ != size) {
       ret = image_.resize(size);
       if (ret < 0) return Failed(ret, "resize");
       image_size_ = size;
     }
+    lock.Unlock();
     if ((ret = image_.flush()) < 0) return Failed(ret, "flush");
     if ((ret = image_.snap_create(kSnapshot)) < 0) return Failed(ret, "snapshot");
     if ((ret = image_.snap_protect(kSnapshot)) < 0) {
@@ -343,7 +347,7 @@ class RbdStoreWriter final : public StoreWriter {
   // Writes beyond the size given at creation grow the image (rare: callers
   // give the size they mean to write).
   Status GrowTo(uint64_t end) {
-    std::lock_guard lock(grow_mutex_);
+    MutexLock lock(&grow_mutex_);
     if (end <= image_size_) return Ok();
     uint64_t grown = std::max(end, image_size_ * 2);
     int ret = image_.resize(grown);
@@ -354,8 +358,9 @@ class RbdStoreWriter final : public StoreWriter {
 
   librbd::Image image_;
   bool open_ = false;
-  std::mutex grow_mutex_;  // guards image_size_ while writes run
-  uint64_t image_size_ = 0;
+  // Held across the resize itself, so that grows happen one at a time.
+  Mutex grow_mutex_;
+  uint64_t image_size_ GUARDED_BY(grow_mutex_) = 0;
   bool published_ = false;
 };
 
@@ -441,7 +446,7 @@ class RbdStore final : public Store {
   const std::string& id() const override { return id_; }
 
   std::string LocationUrl(std::string_view image_id) const override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (pool_) return pool_->Url(image_id);
     return fmt::format("rbd://<not connected>/{}/{}/{}", pool_name_, image_id, kSnapshot);
   }
@@ -565,7 +570,7 @@ class RbdStore final : public Store {
   // The pool once the cluster is reachable; connects (or retries) on demand.
   Result<std::shared_ptr<RbdPool>> Pool() {
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(&mutex_);
       if (pool_ && !pool_->fenced) return pool_;
       if (pool_) {
         // Writers of the fenced connection keep it until they fail.
@@ -586,7 +591,7 @@ class RbdStore final : public Store {
     pool->chunk_bytes = chunk_bytes_;
     pool->cluster = *cluster;
     pool->ioctx = std::move(ioctx).value();
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!pool_ || pool_->fenced) pool_ = std::move(pool);
     return pool_;
   }
@@ -608,8 +613,8 @@ class RbdStore final : public Store {
   const std::string pool_name_;
   const uint64_t chunk_bytes_;
   LazyCluster cluster_;
-  mutable std::mutex mutex_;  // guards pool_
-  std::shared_ptr<RbdPool> pool_;
+  mutable Mutex mutex_;
+  std::shared_ptr<RbdPool> pool_ GUARDED_BY(mutex_);
 };
 
 }  // namespace

@@ -11,19 +11,20 @@ namespace imagefs {
 
 // Reads of all windows, for the destructor to wait for.
 struct ReadAhead::InFlight {
-  std::mutex mutex;  // guards pieces
-  std::condition_variable idle;
-  int pieces = 0;
+  Mutex mutex;
+  CondVar idle{&mutex};
+  int pieces GUARDED_BY(mutex) = 0;
 };
 
 struct ReadAhead::Window {
   uint64_t start = 0;
   size_t length = 0;
   std::unique_ptr<char[]> data;  // not zeroed first: every byte is read into
-  std::mutex mutex;              // guards pending, error and waiters
-  int pending = 0;
-  std::optional<Error> error;
-  std::vector<std::function<void(Status)>> waiters;  // run when pending reaches 0
+  Mutex mutex;
+  int pending GUARDED_BY(mutex) = 0;
+  std::optional<Error> error GUARDED_BY(mutex);
+  // Run when pending reaches 0.
+  std::vector<std::function<void(Status)>> waiters GUARDED_BY(mutex);
 
   uint64_t end() const { return start + length; }
 };
@@ -36,8 +37,8 @@ ReadAhead::ReadAhead(StoreReader& reader, uint64_t window_bytes, uint64_t piece_
 
 ReadAhead::~ReadAhead() {
   // Reads in flight use the reader: let them end first.
-  std::unique_lock lock(in_flight_->mutex);
-  in_flight_->idle.wait(lock, [&] { return in_flight_->pieces == 0; });
+  MutexLock lock(&in_flight_->mutex);
+  while (in_flight_->pieces > 0) in_flight_->idle.Wait();
 }
 
 std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
@@ -46,10 +47,14 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
   window->length = static_cast<size_t>(std::min(window_bytes_, reader_.size() - start));
   window->data.reset(new char[window->length]);
   size_t length = window->length;
-  window->pending = static_cast<int>((length + piece_bytes_ - 1) / piece_bytes_);
+  int pieces = static_cast<int>((length + piece_bytes_ - 1) / piece_bytes_);
   {
-    std::lock_guard lock(in_flight_->mutex);
-    in_flight_->pieces += window->pending;
+    MutexLock lock(&window->mutex);  // no read of it yet: nobody else holds it
+    window->pending = pieces;
+  }
+  {
+    MutexLock lock(&in_flight_->mutex);
+    in_flight_->pieces += pieces;
   }
   for (size_t at = 0; at < length; at += piece_bytes_) {
     size_t piece = static_cast<size_t>(std::min<uint64_t>(piece_bytes_, length - at));
@@ -59,7 +64,7 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
           std::vector<std::function<void(Status)>> ready;
           Status status = Ok();
           {
-            std::lock_guard lock(window->mutex);
+            MutexLock lock(&window->mutex);
             if (!window->error && !got.ok()) window->error = got.error();
             if (!window->error && got.ok() && *got != piece) {
               window->error =
@@ -71,8 +76,8 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
             }
           }
           for (auto& then : ready) then(status);
-          std::lock_guard lock(in_flight->mutex);
-          if (--in_flight->pieces == 0) in_flight->idle.notify_all();
+          MutexLock lock(&in_flight->mutex);
+          if (--in_flight->pieces == 0) in_flight->idle.SignalAll();
         });
   }
   return window;
@@ -82,7 +87,7 @@ void ReadAhead::WhenReady(const std::shared_ptr<Window>& window,
                           std::function<void(Status)> then) {
   Status status = Ok();
   {
-    std::lock_guard lock(window->mutex);
+    MutexLock lock(&window->mutex);
     if (window->pending > 0) {
       window->waiters.push_back(std::move(then));
       return;
@@ -100,7 +105,7 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::WindowAt(uint64_t at) {
   });
   auto& window = windows_[number];
   if (window) {
-    std::lock_guard lock(window->mutex);
+    MutexLock lock(&window->mutex);
     if (window->pending == 0 && window->error) window.reset();  // read again
   }
   if (!window) window = Start(number * window_bytes_);
@@ -121,7 +126,7 @@ void ReadAhead::ReadSharedAsync(uint64_t offset, size_t size, ReadDone done) {
   std::shared_ptr<Window> first;
   std::shared_ptr<Window> second;  // when the range runs into the next window
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     first = WindowAt(offset);
     if (first->end() < end) second = WindowAt(first->end());
     Prefetch(second ? *second : *first, end);

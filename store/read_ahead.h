@@ -22,12 +22,11 @@
 // Errors: those of the reader's ReadAt (EIO, ETIMEDOUT).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
+#include "common/mutex.h"
 #include <span>
 
 #include "common/result.h"
@@ -63,10 +62,10 @@ class ReadAhead {
   struct InFlight;
   std::shared_ptr<Window> Start(uint64_t start);
   // The window holding `at` (< the image size), started if needed; drops
-  // the windows far from it. mutex_ held.
-  std::shared_ptr<Window> WindowAt(uint64_t at);
-  // Past the middle of a window, the next one starts coming (mutex_ held).
-  void Prefetch(const Window& window, uint64_t consumed_to);
+  // the windows far from it.
+  std::shared_ptr<Window> WindowAt(uint64_t at) REQUIRES(mutex_);
+  // Past the middle of a window, the next one starts coming.
+  void Prefetch(const Window& window, uint64_t consumed_to) REQUIRES(mutex_);
   // Runs `then` once `window`'s reads are done (at once when they are).
   static void WhenReady(const std::shared_ptr<Window>& window, std::function<void(Status)> then);
 
@@ -74,8 +73,8 @@ class ReadAhead {
   const uint64_t window_bytes_;
   const uint64_t piece_bytes_;
   const std::shared_ptr<InFlight> in_flight_;  // pieces not completed yet
-  std::mutex mutex_;                           // guards windows_
-  std::map<uint64_t, std::shared_ptr<Window>> windows_;  // by window number
+  Mutex mutex_;
+  std::map<uint64_t, std::shared_ptr<Window>> windows_ GUARDED_BY(mutex_);  // by window number
 };
 
 }  // namespace imagefs

@@ -32,35 +32,10 @@
 //     OpenCopy        ENOENT; EACCES not public/community and not the
 //                     owner's or an admin's
 //
-// An import (upload, copy-image, web-download) runs as:
-//
-//   take lease -> record: importing_to_stores = targets
-//     -> for each target, central first:
-//          write temporary -> verify size+md5+sha512
-//             ok:  allow-failure: publish (rename, then one update adds
-//                  the location and takes the target out of
-//                  importing_to_stores; status active after the first)
-//                  must-succeed: keep unpublished (and importing) until
-//                  every target is ok
-//             err: remove temporary; one update takes the target out of
-//                  importing_to_stores and adds it to
-//                  os_glance_failed_import; must-succeed: stop
-//     -> must-succeed, all ok: publish all (a failed publish removes the
-//        ones already published); one update adds every location, takes
-//        the targets out of importing_to_stores, status active
-//     -> must-succeed, a failure: nothing published, status as before
-//     -> release lease
-//
-// A delete unpublishes the location first and removes the data second, so a
-// crash leaves orphan data, never a location without data.
-//
-// Recovery repairs each image a crash may have touched, under that image's
-// lease (so a live operation, here or in another daemon, is never touched):
-// locations whose data is gone are dropped, data without a location and
-// temporaries are removed, a record stuck uploading/importing is settled
-// (its importing stores listed as failed). Recover() does it for the whole
-// catalog at start; a background sweep does it every lease ttl for images
-// whose lease went stale (an operation that died, here or elsewhere). The
+// How each operation runs, with its error path, is drawn where it is
+// done: an import in workflow/import_runner.h (its plan from each source
+// in import_planner.h), deletes in deletes.h, crash recovery and its
+// sweeper in recovery.h; how they fit together in service_core.h. The
 // staging area is emptied when the service is created, before anything
 // can stage.
 #pragma once
@@ -99,12 +74,12 @@ class ImageService {
     uint64_t staging_max_bytes = 0;  // 0 = limited by the disk only
     std::vector<uint32_t> admin_uids{0};
     std::chrono::seconds lease_ttl{30};
-    // Copies move data in units of this many bytes (a multiple of 4 MiB),
-    // this many at once (store/copy_engine.h).
+    // Data moves in units of this many bytes (a multiple of 4 MiB), this
+    // many at once (workflow/pipeline.h).
     size_t copy_chunk_bytes = 8 << 20;
     int copy_units_in_flight = 16;
     // Data written through a file goes to the stores while it arrives
-    // (workflow/stream_copy.h) instead of being staged first.
+    // (the pipeline's push front end) instead of being staged first.
     bool stream_writes = true;
     // Timeouts of web-download imports, and the URIs they may fetch
     // (workflow/web_download.h).

@@ -23,10 +23,10 @@ bool LeaseKeeper::HeldByEarlierRun(const Lease& lease) const {
 
 LeaseKeeper::~LeaseKeeper() {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     stopping_ = true;
+    wake_.SignalAll();
   }
-  wake_.notify_all();
   renewer_.join();
 }
 
@@ -36,14 +36,14 @@ Result<std::unique_ptr<HeldLease>> LeaseKeeper::Acquire(std::string_view image_i
               NowNanos() + std::chrono::nanoseconds(ttl_).count()};
   IMAGEFS_RETURN_IF_ERROR(catalog_.AcquireLease(lease));
   std::unique_ptr<HeldLease> held(new HeldLease(*this, std::move(lease)));
-  std::lock_guard lock(mutex_);
+  MutexLock lock(&mutex_);
   held_.insert(held.get());
   return held;
 }
 
 void LeaseKeeper::Release(HeldLease* lease) {
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     held_.erase(lease);
   }
   Status released = catalog_.ReleaseLease(lease->lease_.image_id, lease->lease_.holder);
@@ -54,13 +54,13 @@ void LeaseKeeper::Release(HeldLease* lease) {
 }
 
 void LeaseKeeper::RenewLoop() {
-  std::unique_lock lock(mutex_);
+  MutexLock lock(&mutex_);
   while (!stopping_) {
-    wake_.wait_for(lock, ttl_ / 3);
+    wake_.WaitFor(ttl_ / 3);
     if (stopping_) break;
     std::vector<Lease> current;
     for (HeldLease* held : held_) current.push_back(held->lease_);
-    lock.unlock();
+    lock.Unlock();
     int64_t expires = NowNanos() + std::chrono::nanoseconds(ttl_).count();
     std::set<std::string> lost;  // holders: unique, unlike addresses of released leases
     for (const auto& lease : current) {
@@ -73,7 +73,7 @@ void LeaseKeeper::RenewLoop() {
             renewed.error().message);
       }
     }
-    lock.lock();
+    lock.Lock();
     // Mark only leases that are still held; a released one may be gone.
     for (HeldLease* held : held_) {
       if (lost.count(held->lease_.holder)) held->lost_ = true;

@@ -9,9 +9,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
+#include "common/mutex.h"
 #include <set>
 #include <string>
 #include <thread>
@@ -63,10 +62,10 @@ class LeaseKeeper {
   const std::chrono::seconds ttl_;
   const std::string daemon_prefix_;  // "<daemon_id>/"
   const std::string run_prefix_;     // "<daemon_id>/<run>/"
-  std::mutex mutex_;                 // guards held_ and stopping_
-  std::condition_variable wake_;
-  std::set<HeldLease*> held_;
-  bool stopping_ = false;
+  Mutex mutex_;
+  CondVar wake_{&mutex_};
+  std::set<HeldLease*> held_ GUARDED_BY(mutex_);
+  bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread renewer_;
 };
 

@@ -47,7 +47,7 @@ StagedWrite::~StagedWrite() {
   // A stream's temporaries go before the record says the write is over, so
   // that whoever sees it settled finds nothing of it left in the stores.
   {
-    std::lock_guard lock(stream_mutex_);
+    MutexLock lock(&stream_mutex_);
     stream_.reset();
   }
   if (!committed() && abandon_hook_ && lease_ && !lease_->lost()) abandon_hook_();
@@ -72,13 +72,13 @@ Status StagedWrite::Reserve(uint64_t new_size) {
 }
 
 std::optional<Error> StagedWrite::failure() const {
-  std::lock_guard lock(failure_mutex_);
+  MutexLock lock(&failure_mutex_);
   return failure_;
 }
 
 Status StagedWrite::Remember(Status status) {
   if (!status.ok()) {
-    std::lock_guard lock(failure_mutex_);
+    MutexLock lock(&failure_mutex_);
     if (!failure_) failure_ = status.error();
   }
   return status;
@@ -94,8 +94,8 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
   }
   uint64_t end = offset + data.size();
   {
-    std::lock_guard lock(stream_mutex_);
-    if (stream_ && offset < stream_->copy->position() && !nonzero_written_ && restart_factory_) {
+    MutexLock lock(&stream_mutex_);
+    if (stream_ && offset < stream_->pipeline->position() && !nonzero_written_ && restart_factory_) {
       // Only zeros went out (`qemu-img create` writes the first block of a
       // file it makes to size): start the stream again rather than stage.
       stream_.reset();
@@ -104,14 +104,14 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
     }
     NoteWritten(end, data);
     MaybeStartStream(offset, data);
-    if (stream_ && offset >= stream_->copy->position()) {
-      IMAGEFS_RETURN_IF_ERROR(Remember(stream_->copy->Append(offset, data)));
+    if (stream_ && offset >= stream_->pipeline->position()) {
+      IMAGEFS_RETURN_IF_ERROR(Remember(stream_->pipeline->Append(offset, data)));
       GrowSize(end);
       return Ok();
     }
     if (stream_) {
       IMAGEFS_RETURN_IF_ERROR(Remember(Spill(fmt::format(
-          "a write at byte {} goes back before byte {}", offset, stream_->copy->position()))));
+          "a write at byte {} goes back before byte {}", offset, stream_->pipeline->position()))));
     }
     staged_data_ = true;
   }
@@ -142,12 +142,12 @@ void StagedWrite::GrowSize(uint64_t end) {
 }
 
 void StagedWrite::SetStreamFactory(StreamFactory factory) {
-  std::lock_guard lock(stream_mutex_);
+  MutexLock lock(&stream_mutex_);
   stream_factory_ = std::move(factory);
 }
 
 std::optional<StagedWrite::Stream> StagedWrite::TakeStream() {
-  std::lock_guard lock(stream_mutex_);
+  MutexLock lock(&stream_mutex_);
   auto stream = std::move(stream_);
   stream_.reset();
   return stream;
@@ -171,12 +171,12 @@ void StagedWrite::MaybeStartStream(uint64_t offset, std::span<const char> data) 
 
 Status StagedWrite::ReadData(uint64_t offset, std::span<char> out) {
   std::fill(out.begin(), out.end(), '\0');
-  std::lock_guard lock(stream_mutex_);
+  MutexLock lock(&stream_mutex_);
   if (stream_) {
-    uint64_t streamed = stream_->copy->position();
+    uint64_t streamed = stream_->pipeline->position();
     if (offset >= streamed) return Ok();
     size_t length = static_cast<size_t>(std::min<uint64_t>(out.size(), streamed - offset));
-    return stream_->copy->ReadBack(offset, out.first(length));
+    return stream_->pipeline->ReadBack(offset, out.first(length));
   }
   size_t done = 0;
   while (done < out.size()) {
@@ -191,7 +191,7 @@ Status StagedWrite::ReadData(uint64_t offset, std::span<char> out) {
 }
 
 Status StagedWrite::StageAll(std::string_view why) {
-  std::lock_guard lock(stream_mutex_);
+  MutexLock lock(&stream_mutex_);
   stream_factory_ = nullptr;
   restart_factory_ = nullptr;
   if (!stream_) {
@@ -202,7 +202,7 @@ Status StagedWrite::StageAll(std::string_view why) {
 }
 
 Status StagedWrite::Spill(std::string_view why) {
-  uint64_t streamed = stream_->copy->position();
+  uint64_t streamed = stream_->pipeline->position();
   Log(LogLevel::kInfo, "image {}: {} already sent to {}; staging the data locally instead",
       image_id_, why, fmt::join(stream_->sites, ","));
   IMAGEFS_RETURN_IF_ERROR(Reserve(std::max(streamed, Size())));
@@ -210,7 +210,7 @@ Status StagedWrite::Spill(std::string_view why) {
   for (uint64_t at = 0; at < streamed; at += buffer.size()) {
     auto piece = std::span<char>(buffer).first(
         static_cast<size_t>(std::min<uint64_t>(buffer.size(), streamed - at)));
-    IMAGEFS_RETURN_IF_ERROR(stream_->copy->ReadBack(at, piece));
+    IMAGEFS_RETURN_IF_ERROR(stream_->pipeline->ReadBack(at, piece));
     if (AllZero(piece)) continue;
     IMAGEFS_RETURN_IF_ERROR(WriteAllAt(
         fd_, piece, at, fmt::format("image {}: write staging file {}", image_id_, path_)));
@@ -231,14 +231,14 @@ Status StagedWrite::Truncate(uint64_t size) {
         Fail(EIO, "image {}: truncate of {} during a server-side copy", image_id_, site_));
   }
   {
-    std::lock_guard lock(stream_mutex_);
-    if (stream_ && size >= stream_->copy->position()) {
+    MutexLock lock(&stream_mutex_);
+    if (stream_ && size >= stream_->pipeline->position()) {
       size_ = size;  // the stream ends there: zeros after what was written
       return Ok();
     }
     if (stream_) {
       IMAGEFS_RETURN_IF_ERROR(Remember(Spill(fmt::format("a truncate to {} bytes cuts into byte {}",
-                                                         size, stream_->copy->position()))));
+                                                         size, stream_->pipeline->position()))));
     }
   }
   IMAGEFS_RETURN_IF_ERROR(Remember(Reserve(size)));
@@ -252,7 +252,7 @@ Status StagedWrite::Truncate(uint64_t size) {
 Status StagedWrite::AddCopyRange(const CopySource& source, uint64_t offset_in, uint64_t offset_out,
                                  uint64_t length) {
   if (committed()) return Fail(EBADF, "image {}: copy after the data was committed", image_id_);
-  std::lock_guard lock(failure_mutex_);
+  MutexLock lock(&failure_mutex_);
   uint64_t size = size_.load();
   bool continues = copy_source_ ? *copy_source_ == source : size == 0;
   if (!continues || offset_in != size || offset_out != size || failure_) {
@@ -265,7 +265,7 @@ Status StagedWrite::AddCopyRange(const CopySource& source, uint64_t offset_in, u
 }
 
 std::optional<StagedWrite::CopySource> StagedWrite::copy_source() const {
-  std::lock_guard lock(failure_mutex_);
+  MutexLock lock(&failure_mutex_);
   return copy_source_;
 }
 

@@ -11,7 +11,7 @@
 // Write or Truncate the data is incomplete: a commit fails with that error.
 //
 // Streaming: when the service gives a stream factory, the first write
-// starts a StreamCopy (workflow/stream_copy.h) and the data goes to the
+// starts a Pipeline (workflow/pipeline.h) and the data goes to the
 // stores while it arrives; nothing is staged on local disk. A write or
 // truncate that goes back before what was streamed, or a factory that
 // fails, turns the write into a staged one: what was streamed is read back
@@ -31,7 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
+#include "common/mutex.h"
 #include <optional>
 #include <span>
 #include <string>
@@ -39,7 +39,7 @@
 #include "common/result.h"
 #include "store/store.h"
 #include "workflow/lease_keeper.h"
-#include "workflow/stream_copy.h"
+#include "workflow/pipeline.h"
 
 namespace imagefs {
 
@@ -103,7 +103,7 @@ class StagedWrite {
   // The stores a stream writes, in order, and the stream.
   struct Stream {
     std::vector<std::string> sites;
-    std::unique_ptr<StreamCopy> copy;
+    std::unique_ptr<Pipeline> pipeline;
   };
   // Called at the first write with its offset and data; ECANCELED means
   // "stage this one" (data that must be converted, say), other errors are
@@ -140,9 +140,9 @@ class StagedWrite {
   void GrowSize(uint64_t end);
   void NoteWritten(uint64_t end, std::span<const char> data);
   // Starts the stream at the first write, if there is a factory.
-  void MaybeStartStream(uint64_t offset, std::span<const char> data);
+  void MaybeStartStream(uint64_t offset, std::span<const char> data) REQUIRES(stream_mutex_);
   // Stages what was streamed and drops the stream.
-  Status Spill(std::string_view why);
+  Status Spill(std::string_view why) REQUIRES(stream_mutex_);
 
   const std::string path_;
   const int fd_;
@@ -160,14 +160,16 @@ class StagedWrite {
   // writes into a stream one at a time (they must come in order); it is
   // held while the stream hands data to the stores' asynchronous writes,
   // whose callbacks never take it.
-  std::mutex stream_mutex_;  // guards the four below
-  StreamFactory stream_factory_;
-  StreamFactory restart_factory_;  // the factory of the running stream, for a restart
-  std::optional<Stream> stream_;
-  bool staged_data_ = false;          // the staging file holds data: no stream any more
-  mutable std::mutex failure_mutex_;  // guards failure_ and copy_source_
-  std::optional<Error> failure_;
-  std::optional<CopySource> copy_source_;
+  Mutex stream_mutex_ ACQUIRED_BEFORE(failure_mutex_);
+  StreamFactory stream_factory_ GUARDED_BY(stream_mutex_);
+  // The factory of the running stream, for a restart.
+  StreamFactory restart_factory_ GUARDED_BY(stream_mutex_);
+  std::optional<Stream> stream_ GUARDED_BY(stream_mutex_);
+  // The staging file holds data: no stream any more.
+  bool staged_data_ GUARDED_BY(stream_mutex_) = false;
+  mutable Mutex failure_mutex_;
+  std::optional<Error> failure_ GUARDED_BY(failure_mutex_);
+  std::optional<CopySource> copy_source_ GUARDED_BY(failure_mutex_);
 };
 
 }  // namespace imagefs

@@ -1,6 +1,6 @@
 // Download: the data of a Glance web-download import, fetched with libcurl
 // and handed to `sink` in order as it arrives (the sink streams it into the
-// stores, workflow/stream_copy.h).
+// stores, workflow/pipeline.h).
 //
 // Only http and https, also across redirects (at most 5, each checked by
 // the import filter before it is followed). An HTTP error

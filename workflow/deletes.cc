@@ -1,0 +1,83 @@
+#include "workflow/deletes.h"
+
+#include "common/log.h"
+
+namespace imagefs {
+
+Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const std::string& site) {
+  if (!core_.HasStore(site)) return Fail(ENOENT, "image {}: store {} is not configured", id, site);
+  auto locked = core_.LockImage(id, fmt::format("delete copy in {} by uid {}", site, caller.uid),
+                                [&](const ImageRecord& record) {
+                                  return core_.CheckAuthorized(caller, record, "delete copies of");
+                                });
+  if (!locked.ok()) return locked.error();
+  std::optional<Location> removed;
+  auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+    const Location* location = record.FindLocation(site);
+    if (!location) return Fail(ENOENT, "image {}: store {} has no copy", id, site);
+    if (record.locations.size() == 1) {
+      return Fail(EPERM, "image {}: the copy in {} is the last one; rmdir the image to delete it",
+                  id, site);
+    }
+    if (site == core_.central()) {
+      return Fail(EPERM, "image {}: central copy cannot go while edges ({}) hold copies", id,
+                  fmt::join(record.StoreIds(), ","));
+    }
+    removed = *location;
+    record.locations.erase(record.locations.begin() + (location - record.locations.data()));
+    return Ok();
+  });
+  if (!updated.ok()) return updated.error();
+  return RemoveData(id, *removed);
+}
+
+Status Deletes::RemoveData(const std::string& id, const Location& location) {
+  Status removed = core_.StoreAt(location.store).Remove(id);
+  if (removed.ok() || removed.code() == ENOENT) {
+    Log(LogLevel::kInfo, "image {}: copy in {} deleted", id, location.store);
+    return Ok();
+  }
+  auto restored = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+    if (!record.HasStore(location.store)) record.locations.push_back(location);
+    return Ok();
+  });
+  if (!restored.ok()) Log(LogLevel::kError, "{}", restored.error().message);
+  return removed;
+}
+
+Status Deletes::DeleteImage(const Caller& caller, const std::string& id) {
+  auto locked = core_.LockImage(
+      id, fmt::format("delete image by uid {}", caller.uid),
+      [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, "delete"); });
+  if (!locked.ok()) return locked.error();
+  const ImageRecord& record = locked->record;
+  if (record.is_protected) {
+    return Fail(EPERM, "image {}: protected; set user.glance.protected to false to delete it", id);
+  }
+  // A copy in use (clones) would stop the delete halfway: refuse it whole.
+  for (const auto& location : record.locations) {
+    auto in_use = core_.StoreAt(location.store).InUse(id);
+    if (!in_use.ok()) return in_use.error();
+    if (*in_use) {
+      return Fail(EBUSY, "image {}: the copy in {} is in use (has clones); nothing deleted", id,
+                  location.store);
+    }
+  }
+  // Edges first, central last: central holds a copy as long as any edge does.
+  std::vector<Location> order = record.locations;
+  std::stable_partition(order.begin(), order.end(),
+                        [&](const Location& l) { return l.store != core_.central(); });
+  for (const auto& location : order) {
+    auto updated = core_.catalog().Update(id, [&](ImageRecord& current) -> Status {
+      EraseValue(current.locations, location);
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    IMAGEFS_RETURN_IF_ERROR(RemoveData(id, location));
+  }
+  IMAGEFS_RETURN_IF_ERROR(core_.catalog().Remove(id));
+  Log(LogLevel::kInfo, "image {}: deleted by uid {}", id, caller.uid);
+  return Ok();
+}
+
+}  // namespace imagefs

@@ -1,0 +1,39 @@
+// Deletes: Glance's per-store delete (unlink of stores/<site>/<file>) and
+// image delete (rmdir of the image), each under the image's lease.
+//
+//   DeleteCopy:  unpublish the location -> remove the data
+//                (the store refuses: the location comes back)
+//   DeleteImage: refuse whole if protected or any copy in use (clones)
+//                -> edges first, central last: unpublish, remove each
+//                -> remove the record
+//
+// A location is always unpublished before its data goes, so a crash
+// leaves orphan data (recovery removes it), never a location without data.
+//
+// Thread safety: any thread (the service runs them on its workers).
+// Errors: DeleteCopy EPERM the last copy, or central while edges hold
+// copies; ENOENT; EACCES; EBUSY. DeleteImage EPERM protected; EBUSY a copy
+// in use or an operation running; EACCES; ENOENT.
+#pragma once
+
+#include <string>
+
+#include "workflow/service_core.h"
+
+namespace imagefs {
+
+class Deletes {
+ public:
+  explicit Deletes(ServiceCore& core) : core_(core) {}
+
+  Status DeleteCopy(const Caller& caller, const std::string& id, const std::string& site);
+  Status DeleteImage(const Caller& caller, const std::string& id);
+
+ private:
+  // Removes unpublished data; if the store refuses, the location comes back.
+  Status RemoveData(const std::string& id, const Location& location);
+
+  ServiceCore& core_;
+};
+
+}  // namespace imagefs

@@ -1,0 +1,316 @@
+#include "workflow/import_runner.h"
+
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/uuid.h"
+#include "store/posix_file.h"
+#include "workflow/image_conversion.h"
+
+namespace imagefs {
+namespace {
+
+void MarkActive(ImageRecord& record, const Digest& digest,
+                const std::optional<ImageFormat>& format) {
+  if (record.status == ImageStatus::kActive) return;
+  if (format) {
+    // The label was checked against the data (or the data converted):
+    // it is set from the data where the user left it unset.
+    if (record.disk_format.empty() || format->name == "raw") record.disk_format = format->name;
+    record.virtual_size = format->virtual_size;
+  }
+  record.status = ImageStatus::kActive;
+  record.size = digest.size;
+  record.checksum = digest.md5;
+  record.os_hash_algo = "sha512";
+  record.os_hash_value = digest.sha512;
+  record.chunks_sha256 = digest.chunks;
+  if (record.active_at == 0) record.active_at = NowNanos();
+}
+
+// A copy verified by the image's chunk digest: only data is hashed, in
+// parallel; else by md5 and sha512 over every byte.
+bool ByChunks(const ImportPlan& plan) { return plan.expected && !plan.expected->chunks.empty(); }
+
+}  // namespace
+
+ScratchFile::~ScratchFile() {
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+ImportPlan::~ImportPlan() {
+  stream.reset();  // an unfinished stream's temporaries go first
+  lease.reset();
+  staged.reset();
+}
+
+std::optional<Digest> DigestOf(const ImageRecord& record) {
+  if (!record.size || record.checksum.empty() || record.os_hash_value.empty()) return std::nullopt;
+  return Digest{*record.size, record.checksum, record.os_hash_value, record.chunks_sha256};
+}
+
+Status ImportRunner::Begin(const ImportPlan& plan) {
+  bool upload = !plan.expected;
+  auto started = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
+    record.importing_to_stores = plan.targets;
+    for (const auto& site : plan.targets) EraseValue(record.failed_import, site);
+    if (upload) record.status = ImageStatus::kImporting;
+    return Ok();
+  });
+  if (!started.ok()) return started.error();
+  return Ok();
+}
+
+Status ImportRunner::Run(ImportPlan& plan) {
+  bool upload = !plan.expected;
+  std::optional<Error> failure;          // what the caller's operation reports
+  std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
+  Copies copies;
+  if (plan.convert && !plan.source_failure) {
+    Status converted = Convert(plan);
+    if (!converted.ok()) plan.source_failure = converted.error();
+  }
+  if (plan.stream || plan.source_failure) {
+    copies = FinishStream(plan);
+  } else if (auto source = OpenSource(plan); source.ok()) {
+    copies = PullCopies(plan, **source);
+  } else {
+    failure = source.error();
+  }
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const std::string& site = plan.targets[i];
+    bool first_of_upload = upload && i == 0;
+    auto& copy = copies[i];
+    Status done = copy.ok() ? Ok() : Status(copy.error());
+    if (done.ok() && plan.must_succeed) {
+      // Stays in importing_to_stores until the update that publishes
+      // every copy: a reader who waits for that list to empty must see
+      // the outcome, never a store that left it unpublished.
+      unpublished.push_back(std::move(copy).value());
+    } else if (done.ok()) {
+      done = Publish(plan, *copy);
+    }
+    if (done.ok()) continue;
+    RecordFailure(plan, site, done.error());
+    if (site == plan.required_store || plan.must_succeed || first_of_upload) {
+      failure = done.error();
+    }
+    // Without central (the first copy of an upload) no edge may get it;
+    // with must-succeed one failure fails all.
+    if (plan.must_succeed || first_of_upload) break;
+  }
+  if (plan.must_succeed && !failure) {
+    Status published = PublishAll(plan, unpublished);
+    if (!published.ok()) failure = published.error();
+  }
+  unpublished.clear();  // unpublished temporaries are removed here
+  End(plan, upload);
+  if (!failure) return Ok();
+  int code = failure->code == ENOSPC ? ENOSPC : EIO;
+  return Error{code, failure->message};
+}
+
+Status ImportRunner::PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies) {
+  const std::string& id = plan.image_id;
+  std::vector<Location> published;
+  Status status = Ok();
+  for (auto& copy : copies) {
+    auto url = copy.writer->Publish();
+    if (!url.ok()) {
+      RecordFailure(plan, copy.store, url.error());
+      status = url.error();
+      break;
+    }
+    published.push_back({copy.store, *url});
+  }
+  if (status.ok()) {
+    auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+      for (const auto& location : published) {
+        record.locations.push_back(location);
+        EraseValue(record.importing_to_stores, location.store);
+      }
+      MarkActive(record, *plan.expected, plan.format);
+      return Ok();
+    });
+    if (!updated.ok()) status = updated.error();
+  }
+  if (!status.ok()) {
+    for (const auto& location : published) core_.RemoveQuietly(location.store, id);
+    return status;
+  }
+  Log(LogLevel::kInfo, "image {}: copies in {} published", id, fmt::join(plan.targets, ","));
+  return Ok();
+}
+
+void ImportRunner::End(const ImportPlan& plan, bool upload) {
+  auto ended = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
+    if (upload && record.locations.empty()) {
+      // Nothing reached central: the image stays as it was before.
+      for (const auto& site : record.importing_to_stores) AddUnique(record.failed_import, site);
+      record.status = ImageStatus::kQueued;
+    }
+    record.importing_to_stores.clear();
+    return Ok();
+  });
+  if (!ended.ok()) Log(LogLevel::kError, "{}", ended.error().message);
+}
+
+// Converts the staged data to raw in the staging area: the import's
+// source from then on, and what the record describes.
+Status ImportRunner::Convert(ImportPlan& plan) {
+  ScratchFile raw(
+      fmt::format("{}/{}.{}.raw", core_.options().staging_dir, plan.image_id, NewUuid()));
+  Log(LogLevel::kInfo, "image {}: converting {} data to raw", plan.image_id, plan.format->name);
+  Status converted = ConvertToRaw(plan.format->name, plan.staged->path(), raw.path());
+  if (!converted.ok()) {
+    return Fail(converted.code(), "image {}: conversion to raw failed: {}", plan.image_id,
+                converted.error().message);
+  }
+  auto reader = OpenFileReader(raw.path());
+  if (!reader.ok()) return reader.error();
+  Log(LogLevel::kInfo, "image {}: converted {} ({} bytes) to raw ({} bytes)", plan.image_id,
+      plan.format->name, plan.staged->Size(), (*reader)->size());
+  plan.format = ImageFormat{"raw", (*reader)->size()};
+  plan.converted.emplace(std::move(raw));
+  return Ok();
+}
+
+// Pulls the source into every target (workflow/pipeline.h); one result per
+// target, in the order of plan.targets. Each ok copy is finished, not
+// published.
+ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& source) {
+  const std::string& id = plan.image_id;
+  Copies copies;
+  std::vector<std::unique_ptr<StoreWriter>> writers;
+  for (const auto& site : plan.targets) {
+    auto writer = core_.StoreAt(site).CreateWriter(id, source.size());
+    if (writer.ok()) {
+      writers.push_back(std::move(writer).value());
+      copies.emplace_back(WrittenCopy{site, nullptr});
+    } else {
+      copies.emplace_back(writer.error());
+    }
+  }
+  if (writers.empty()) return copies;
+  PipelineOptions options = core_.pipeline_options(/*full_digest=*/!ByChunks(plan));
+  options.check = [&]() -> Status {
+    if (!plan.lease->lost()) return Ok();
+    return Fail(EIO, "image {}: import lease lost while copying", id);
+  };
+  Pipeline pipeline(std::move(writers), options, core_.hash_executor());
+  PipelineOutcome outcome = pipeline.Pull(source);
+  writers = pipeline.TakeWriters();
+  size_t w = 0;
+  for (auto& copy : copies) {
+    if (copy.ok()) copy->writer = std::move(writers[w++]);
+  }
+  return FinishCopies(plan, outcome, std::move(copies));
+}
+
+// The same for data streamed into the stores as it was written or
+// downloaded; a source that failed fails every target.
+ImportRunner::Copies ImportRunner::FinishStream(ImportPlan& plan) {
+  if (plan.source_failure) {
+    plan.stream.reset();  // its temporaries go with it
+    Copies failed;
+    for (size_t i = 0; i < plan.targets.size(); ++i) failed.emplace_back(*plan.source_failure);
+    return failed;
+  }
+  StagedWrite::Stream& stream = *plan.stream;
+  uint64_t size = plan.staged ? plan.staged->Size() : stream.pipeline->position();
+  PipelineOutcome outcome = stream.pipeline->Finish(size);
+  auto writers = stream.pipeline->TakeWriters();
+  stream.pipeline.reset();
+  Copies copies;
+  for (size_t i = 0; i < writers.size(); ++i) {
+    copies.emplace_back(WrittenCopy{stream.sites[i], std::move(writers[i])});
+  }
+  return FinishCopies(plan, outcome, std::move(copies));
+}
+
+// Compares the digest of what was written with the image (an upload's
+// defines it) and finishes each copy that is ok; outcome.writers holds one
+// status per ok entry of `copies`, in order.
+ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const PipelineOutcome& outcome,
+                                                Copies copies) {
+  bool by_chunks = ByChunks(plan);
+  std::optional<Error> common;  // what fails every copy
+  if (!outcome.source.ok()) {
+    common = outcome.source.error();
+  } else if (plan.expected) {
+    const Digest& got = *outcome.source;
+    const Digest& want = *plan.expected;
+    bool same = got.size == want.size && (by_chunks ? got.chunks == want.chunks
+                                                    : got.md5 == want.md5 && got.sha512 == want.sha512);
+    if (!same) {
+      common = Error{EIO, fmt::format("image {}: data for store {} does not match the image "
+                                      "(size {} vs {}, {} differs); nothing published",
+                                      plan.image_id, fmt::join(plan.targets, ","), got.size,
+                                      want.size, by_chunks ? "chunk digest" : "md5/sha512")};
+    }
+  } else {
+    plan.expected = *outcome.source;  // an upload: the data defines the image
+  }
+  size_t w = 0;
+  for (auto& copy : copies) {
+    if (!copy.ok()) continue;
+    Status status = common ? Status(*common) : outcome.writers[w];
+    ++w;
+    if (status.ok()) status = copy->writer->Finish(plan.expected->size);
+    if (!status.ok()) copy = status.error();  // the writer removes its temporary
+  }
+  return copies;
+}
+
+Result<std::unique_ptr<StoreReader>> ImportRunner::OpenSource(const ImportPlan& plan) {
+  if (plan.converted) return OpenFileReader(plan.converted->path());
+  if (plan.staged) {
+    // A server-side copy reads the published copy it names.
+    if (auto source = plan.staged->copy_source()) {
+      auto record = core_.catalog().Get(source->image_id);
+      if (!record.ok()) return record.error();
+      if (!record->HasStore(source->site) || !core_.HasStore(source->site)) {
+        return Fail(ENOENT, "image {}: store {} has no copy", source->image_id, source->site);
+      }
+      return core_.StoreAt(source->site).OpenReader(source->image_id);
+    }
+    return plan.staged->OpenReader();
+  }
+  return core_.StoreAt(plan.source_store).OpenReader(plan.image_id);
+}
+
+// Publishes one verified copy and records its location.
+Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
+  auto url = copy.writer->Publish();
+  if (!url.ok()) return url.error();
+  auto updated = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
+    record.locations.push_back({copy.store, *url});
+    EraseValue(record.importing_to_stores, copy.store);
+    MarkActive(record, *plan.expected, plan.format);
+    return Ok();
+  });
+  if (!updated.ok()) {
+    core_.RemoveQuietly(copy.store, plan.image_id);
+    return updated.error();
+  }
+  Log(LogLevel::kInfo, "image {}: copy in {} published at {}", plan.image_id, copy.store, *url);
+  return Ok();
+}
+
+void ImportRunner::RecordFailure(const ImportPlan& plan, const std::string& site,
+                                 const Error& error) {
+  Log(LogLevel::kError, "image {}: import to store {} failed: {}", plan.image_id, site,
+      error.message);
+  auto updated = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
+    EraseValue(record.importing_to_stores, site);
+    AddUnique(record.failed_import, site);
+    return Ok();
+  });
+  if (!updated.ok()) Log(LogLevel::kError, "{}", updated.error().message);
+  // A store that did not answer may keep the copy's temporary (its writer
+  // leaves it rather than time out again): clean up once it answers.
+  if (error.code == ETIMEDOUT) core_.MarkUnsettled(plan.image_id);
+}
+
+}  // namespace imagefs

@@ -1,0 +1,111 @@
+// ImportRunner: runs an import's plan to its end, whatever its source (a
+// copy-image, a file written through the mount, a web-download; the plan is
+// ImportPlanner's):
+//
+//   Begin: record importing_to_stores = targets (before the caller hears
+//          that the import started)
+//     -> convert (data staged to be stored as raw)
+//     -> write every target in one pass: the data already streamed into
+//        them (finish the pipeline), or a pull of the source into them
+//     -> verify: size and md5+sha512 (or the chunk digest) against the
+//        image; an upload's data defines the image
+//     -> for each target, central first:
+//          ok:  allow-failure: publish (rename, then one update adds the
+//               location and takes the target out of importing_to_stores;
+//               active after the first)
+//               must-succeed: keep unpublished until every target is ok
+//          err: the temporary goes; one update moves the target from
+//               importing_to_stores to os_glance_failed_import;
+//               must-succeed or central's copy of an upload: stop
+//     -> must-succeed, all ok: publish all (a failed publish removes the
+//        ones already published), one update adds every location
+//     -> end: importing_to_stores cleared; an upload that reached no store
+//        is queued again
+//
+// Thread safety: Run is called on a worker thread with the plan's lease
+// held; several plans run at once (of different images).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/image_format.h"
+#include "workflow/service_core.h"
+
+namespace imagefs {
+
+// A file of the staging area that goes with its owner.
+class ScratchFile {
+ public:
+  explicit ScratchFile(std::string path) : path_(std::move(path)) {}
+  ScratchFile(ScratchFile&& other) noexcept : path_(std::exchange(other.path_, "")) {}
+  ScratchFile& operator=(ScratchFile&&) = delete;
+  ~ScratchFile();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Everything one import needs; destroying it releases the lease (and the
+// staged or streamed data, whose temporaries go first).
+struct ImportPlan {
+  ImportPlan() = default;
+  ImportPlan(const ImportPlan&) = delete;
+  ~ImportPlan();
+
+  std::string image_id;
+  std::unique_ptr<HeldLease> lease;
+  std::shared_ptr<StagedWrite> staged;  // source when the data came through a file
+  std::string source_store;             // source when copying store to store
+  std::vector<std::string> targets;     // central first
+  bool must_succeed = false;
+  std::optional<Digest> expected;             // unset for an upload: the first copy defines it
+  std::string required_store;                 // a failure there fails the caller's operation
+  std::optional<StagedWrite::Stream> stream;  // the data already went to the stores
+  std::optional<Error> source_failure;        // the source failed (a download, a conversion)
+  // An upload's or download's data as inspected (store/image_format.h);
+  // with conversion, `staged` is converted to raw into `converted` first.
+  std::optional<ImageFormat> format;
+  bool convert = false;
+  std::optional<ScratchFile> converted;
+};
+
+// The digest an image's record holds, if it has data.
+std::optional<Digest> DigestOf(const ImageRecord& record);
+
+class ImportRunner {
+ public:
+  explicit ImportRunner(ServiceCore& core) : core_(core) {}
+
+  // Records the plan's targets as importing (an upload: status importing).
+  Status Begin(const ImportPlan& plan);
+  // Runs a begun import to its end; EIO (ENOSPC) when the caller's
+  // operation failed.
+  Status Run(ImportPlan& plan);
+
+ private:
+  struct WrittenCopy {
+    std::string store;
+    std::unique_ptr<StoreWriter> writer;
+  };
+  using Copies = std::vector<Result<WrittenCopy>>;
+
+  Status Convert(ImportPlan& plan);
+  Copies PullCopies(ImportPlan& plan, StoreReader& source);
+  Copies FinishStream(ImportPlan& plan);
+  Copies FinishCopies(ImportPlan& plan, const PipelineOutcome& outcome, Copies copies);
+  Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan);
+  Status Publish(ImportPlan& plan, WrittenCopy& copy);
+  // Must-succeed: publishes every verified copy in one record update.
+  Status PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies);
+  void RecordFailure(const ImportPlan& plan, const std::string& site, const Error& error);
+  // `upload`: the data defined the image (plan.expected was unset).
+  void End(const ImportPlan& plan, bool upload);
+
+  ServiceCore& core_;
+};
+
+}  // namespace imagefs

@@ -1,0 +1,463 @@
+#include "workflow/pipeline.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <optional>
+
+#include "common/mutex.h"
+
+namespace imagefs {
+namespace {
+
+// One buffer and the unit of the image it holds.
+struct Unit {
+  std::vector<char> buffer;
+  uint64_t index = 0;  // the unit's number: it starts at index * unit_bytes
+  size_t length = 0;   // bytes of it filled (or to read) from its start
+  int pending = 0;     // its fill or read, writes and chunk hash not yet done
+  uint64_t order = 0;  // its entry in the in-order digests
+};
+
+// An entry of the in-order digests: a unit's data, or zeros. Entries are
+// made in image order, and hashed once ready.
+struct Ordered {
+  const Unit* unit = nullptr;  // null: `length` zero bytes
+  uint64_t length = 0;
+  bool ready = false;
+};
+
+enum Digester { kMd5 = 0, kSha512 = 1 };
+
+// A finished read of the pull front end, for the front end to dispatch.
+struct Completion {
+  Unit* unit;
+  bool ok;
+};
+
+}  // namespace
+
+class Pipeline::Run {
+ public:
+  Run(std::vector<std::unique_ptr<StoreWriter>> writers, const PipelineOptions& options,
+      HashExecutor hash)
+      : writers_(std::move(writers)),
+        options_(options),
+        unit_bytes_(std::max<uint64_t>(
+            kDigestChunkBytes,
+            (options.unit_bytes + kDigestChunkBytes - 1) / kDigestChunkBytes * kDigestChunkBytes)),
+        hash_(std::move(hash)),
+        writer_status_(writers_.size()) {}
+
+  ~Run() {
+    MutexLock lock(&mutex_);
+    stopping_ = true;
+    while (!Quiet()) changed_.Wait();
+  }
+
+  uint64_t position() const { return position_.load(); }
+
+  Status Append(uint64_t offset, std::span<const char> data) {
+    if (offset < position()) {
+      return Fail(EINVAL, "pipeline: write at {} goes back before {}", offset, position());
+    }
+    IMAGEFS_RETURN_IF_ERROR(FillZeros(offset));
+    while (!data.empty()) {
+      IMAGEFS_RETURN_IF_ERROR(EnsureFilling());
+      size_t at = filling_->length;
+      size_t take = static_cast<size_t>(std::min<uint64_t>(unit_bytes_ - at, data.size()));
+      std::memcpy(filling_->buffer.data() + at, data.data(), take);
+      Advance(take);
+      data = data.subspan(take);
+    }
+    return Failure();
+  }
+
+  Status ReadBack(uint64_t offset, std::span<char> out) {
+    std::optional<size_t> source;
+    {
+      MutexLock lock(&mutex_);
+      while (!Quiet()) changed_.Wait();
+      auto live = writer_status_.Live();
+      if (!live.empty()) source = live.front();
+    }
+    uint64_t filling_start = filling_ ? filling_->index * unit_bytes_ : position();
+    uint64_t end = offset + out.size();
+    if (offset < filling_start) {
+      if (!source) return Fail(EIO, "pipeline: every store failed; nothing to read back");
+      size_t stored = static_cast<size_t>(std::min(end, filling_start) - offset);
+      IMAGEFS_RETURN_IF_ERROR(writers_[*source]->ReadWritten(offset, out.first(stored)));
+    }
+    uint64_t from = std::max(offset, filling_start);
+    if (from >= end) return Ok();
+    std::span<char> rest = out.subspan(static_cast<size_t>(from - offset));
+    std::fill(rest.begin(), rest.end(), 0);
+    uint64_t in_unit = from - filling_start;
+    if (filling_ && in_unit < filling_->length) {
+      size_t length =
+          static_cast<size_t>(std::min<uint64_t>(filling_->length - in_unit, rest.size()));
+      std::memcpy(rest.data(), filling_->buffer.data() + in_unit, length);
+    }
+    return Ok();
+  }
+
+  PipelineOutcome Finish(uint64_t size) {
+    Status filled = size >= position()
+                        ? FillZeros(size)
+                        : Fail(EINVAL, "pipeline: ends at {}, before {}", size, position());
+    if (filled.ok() && filling_) Dispatch(std::exchange(filling_, nullptr));
+    chunks_.Grow(size);
+    MutexLock lock(&mutex_);
+    if (!filled.ok()) Stop(filled.error());
+    while (!Quiet() || (!failure_ && !order_.empty())) changed_.Wait();
+    PipelineOutcome outcome{Result<Digest>(Digest{}), writer_status_.all()};
+    if (failure_) {
+      outcome.source = *failure_;
+    } else {
+      outcome.source = FinishDigest(size, chunks_, options_.full_digest ? &full_ : nullptr);
+    }
+    return outcome;
+  }
+
+  PipelineOutcome Pull(StoreReader& source) {
+    uint64_t size = source.size();
+    chunks_.Grow(size);
+    auto extents = source.DataExtents();
+    if (!extents.ok()) {
+      MutexLock lock(&mutex_);
+      Stop(extents.error());
+    } else {
+      for (uint64_t unit : UnitsWithData(*extents, size)) {
+        if (!IssueRead(source, unit, size).ok()) break;
+      }
+    }
+    // Every read dispatched before the end is fed.
+    MutexLock lock(&mutex_);
+    while (reads_in_flight_ > 0 || !completed_.empty()) {
+      DispatchCompleted();
+      if (reads_in_flight_ > 0 && completed_.empty()) changed_.Wait();
+    }
+    lock.Unlock();
+    return Finish(std::max(size, position()));
+  }
+
+  std::vector<std::unique_ptr<StoreWriter>> TakeWriters() { return std::move(writers_); }
+
+ private:
+  Status Failure() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    return failure_ ? Status(*failure_) : Ok();
+  }
+
+  void Stop(const Error& error) REQUIRES(mutex_) {
+    if (!failure_) failure_ = error;
+    changed_.SignalAll();
+  }
+
+  // The units of [0, size) holding some of `extents`, in order.
+  std::vector<uint64_t> UnitsWithData(const std::vector<Extent>& extents, uint64_t size) const {
+    std::vector<uint64_t> units;
+    for (const auto& extent : extents) {
+      if (extent.length == 0 || extent.offset >= size) continue;
+      uint64_t end = std::min(size, extent.offset + extent.length);
+      for (uint64_t unit = extent.offset / unit_bytes_; unit <= (end - 1) / unit_bytes_; ++unit) {
+        if (units.empty() || units.back() < unit) units.push_back(unit);
+      }
+    }
+    return units;
+  }
+
+  // Pull: reads unit `index` of the source into a free unit (the holes
+  // before it go in as zeros); the read's completion is dispatched by the
+  // front end (AcquireUnit, Pull), never by the store's callback thread.
+  Status IssueRead(StoreReader& source, uint64_t index, uint64_t size) {
+    if (options_.check) {
+      Status checked = options_.check();
+      if (!checked.ok()) {
+        MutexLock lock(&mutex_);
+        Stop(checked.error());
+        return checked;
+      }
+    }
+    IMAGEFS_RETURN_IF_ERROR(FillZeros(index * unit_bytes_));
+    auto unit = AcquireUnit();
+    if (!unit.ok()) return unit.error();
+    Unit* reading = *unit;
+    reading->length = static_cast<size_t>(std::min(unit_bytes_, size - index * unit_bytes_));
+    position_ += reading->length;
+    {
+      MutexLock lock(&mutex_);
+      ++reads_in_flight_;
+    }
+    source.ReadAtAsync(index * unit_bytes_, std::span<char>(reading->buffer.data(), reading->length),
+                       [this, reading, size](Result<size_t> got) {
+                         MutexLock lock(&mutex_);
+                         if (!got.ok()) {
+                           Stop(got.error());
+                         } else if (*got != reading->length) {
+                           Stop(Fail(EIO, "the source ended at {} of {} bytes",
+                                     reading->index * unit_bytes_ + *got, size));
+                         }
+                         completed_.push_back({reading, got.ok() && *got == reading->length});
+                         --reads_in_flight_;
+                         changed_.SignalAll();
+                       });
+    return Ok();
+  }
+
+  // Hands every finished read on (the mutex is stepped out of meanwhile).
+  void DispatchCompleted() REQUIRES(mutex_) {
+    while (!completed_.empty()) {
+      Completion done = completed_.front();
+      completed_.pop_front();
+      if (!done.ok || failure_) {
+        done.unit->pending = 0;
+        continue;
+      }
+      mutex_.Unlock();
+      Dispatch(done.unit);
+      mutex_.Lock();
+    }
+  }
+
+  // Moves the position on by `bytes` put into the filling unit; a full unit
+  // goes to the stores.
+  void Advance(uint64_t bytes) {
+    filling_->length += static_cast<size_t>(bytes);
+    position_ += bytes;
+    if (filling_->length == unit_bytes_) Dispatch(std::exchange(filling_, nullptr));
+  }
+
+  // Zeros from the position up to `offset`: whole zero units are only
+  // hashed, never buffered or written.
+  Status FillZeros(uint64_t offset) {
+    while (position() < offset) {
+      uint64_t gap = offset - position();
+      if (!filling_ && gap >= unit_bytes_) {
+        MutexLock lock(&mutex_);
+        if (options_.full_digest) order_.push_back(Ordered{nullptr, unit_bytes_, true});
+        position_ += unit_bytes_;
+        KickHashers();
+        continue;
+      }
+      IMAGEFS_RETURN_IF_ERROR(EnsureFilling());
+      size_t take = static_cast<size_t>(std::min(unit_bytes_ - filling_->length, gap));
+      std::memset(filling_->buffer.data() + filling_->length, 0, take);
+      Advance(take);
+    }
+    return Ok();
+  }
+
+  // A unit to fill at the position (a unit boundary when none is filling).
+  Status EnsureFilling() {
+    if (filling_) return Ok();
+    auto unit = AcquireUnit();
+    if (!unit.ok()) return unit.error();
+    filling_ = *unit;
+    return Ok();
+  }
+
+  // A free unit for the data at the position, its in-order entry made;
+  // waits while every unit is busy (dispatching finished reads meanwhile).
+  Result<Unit*> AcquireUnit() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    std::unique_ptr<Unit> unit;
+    while (!unit) {
+      if (failure_) return *failure_;
+      DispatchCompleted();
+      Reclaim();
+      if (!free_.empty()) {
+        unit = std::move(free_.back());
+        free_.pop_back();
+      } else if (units_made_ < std::max(1, options_.units_in_flight)) {
+        ++units_made_;
+        unit = std::make_unique<Unit>();
+        unit->buffer.resize(unit_bytes_);
+      } else {
+        changed_.Wait();
+      }
+    }
+    unit->index = position() / unit_bytes_;
+    unit->length = 0;
+    unit->pending = 1;  // its fill or read
+    unit->order = order_base_ + order_.size();
+    if (options_.full_digest) order_.push_back(Ordered{unit.get(), 0, false});
+    busy_.push_back(std::move(unit));
+    return busy_.back().get();
+  }
+
+  // Hands a filled unit on: writes into every live writer and the chunk
+  // hash; its in-order entry becomes ready. An all-zero unit is only
+  // hashed in order, as zeros.
+  void Dispatch(Unit* unit) EXCLUDES(mutex_) {
+    std::span<const char> data(unit->buffer.data(), unit->length);
+    uint64_t offset = unit->index * unit_bytes_;
+    bool zero = AllZero(data);
+    std::vector<size_t> targets;
+    {
+      MutexLock lock(&mutex_);
+      if (options_.full_digest) {
+        Ordered& entry = order_[unit->order - order_base_];
+        entry = Ordered{zero ? nullptr : unit, unit->length, true};
+      }
+      targets = writer_status_.Live();
+      unit->pending = zero ? 0 : static_cast<int>(targets.size()) + 1;
+      if (!zero) ++jobs_;
+      KickHashers();
+      changed_.SignalAll();
+    }
+    if (zero) return;
+    chunks_.Grow(offset + data.size());
+    for (size_t i : targets) {
+      writers_[i]->WriteAt(offset, data, [this, unit, i](Status status) {
+        MutexLock lock(&mutex_);
+        if (writer_status_.Record(i, status)) Stop(status.error());
+        --unit->pending;
+        changed_.SignalAll();
+      });
+    }
+    hash_([this, unit, offset, data] {
+      chunks_.SetRange(offset, data);
+      MutexLock lock(&mutex_);
+      --unit->pending;
+      --jobs_;
+      changed_.SignalAll();
+    });
+  }
+
+  // Entries of the in-order digests both digesters have passed.
+  uint64_t OrderedDone() const REQUIRES(mutex_) {
+    if (!options_.full_digest) return UINT64_MAX;
+    return std::min(hashed_[kMd5], hashed_[kSha512]);
+  }
+
+  // Whether a digester is hashing the unit's data right now.
+  bool BeingHashed(const Unit& unit) const REQUIRES(mutex_) {
+    return (hashing_[kMd5] && hashed_[kMd5] == unit.order) ||
+           (hashing_[kSha512] && hashed_[kSha512] == unit.order);
+  }
+
+  // Frees the units every step is done with.
+  void Reclaim() REQUIRES(mutex_) {
+    uint64_t hashed = OrderedDone();
+    bool stopped = failure_ || stopping_;
+    for (auto it = busy_.begin(); it != busy_.end();) {
+      Unit& unit = **it;
+      bool done = unit.order < hashed || (stopped && !BeingHashed(unit));
+      if (unit.pending == 0 && done && &unit != filling_) {
+        free_.push_back(std::move(*it));
+        it = busy_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // No read, write or hash job in flight (the unit being filled aside).
+  bool Quiet() REQUIRES(mutex_) {
+    Reclaim();
+    if (jobs_ > 0 || reads_in_flight_ > 0) return false;
+    return std::none_of(busy_.begin(), busy_.end(), [&](const std::unique_ptr<Unit>& unit) {
+      return unit->pending > 0 && unit.get() != filling_;
+    });
+  }
+
+  // Starts the next job of each in-order digester whose next entry is
+  // ready: one entry a job, so that every pipeline gets its turn on the
+  // shared executor.
+  void KickHashers() REQUIRES(mutex_) {
+    if (!options_.full_digest || failure_ || stopping_) return;
+    for (Digester which : {kMd5, kSha512}) {
+      uint64_t next = hashed_[which];
+      if (hashing_[which] || next >= order_base_ + order_.size()) continue;
+      Ordered entry = order_[next - order_base_];
+      if (!entry.ready) continue;
+      hashing_[which] = true;
+      ++jobs_;
+      hash_([this, which, entry] { HashEntry(which, entry); });
+    }
+  }
+
+  void HashEntry(Digester which, Ordered entry) EXCLUDES(mutex_) {
+    for (uint64_t at = 0; at < entry.length; at += kDigestChunkBytes) {
+      size_t length = static_cast<size_t>(std::min(kDigestChunkBytes, entry.length - at));
+      auto piece = entry.unit ? std::span<const char>(entry.unit->buffer.data() + at, length)
+                              : ZeroBytes().first(length);
+      if (which == kMd5) {
+        full_.UpdateMd5(piece);
+      } else {
+        full_.UpdateSha512(piece);
+      }
+    }
+    MutexLock lock(&mutex_);
+    hashing_[which] = false;
+    ++hashed_[which];
+    while (!order_.empty() && OrderedDone() > order_base_) {
+      order_.pop_front();
+      ++order_base_;
+    }
+    KickHashers();
+    --jobs_;
+    changed_.SignalAll();
+  }
+
+  std::vector<std::unique_ptr<StoreWriter>> writers_;
+  const PipelineOptions options_;
+  const uint64_t unit_bytes_;
+  const HashExecutor hash_;
+  ChunkDigests chunks_{0};  // thread safe itself
+  FullHasher full_;         // md5 by one job at a time, sha512 likewise
+
+  // The front end's own (its calls are serialized).
+  Unit* filling_ = nullptr;  // in busy_
+  std::atomic<uint64_t> position_{0};
+
+  Mutex mutex_;
+  CondVar changed_{&mutex_};
+  WriterStatuses writer_status_ GUARDED_BY(mutex_);
+  std::optional<Error> failure_ GUARDED_BY(mutex_);
+  std::vector<std::unique_ptr<Unit>> free_ GUARDED_BY(mutex_);
+  std::list<std::unique_ptr<Unit>> busy_ GUARDED_BY(mutex_);  // filled, read, or being either
+  int units_made_ GUARDED_BY(mutex_) = 0;
+  std::deque<Completion> completed_ GUARDED_BY(mutex_);  // pull: reads to dispatch
+  int reads_in_flight_ GUARDED_BY(mutex_) = 0;
+  int jobs_ GUARDED_BY(mutex_) = 0;  // hash jobs posted, not yet done
+  std::deque<Ordered> order_ GUARDED_BY(mutex_);  // entries not passed by both digesters
+  uint64_t order_base_ GUARDED_BY(mutex_) = 0;    // the number of order_.front()
+  uint64_t hashed_[2] GUARDED_BY(mutex_) = {0, 0};  // each digester's next entry
+  bool hashing_[2] GUARDED_BY(mutex_) = {false, false};
+  bool stopping_ GUARDED_BY(mutex_) = false;  // destroyed unfinished
+};
+
+Pipeline::Pipeline(std::vector<std::unique_ptr<StoreWriter>> writers,
+                   const PipelineOptions& options, HashExecutor hash)
+    : run_(std::make_unique<Run>(std::move(writers), options, std::move(hash))) {}
+Pipeline::~Pipeline() = default;
+uint64_t Pipeline::position() const { return run_->position(); }
+Status Pipeline::Append(uint64_t offset, std::span<const char> data) {
+  return run_->Append(offset, data);
+}
+Status Pipeline::ReadBack(uint64_t offset, std::span<char> out) {
+  return run_->ReadBack(offset, out);
+}
+PipelineOutcome Pipeline::Finish(uint64_t size) { return run_->Finish(size); }
+PipelineOutcome Pipeline::Pull(StoreReader& source) { return run_->Pull(source); }
+std::vector<std::unique_ptr<StoreWriter>> Pipeline::TakeWriters() { return run_->TakeWriters(); }
+
+std::vector<size_t> WriterStatuses::Live() const {
+  std::vector<size_t> live;
+  for (size_t i = 0; i < statuses_.size(); ++i) {
+    if (statuses_[i].ok()) live.push_back(i);
+  }
+  return live;
+}
+
+bool WriterStatuses::Record(size_t i, const Status& status) {
+  if (status.ok() || !statuses_[i].ok()) return false;
+  statuses_[i] = status;
+  return std::none_of(statuses_.begin(), statuses_.end(), [](const Status& s) { return s.ok(); });
+}
+
+}  // namespace imagefs

@@ -1,0 +1,113 @@
+// Pipeline: the one path of every byte imagefs moves into stores: a copy
+// between stores, an upload through a file, a web-download, data converted
+// to raw. Two front ends feed it the image's units in order:
+//
+//   push  Append(offset, data)*  data written through the mount or
+//                                downloaded: offsets never go back, a gap
+//                                reads as zeros
+//   pull  Pull(source)           a copy: the source's data extents, up to
+//                                units_in_flight reads at once; holes are
+//                                neither read nor written
+//
+//   each unit (unit_bytes, a multiple of kDigestChunkBytes)
+//     -> WriteAt into every writer still going (parallel); an all-zero
+//        unit is not written
+//     -> its chunk sha256, a job on the hash executor
+//     -> with full_digest: md5 and sha512 over every byte in order (holes
+//        as zeros), each a chain of jobs on the hash executor
+//   Finish(size)   the rest up to size is zeros; waits for every write and
+//                  hash: the digest and one status per writer
+//   TakeWriters()  the writers, for the caller to Finish and Publish
+//
+//   error: a writer that fails is dropped (its status says why) and the
+//   others go on; every writer failed, a failed read or `check` failing
+//   stops the pipeline (Append and Pull return that error, Finish reports
+//   it). Destroying an unfinished pipeline waits for what is in flight and
+//   destroys the writers, which removes their temporaries.
+//
+// At most units_in_flight units are buffered: the front end waits while
+// all are busy, so a writer faster than the stores goes at their pace.
+//
+// Out-of-order writes: an Append below position() is refused (EINVAL) and
+// leaves the pipeline as it was; the caller may read everything back
+// (ReadBack) and go on some other way.
+//
+// Thread safety: the front end's calls (Append, Pull, ReadBack, Finish,
+// TakeWriters) must not run at the same time (the caller serializes them);
+// position() may be read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+#include "store/digest.h"
+#include "store/store.h"
+
+namespace imagefs {
+
+// Runs a job on another thread (the service's hash threads): never inline.
+using HashExecutor = std::function<void(std::function<void()>)>;
+
+struct PipelineOptions {
+  // A multiple of kDigestChunkBytes (rounded up to one).
+  uint64_t unit_bytes = 8 << 20;
+  int units_in_flight = 16;
+  // md5 and sha512 over every byte; without it only the chunk digest (a
+  // copy verified by the image's chunk digest).
+  bool full_digest = true;
+  // Asked before each unit is read (pull); an error stops the pipeline (a
+  // lost lease).
+  std::function<Status()> check;
+};
+
+struct PipelineOutcome {
+  Result<Digest> source;        // what went in, or why the pipeline stopped
+  std::vector<Status> writers;  // one per writer
+};
+
+class Pipeline {
+ public:
+  Pipeline(std::vector<std::unique_ptr<StoreWriter>> writers, const PipelineOptions& options,
+           HashExecutor hash);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // The end of the data fed so far.
+  uint64_t position() const;
+  // EINVAL when offset < position(); the pipeline's error once it stopped.
+  Status Append(uint64_t offset, std::span<const char> data);
+  // Reads [offset, offset + out.size()) of what was appended (below
+  // position()). EIO when no writer is left to read from.
+  Status ReadBack(uint64_t offset, std::span<char> out);
+  // Ends the data at `size` (at least position()).
+  PipelineOutcome Finish(uint64_t size);
+  // Feeds all of `source` (on an empty pipeline) and finishes at its size.
+  PipelineOutcome Pull(StoreReader& source);
+  std::vector<std::unique_ptr<StoreWriter>> TakeWriters();
+
+ private:
+  class Run;
+  std::unique_ptr<Run> run_;
+};
+
+// The status of each writer of a pipeline: the first failure of each is
+// kept, and a failed writer gets no more data. Not thread safe.
+class WriterStatuses {
+ public:
+  explicit WriterStatuses(size_t writers) : statuses_(writers, Ok()) {}
+  // The writers still going, in order.
+  std::vector<size_t> Live() const;
+  // Records writer `i`'s result; true when a failure leaves none going.
+  bool Record(size_t i, const Status& status);
+  const std::vector<Status>& all() const { return statuses_; }
+
+ private:
+  std::vector<Status> statuses_;
+};
+
+}  // namespace imagefs

@@ -1,0 +1,125 @@
+#include "workflow/service_core.h"
+
+#include <malloc.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <thread>
+
+#include "common/log.h"
+
+namespace imagefs {
+namespace {
+
+// Threads each store has for opening and closing readers: as many opens
+// of one store wait at once on a store that does not answer.
+constexpr size_t kThreadsPerStore = 4;
+
+size_t HashThreads() { return std::max(2u, std::thread::hardware_concurrency()); }
+
+}  // namespace
+
+ServiceCore::ServiceCore(ImageService::Options options)
+    : options_(std::move(options)),
+      catalog_(std::move(options_.catalog)),
+      leases_(*catalog_, options_.lease_ttl, options_.daemon_id),
+      budget_(options_.staging_max_bytes),
+      workers_(std::make_unique<boost::asio::thread_pool>(
+          static_cast<size_t>(std::max(1, options_.workers)))),
+      hash_threads_(std::make_unique<boost::asio::thread_pool>(HashThreads())) {
+  for (auto& store : options_.stores) {
+    store_ids_.push_back(store->id());
+    stores_[store->id()] = store.get();
+    store_threads_[store->id()] = std::make_unique<boost::asio::thread_pool>(kThreadsPerStore);
+  }
+}
+
+ServiceCore::~ServiceCore() { JoinThreads(); }
+
+bool ServiceCore::IsAdmin(const Caller& caller) const {
+  const auto& admins = options_.admin_uids;
+  return std::find(admins.begin(), admins.end(), caller.uid) != admins.end();
+}
+
+bool ServiceCore::IsAuthorized(const Caller& caller, const ImageRecord& record) const {
+  return caller.uid == record.owner || IsAdmin(caller);
+}
+
+Status ServiceCore::CheckAuthorized(const Caller& caller, const ImageRecord& record,
+                                    std::string_view action) const {
+  if (IsAuthorized(caller, record)) return Ok();
+  return Fail(EACCES, "image {}: uid {} may not {} it (owner is uid {})", record.id, caller.uid,
+              action, record.owner);
+}
+
+Result<LockedImage> ServiceCore::LockImage(std::string_view id, std::string purpose,
+                                           const RecordCheck& check) {
+  auto record = catalog_->Get(id);
+  if (!record.ok()) return record.error();
+  IMAGEFS_RETURN_IF_ERROR(check(*record));
+  auto lease = leases_.Acquire(id, std::move(purpose));
+  if (!lease.ok()) return lease.error();
+  // With the lease held, the record can no longer change under us.
+  record = catalog_->Get(id);
+  if (!record.ok()) return record.error();
+  IMAGEFS_RETURN_IF_ERROR(check(*record));
+  return LockedImage{std::move(lease).value(), std::move(record).value()};
+}
+
+void ServiceCore::Post(std::function<void()> job) {
+  ++jobs_running_;
+  boost::asio::post(*workers_, [this, job = std::move(job)] {
+    job();
+    --jobs_running_;
+    memory_returned_ = false;
+  });
+}
+
+void ServiceCore::RunAtStore(std::string_view site, std::function<void()> job) {
+  auto threads = store_threads_.find(site);
+  if (threads == store_threads_.end()) return job();  // no such store: nothing to wait for
+  boost::asio::post(*threads->second, std::move(job));
+}
+
+HashExecutor ServiceCore::hash_executor() {
+  return [this](std::function<void()> job) { boost::asio::post(*hash_threads_, std::move(job)); };
+}
+
+PipelineOptions ServiceCore::pipeline_options(bool full_digest) const {
+  return PipelineOptions{.unit_bytes = options_.copy_chunk_bytes,
+                         .units_in_flight = options_.copy_units_in_flight,
+                         .full_digest = full_digest};
+}
+
+void ServiceCore::JoinThreads() {
+  workers_->join();
+  for (auto& [site, threads] : store_threads_) threads->join();
+  hash_threads_->join();
+}
+
+// Copies allocate tens of MiB of buffers (theirs and librados's). The
+// allocator keeps them for the next copy; once the service has been idle,
+// they go back to the system, so that an idle daemon is small.
+void ServiceCore::ReturnIdleMemory() {
+  if (jobs_running_.load() == 0 && !memory_returned_.exchange(true)) malloc_trim(0);
+}
+
+void ServiceCore::MarkUnsettled(const std::string& id) {
+  MutexLock lock(&unsettled_mutex_);
+  unsettled_.insert(id);
+}
+
+std::set<std::string> ServiceCore::TakeUnsettled() {
+  MutexLock lock(&unsettled_mutex_);
+  return std::exchange(unsettled_, {});
+}
+
+void ServiceCore::RemoveQuietly(const std::string& site, const std::string& image_id) {
+  Status removed = StoreAt(site).Remove(image_id);
+  if (!removed.ok()) {
+    Log(LogLevel::kError, "image {}: rollback of the copy in {} failed: {}", image_id, site,
+        removed.error().message);
+  }
+}
+
+}  // namespace imagefs

@@ -1,0 +1,129 @@
+// ServiceCore: what the pieces of the image service share. The service is
+//
+//   ImageServiceImpl (image_service.cc)  the public interface; dispatches
+//     |-- ImportPlanner (import_planner.h)  an import's plan: from a
+//     |     copy-image request, a file written through the mount, or a
+//     |     web-download (inspection, conversion, the write's pipeline)
+//     |-- ImportRunner (import_runner.h)  runs a plan: write, verify,
+//     |     publish, roll back
+//     |-- Deletes (deletes.h)  a copy in one store, or the whole image
+//     |-- Recovery (recovery.h)  crash repair at start, and its sweeper
+//     `-- ServiceCore (here)  catalog, stores, leases, staging budget,
+//           the service's threads, authorisation, LockImage
+//
+// Thread safety: every method may be called from any thread. Its only
+// mutex (the unsettled set) is a leaf: no call is made while it is held.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/mutex.h"
+#include "workflow/image_service.h"
+#include "workflow/lease_keeper.h"
+#include "workflow/pipeline.h"
+#include "workflow/staged_write.h"
+
+namespace boost::asio {
+class thread_pool;
+}
+
+namespace imagefs {
+
+// Whether `value` was there.
+template <typename T>
+bool EraseValue(std::vector<T>& items, const T& value) {
+  return std::erase(items, value) > 0;
+}
+
+template <typename T>
+void AddUnique(std::vector<T>& items, const T& value) {
+  if (std::find(items.begin(), items.end(), value) == items.end()) items.push_back(value);
+}
+
+// An image under its lease, with its record as read after the lease was
+// taken: nothing else changes the image until the lease goes.
+struct LockedImage {
+  std::unique_ptr<HeldLease> lease;
+  ImageRecord record;
+};
+
+class ServiceCore {
+ public:
+  explicit ServiceCore(ImageService::Options options);
+  ~ServiceCore();
+  ServiceCore(const ServiceCore&) = delete;
+  ServiceCore& operator=(const ServiceCore&) = delete;
+
+  const ImageService::Options& options() const { return options_; }
+  const std::string& central() const { return options_.central; }
+  Catalog& catalog() { return *catalog_; }
+  LeaseKeeper& leases() { return leases_; }
+  StagingBudget& budget() { return budget_; }
+  const std::vector<std::string>& store_ids() const { return store_ids_; }
+  const std::map<std::string, Store*, std::less<>>& stores() const { return stores_; }
+  bool HasStore(std::string_view site) const { return stores_.count(site) != 0; }
+  // A configured store (the caller checked HasStore).
+  Store& StoreAt(std::string_view site) const { return *stores_.find(site)->second; }
+
+  bool IsAdmin(const Caller& caller) const;
+  bool IsAuthorized(const Caller& caller, const ImageRecord& record) const;
+  // EACCES naming the caller and `action` unless authorized.
+  Status CheckAuthorized(const Caller& caller, const ImageRecord& record,
+                         std::string_view action) const;
+
+  // Takes image `id`'s lease for `purpose` and reads its record afresh;
+  // `check` runs on the record before the lease is taken (so that a caller
+  // refused does not hold the image even briefly) and again after.
+  // ENOENT no such image; EBUSY another operation holds it; check's error.
+  using RecordCheck = std::function<Status(const ImageRecord&)>;
+  Result<LockedImage> LockImage(std::string_view id, std::string purpose,
+                                const RecordCheck& check);
+
+  // Runs `job` on the service's worker threads (imports, deletes).
+  void Post(std::function<void()> job);
+  // Runs `job` on the threads of store `site` (at once, when no such store).
+  void RunAtStore(std::string_view site, std::function<void()> job);
+  // Where pipelines hash: the service's hash threads.
+  HashExecutor hash_executor();
+  // A pipeline's options, from the service's copy settings.
+  PipelineOptions pipeline_options(bool full_digest) const;
+  // Waits for the workers' and stores' jobs (after the sweeper stopped).
+  void JoinThreads();
+  // Returns the allocator's idle memory to the system once no job has run
+  // since the last call.
+  void ReturnIdleMemory();
+
+  // Images whose repair left something behind (a store that did not
+  // answer): the sweeper repairs them again.
+  void MarkUnsettled(const std::string& id) EXCLUDES(unsettled_mutex_);
+  std::set<std::string> TakeUnsettled() EXCLUDES(unsettled_mutex_);
+
+  // Removes a copy a failed import published; logs a failure.
+  void RemoveQuietly(const std::string& site, const std::string& image_id);
+
+ private:
+  ImageService::Options options_;
+  std::unique_ptr<Catalog> catalog_;  // outlives leases_
+  std::vector<std::string> store_ids_;
+  std::map<std::string, Store*, std::less<>> stores_;
+  LeaseKeeper leases_;
+  StagingBudget budget_;
+  std::atomic<int> jobs_running_{0};
+  std::atomic<bool> memory_returned_{true};
+  Mutex unsettled_mutex_;
+  std::set<std::string> unsettled_ GUARDED_BY(unsettled_mutex_);
+  std::unique_ptr<boost::asio::thread_pool> workers_;
+  std::unique_ptr<boost::asio::thread_pool> hash_threads_;
+  // Each store's own threads, for work that waits on that store alone.
+  std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
+};
+
+}  // namespace imagefs
