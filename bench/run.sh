@@ -183,6 +183,27 @@ rss_mib=$(( $(ps -o rss= -p "$DAEMON") / 1024 ))
 peak_mib=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$DAEMON/status")
 count=$(ls "$MNT/images" | wc -l)
 
+# The inodes the daemon keeps follow what the kernel holds (lookup counts
+# and forget): 20 passes of ls -lR over the whole catalog, then the kernel
+# drops its caches.
+say "20 passes of ls -lR over $count images"
+inode_counts=()
+rss_passes=()
+for _ in $(seq 20); do
+  ls -lR "$MNT" > /dev/null
+  inode_counts+=("$(getfattr --absolute-names --only-values -n user.imagefs.inodes "$MNT")")
+  rss_passes+=("$(( $(ps -o rss= -p "$DAEMON") / 1024 ))")
+done
+echo 2 > /proc/sys/vm/drop_caches
+sleep 1
+inodes_dropped=$(getfattr --absolute-names --only-values -n user.imagefs.inodes "$MNT")
+
+# Recovery at scale: $IMAGES active images with copies at central, 40
+# damaged, repaired by Recover() (tests/ceph/recovery_scale_test.cc).
+say "recovery of $IMAGES images on rbd"
+recovery=$(IMAGEFS_TEST_CEPH_DIR="$WORK/clusters" IMAGEFS_RECOVERY_IMAGES="$IMAGES" \
+  build/tests/recovery_scale_test 2>&1 | sed -n 's/^recovery of [0-9]* images on rbd: \([0-9.]*\) s.*/\1/p')
+
 row() {  # NAME OURS-MEDIAN BASE-MEDIAN RATIO TARGET MET OURS-CPU BASE-CPU
   printf '| %s | %s s | %s s | %s | %s | %s | %s s / %s s |\n' "$@"
 }
@@ -226,3 +247,7 @@ l=$(median 1 "${listing[@]}")
 x=$(median 1 "${xattrs[@]}")
 echo
 echo "Catalog of $count images (RADOS on central): \`ls -l /images\` $l s (target < 1 s: $(awk -v l="$l" 'BEGIN { print (l < 1) ? "met" : "NOT met" }')); \`getfattr -d\` of every image (one process) $x s; daemon RSS $rss_mib MiB (peak $peak_mib MiB, during the copies)."
+echo
+echo "\`ls -lR\` of the mount, 20 passes: inodes kept $(echo "${inode_counts[@]}" | tr ' ' '\n' | sort -n | head -1) to $(echo "${inode_counts[@]}" | tr ' ' '\n' | sort -n | tail -1) (first ${inode_counts[0]}, last ${inode_counts[19]}); daemon RSS ${rss_passes[0]} MiB at the first pass, ${rss_passes[19]} MiB at the last; $inodes_dropped inodes once the kernel dropped its caches."
+echo
+echo "Recovery of $IMAGES images on rbd (40 damaged): ${recovery:-FAILED} s."

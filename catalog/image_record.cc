@@ -1,3 +1,4 @@
+// Image records: Glance's fields and properties, and their versioned encoding.
 #include "catalog/image_record.h"
 
 #include <algorithm>
@@ -269,8 +270,8 @@ Status SetUserProperty(ImageRecord& record, std::string_view name, std::string_v
                 record.id, name, StatusName(record.status));
   } else if (name == "protected" || name == "os_hidden") {
     auto flag = ParseFlag(value);
-    if (!flag) return Fail(EINVAL, "image {}: {} must be true or false, not '{}'", record.id, name,
-                           value);
+    if (!flag)
+      return Fail(EINVAL, "image {}: {} must be true or false, not '{}'", record.id, name, value);
     (name == "protected" ? record.is_protected : record.os_hidden) = *flag;
   } else if (name == "visibility") {
     if (!IsVisibility(value)) {

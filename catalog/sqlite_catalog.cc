@@ -1,9 +1,9 @@
+// The embedded catalog: records and leases in one SQLite database (catalog/catalog.h).
 #include <sqlite3.h>
-
-#include "common/mutex.h"
 
 #include "catalog/catalog.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/time.h"
 
 namespace imagefs {

@@ -1,3 +1,4 @@
+// librados connections with timeouts, made lazily and again after a failure (ceph/cluster.h).
 #include "ceph/cluster.h"
 
 #include <unistd.h>

@@ -17,13 +17,13 @@
 
 #include <chrono>
 #include <memory>
-#include "common/mutex.h"
 #include <optional>
 #include <rados/librados.hpp>
 #include <string>
 #include <string_view>
 
 #include "ceph/client_options.h"
+#include "common/mutex.h"
 #include "common/result.h"
 
 namespace imagefs {

@@ -1,3 +1,4 @@
+// Log lines to stderr, a file or syslog (common/log.h).
 #include "common/log.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// Errors from C libraries' return values and errno (common/result.h).
 #include "common/result.h"
 
 #include <cstring>

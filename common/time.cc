@@ -1,3 +1,4 @@
+// Wall-clock time in nanoseconds (common/time.h).
 #include "common/time.h"
 
 #include <fmt/chrono.h>

@@ -1,8 +1,10 @@
+// Image ids: random UUIDs, and the check of their form (common/uuid.h).
 #include "common/uuid.h"
 
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
+
 #include "common/mutex.h"
 
 namespace imagefs {

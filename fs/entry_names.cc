@@ -1,3 +1,4 @@
+// Naming rules of files written into site directories (fs/entry_names.h).
 #include "fs/entry_names.h"
 
 #include "common/uuid.h"

@@ -11,15 +11,16 @@
 #pragma once
 
 #include <cstdint>
-#include "common/mutex.h"
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "common/mutex.h"
+
 namespace imagefs {
 
-using InodeNumber = uint64_t;  // fuse_ino_t
-constexpr InodeNumber kRootIno = 1;             // FUSE_ROOT_ID
+using InodeNumber = uint64_t;                    // fuse_ino_t
+constexpr InodeNumber kRootIno = 1;              // FUSE_ROOT_ID
 constexpr InodeNumber kUnknownIno = 0xffffffff;  // FUSE_UNKNOWN_INO
 
 enum class NodeKind { kRoot, kImages, kSites, kSite, kImage, kStores, kStoreDir, kFile, kUpload };
@@ -28,9 +29,9 @@ struct Node {
   NodeKind kind = NodeKind::kRoot;
   std::string image;
   std::string site;
-  std::string name;            // kFile, kUpload: the entry name
-  InodeNumber parent = 0;      // kFile, kUpload: the directory holding it
-  bool named_by_id = false;    // kFile: in /sites/<site>/, named by the image id
+  std::string name;          // kFile, kUpload: the entry name
+  InodeNumber parent = 0;    // kFile, kUpload: the directory holding it
+  bool named_by_id = false;  // kFile: in /sites/<site>/, named by the image id
 
   bool IsDirectory() const { return kind != NodeKind::kFile && kind != NodeKind::kUpload; }
   std::string Key() const;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/log.h"
 #include "fs/filesystem.h"
@@ -54,6 +55,44 @@ imagefs::Result<imagefs::Config> LoadConfig(const CommandLine& command_line) {
   return imagefs::DefaultConfig(state_dir);
 }
 
+void SetLogLevel(const char* level) {
+  using imagefs::LogLevel;
+  if (!level) return;
+  std::string_view name(level);
+  if (name == "debug") imagefs::SetLogLevel(LogLevel::kDebug);
+  if (name == "warning") imagefs::SetLogLevel(LogLevel::kWarning);
+  if (name == "error") imagefs::SetLogLevel(LogLevel::kError);
+}
+
+// Mounted: detaches (unless in the foreground), builds the service and
+// serves until unmounted or signalled; the loop's exit code.
+int Serve(fuse_session* session, const fuse_cmdline_opts& options, bool log_to_file,
+          const imagefs::Config& config, imagefs::Filesystem& filesystem) {
+  using imagefs::Log;
+  using imagefs::LogLevel;
+  fuse_daemonize(options.foreground);
+  if (!options.foreground && !log_to_file) imagefs::LogToSyslog();
+  auto service = imagefs::BuildImageService(config);
+  if (!service.ok()) {
+    Log(LogLevel::kError, "cannot serve: {}", service.error().message);
+    return 1;
+  }
+  Log(LogLevel::kInfo, "serving {} (state {})", options.mountpoint, config.state_dir);
+  filesystem.Start(**service);
+  // Serving starts at once; recovery of what a crash left behind runs
+  // beside it, image by image under each image's lease.
+  (*service)->RecoverInBackground();
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(loop, 16);
+  fuse_loop_cfg_set_idle_threads(loop, 4);
+  int exit_code =
+      options.singlethread ? fuse_session_loop(session) : fuse_session_loop_mt(session, loop);
+  fuse_loop_cfg_destroy(loop);
+  filesystem.Stop();
+  (*service)->Shutdown();
+  return exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char* argv[]) {
@@ -78,16 +117,7 @@ int main(int argc, char* argv[]) {
     std::fprintf(stderr, "imagefs: no mountpoint given (see --help)\n");
     return 2;
   }
-  if (command_line.log_level) {
-    std::string level = command_line.log_level;
-    if (level == "debug")
-      imagefs::SetLogLevel(LogLevel::kDebug);
-    else if (level == "warning")
-      imagefs::SetLogLevel(LogLevel::kWarning);
-    else if (level == "error")
-      imagefs::SetLogLevel(LogLevel::kError);
-  }
-
+  SetLogLevel(command_line.log_level);
   if (command_line.log_file && !imagefs::LogToFile(command_line.log_file)) {
     std::fprintf(stderr, "imagefs: cannot open log file %s: %s\n", command_line.log_file,
                  std::strerror(errno));
@@ -117,26 +147,7 @@ int main(int argc, char* argv[]) {
   int exit_code = 1;
   if (fuse_set_signal_handlers(session) == 0) {
     if (fuse_session_mount(session, mountpoint.get()) == 0) {
-      fuse_daemonize(options.foreground);
-      if (!options.foreground && !command_line.log_file) imagefs::LogToSyslog();
-      auto service = imagefs::BuildImageService(*config);
-      if (!service.ok()) {
-        Log(LogLevel::kError, "cannot serve: {}", service.error().message);
-      } else {
-        Log(LogLevel::kInfo, "serving {} (state {})", mountpoint.get(), config->state_dir);
-        filesystem->Start(**service);
-        // Serving starts at once; recovery of what a crash left behind runs
-        // beside it, image by image under each image's lease.
-        (*service)->RecoverInBackground();
-        fuse_loop_config* loop = fuse_loop_cfg_create();
-        fuse_loop_cfg_set_max_threads(loop, 16);
-        fuse_loop_cfg_set_idle_threads(loop, 4);
-        exit_code =
-            options.singlethread ? fuse_session_loop(session) : fuse_session_loop_mt(session, loop);
-        fuse_loop_cfg_destroy(loop);
-        filesystem->Stop();
-        (*service)->Shutdown();
-      }
+      exit_code = Serve(session, options, command_line.log_file != nullptr, *config, *filesystem);
       fuse_session_unmount(session);
     }
     fuse_remove_signal_handlers(session);

@@ -21,12 +21,12 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include "common/mutex.h"
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/result.h"
 #include "fs/inode_table.h"
 #include "workflow/staged_write.h"

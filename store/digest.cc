@@ -1,3 +1,4 @@
+// md5, sha512 and the chunk digest of image data, with OpenSSL (store/digest.h).
 #include "store/digest.h"
 
 #include <fmt/format.h>

@@ -13,10 +13,11 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include "common/mutex.h"
 #include <span>
 #include <string>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace imagefs {
 

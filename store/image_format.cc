@@ -2,10 +2,11 @@
 // reading only the headers it needs through a bounded reader.
 #include "store/image_format.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <fmt/ranges.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,8 +37,8 @@ class Source {
 
   // The same where the bytes are a header the format needs: past the end,
   // the image is refused ("<format> <what> is cut short").
-  Result<std::vector<char>> Needed(std::string_view format, std::string_view what,
-                                   uint64_t offset, uint64_t length) {
+  Result<std::vector<char>> Needed(std::string_view format, std::string_view what, uint64_t offset,
+                                   uint64_t length) {
     auto bytes = Bytes(offset, length);
     if (!bytes.ok()) return bytes.error();
     if (!*bytes) return Error{EINVAL, fmt::format("{} {} is cut short", format, what)};
@@ -76,55 +77,25 @@ Error Refused(std::string_view format, std::string_view why) {
 // ---- qcow2 (qemu docs/interop/qcow2.txt) ----
 
 constexpr uint64_t kQcowIncompatibleDataFile = 1 << 2;
-constexpr uint64_t kQcowKnownIncompatible = 0x1f;  // dirty, corrupt, data file, compression, extended L2
+constexpr uint64_t kQcowKnownIncompatible =
+    0x1f;  // dirty, corrupt, data file, compression, extended L2
 constexpr uint32_t kQcowExtensionEnd = 0;
 constexpr uint32_t kQcowExtensionDataFile = 0x44415441;
 
-Result<ImageFormat> InspectQcow2(Source& source) {
-  auto header = source.Needed("qcow2", "header", 0, 72);
-  if (!header.ok()) return header.error();
-  const auto& h = *header;
-  uint64_t version = Big(h, 4, 4);
-  uint64_t backing_offset = Big(h, 8, 8);
-  uint64_t cluster_bits = Big(h, 20, 4);
-  uint64_t virtual_size = Big(h, 24, 8);
+// The tables the header points at must be cluster aligned, inside the
+// file, and of sizes that fit the disk.
+Status CheckQcow2Tables(Source& source, const std::vector<char>& h, uint64_t cluster,
+                        uint64_t virtual_size) {
   uint64_t l1_size = Big(h, 36, 4);
   uint64_t l1_offset = Big(h, 40, 8);
   uint64_t refcount_offset = Big(h, 48, 8);
   uint64_t refcount_clusters = Big(h, 56, 4);
   uint64_t snapshots = Big(h, 60, 4);
   uint64_t snapshots_offset = Big(h, 64, 8);
-  if (version != 2 && version != 3) {
-    return Refused("qcow2", fmt::format("header: version {} is not 2 or 3", version));
-  }
-  if (cluster_bits < 9 || cluster_bits > 21) {
-    return Refused("qcow2", fmt::format("header: cluster_bits {} is outside 9..21", cluster_bits));
-  }
-  uint64_t cluster = uint64_t{1} << cluster_bits;
-  if (backing_offset != 0) return Refused("qcow2", "has a backing file");
-  if (virtual_size > kMaxVirtualSize) {
-    return Refused("qcow2", fmt::format("header: virtual size {} is impossible", virtual_size));
-  }
-  uint64_t header_length = 72;
-  if (version == 3) {
-    auto v3 = source.Needed("qcow2", "version 3 header", 0, 104);
-    if (!v3.ok()) return v3.error();
-    uint64_t incompatible = Big(*v3, 72, 8);
-    header_length = Big(*v3, 100, 4);
-    if (incompatible & kQcowIncompatibleDataFile) return Refused("qcow2", "has an external data file");
-    if (incompatible & ~kQcowKnownIncompatible) {
-      return Refused("qcow2", fmt::format("header: unknown incompatible features {:#x}",
-                                          incompatible & ~kQcowKnownIncompatible));
-    }
-    if (header_length < 104 || header_length % 8 != 0 || header_length > cluster) {
-      return Refused("qcow2", fmt::format("header: length {} is impossible", header_length));
-    }
-  }
-  // Tables must be cluster aligned and lie inside the file.
   auto table_inside = [&](std::string_view what, uint64_t offset, uint64_t bytes) -> Status {
     if (offset % cluster != 0 || !source.Holds(offset, bytes)) {
-      return Refused("qcow2", fmt::format("header: {} at {} ({} bytes) lies outside the file",
-                                          what, offset, bytes));
+      return Refused("qcow2", fmt::format("header: {} at {} ({} bytes) lies outside the file", what,
+                                          offset, bytes));
     }
     return Ok();
   };
@@ -147,9 +118,12 @@ Result<ImageFormat> InspectQcow2(Source& source) {
     return Refused("qcow2", fmt::format("header: {} snapshots is impossible", snapshots));
   }
   if (snapshots > 0) IMAGEFS_RETURN_IF_ERROR(table_inside("snapshot table", snapshots_offset, 1));
+  return Ok();
+}
 
-  // Header extensions, up to the end of the first cluster: an external data
-  // file is named here too.
+// Header extensions, up to the end of the first cluster: an external data
+// file is named here too.
+Status CheckQcow2Extensions(Source& source, uint64_t cluster, uint64_t header_length) {
   auto first_cluster = source.Bytes(0, std::min(cluster, source.size()));
   if (!first_cluster.ok()) return first_cluster.error();
   const auto& c = **first_cluster;
@@ -159,7 +133,7 @@ Result<ImageFormat> InspectQcow2(Source& source) {
     if (extensions > 1024) return Refused("qcow2", "header has too many extensions");
     uint64_t type = Big(c, at, 4);
     uint64_t length = Big(c, at + 4, 4);
-    if (type == kQcowExtensionEnd) break;
+    if (type == kQcowExtensionEnd) return Ok();
     if (type == kQcowExtensionDataFile) return Refused("qcow2", "names an external data file");
     uint64_t padded = (length + 7) / 8 * 8;
     if (padded > c.size() - at - 8) {
@@ -167,6 +141,45 @@ Result<ImageFormat> InspectQcow2(Source& source) {
     }
     at += 8 + padded;
   }
+}
+
+Result<ImageFormat> InspectQcow2(Source& source) {
+  auto header = source.Needed("qcow2", "header", 0, 72);
+  if (!header.ok()) return header.error();
+  const auto& h = *header;
+  uint64_t version = Big(h, 4, 4);
+  uint64_t backing_offset = Big(h, 8, 8);
+  uint64_t cluster_bits = Big(h, 20, 4);
+  uint64_t virtual_size = Big(h, 24, 8);
+  if (version != 2 && version != 3) {
+    return Refused("qcow2", fmt::format("header: version {} is not 2 or 3", version));
+  }
+  if (cluster_bits < 9 || cluster_bits > 21) {
+    return Refused("qcow2", fmt::format("header: cluster_bits {} is outside 9..21", cluster_bits));
+  }
+  uint64_t cluster = uint64_t{1} << cluster_bits;
+  if (backing_offset != 0) return Refused("qcow2", "has a backing file");
+  if (virtual_size > kMaxVirtualSize) {
+    return Refused("qcow2", fmt::format("header: virtual size {} is impossible", virtual_size));
+  }
+  uint64_t header_length = 72;
+  if (version == 3) {
+    auto v3 = source.Needed("qcow2", "version 3 header", 0, 104);
+    if (!v3.ok()) return v3.error();
+    uint64_t incompatible = Big(*v3, 72, 8);
+    header_length = Big(*v3, 100, 4);
+    if (incompatible & kQcowIncompatibleDataFile)
+      return Refused("qcow2", "has an external data file");
+    if (incompatible & ~kQcowKnownIncompatible) {
+      return Refused("qcow2", fmt::format("header: unknown incompatible features {:#x}",
+                                          incompatible & ~kQcowKnownIncompatible));
+    }
+    if (header_length < 104 || header_length % 8 != 0 || header_length > cluster) {
+      return Refused("qcow2", fmt::format("header: length {} is impossible", header_length));
+    }
+  }
+  IMAGEFS_RETURN_IF_ERROR(CheckQcow2Tables(source, h, cluster, virtual_size));
+  IMAGEFS_RETURN_IF_ERROR(CheckQcow2Extensions(source, cluster, header_length));
   return ImageFormat{"qcow2", virtual_size};
 }
 
@@ -218,7 +231,8 @@ Status CheckVmdkDescriptor(std::string_view text) {
   int extents = 0;
   for (std::string_view line : Lines(text)) {
     bool extent = false;
-    for (std::string_view access : {"RW ", "RDONLY ", "NOACCESS "}) extent |= line.starts_with(access);
+    for (std::string_view access : {"RW ", "RDONLY ", "NOACCESS "})
+      extent |= line.starts_with(access);
     if (!extent) continue;
     ++extents;
     // "RW <sectors> <type> "<file>" [offset]": only SPARSE keeps data here.
@@ -307,8 +321,8 @@ Result<ImageFormat> InspectVhd(Source& source, bool footer_at_start) {
   uint64_t table_offset = Big(**dynamic, 16, 8);
   uint64_t table_entries = Big(**dynamic, 28, 4);
   if (!source.Holds(table_offset, table_entries * 4)) {
-    return Refused("vhd", fmt::format("header: block table at {} lies outside the file",
-                                      table_offset));
+    return Refused("vhd",
+                   fmt::format("header: block table at {} lies outside the file", table_offset));
   }
   return ImageFormat{"vhd", current_size};
 }
@@ -322,10 +336,22 @@ using Guid = std::array<uint8_t, 16>;
 
 // A GUID as MS-VHDX stores it: the first three fields little-endian.
 constexpr Guid MakeGuid(uint32_t a, uint16_t b, uint16_t c, std::array<uint8_t, 8> d) {
-  return Guid{static_cast<uint8_t>(a), static_cast<uint8_t>(a >> 8), static_cast<uint8_t>(a >> 16),
-              static_cast<uint8_t>(a >> 24), static_cast<uint8_t>(b), static_cast<uint8_t>(b >> 8),
-              static_cast<uint8_t>(c), static_cast<uint8_t>(c >> 8), d[0], d[1], d[2], d[3], d[4],
-              d[5], d[6], d[7]};
+  return Guid{static_cast<uint8_t>(a),
+              static_cast<uint8_t>(a >> 8),
+              static_cast<uint8_t>(a >> 16),
+              static_cast<uint8_t>(a >> 24),
+              static_cast<uint8_t>(b),
+              static_cast<uint8_t>(b >> 8),
+              static_cast<uint8_t>(c),
+              static_cast<uint8_t>(c >> 8),
+              d[0],
+              d[1],
+              d[2],
+              d[3],
+              d[4],
+              d[5],
+              d[6],
+              d[7]};
 }
 constexpr Guid kVhdxMetadataRegion =
     MakeGuid(0x8B7CA206, 0x4790, 0x4B9A, {0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88, 0x6E});
@@ -389,7 +415,8 @@ Result<ImageFormat> InspectVhdx(Source& source) {
     auto value = source.Bytes(region_offset + item_offset, 8);
     if (!value.ok()) return value.error();
     if (IsGuid(m, at, kVhdxFileParameters)) {
-      if (Little(**value, 4, 4) & 2) return Refused("vhdx", "is a differencing disk (has a parent)");
+      if (Little(**value, 4, 4) & 2)
+        return Refused("vhdx", "is a differencing disk (has a parent)");
     } else {
       virtual_size = Little(**value, 0, 8);
     }
@@ -474,7 +501,11 @@ Result<ImageFormat> InspectImage(uint64_t size, const ReadExactly& read) {
   if (vhd_at_start || vhd_at_end) matches.push_back("vhd");
   auto iso = source.Bytes(kIsoDescriptorOffset, 7);
   if (!iso.ok()) return iso.error();
-  if (*iso && HasText(**iso, 0, "\x01" "CD001" "\x01")) matches.push_back("iso");
+  if (*iso && HasText(**iso, 0,
+                      "\x01"
+                      "CD001"
+                      "\x01"))
+    matches.push_back("iso");
 
   if (matches.empty()) return ImageFormat{"raw", size};
   if (matches.size() > 1) {
@@ -491,7 +522,8 @@ Result<ImageFormat> InspectImage(uint64_t size, const ReadExactly& read) {
 
 bool FormatMatchesLabel(std::string_view detected, std::string_view disk_format) {
   if (detected == disk_format) return true;
-  return detected == "raw" && (disk_format == "ami" || disk_format == "ari" || disk_format == "aki");
+  return detected == "raw" &&
+         (disk_format == "ami" || disk_format == "ari" || disk_format == "aki");
 }
 
 std::string_view QemuFormatName(std::string_view format) {

@@ -1,3 +1,4 @@
+// Local files as store readers, and whole writes (store/posix_file.h).
 #include "store/posix_file.h"
 
 #include <fcntl.h>

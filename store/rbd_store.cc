@@ -18,12 +18,12 @@
 #include <cstring>
 #include <functional>
 #include <future>
-#include "common/mutex.h"
 #include <optional>
 #include <rbd/librbd.hpp>
 
 #include "ceph/cluster.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/uuid.h"
 #include "store/store.h"
 

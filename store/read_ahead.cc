@@ -83,8 +83,7 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
   return window;
 }
 
-void ReadAhead::WhenReady(const std::shared_ptr<Window>& window,
-                          std::function<void(Status)> then) {
+void ReadAhead::WhenReady(const std::shared_ptr<Window>& window, std::function<void(Status)> then) {
   Status status = Ok();
   {
     MutexLock lock(&window->mutex);
@@ -158,7 +157,8 @@ void ReadAhead::ReadSharedAsync(uint64_t offset, size_t size, ReadDone done) {
 Result<ReadAhead::Bytes> ReadAhead::ReadShared(uint64_t offset, size_t size) {
   std::promise<Result<Bytes>> promise;
   auto future = promise.get_future();
-  ReadSharedAsync(offset, size, [&promise](Result<Bytes> got) { promise.set_value(std::move(got)); });
+  ReadSharedAsync(offset, size,
+                  [&promise](Result<Bytes> got) { promise.set_value(std::move(got)); });
   return future.get();
 }
 

@@ -26,9 +26,9 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include "common/mutex.h"
 #include <span>
 
+#include "common/mutex.h"
 #include "common/result.h"
 #include "store/store.h"
 

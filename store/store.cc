@@ -1,3 +1,4 @@
+// Helpers every store driver shares (store/store.h).
 #include "store/store.h"
 
 #include <cstring>

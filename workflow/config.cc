@@ -1,3 +1,4 @@
+// The configuration file: one table of keys, parsed and checked (workflow/config.h).
 #include "workflow/config.h"
 
 #include <fmt/ranges.h>
@@ -6,10 +7,10 @@
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <charconv>
-#include <functional>
-#include <limits>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -60,8 +61,8 @@ class ConfigReader {
   }
 
   bool Has(std::string_view section, std::string_view key) const {
-    return tree_.get_optional<std::string>(
-               pt::ptree::path_type(fmt::format("{}|{}", section, key), '|'))
+    return tree_
+        .get_optional<std::string>(pt::ptree::path_type(fmt::format("{}|{}", section, key), '|'))
         .has_value();
   }
 
@@ -169,8 +170,7 @@ KeyRule<Target> NumberList(std::vector<Number> Target::*field, Number low, Numbe
     for (const auto& item : SplitList(reader.Get(section, key))) {
       Number value{};
       auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
-      if (error != std::errc() || end != item.data() + item.size() || value < low ||
-          value > high) {
+      if (error != std::errc() || end != item.data() + item.size() || value < low || value > high) {
         return reader.Bad(section, key, fmt::format("'{}' is not {}", item, what));
       }
       values.push_back(value);
@@ -213,20 +213,18 @@ Status ReadKeys(const ConfigReader& reader, const std::vector<Key<Target>>& keys
 const std::vector<Key<Config>>& DaemonKeys() {
   static const std::vector<Key<Config>> keys{
       {"imagefs", "admin_uids",
-       NumberList(&Config::admin_uids, uint32_t{0}, std::numeric_limits<uint32_t>::max(),
-                  "a uid")},
+       NumberList(&Config::admin_uids, uint32_t{0}, std::numeric_limits<uint32_t>::max(), "a uid")},
       {"imagefs", "lease_ttl",
        NumberIn(&Config::lease_ttl_seconds, 3, 86400, "must be at least 3 seconds")},
       {"imagefs", "staging_max_bytes",
-       NumberIn(&Config::staging_max_bytes, uint64_t{0}, std::numeric_limits<uint64_t>::max(),
-                "")},
+       NumberIn(&Config::staging_max_bytes, uint64_t{0}, std::numeric_limits<uint64_t>::max(), "")},
       {"imagefs", "workers", NumberIn(&Config::workers, 1, 256, "must be 1..256")},
       {"imagefs", "copy_chunk_size",
        [](const ConfigReader& reader, std::string_view section, std::string_view key,
           Config& config) -> Status {
-         IMAGEFS_RETURN_IF_ERROR(NumberIn(&Config::copy_chunk_mib, uint64_t{4}, uint64_t{256},
-                                          "must be a multiple of 4, 4..256 MiB")(
-             reader, section, key, config));
+         IMAGEFS_RETURN_IF_ERROR(
+             NumberIn(&Config::copy_chunk_mib, uint64_t{4}, uint64_t{256},
+                      "must be a multiple of 4, 4..256 MiB")(reader, section, key, config));
          if (config.copy_chunk_mib % 4 != 0) {
            return reader.Bad(section, key, "must be a multiple of 4, 4..256 MiB");
          }
@@ -271,17 +269,16 @@ const std::vector<Key<StoreConfig>>& RbdStoreKeys() {
        [](const ConfigReader& reader, std::string_view section, std::string_view key,
           StoreConfig& store) -> Status {
          constexpr std::string_view kRule = "must be a power of two, 1..1024 MiB";
-         IMAGEFS_RETURN_IF_ERROR(NumberIn(&StoreConfig::chunk_size_mib, uint64_t{1},
-                                          uint64_t{1024}, std::string(kRule))(reader, section,
-                                                                              key, store));
+         IMAGEFS_RETURN_IF_ERROR(NumberIn(&StoreConfig::chunk_size_mib, uint64_t{1}, uint64_t{1024},
+                                          std::string(kRule))(reader, section, key, store));
          if ((store.chunk_size_mib & (store.chunk_size_mib - 1)) != 0) {
            return reader.Bad(section, key, kRule);
          }
          return Ok();
        }},
       {"", "rados_connect_timeout",
-       Within(&StoreConfig::client, NumberIn(&CephClientOptions::connect_timeout_seconds, 0,
-                                             86400, "must be >= 0"))},
+       Within(&StoreConfig::client,
+              NumberIn(&CephClientOptions::connect_timeout_seconds, 0, 86400, "must be >= 0"))},
       {"", "rados_op_timeout",
        Within(&StoreConfig::client,
               NumberIn(&CephClientOptions::op_timeout_seconds, 0, 86400, "must be >= 0"))},
@@ -317,19 +314,11 @@ Config DefaultConfig(const std::string& state_dir) {
   return config;
 }
 
-Result<Config> ParseConfig(std::string_view text, std::string_view source,
-                           const std::string& state_dir) {
-  pt::ptree tree;
-  try {
-    std::istringstream input{std::string(text)};
-    pt::ini_parser::read_ini(input, tree);
-  } catch (const pt::ini_parser_error& e) {
-    return Fail(EINVAL, "{}:{}: {}", source, e.line(), e.message());
-  }
-  ConfigReader reader(text, source, tree);
-  Config config;
-  config.state_dir = reader.Get("imagefs", "state_dir", state_dir);
+namespace {
 
+// [DEFAULT] enabled_backends and each store's section.
+Result<std::vector<StoreConfig>> ParseStores(ConfigReader& reader) {
+  std::vector<StoreConfig> stores;
   std::string backends = reader.Get("DEFAULT", "enabled_backends");
   if (backends.empty()) {
     return reader.Bad("DEFAULT", "enabled_backends", "required (e.g. central:file, dcn0:rbd)");
@@ -368,8 +357,31 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
           "DEFAULT", "enabled_backends",
           fmt::format("driver '{}' of store '{}' is unknown (file, rbd)", store.driver, store.id));
     }
-    config.stores.push_back(store);
+    stores.push_back(store);
   }
+  return stores;
+}
+
+}  // namespace
+
+Result<Config> ParseConfig(std::string_view text, std::string_view source,
+                           const std::string& state_dir) {
+  pt::ptree tree;
+  try {
+    std::istringstream input{std::string(text)};
+    pt::ini_parser::read_ini(input, tree);
+  } catch (const pt::ini_parser_error& e) {
+    return Fail(EINVAL, "{}:{}: {}", source, e.line(), e.message());
+  }
+  ConfigReader reader(text, source, tree);
+  Config config;
+  config.state_dir = reader.Get("imagefs", "state_dir", state_dir);
+
+  auto stores = ParseStores(reader);
+  if (!stores.ok()) return stores.error();
+  config.stores = std::move(stores).value();
+  std::set<std::string> seen;
+  for (const auto& store : config.stores) seen.insert(store.id);
 
   config.central = reader.Get("glance_store", "default_backend");
   if (config.central.empty()) {

@@ -1,3 +1,4 @@
+// Per-store and whole-image deletes (workflow/deletes.h).
 #include "workflow/deletes.h"
 
 #include "common/log.h"

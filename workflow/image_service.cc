@@ -20,7 +20,10 @@ namespace {
 class ImageServiceImpl final : public ImageService {
  public:
   explicit ImageServiceImpl(Options options)
-      : core_(std::move(options)), planner_(core_), runner_(core_), deletes_(core_),
+      : core_(std::move(options)),
+        planner_(core_),
+        runner_(core_),
+        deletes_(core_),
         recovery_(core_) {
     recovery_.StartSweeper();
   }
@@ -85,22 +88,24 @@ class ImageServiceImpl final : public ImageService {
 
   Status StartImport(const Caller& caller, std::string_view id, const ImportRequest& request,
                      Done done) override {
-    auto plan = planner_.PlanRequest(caller, id, request);
-    if (!plan.ok()) return plan.error();
-    if (!*plan) {
+    auto planned = planner_.PlanRequest(caller, id, request);
+    if (!planned.ok()) return planned.error();
+    std::shared_ptr<ImportPlan> plan = std::move(planned).value();
+    if (!plan) {
       if (done) done(Ok());
       return Ok();
     }
-    IMAGEFS_RETURN_IF_ERROR(runner_.Begin(**plan));
+    IMAGEFS_RETURN_IF_ERROR(runner_.Begin(*plan));
     bool download = request.method == ImportRequest::Method::kWebDownload;
     Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", id,
-        download ? "web-download" : "copy-image", download ? request.uri : (*plan)->source_store,
-        fmt::join((*plan)->targets, ","),
-        (*plan)->must_succeed ? "all must succeed" : "failures allowed");
-    Run(done, [this, plan = *plan, download, uri = request.uri]() mutable {
+        download ? "web-download" : "copy-image", download ? request.uri : plan->source_store,
+        fmt::join(plan->targets, ","), plan->must_succeed ? "all must succeed" : "failures allowed");
+    // The plan goes with the job alone: its lease is released before
+    // `done` runs, so the caller's next operation does not find it busy.
+    Run(done, [this, plan = std::move(plan), download, uri = request.uri]() mutable {
       if (download) planner_.Fetch(*plan, uri);
       Status ran = runner_.Run(*plan);
-      plan.reset();  // the lease and the data go before the caller hears
+      plan.reset();
       return ran;
     });
     return Ok();
@@ -138,9 +143,8 @@ class ImageServiceImpl final : public ImageService {
   }
 
   void DeleteImage(const Caller& caller, std::string_view id, Done done) override {
-    Run(done, [this, caller, image = std::string(id)] {
-      return deletes_.DeleteImage(caller, image);
-    });
+    Run(done,
+        [this, caller, image = std::string(id)] { return deletes_.DeleteImage(caller, image); });
   }
 
   Result<std::unique_ptr<StoreReader>> OpenCopy(const Caller& caller, std::string_view id,
@@ -148,8 +152,8 @@ class ImageServiceImpl final : public ImageService {
     auto record = core_.catalog().Get(id);
     if (!record.ok()) return record.error();
     if (!record->ReadableByAll() && !core_.IsAuthorized(caller, *record)) {
-      return Fail(EACCES, "image {}: uid {} may not read it ({}, owner is uid {})", id,
-                  caller.uid, record->visibility, record->owner);
+      return Fail(EACCES, "image {}: uid {} may not read it ({}, owner is uid {})", id, caller.uid,
+                  record->visibility, record->owner);
     }
     if (!record->HasStore(site) || !core_.HasStore(site)) {
       return Fail(ENOENT, "image {}: store {} has no copy", id, site);

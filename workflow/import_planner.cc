@@ -1,3 +1,4 @@
+// The plan of each import, from each source (workflow/import_planner.h).
 #include "workflow/import_planner.h"
 
 #include "common/log.h"
@@ -6,8 +7,8 @@
 namespace imagefs {
 
 Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanRequest(const Caller& caller,
-                                                              std::string_view id,
-                                                              const ImportRequest& request) {
+                                                               std::string_view id,
+                                                               const ImportRequest& request) {
   bool download = request.method == ImportRequest::Method::kWebDownload;
   if (download) {
     Status allowed = CheckImportUri(core_.options().import_filter, request.uri);
@@ -17,8 +18,7 @@ Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanRequest(const Caller& cal
   }
   std::string_view action = download ? "import into" : "copy";
   auto locked = core_.LockImage(
-      id,
-      fmt::format("{} by uid {}", request.uri.empty() ? "copy-image" : request.uri, caller.uid),
+      id, fmt::format("{} by uid {}", request.uri.empty() ? "copy-image" : request.uri, caller.uid),
       [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, action); });
   if (!locked.ok()) return locked.error();
   const ImageRecord& record = locked->record;
@@ -72,8 +72,8 @@ Result<std::vector<std::string>> ImportPlanner::Targets(const ImageRecord& recor
 }
 
 Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& caller,
-                                                              std::string_view id,
-                                                              std::string_view site) {
+                                                               std::string_view id,
+                                                               std::string_view site) {
   if (!core_.HasStore(site)) {
     return Fail(ENOENT, "image {}: store {} is not configured", id, site);
   }
@@ -92,8 +92,8 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
   if (!upload && record.status != ImageStatus::kActive) {
     return Fail(EBUSY, "image {}: status is {}", id, StatusName(record.status));
   }
-  auto staged = StagedWrite::Create(core_.options().staging_dir, std::string(id),
-                                    std::string(site), std::move(locked->lease), core_.budget());
+  auto staged = StagedWrite::Create(core_.options().staging_dir, std::string(id), std::string(site),
+                                    std::move(locked->lease), core_.budget());
   if (!staged.ok()) return staged.error();
   // The write is visible at once, to this mount and every other one: an
   // upload as status uploading, a copy in os_glance_importing_to_stores.
@@ -113,9 +113,9 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
   if (core_.options().stream_writes) {
     std::optional<Digest> expected;
     if (!upload) expected = DigestOf(record);
-    (*staged)->SetStreamFactory(StreamFactoryFor(
-        std::string(id), CentralFirst(record, {std::string(site)}),
-        /*by_chunks=*/expected && !expected->chunks.empty(), /*upload=*/upload));
+    (*staged)->SetStreamFactory(
+        StreamFactoryFor(std::string(id), CentralFirst(record, {std::string(site)}),
+                         /*by_chunks=*/expected && !expected->chunks.empty(), /*upload=*/upload));
   }
   return staged;
 }
@@ -194,15 +194,14 @@ void ImportPlanner::Fetch(ImportPlan& plan, const std::string& uri) {
   plan.staged = *staged;
   plan.staged->SetStreamFactory(
       StreamFactoryFor(plan.image_id, plan.targets, /*by_chunks=*/false, /*upload=*/true));
-  auto fetched = Download(uri, options.download, options.import_filter,
-                          [&](uint64_t offset, std::span<const char> data) {
-                            if (plan.lease->lost()) {
-                              return Status(Fail(EIO,
-                                                 "image {}: import lease lost while downloading",
-                                                 plan.image_id));
-                            }
-                            return plan.staged->Write(offset, data);
-                          });
+  auto fetched = Download(
+      uri, options.download, options.import_filter,
+      [&](uint64_t offset, std::span<const char> data) {
+        if (plan.lease->lost()) {
+          return Status(Fail(EIO, "image {}: import lease lost while downloading", plan.image_id));
+        }
+        return plan.staged->Write(offset, data);
+      });
   if (!fetched.ok()) {
     plan.source_failure = fetched.error();
     plan.stream = plan.staged->TakeStream();  // its temporaries go with the plan
@@ -218,8 +217,7 @@ void ImportPlanner::Fetch(ImportPlan& plan, const std::string& uri) {
 // What an upload's or download's data really is: refused when it is
 // unsafe, or not the format its disk_format says; staged whole when it is
 // to be converted to raw (the runner converts it).
-Status ImportPlanner::InspectData(StagedWrite& write, const ImageRecord& record,
-                                  ImportPlan& plan) {
+Status ImportPlanner::InspectData(StagedWrite& write, const ImageRecord& record, ImportPlan& plan) {
   const std::string& id = write.image_id();
   auto format = InspectImage(write.Size(), [&](uint64_t offset, std::span<char> out) {
     return write.ReadData(offset, out);
@@ -230,8 +228,8 @@ Status ImportPlanner::InspectData(StagedWrite& write, const ImageRecord& record,
                 format.error().message);
   }
   if (!record.disk_format.empty() && !FormatMatchesLabel(format->name, record.disk_format)) {
-    return Fail(EIO, "image {}: data is {}, disk_format is {}; nothing published", id,
-                format->name, record.disk_format);
+    return Fail(EIO, "image {}: data is {}, disk_format is {}; nothing published", id, format->name,
+                record.disk_format);
   }
   plan.format = *format;
   if (core_.options().convert_to_raw && NeedsConversionToRaw(format->name)) {

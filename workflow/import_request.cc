@@ -1,3 +1,4 @@
+// The user.glance.import request, parsed from Glance's JSON (workflow/import_request.h).
 #include "workflow/import_request.h"
 
 #include <nlohmann/json.hpp>

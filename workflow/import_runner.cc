@@ -1,3 +1,4 @@
+// Runs an import's plan: write, verify, publish, roll back (workflow/import_runner.h).
 #include "workflow/import_runner.h"
 
 #include <unistd.h>
@@ -241,8 +242,9 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
   } else if (plan.expected) {
     const Digest& got = *outcome.source;
     const Digest& want = *plan.expected;
-    bool same = got.size == want.size && (by_chunks ? got.chunks == want.chunks
-                                                    : got.md5 == want.md5 && got.sha512 == want.sha512);
+    bool same =
+        got.size == want.size &&
+        (by_chunks ? got.chunks == want.chunks : got.md5 == want.md5 && got.sha512 == want.sha512);
     if (!same) {
       common = Error{EIO, fmt::format("image {}: data for store {} does not match the image "
                                       "(size {} vs {}, {} differs); nothing published",

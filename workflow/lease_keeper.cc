@@ -1,3 +1,4 @@
+// Import leases, held and renewed in the background (workflow/lease_keeper.h).
 #include "workflow/lease_keeper.h"
 
 #include <vector>

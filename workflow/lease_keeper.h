@@ -10,12 +10,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include "common/mutex.h"
 #include <set>
 #include <string>
 #include <thread>
 
 #include "catalog/catalog.h"
+#include "common/mutex.h"
 
 namespace imagefs {
 

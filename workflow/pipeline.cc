@@ -1,3 +1,4 @@
+// The one path of every byte into stores: units, fan-out writes, hashing (workflow/pipeline.h).
 #include "workflow/pipeline.h"
 
 #include <algorithm>
@@ -191,7 +192,8 @@ class Pipeline::Run {
       MutexLock lock(&mutex_);
       ++reads_in_flight_;
     }
-    source.ReadAtAsync(index * unit_bytes_, std::span<char>(reading->buffer.data(), reading->length),
+    source.ReadAtAsync(index * unit_bytes_,
+                       std::span<char>(reading->buffer.data(), reading->length),
                        [this, reading, size](Result<size_t> got) {
                          MutexLock lock(&mutex_);
                          if (!got.ok()) {
@@ -423,9 +425,9 @@ class Pipeline::Run {
   int units_made_ GUARDED_BY(mutex_) = 0;
   std::deque<Completion> completed_ GUARDED_BY(mutex_);  // pull: reads to dispatch
   int reads_in_flight_ GUARDED_BY(mutex_) = 0;
-  int jobs_ GUARDED_BY(mutex_) = 0;  // hash jobs posted, not yet done
-  std::deque<Ordered> order_ GUARDED_BY(mutex_);  // entries not passed by both digesters
-  uint64_t order_base_ GUARDED_BY(mutex_) = 0;    // the number of order_.front()
+  int jobs_ GUARDED_BY(mutex_) = 0;                 // hash jobs posted, not yet done
+  std::deque<Ordered> order_ GUARDED_BY(mutex_);    // entries not passed by both digesters
+  uint64_t order_base_ GUARDED_BY(mutex_) = 0;      // the number of order_.front()
   uint64_t hashed_[2] GUARDED_BY(mutex_) = {0, 0};  // each digester's next entry
   bool hashing_[2] GUARDED_BY(mutex_) = {false, false};
   bool stopping_ GUARDED_BY(mutex_) = false;  // destroyed unfinished

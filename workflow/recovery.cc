@@ -1,3 +1,4 @@
+// Crash recovery and its sweeper (workflow/recovery.h).
 #include "workflow/recovery.h"
 
 #include <limits>

@@ -1,3 +1,4 @@
+// What the pieces of the image service share (workflow/service_core.h).
 #include "workflow/service_core.h"
 
 #include <malloc.h>

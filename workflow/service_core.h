@@ -84,8 +84,7 @@ class ServiceCore {
   // refused does not hold the image even briefly) and again after.
   // ENOENT no such image; EBUSY another operation holds it; check's error.
   using RecordCheck = std::function<Status(const ImageRecord&)>;
-  Result<LockedImage> LockImage(std::string_view id, std::string purpose,
-                                const RecordCheck& check);
+  Result<LockedImage> LockImage(std::string_view id, std::string purpose, const RecordCheck& check);
 
   // Runs `job` on the service's worker threads (imports, deletes).
   void Post(std::function<void()> job);

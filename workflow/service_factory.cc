@@ -1,3 +1,4 @@
+// Builds the image service a configuration describes: stores, catalog, options.
 #include "workflow/service_factory.h"
 
 #include <unistd.h>

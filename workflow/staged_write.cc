@@ -1,3 +1,4 @@
+// Data written into a site directory: streamed or staged until commit (workflow/staged_write.h).
 #include "workflow/staged_write.h"
 
 #include <fcntl.h>
@@ -95,7 +96,8 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
   uint64_t end = offset + data.size();
   {
     MutexLock lock(&stream_mutex_);
-    if (stream_ && offset < stream_->pipeline->position() && !nonzero_written_ && restart_factory_) {
+    if (stream_ && offset < stream_->pipeline->position() && !nonzero_written_ &&
+        restart_factory_) {
       // Only zeros went out (`qemu-img create` writes the first block of a
       // file it makes to size): start the stream again rather than stage.
       stream_.reset();
@@ -160,8 +162,7 @@ void StagedWrite::MaybeStartStream(uint64_t offset, std::span<const char> data) 
     restart_factory_ = std::move(stream_factory_);
     stream_ = std::move(made).value();
   } else if (made.code() == ECANCELED) {
-    Log(LogLevel::kInfo, "image {}: {}; staging the data locally", image_id_,
-        made.error().message);
+    Log(LogLevel::kInfo, "image {}: {}; staging the data locally", image_id_, made.error().message);
   } else {
     Log(LogLevel::kWarning, "image {}: cannot stream into {} ({}); staging the data locally",
         image_id_, site_, made.error().message);
@@ -180,8 +181,8 @@ Status StagedWrite::ReadData(uint64_t offset, std::span<char> out) {
   }
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t got = ::pread(fd_, out.data() + done, out.size() - done,
-                          static_cast<off_t>(offset + done));
+    ssize_t got =
+        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return ErrorFromErrno(fmt::format("image {}: read staging file", image_id_));
     if (got == 0) break;  // past the end: zeros

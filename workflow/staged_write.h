@@ -31,11 +31,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include "common/mutex.h"
 #include <optional>
 #include <span>
 #include <string>
 
+#include "common/mutex.h"
 #include "common/result.h"
 #include "store/store.h"
 #include "workflow/lease_keeper.h"

@@ -1,3 +1,4 @@
+// Web-download imports with libcurl, each redirect checked (workflow/web_download.h).
 #include "workflow/web_download.h"
 
 #include <curl/curl.h>
@@ -95,8 +96,8 @@ Status CheckImportUri(const UriFilter& filter, std::string_view uri) {
   if (scheme.empty() || host.empty()) {
     return Fail(EINVAL, "web-download: '{}' has no scheme or no host", uri);
   }
-  std::optional<std::string> refusal = Refusal("scheme", scheme, filter.allowed_schemes,
-                                                 filter.disallowed_schemes);
+  std::optional<std::string> refusal =
+      Refusal("scheme", scheme, filter.allowed_schemes, filter.disallowed_schemes);
   if (!refusal) {
     refusal = Refusal("host", host, filter.allowed_hosts, filter.disallowed_hosts);
   }
@@ -106,8 +107,7 @@ Status CheckImportUri(const UriFilter& filter, std::string_view uri) {
                       filter.disallowed_ports);
   }
   if (refusal) {
-    return Fail(EPERM, "web-download: '{}' refused by [import_filtering_opts]: {}", uri,
-                *refusal);
+    return Fail(EPERM, "web-download: '{}' refused by [import_filtering_opts]: {}", uri, *refusal);
   }
   return Ok();
 }
@@ -146,8 +146,8 @@ Result<uint64_t> Download(const std::string& uri, const DownloadOptions& options
                   transfer.received, why);
     }
     char* next = nullptr;
-    if (!IsRedirect(handle) || curl_easy_getinfo(handle, CURLINFO_REDIRECT_URL, &next) != CURLE_OK ||
-        !next) {
+    if (!IsRedirect(handle) ||
+        curl_easy_getinfo(handle, CURLINFO_REDIRECT_URL, &next) != CURLE_OK || !next) {
       return transfer.received;
     }
     if (redirects == kMaxRedirects) {

@@ -1,3 +1,4 @@
+// Where the test clusters are, and pools made for one test binary.
 #include "tests/ceph/ceph_test_cluster.h"
 
 #include <gtest/gtest.h>

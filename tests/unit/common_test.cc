@@ -1,3 +1,4 @@
+// Unit tests of common/: results, UUIDs, time.
 #include <gtest/gtest.h>
 
 #include <set>

@@ -1,3 +1,4 @@
+// Unit tests of the configuration parser: every key, default and refusal.
 #include "workflow/config.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Unit tests of the naming rules of files written into site directories.
 #include "fs/entry_names.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// The fault-injecting store wrapper of the failure tests (tests only).
 #include "tests/unit/faulty_store.h"
 
 #include <atomic>

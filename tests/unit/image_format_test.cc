@@ -1,3 +1,4 @@
+// Unit tests of format inspection, on images made by qemu-img and on forged headers.
 #include "store/image_format.h"
 
 #include <gtest/gtest.h>
@@ -76,8 +77,8 @@ TEST_F(QemuImages, UnsafeQcow2IsRefused) {
 
   std::string with_data_file = directory_.Join("data-file.qcow2");
   auto refused = Inspect(Made(fmt::format("create -q -f qcow2 -o data_file={} {} 1M",
-                                           directory_.Join("external.raw"), with_data_file),
-                               with_data_file));
+                                          directory_.Join("external.raw"), with_data_file),
+                              with_data_file));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().message, "qcow2 has an external data file");
 }
@@ -96,15 +97,15 @@ TEST(ImageFormat, RawIsWhateverHasNoKnownHeader) {
 std::string Qcow2Header() {
   std::string data(4 * 65536, '\0');
   std::memcpy(data.data(), "QFI\xfb", 4);
-  PutBig(data, 4, 3, 4);             // version
-  PutBig(data, 20, 16, 4);           // cluster_bits
-  PutBig(data, 24, 1 << 20, 8);      // size
-  PutBig(data, 36, 1, 4);            // l1_size
-  PutBig(data, 40, 3 * 65536, 8);    // l1_table_offset
-  PutBig(data, 48, 65536, 8);        // refcount_table_offset
-  PutBig(data, 56, 1, 4);            // refcount_table_clusters
-  PutBig(data, 96, 4, 4);            // refcount_order
-  PutBig(data, 100, 112, 4);         // header_length
+  PutBig(data, 4, 3, 4);           // version
+  PutBig(data, 20, 16, 4);         // cluster_bits
+  PutBig(data, 24, 1 << 20, 8);    // size
+  PutBig(data, 36, 1, 4);          // l1_size
+  PutBig(data, 40, 3 * 65536, 8);  // l1_table_offset
+  PutBig(data, 48, 65536, 8);      // refcount_table_offset
+  PutBig(data, 56, 1, 4);          // refcount_table_clusters
+  PutBig(data, 96, 4, 4);          // refcount_order
+  PutBig(data, 100, 112, 4);       // header_length
   return data;
 }
 
@@ -161,11 +162,11 @@ TEST(ImageFormat, VmdkKeepingDataElsewhereIsRefused) {
   auto sparse_with = [](const std::string& descriptor) {
     std::string data(4096, '\0');
     std::memcpy(data.data(), "KDMV", 4);
-    data[4] = 1;                                 // version
-    data[12] = 8;                                // capacity 8 sectors
-    data[20] = 8;                                // grain 8 sectors
-    data[28] = 1;                                // descriptor at sector 1
-    data[36] = 2;                                // 2 sectors long
+    data[4] = 1;   // version
+    data[12] = 8;  // capacity 8 sectors
+    data[20] = 8;  // grain 8 sectors
+    data[28] = 1;  // descriptor at sector 1
+    data[36] = 2;  // 2 sectors long
     std::memcpy(data.data() + 512, descriptor.data(), descriptor.size());
     return data;
   };
@@ -194,7 +195,11 @@ TEST(ImageFormat, VmdkKeepingDataElsewhereIsRefused) {
 TEST(ImageFormat, TwoFormatsAtOnceAreRefused) {
   std::string data = Qcow2Header();
   data.resize(40000);
-  std::memcpy(data.data() + 32768, "\x01" "CD001" "\x01", 7);
+  std::memcpy(data.data() + 32768,
+              "\x01"
+              "CD001"
+              "\x01",
+              7);
   auto got = Inspect(data);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().message, "data is qcow2 and iso at once; refused");

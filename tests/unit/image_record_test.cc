@@ -1,3 +1,4 @@
+// Unit tests of image records: encode/decode round trips, Glance's fields.
 #include "catalog/image_record.h"
 
 #include <gtest/gtest.h>

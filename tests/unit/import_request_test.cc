@@ -1,3 +1,4 @@
+// Unit tests of the import request parser (the user.glance.import JSON).
 #include "workflow/import_request.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Unit tests of the inode table: lookup counts and forget.
 #include "fs/inode_table.h"
 
 #include <gtest/gtest.h>

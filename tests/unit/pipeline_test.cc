@@ -277,9 +277,9 @@ TEST_F(PipelineTest, PullStopsAtAFailedReadOrCheck) {
 
   source.fail_at.reset();
   int checks = 0;
-  PipelineOutcome stopped = Make(1, {.check = [&]() -> Status {
-                                  return ++checks < 3 ? Ok() : Fail(EIO, "lease lost");
-                                }})->Pull(source);
+  PipelineOutcome stopped =
+      Make(1, {.check = [&]() -> Status { return ++checks < 3 ? Ok() : Fail(EIO, "lease lost"); }})
+          ->Pull(source);
   EXPECT_EQ(stopped.source.code(), EIO);
   EXPECT_EQ(stopped.source.error().message, "lease lost");
   for (auto& store : stores_) EXPECT_TRUE(store->ListTemporaries()->empty());

@@ -1,3 +1,4 @@
+// Unit tests of read-ahead windows over a store reader.
 #include "store/read_ahead.h"
 
 #include <gtest/gtest.h>

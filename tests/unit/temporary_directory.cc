@@ -1,3 +1,4 @@
+// Temporary directories for tests, removed with their owner.
 #include "tests/unit/temporary_directory.h"
 
 #include <cstdlib>

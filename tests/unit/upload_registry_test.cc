@@ -1,3 +1,4 @@
+// Unit tests of the upload registry's rules: when a file waits, is dropped or reopened.
 #include "fs/upload_registry.h"
 
 #include <gtest/gtest.h>

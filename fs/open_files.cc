@@ -1,0 +1,353 @@
+#include "fs/open_files.h"
+
+#include <fcntl.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "fs/entry_names.h"
+
+namespace imagefs {
+namespace {
+
+// Reads of image files come from 16 MiB windows read as four 4 MiB AIO
+// pieces, the next window fetched while one is consumed; the window before
+// and two ahead are kept (at most 64 MiB per open file, store/read_ahead.h).
+constexpr uint64_t kReadAheadBytes = 16 << 20;
+constexpr uint64_t kReadPieceBytes = 4 << 20;
+
+}  // namespace
+
+void OpenFile::NoteWriter(pid_t tid) {
+  MutexLock lock(&writers_mutex_);
+  for (const auto& [known, group] : writers_) {
+    if (known == tid) return;
+  }
+  writers_.emplace_back(tid, ThreadGroupOf(tid).value_or(tid));
+}
+
+bool OpenFile::WrittenByProcessOf(pid_t tid) {
+  pid_t group = ThreadGroupOf(tid).value_or(tid);
+  MutexLock lock(&writers_mutex_);
+  for (const auto& [known, known_group] : writers_) {
+    if (known == tid || known_group == group) return true;
+  }
+  return false;
+}
+
+OpenFiles::OpenFiles(ImageService& service, ImageTree& tree, UploadRegistry& uploads,
+                     OpenFilesOptions options)
+    : service_(service),
+      tree_(tree),
+      uploads_(uploads),
+      options_(std::move(options)),
+      janitor_([this] { JanitorLoop(); }) {}
+
+OpenFiles::~OpenFiles() {
+  {
+    MutexLock lock(&janitor_mutex_);
+    stopping_ = true;
+    janitor_wake_.SignalAll();
+  }
+  janitor_.join();
+  uploads_.Clear();
+}
+
+Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber parent,
+                                             std::string_view name) {
+  auto node = tree_.FindNode(parent);
+  if (!node.ok()) return node.error();
+  if (node->kind != NodeKind::kStoreDir && node->kind != NodeKind::kSite) {
+    return Fail(EPERM, "create '{}': files can only be written into a site directory", name);
+  }
+  auto image = ImageOfNewFile(node->image, node->site, name);
+  if (!image.ok()) return image.error();
+  UploadRegistry::Key key{parent, std::string(name)};
+  if (uploads_.Find(key)) return Fail(EBUSY, "image {}: '{}' is being written", *image, name);
+  auto write = service_.BeginWrite(who.caller, *image, node->site);
+  if (!write.ok()) return write.error();
+  Upload upload;
+  upload.write = *write;
+  upload.uid = who.caller.uid;
+  upload.commit_at_rename = IsTemporaryName(name);
+  upload.open_handles = 1;
+  upload.created_at = NowNanos();
+  if (!uploads_.Add(key, upload)) {
+    return Fail(EBUSY, "image {}: '{}' is being written", *image, name);
+  }
+  auto entry = tree_.Entry(Node{NodeKind::kUpload, *image, node->site, std::string(name), parent});
+  if (!entry.ok()) {
+    uploads_.Remove(key);
+    return entry.error();
+  }
+  return Created{*entry, WriteHandle(who, upload, key)};
+}
+
+void OpenFiles::NotDelivered(std::unique_ptr<OpenFile> file) {
+  if (file->write) {
+    uploads_.Released(file->upload_key);
+    return;
+  }
+  // Closing waits for the store: at the store.
+  std::string site = file->site;
+  service_.RunAtStore(site, [closing = std::shared_ptr<OpenFile>(std::move(file))] {});
+}
+
+void OpenFiles::Open(const Requester& who, InodeNumber ino, int flags, Opened opened) {
+  auto node = tree_.FindNode(ino);
+  if (!node.ok()) return opened(node.error());
+  bool read_only = (flags & O_ACCMODE) == O_RDONLY;
+  if (node->kind == NodeKind::kUpload && uploads_.Find({node->parent, node->name})) {
+    if (read_only) {
+      // Programs probe the file they write (qemu-img does, and copes):
+      // not worth a warning each time.
+      Log(LogLevel::kDebug, "open: image {}: '{}' is being written; not readable yet", node->image,
+          node->name);
+      return opened(Error{EBUSY, ""});  // no message: not logged
+    }
+    return ContinueUpload(who, *node, flags, std::move(opened));
+  }
+  if (!read_only) {
+    return opened(Fail(EEXIST,
+                       "image {}: store {} already holds a copy (image files are read-only)",
+                       node->image, node->site));
+  }
+  // Opening a copy waits on its store: that store's threads do it and
+  // answer, so a site that does not answer holds no FUSE thread.
+  service_.OpenCopyAsync(who.caller, node->image, node->site,
+                         [opened = std::move(opened), image = node->image,
+                          site = node->site](Result<std::unique_ptr<StoreReader>> reader) {
+                           if (!reader.ok()) return opened(reader.error());
+                           auto file = std::make_unique<OpenFile>();
+                           file->reader = std::move(reader).value();
+                           file->read_ahead = std::make_unique<ReadAhead>(
+                               *file->reader, kReadAheadBytes, kReadPieceBytes);
+                           file->image = image;
+                           file->site = site;
+                           opened(std::move(file));
+                         });
+}
+
+// An open for writing of a file being uploaded: the same upload goes on
+// (a program that creates the file, closes it, and writes it later, as
+// `qemu-img convert` and `truncate` + `dd conv=notrunc` do). Its closes
+// after writing commit, as the creator's would.
+void OpenFiles::ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened) {
+  auto record = service_.GetImage(node.image);
+  if (!record.ok()) return opened(record.error());
+  if (!service_.IsAuthorized(who.caller, *record)) {
+    return opened(Fail(EACCES, "image {}: uid {} may not write into it (owner is uid {})",
+                       node.image, who.caller.uid, record->owner));
+  }
+  UploadRegistry::Key key{node.parent, node.name};
+  auto upload = uploads_.Reopen(key);
+  if (!upload.ok()) {
+    return opened(Fail(upload.code(), "image {}: {}", node.image, upload.error().message));
+  }
+  if (flags & O_TRUNC) {
+    Status truncated = upload->write->Truncate(0);
+    if (!truncated.ok()) {
+      uploads_.Released(key);
+      return opened(truncated.error());
+    }
+  }
+  opened(WriteHandle(who, *upload, key));
+}
+
+// A handle writing `upload`, opened by `who`: its closes after writing
+// commit, and that process's death by a signal interrupts.
+std::unique_ptr<OpenFile> OpenFiles::WriteHandle(const Requester& who, const Upload& upload,
+                                                 const UploadRegistry::Key& key) {
+  auto file = std::make_unique<OpenFile>();
+  file->write = upload.write;
+  file->upload_key = key;
+  file->commit_at_rename = upload.commit_at_rename;
+  file->creator = who.caller;
+  file->creator_pid = who.pid;
+  file->NoteWriter(who.pid);
+  return file;
+}
+
+Status OpenFiles::Truncate(InodeNumber ino, uint64_t size) {
+  auto node = tree_.FindNode(ino);
+  if (!node.ok()) return node.error();
+  auto upload =
+      node->kind == NodeKind::kUpload ? uploads_.Find({node->parent, node->name}) : std::nullopt;
+  if (!upload)
+    return Fail(EPERM, "image {}: image data is read-only (truncate refused)", node->image);
+  return upload->write->Truncate(size);
+}
+
+// fallocate on a file being written: a size, as truncate gives it (with
+// FALLOC_FL_KEEP_SIZE nothing to do; space is the store's business).
+Status OpenFiles::Fallocate(OpenFile& file, int mode, uint64_t offset, uint64_t length) {
+  if (!file.write) return Fail(EBADF, "fallocate of a read-only image file");
+  if (mode & ~FALLOC_FL_KEEP_SIZE) {
+    return Fail(EOPNOTSUPP, "fallocate mode {:#x} is not supported", mode);
+  }
+  uint64_t end = offset + length;
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > file.write->Size()) return file.write->Truncate(end);
+  return Ok();
+}
+
+// Answered from the read-ahead window when its data is there.
+void OpenFiles::Read(OpenFile& file, uint64_t offset, size_t size, ReadDone done) {
+  if (!file.reader) return done(Fail(EBADF, "read of a file opened for writing"));
+  file.read_ahead->ReadSharedAsync(offset, size, std::move(done));
+}
+
+// A write may wait on the stores: the first one creates the stream's
+// temporaries, and a full pipeline holds the writer back. So the data is
+// copied and written on the threads of the store written into, which
+// answer. (A writer sends its next write only after the answer: its order
+// is kept.)
+void OpenFiles::Write(OpenFile& file, pid_t pid, uint64_t offset, std::span<const char> data,
+                      WriteDone done) {
+  if (!file.write) return done(Fail(EBADF, "write to a read-only image file"));
+  file.NoteWriter(pid);
+  file.wrote = true;
+  auto copy = std::make_shared<std::vector<char>>(data.begin(), data.end());
+  service_.RunAtStore(file.write->site(),
+                      [write = file.write, copy, offset, done = std::move(done)] {
+                        Status written = write->Write(offset, *copy);
+                        if (!written.ok()) return done(written.error());
+                        done(copy->size());
+                      });
+}
+
+Result<size_t> OpenFiles::CopyRange(OpenFile& in, uint64_t offset_in, OpenFile& out,
+                                    uint64_t offset_out, size_t length, pid_t pid) {
+  if (!in.reader || !out.write) return Error{EOPNOTSUPP, "not from an image into an upload"};
+  uint64_t size = in.reader->size();
+  if (offset_in >= size) return 0;
+  uint64_t count = std::min<uint64_t>(length, size - offset_in);
+  Status added = out.write->AddCopyRange({in.image, in.site}, offset_in, offset_out, count);
+  if (added.code() == EXDEV) {
+    Log(LogLevel::kDebug, "copy_file_range: {}; falling back", added.error().message);
+    return Error{EOPNOTSUPP, added.error().message};
+  }
+  if (!added.ok()) return added.error();
+  out.NoteWriter(pid);
+  out.wrote = true;
+  return static_cast<size_t>(count);
+}
+
+// Commits when the process that created the file closes it after writing,
+// and the close reports the import's result. Other closes only close: a
+// shell's redirection closes a duplicate before anything is written, and
+// children that inherited the descriptor close theirs while others write.
+void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
+  if (file.write && !file.write->committed()) {
+    auto death = options_.killed_by_signal(who.pid);
+    if (death && file.WrittenByProcessOf(who.pid)) {
+      DiscardInterrupted(file, who.pid, *death);
+      return done(Ok());  // nobody reads it: the process is gone
+    }
+  }
+  bool creator_closes = who.pid == file.creator_pid && file.wrote && file.write->has_data();
+  if (!file.write || file.commit_at_rename || file.write->committed() || !creator_closes ||
+      !uploads_.Find(file.upload_key)) {
+    return done(Ok());
+  }
+  CommitUpload(who.caller, file.upload_key, file.upload_key.second, std::move(done));
+}
+
+// A process killed by a signal while it had the file open for writing
+// (SIGKILL, or SIGINT, SIGTERM, SIGHUP, SIGPIPE at their default action):
+// what it wrote may be cut short anywhere, so nothing of it is published.
+void OpenFiles::DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath& death) {
+  Error why = Fail(EIO,
+                   "image {}: upload into {} discarded: process {} ({}) was killed by {} "
+                   "before it closed '{}'",
+                   file.write->image_id(), file.write->site(), pid, death.command,
+                   SignalName(death.signal), file.upload_key.second);
+  if (auto write = uploads_.Interrupt(file.upload_key)) {
+    Log(LogLevel::kWarning, "{}", why.message);
+    write->Abandon(std::move(why));
+  }
+}
+
+// The last close of a file that no close committed (the creator closed
+// first, or only a child wrote) commits it; the result goes to the log and
+// to the image's xattrs, as no caller is waiting any more. A file with no
+// data yet waits for a later open (created first, written later).
+void OpenFiles::Release(std::unique_ptr<OpenFile> file) {
+  if (file->reader) return NotDelivered(std::move(file));  // closed at its store
+  if (!file->write) return;
+  if (!file->commit_at_rename && file->write->has_data() && !file->write->committed() &&
+      uploads_.Find(file->upload_key)) {
+    CommitUpload(file->creator, file->upload_key, file->upload_key.second, [](Status status) {
+      if (!status.ok()) {
+        Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
+            std::strerror(status.code()));
+      }
+    });
+  }
+  uploads_.Released(file->upload_key);
+}
+
+void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_view name,
+                       InodeNumber new_parent, std::string_view new_name, bool exchange,
+                       Done done) {
+  auto node = tree_.FindNode(parent);
+  if (!node.ok()) return done(node.error());
+  auto upload = uploads_.Find({parent, std::string(name)});
+  if (!upload) {
+    return done(Fail(EPERM,
+                     "rename '{}': only files being written can be renamed (set "
+                     "user.glance.name to rename an image)",
+                     name));
+  }
+  if (exchange) return done(Fail(EINVAL, "rename '{}': exchange is not supported", name));
+  if (new_parent != parent) {
+    return done(Fail(EXDEV, "rename '{}': uploads stay in their site directory", name));
+  }
+  const std::string& image = upload->write->image_id();
+  if (node->kind == NodeKind::kSite && new_name != image) {
+    return done(Fail(EINVAL, "rename '{}' to '{}': files in /sites/{}/ are named {}", name,
+                     new_name, node->site, image));
+  }
+  CommitUpload(caller, {parent, std::string(name)}, new_name, std::move(done));
+}
+
+// Commits the upload; `done` runs when the import has finished.
+void OpenFiles::CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
+                             std::string_view final_name, Done done) {
+  auto write = uploads_.BeginCommit(key);
+  if (!write.ok()) return done(write.error());
+  NameUnnamedImage(caller, **write, final_name);
+  service_.CommitWrite(*write, [this, key, done = std::move(done)](Status status) {
+    uploads_.Remove(key);
+    done(std::move(status));
+  });
+}
+
+// An upload named "disk.qcow2" names an image that has no name yet.
+void OpenFiles::NameUnnamedImage(const Caller& caller, const StagedWrite& write,
+                                 std::string_view name) {
+  if (name.empty() || name == write.image_id() || IsTemporaryName(name)) return;
+  auto record = service_.GetImage(write.image_id());
+  if (!record.ok() || !record->name.empty() || record->status == ImageStatus::kActive) return;
+  Status named = service_.SetProperty(caller, write.image_id(), "name", name);
+  if (!named.ok()) Log(LogLevel::kWarning, "{}", named.error().message);
+}
+
+void OpenFiles::JanitorLoop() {
+  MutexLock lock(&janitor_mutex_);
+  auto period =
+      std::max<std::chrono::seconds>(std::chrono::seconds(1), options_.stale_temporary_after / 10);
+  while (!stopping_) {
+    janitor_wake_.WaitFor(period);
+    if (stopping_) break;
+    lock.Unlock();
+    for (const auto& dropped : uploads_.DropStale(options_.stale_temporary_after)) {
+      Log(LogLevel::kWarning, "image {}: discarded '{}', left closed for {} s and never {}",
+          dropped.image, dropped.name, options_.stale_temporary_after.count(),
+          dropped.had_data ? "renamed" : "written");
+    }
+    lock.Lock();
+  }
+}
+
+}  // namespace imagefs

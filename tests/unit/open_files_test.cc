@@ -1,0 +1,198 @@
+// When written data commits (fs/open_files.h), against a fake service: the
+// creator's close after writing, the last close, a temporary's rename, a
+// writer killed by a signal, reopening a file created first; and reads of
+// published copies. No mount: each close is a Flush (and Release) call.
+#include "fs/open_files.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "tests/unit/fake_image_service.h"
+#include "tests/unit/temporary_directory.h"
+
+namespace imagefs {
+namespace {
+
+constexpr char kImage[] = "4b5c6d7e-1111-4c8e-9b53-3f0a1e2d4c5b";
+const Requester kCreator{{1000, 1000}, 4242};
+const Requester kChild{{1000, 1000}, 4343};  // inherited the descriptor
+const Requester kStranger{{2000, 2000}, 4444};
+
+class OpenFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(service_.CreateImage(kCreator.caller, kImage).ok());
+    site_ = Ino({"images", kImage, "stores", "central"});
+  }
+
+  InodeNumber Ino(const std::vector<std::string>& path) {
+    InodeNumber at = kRootIno;
+    for (const auto& name : path) {
+      auto entry = tree_.Lookup(at, name);
+      EXPECT_TRUE(entry.ok()) << name;
+      if (!entry.ok()) return 0;
+      at = entry->ino;
+    }
+    return at;
+  }
+  std::unique_ptr<OpenFile> Create(const std::string& name, const Requester& who = kCreator) {
+    auto created = files_.Create(who, site_, name);
+    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
+    return created.ok() ? std::move(created->file) : nullptr;
+  }
+  Status Write(OpenFile& file, const Requester& who, uint64_t offset, std::string_view data) {
+    Status result = Fail(EINPROGRESS, "no answer");
+    files_.Write(file, who.pid, offset, data, [&](Result<size_t> written) {
+      result = written.ok() ? Ok() : Status(written.error());
+    });
+    return result;
+  }
+  Status Flush(OpenFile& file, const Requester& who) {
+    Status result = Fail(EINPROGRESS, "no answer");
+    files_.Flush(file, who, [&](Status status) { result = status; });
+    return result;
+  }
+  Result<std::unique_ptr<OpenFile>> Open(InodeNumber ino, int flags, const Requester& who) {
+    Result<std::unique_ptr<OpenFile>> result = Fail(EINPROGRESS, "no answer");
+    files_.Open(who, ino, flags,
+                [&](Result<std::unique_ptr<OpenFile>> file) { result = std::move(file); });
+    return result;
+  }
+
+  TemporaryDirectory staging_;
+  FakeImageService service_{staging_.path()};
+  InodeTable inodes_;
+  UploadRegistry uploads_;
+  ImageTree tree_{service_, inodes_, uploads_};
+  std::map<pid_t, ProcessDeath> killed_;  // the processes "killed by a signal"
+  OpenFiles files_{service_, tree_, uploads_,
+                   OpenFilesOptions{std::chrono::seconds(600), [this](pid_t pid) {
+                                      auto it = killed_.find(pid);
+                                      return it == killed_.end()
+                                                 ? std::optional<ProcessDeath>()
+                                                 : std::optional<ProcessDeath>(it->second);
+                                    }}};
+  InodeNumber site_ = 0;
+};
+
+TEST_F(OpenFilesTest, TheCreatorsCloseAfterWritingCommits) {
+  auto file = Create("disk.raw");
+  // A shell's redirection closes a duplicate before anything is written.
+  EXPECT_TRUE(Flush(*file, kCreator).ok());
+  EXPECT_TRUE(service_.committed.empty());
+  ASSERT_TRUE(Write(*file, kCreator, 0, "data").ok());
+  EXPECT_TRUE(Flush(*file, kChild).ok());  // a child's close only closes
+  EXPECT_TRUE(service_.committed.empty());
+  EXPECT_TRUE(Flush(*file, kCreator).ok());
+  ASSERT_EQ(service_.committed.size(), 1u);
+  EXPECT_EQ(service_.committed[0]->Size(), 4u);
+  EXPECT_EQ(service_.records[kImage].name, "disk.raw");  // an unnamed image takes its name
+  files_.Release(std::move(file));
+  EXPECT_EQ(service_.committed.size(), 1u);
+}
+
+TEST_F(OpenFilesTest, TheCommitsFailureIsTheClosesError) {
+  service_.commit_failure = Fail(EIO, "data does not match");
+  auto file = Create("disk.raw");
+  ASSERT_TRUE(Write(*file, kCreator, 0, "data").ok());
+  EXPECT_EQ(Flush(*file, kCreator).code(), EIO);
+}
+
+TEST_F(OpenFilesTest, TheLastCloseCommitsWhatNoCloseDid) {
+  auto file = Create("disk.raw");
+  ASSERT_TRUE(Write(*file, kChild, 0, "written by a child").ok());
+  EXPECT_TRUE(Flush(*file, kChild).ok());
+  EXPECT_TRUE(service_.committed.empty());
+  files_.Release(std::move(file));
+  EXPECT_EQ(service_.committed.size(), 1u);
+}
+
+TEST_F(OpenFilesTest, ATemporaryCommitsOnlyAtItsRename) {
+  auto file = Create(".disk.raw.part");
+  ASSERT_TRUE(Write(*file, kCreator, 0, "data").ok());
+  EXPECT_TRUE(Flush(*file, kCreator).ok());
+  files_.Release(std::move(file));
+  EXPECT_TRUE(service_.committed.empty());
+  Status renamed = Fail(EINPROGRESS, "no answer");
+  files_.Rename(kCreator.caller, site_, ".disk.raw.part", site_ + 1000, "disk.raw", false,
+                [&](Status status) { renamed = status; });
+  EXPECT_EQ(renamed.code(), EXDEV);  // uploads stay in their directory
+  files_.Rename(kCreator.caller, site_, ".disk.raw.part", site_, "disk.raw", false,
+                [&](Status status) { renamed = status; });
+  EXPECT_TRUE(renamed.ok());
+  EXPECT_EQ(service_.committed.size(), 1u);
+  // A published file is renamed through user.glance.name, not rename(2).
+  files_.Rename(kCreator.caller, site_, "disk.raw", site_, "other", false,
+                [&](Status status) { renamed = status; });
+  EXPECT_EQ(renamed.code(), EPERM);
+}
+
+TEST_F(OpenFilesTest, AWriterKilledByASignalPublishesNothing) {
+  auto file = Create("disk.raw");
+  ASSERT_TRUE(Write(*file, kCreator, 0, "half of it").ok());
+  killed_[kCreator.pid] = ProcessDeath{"cp", SIGKILL};
+  EXPECT_TRUE(Flush(*file, kCreator).ok());  // nobody waits for that answer
+  files_.Release(std::move(file));
+  EXPECT_TRUE(service_.committed.empty());
+  EXPECT_FALSE(uploads_.Find({site_, "disk.raw"}));
+}
+
+TEST_F(OpenFilesTest, TheDeathOfAProcessThatOnlyInheritedTheFileInterruptsNothing) {
+  auto file = Create("disk.raw");
+  ASSERT_TRUE(Write(*file, kCreator, 0, "data").ok());
+  killed_[kChild.pid] = ProcessDeath{"sh", SIGTERM};
+  EXPECT_TRUE(Flush(*file, kChild).ok());
+  EXPECT_TRUE(Flush(*file, kCreator).ok());
+  EXPECT_EQ(service_.committed.size(), 1u);
+}
+
+TEST_F(OpenFilesTest, AFileCreatedFirstIsWrittenByALaterOpen) {
+  auto file = Create("disk.raw");
+  EXPECT_TRUE(Flush(*file, kCreator).ok());
+  files_.Release(std::move(file));  // no data yet: it waits
+  InodeNumber ino = Ino({"images", kImage, "stores", "central", "disk.raw"});
+  EXPECT_EQ(Open(ino, O_RDONLY, kCreator).code(), EBUSY);  // not readable while written
+  EXPECT_EQ(Open(ino, O_WRONLY, kStranger).code(), EACCES);
+  auto later = Open(ino, O_WRONLY | O_TRUNC, kCreator);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(Open(ino, O_WRONLY, kCreator).code(), EBUSY);  // one writer at a time
+  ASSERT_TRUE(Write(**later, kCreator, 0, "data").ok());
+  EXPECT_TRUE(Flush(**later, kCreator).ok());
+  EXPECT_EQ(service_.committed.size(), 1u);
+}
+
+TEST_F(OpenFilesTest, PublishedCopiesAreReadOnlyAndRead) {
+  service_.AddActive(kImage, {"central"}, 1000, 5);
+  service_.copies[kImage] = "hello";
+  InodeNumber ino = Ino({"sites", "central", kImage});
+  EXPECT_EQ(Open(ino, O_WRONLY, kCreator).code(), EEXIST);
+  EXPECT_EQ(files_.Truncate(ino, 0).code(), EPERM);
+  auto file = Open(ino, O_RDONLY, kCreator);
+  ASSERT_TRUE(file.ok());
+  std::string got;
+  files_.Read(**file, 1, 10, [&](Result<ReadAhead::Bytes> bytes) {
+    ASSERT_TRUE(bytes.ok());
+    got.assign(bytes->data.begin(), bytes->data.end());
+  });
+  EXPECT_EQ(got, "ello");
+  Status written = Ok();
+  files_.Write(**file, kCreator.pid, 0, "x",
+               [&](Result<size_t> n) { written = n.ok() ? Ok() : Status(n.error()); });
+  EXPECT_EQ(written.code(), EBADF);
+  files_.Release(std::move(file).value());
+}
+
+TEST_F(OpenFilesTest, CreateIsForSiteDirectoriesAndOneWriterAName) {
+  EXPECT_EQ(files_.Create(kCreator, Ino({"images"}), "x").code(), EPERM);
+  auto file = Create("disk.raw");
+  EXPECT_EQ(files_.Create(kCreator, site_, "disk.raw").code(), EBUSY);
+  EXPECT_EQ(files_.Create(kStranger, site_, "other.raw").code(), EACCES);
+  EXPECT_EQ(files_.Fallocate(*file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 1).code(),
+            EOPNOTSUPP);
+  ASSERT_TRUE(files_.Fallocate(*file, 0, 0, 4096).ok());
+  EXPECT_EQ(file->write->Size(), 4096u);
+}
+
+}  // namespace
+}  // namespace imagefs
