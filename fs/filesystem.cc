@@ -119,11 +119,12 @@ class FilesystemImpl final : public Filesystem {
   // Mode, owner and times are fixed by the catalog; accepting the change
   // without applying it keeps `rsync -a` and `cp -p` working.
   void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set) {
-    if (to_set & FUSE_SET_ATTR_SIZE) {
-      Status truncated = files_->Truncate(ino, static_cast<uint64_t>(attr->st_size));
+    if (!(to_set & FUSE_SET_ATTR_SIZE))
+      return ReplyAttributes(req, tree_->Attributes(ino), "setattr");
+    files_->Truncate(ino, static_cast<uint64_t>(attr->st_size), [this, req, ino](Status truncated) {
       if (!truncated.ok()) return ReplyError(req, truncated.error(), "truncate");
-    }
-    ReplyAttributes(req, tree_->Attributes(ino), "setattr");
+      ReplyAttributes(req, tree_->Attributes(ino), "setattr");
+    });
   }
 
   void MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -174,10 +175,8 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void Fallocate(fuse_req_t req, int mode, off_t offset, off_t length, fuse_file_info* fi) {
-    ReplyStatus(req,
-                files_->Fallocate(*Handle<OpenFile>(fi), mode, static_cast<uint64_t>(offset),
-                                  static_cast<uint64_t>(length)),
-                "fallocate");
+    files_->Fallocate(*Handle<OpenFile>(fi), mode, static_cast<uint64_t>(offset),
+                      static_cast<uint64_t>(length), ReplyLater(req, "fallocate"));
   }
 
   void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {

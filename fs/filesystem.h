@@ -29,7 +29,7 @@ struct FilesystemOptions {
   // An rsync temporary that was closed and never renamed, or a file
   // closed before any data was written into it, is discarded after this
   // long ([imagefs] idle_upload_timeout).
-  std::chrono::seconds stale_temporary_after{600};
+  std::chrono::seconds stale_temporary_after{};
 };
 
 class Filesystem {

@@ -145,14 +145,15 @@ void OpenFiles::ContinueUpload(const Requester& who, const Node& node, int flags
   if (!upload.ok()) {
     return opened(Fail(upload.code(), "image {}: {}", node.image, upload.error().message));
   }
-  if (flags & O_TRUNC) {
-    Status truncated = upload->write->Truncate(0);
-    if (!truncated.ok()) {
-      uploads_.Released(key);
-      return opened(truncated.error());
-    }
-  }
-  opened(WriteHandle(who, *upload, key));
+  if (!(flags & O_TRUNC)) return opened(WriteHandle(who, *upload, key));
+  TruncateAtStore(upload->write, 0,
+                  [this, who, upload = *upload, key, opened = std::move(opened)](Status truncated) {
+                    if (!truncated.ok()) {
+                      uploads_.Released(key);
+                      return opened(truncated.error());
+                    }
+                    opened(WriteHandle(who, upload, key));
+                  });
 }
 
 // A handle writing `upload`, opened by `who`: its closes after writing
@@ -169,26 +170,34 @@ std::unique_ptr<OpenFile> OpenFiles::WriteHandle(const Requester& who, const Upl
   return file;
 }
 
-Status OpenFiles::Truncate(InodeNumber ino, uint64_t size) {
+void OpenFiles::Truncate(InodeNumber ino, uint64_t size, Done done) {
   auto node = tree_.FindNode(ino);
-  if (!node.ok()) return node.error();
+  if (!node.ok()) return done(node.error());
   auto upload =
       node->kind == NodeKind::kUpload ? uploads_.Find({node->parent, node->name}) : std::nullopt;
-  if (!upload)
-    return Fail(EPERM, "image {}: image data is read-only (truncate refused)", node->image);
-  return upload->write->Truncate(size);
+  if (!upload) {
+    return done(Fail(EPERM, "image {}: image data is read-only (truncate refused)", node->image));
+  }
+  TruncateAtStore(upload->write, size, std::move(done));
+}
+
+void OpenFiles::TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t size, Done done) {
+  std::string site = write->site();
+  service_.RunAtStore(site, [write = std::move(write), size, done = std::move(done)] {
+    done(write->Truncate(size));
+  });
 }
 
 // fallocate on a file being written: a size, as truncate gives it (with
 // FALLOC_FL_KEEP_SIZE nothing to do; space is the store's business).
-Status OpenFiles::Fallocate(OpenFile& file, int mode, uint64_t offset, uint64_t length) {
-  if (!file.write) return Fail(EBADF, "fallocate of a read-only image file");
+void OpenFiles::Fallocate(OpenFile& file, int mode, uint64_t offset, uint64_t length, Done done) {
+  if (!file.write) return done(Fail(EBADF, "fallocate of a read-only image file"));
   if (mode & ~FALLOC_FL_KEEP_SIZE) {
-    return Fail(EOPNOTSUPP, "fallocate mode {:#x} is not supported", mode);
+    return done(Fail(EOPNOTSUPP, "fallocate mode {:#x} is not supported", mode));
   }
   uint64_t end = offset + length;
-  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > file.write->Size()) return file.write->Truncate(end);
-  return Ok();
+  if ((mode & FALLOC_FL_KEEP_SIZE) || end <= file.write->Size()) return done(Ok());
+  TruncateAtStore(file.write, end, std::move(done));
 }
 
 // Answered from the read-ahead window when its data is there.

@@ -78,7 +78,7 @@ struct Requester {
 struct OpenFilesOptions {
   // An upload closed and left alone this long (an rsync temporary never
   // renamed, a file created and never written) is discarded.
-  std::chrono::seconds stale_temporary_after{600};
+  std::chrono::seconds stale_temporary_after{};
   // How the process behind a request is ending (fs/process_exit.h);
   // replaced by tests.
   std::function<std::optional<ProcessDeath>(pid_t)> killed_by_signal = KilledBySignal;
@@ -106,10 +106,13 @@ class OpenFiles {
   // for reading (`opened` from its store's threads), or a file being
   // written for writing.
   void Open(const Requester& who, InodeNumber ino, int flags, Opened opened);
-  // truncate (setattr of the size): only of a file being written.
-  Status Truncate(InodeNumber ino, uint64_t size);
-  // fallocate(2) with `mode`: only FALLOC_FL_KEEP_SIZE (EOPNOTSUPP else).
-  Status Fallocate(OpenFile& file, int mode, uint64_t offset, uint64_t length);
+  // truncate (setattr of the size): only of a file being written. Cutting
+  // into streamed data reads it back from a store, so it runs (and
+  // answers) on the threads of the store written into, as writes do.
+  void Truncate(InodeNumber ino, uint64_t size, Done done);
+  // fallocate(2) with `mode`: only FALLOC_FL_KEEP_SIZE (EOPNOTSUPP else);
+  // a size, as truncate gives it.
+  void Fallocate(OpenFile& file, int mode, uint64_t offset, uint64_t length, Done done);
 
   using ReadDone = std::function<void(Result<ReadAhead::Bytes>)>;
   void Read(OpenFile& file, uint64_t offset, size_t size, ReadDone done);
@@ -136,6 +139,7 @@ class OpenFiles {
   std::unique_ptr<OpenFile> WriteHandle(const Requester& who, const Upload& upload,
                                         const UploadRegistry::Key& key);
   void ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened);
+  void TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t size, Done done);
   void CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
                     std::string_view final_name, Done done);
   void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name);

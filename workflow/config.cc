@@ -298,6 +298,11 @@ std::string DefaultStateDir() {
   return "/var/lib/imagefs";
 }
 
+const ImageService::Options& ServiceDefaults() {
+  static const ImageService::Options defaults;
+  return defaults;
+}
+
 Config DefaultConfig(const std::string& state_dir) {
   Config config;
   config.state_dir = state_dir;

@@ -44,6 +44,7 @@
 
 #include "ceph/client_options.h"
 #include "common/result.h"
+#include "workflow/image_service.h"
 #include "workflow/web_download.h"
 
 namespace imagefs {
@@ -68,21 +69,28 @@ struct CatalogConfig {
   std::string rados_namespace;
 };
 
+// The image service's default options.
+const ImageService::Options& ServiceDefaults();
+
 struct Config {
   std::string state_dir;
   std::vector<StoreConfig> stores;
   std::string central;
   std::string staging_dir;
-  uint64_t staging_max_bytes = 0;
+  // The service's settings default to the service's own defaults
+  // (ImageService::Options, PipelineOptions, DownloadOptions): written
+  // once, there.
+  uint64_t staging_max_bytes = ServiceDefaults().staging_max_bytes;
   CatalogConfig catalog;
-  std::vector<uint32_t> admin_uids{0};
-  int lease_ttl_seconds = 30;
-  int workers = 4;
-  uint64_t copy_chunk_mib = 8;
-  int copy_in_flight = 16;
-  bool stream_writes = true;
-  int download_connect_seconds = 30;
-  int download_stall_seconds = 60;
+  std::vector<uint32_t> admin_uids = ServiceDefaults().admin_uids;
+  int lease_ttl_seconds = static_cast<int>(ServiceDefaults().lease_ttl.count());
+  int workers = ServiceDefaults().workers;
+  uint64_t copy_chunk_mib = ServiceDefaults().pipeline.unit_bytes >> 20;
+  int copy_in_flight = ServiceDefaults().pipeline.units_in_flight;
+  bool stream_writes = ServiceDefaults().stream_writes;
+  int download_connect_seconds =
+      static_cast<int>(ServiceDefaults().download.connect_timeout.count());
+  int download_stall_seconds = static_cast<int>(ServiceDefaults().download.stall.count());
   int idle_upload_seconds = 600;
   std::string conversion_format;  // "raw", or empty: no conversion
   UriFilter import_filter;

@@ -23,7 +23,7 @@ constexpr size_t kMaxMessage = 4096;  // of qemu-img's stderr kept for the log
 
 Status ConvertToRaw(std::string_view format, const std::string& from, const std::string& to) {
   std::string qemu_format(QemuFormatName(format));
-  std::vector<std::string> arguments{"qemu-img", "convert", "-q",  "-f", qemu_format,
+  std::vector<std::string> arguments{"qemu-img", "convert", "-q", "-f", qemu_format,
                                      "-O",       "raw",     from, to};
   std::vector<char*> argv;
   for (auto& argument : arguments) argv.push_back(argument.data());

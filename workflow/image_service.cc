@@ -99,7 +99,8 @@ class ImageServiceImpl final : public ImageService {
     bool download = request.method == ImportRequest::Method::kWebDownload;
     Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", id,
         download ? "web-download" : "copy-image", download ? request.uri : plan->source_store,
-        fmt::join(plan->targets, ","), plan->must_succeed ? "all must succeed" : "failures allowed");
+        fmt::join(plan->targets, ","),
+        plan->must_succeed ? "all must succeed" : "failures allowed");
     // The plan goes with the job alone: its lease is released before
     // `done` runs, so the caller's next operation does not find it busy.
     Run(done, [this, plan = std::move(plan), download, uri = request.uri]() mutable {

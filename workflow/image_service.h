@@ -52,6 +52,7 @@
 #include "common/result.h"
 #include "store/store.h"
 #include "workflow/import_request.h"
+#include "workflow/pipeline.h"
 #include "workflow/staged_write.h"
 #include "workflow/web_download.h"
 
@@ -74,10 +75,9 @@ class ImageService {
     uint64_t staging_max_bytes = 0;  // 0 = limited by the disk only
     std::vector<uint32_t> admin_uids{0};
     std::chrono::seconds lease_ttl{30};
-    // Data moves in units of this many bytes (a multiple of 4 MiB), this
-    // many at once (workflow/pipeline.h).
-    size_t copy_chunk_bytes = 8 << 20;
-    int copy_units_in_flight = 16;
+    // Units of data moved at once (workflow/pipeline.h); full_digest and
+    // check are set per import.
+    PipelineOptions pipeline;
     // Data written through a file goes to the stores while it arrives
     // (the pipeline's push front end) instead of being staged first.
     bool stream_writes = true;

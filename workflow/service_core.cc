@@ -87,9 +87,10 @@ HashExecutor ServiceCore::hash_executor() {
 }
 
 PipelineOptions ServiceCore::pipeline_options(bool full_digest) const {
-  return PipelineOptions{.unit_bytes = options_.copy_chunk_bytes,
-                         .units_in_flight = options_.copy_units_in_flight,
-                         .full_digest = full_digest};
+  PipelineOptions options = options_.pipeline;
+  options.full_digest = full_digest;
+  options.check = nullptr;
+  return options;
 }
 
 void ServiceCore::JoinThreads() {

@@ -34,4 +34,20 @@ void CreateRbdPool(const CephClientOptions& client, const std::string& pool) {
   ASSERT_EQ(ioctx->application_enable("rbd", true), 0);
 }
 
+Result<std::unique_ptr<Store>> OpenEmptyRbdStore(const std::string& site, const std::string& pool) {
+  CephClientOptions client = TestCluster(site);
+  CreateRbdPool(client, pool);
+  auto store = OpenRbdStore({.id = site, .client = client, .pool = pool, .chunk_size_mib = 1});
+  if (!store.ok()) return store.error();
+  auto images = (*store)->ListImages();
+  if (!images.ok()) return images.error();
+  for (const auto& id : *images) IMAGEFS_RETURN_IF_ERROR((*store)->Remove(id));
+  auto temporaries = (*store)->ListTemporaries();
+  if (!temporaries.ok()) return temporaries.error();
+  for (const auto& temporary : *temporaries) {
+    IMAGEFS_RETURN_IF_ERROR((*store)->RemoveTemporary(temporary));
+  }
+  return store;
+}
+
 }  // namespace imagefs

@@ -3,9 +3,11 @@
 // test binary. Tests only.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "ceph/client_options.h"
+#include "store/store.h"
 
 namespace imagefs {
 
@@ -16,5 +18,9 @@ CephClientOptions TestCluster(const std::string& name);
 
 // Creates pool `pool` for RBD on the cluster if it does not exist.
 void CreateRbdPool(const CephClientOptions& client, const std::string& pool);
+
+// The rbd store `site` on cluster `site`, over pool `pool` (made if
+// missing, chunk size 1 MiB), emptied of images and temporaries.
+Result<std::unique_ptr<Store>> OpenEmptyRbdStore(const std::string& site, const std::string& pool);
 
 }  // namespace imagefs

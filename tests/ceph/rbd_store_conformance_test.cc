@@ -14,32 +14,17 @@ constexpr char kPool[] = "rbd-conformance";
 constexpr const char* kId = kStoreTestId;
 
 // Every test starts from an empty pool.
-Result<std::unique_ptr<Store>> OpenEmptyRbdStore() {
-  CephClientOptions client = TestCluster("central");
-  CreateRbdPool(client, kPool);
-  auto store =
-      OpenRbdStore({.id = "central", .client = client, .pool = kPool, .chunk_size_mib = 1});
-  if (!store.ok()) return store.error();
-  auto images = (*store)->ListImages();
-  if (!images.ok()) return images.error();
-  for (const auto& id : *images) IMAGEFS_RETURN_IF_ERROR((*store)->Remove(id));
-  auto temporaries = (*store)->ListTemporaries();
-  if (!temporaries.ok()) return temporaries.error();
-  for (const auto& temporary : *temporaries) {
-    IMAGEFS_RETURN_IF_ERROR((*store)->RemoveTemporary(temporary));
-  }
-  return store;
-}
+Result<std::unique_ptr<Store>> EmptyCentralStore() { return OpenEmptyRbdStore("central", kPool); }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, StoreConformanceTest,
                          ::testing::Values(StoreDriver{
-                             "rbd", [](const std::string&) { return OpenEmptyRbdStore(); }}),
+                             "rbd", [](const std::string&) { return EmptyCentralStore(); }}),
                          [](const auto& info) { return info.param.name; });
 
 class RbdStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto store = OpenEmptyRbdStore();
+    auto store = EmptyCentralStore();
     ASSERT_TRUE(store.ok()) << store.error().message;
     store_ = std::move(store).value();
     auto cluster = CephCluster::Connect(TestCluster("central"), "test");

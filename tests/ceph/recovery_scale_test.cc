@@ -18,6 +18,7 @@
 #include "ceph/cluster.h"
 #include "common/uuid.h"
 #include "tests/ceph/ceph_test_cluster.h"
+#include "tests/unit/forwarding_store.h"
 #include "tests/unit/temporary_directory.h"
 #include "workflow/image_service.h"
 
@@ -30,59 +31,21 @@ constexpr int kDamagedEach = 10;
 std::string IdOf(int i) { return fmt::format("00000000-0000-4000-8000-{:012}", i); }
 
 // Counts what recovery asks a store, and forwards it.
-class CountingStore final : public Store {
+class CountingStore final : public ForwardingStore {
  public:
-  explicit CountingStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
   std::atomic<int> exists_calls{0};
   std::atomic<int> listings{0};
 
-  const std::string& id() const override { return inner_->id(); }
-  std::string LocationUrl(std::string_view image_id) const override {
-    return inner_->LocationUrl(image_id);
-  }
-  Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
-                                                    uint64_t size) override {
-    return inner_->CreateWriter(image_id, size);
-  }
-  Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
-    return inner_->OpenReader(image_id);
-  }
-  Status Remove(std::string_view image_id) override { return inner_->Remove(image_id); }
   Result<bool> Exists(std::string_view image_id) override {
     ++exists_calls;
-    return inner_->Exists(image_id);
+    return ForwardingStore::Exists(image_id);
   }
-  Result<bool> InUse(std::string_view image_id) override { return inner_->InUse(image_id); }
   Result<std::vector<std::string>> ListImages() override {
     ++listings;
-    return inner_->ListImages();
+    return ForwardingStore::ListImages();
   }
-  Result<std::vector<StoreTemporary>> ListTemporaries() override {
-    return inner_->ListTemporaries();
-  }
-  Status RemoveTemporary(const StoreTemporary& temporary) override {
-    return inner_->RemoveTemporary(temporary);
-  }
-
- private:
-  std::unique_ptr<Store> inner_;
 };
-
-Result<std::unique_ptr<Store>> EmptyStore(const std::string& site) {
-  CephClientOptions client = TestCluster(site);
-  CreateRbdPool(client, kPool);
-  auto store = OpenRbdStore({.id = site, .client = client, .pool = kPool, .chunk_size_mib = 1});
-  if (!store.ok()) return store.error();
-  auto images = (*store)->ListImages();
-  if (!images.ok()) return images.error();
-  for (const auto& id : *images) IMAGEFS_RETURN_IF_ERROR((*store)->Remove(id));
-  auto temporaries = (*store)->ListTemporaries();
-  if (!temporaries.ok()) return temporaries.error();
-  for (const auto& temporary : *temporaries) {
-    IMAGEFS_RETURN_IF_ERROR((*store)->RemoveTemporary(temporary));
-  }
-  return store;
-}
 
 // A published copy of 4 KiB; its location URL.
 Result<std::string> Put(Store& store, const std::string& id) {
@@ -106,9 +69,9 @@ ImageRecord ActiveRecord(const std::string& id, std::vector<Location> locations)
 
 TEST(RecoveryScaleTest, RecoveryLooksAtTheDamagedImagesOnly) {
   const char* wanted = std::getenv("IMAGEFS_RECOVERY_IMAGES");
-  const int images = wanted ? std::atoi(wanted) : 2000;
-  auto central_store = EmptyStore("central");
-  auto edge_store = EmptyStore("dcn0");
+  const int images = wanted ? std::atoi(wanted) : 1000;
+  auto central_store = OpenEmptyRbdStore("central", kPool);
+  auto edge_store = OpenEmptyRbdStore("dcn0", kPool);
   ASSERT_TRUE(central_store.ok()) << central_store.error().message;
   ASSERT_TRUE(edge_store.ok()) << edge_store.error().message;
   auto catalog = OpenRadosCatalog(

@@ -2,8 +2,9 @@
 #include "tests/unit/faulty_store.h"
 
 #include <atomic>
-#include <mutex>
 #include <thread>
+
+#include "common/mutex.h"
 
 namespace imagefs {
 namespace {
@@ -28,55 +29,39 @@ class FaultyWriter final : public StoreWriter {
 
 class FaultyStoreImpl final : public FaultyStore {
  public:
-  explicit FaultyStoreImpl(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+  using FaultyStore::FaultyStore;
 
   void SetPlan(const FaultPlan& plan) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     plan_ = plan;
     writes_ = 0;
   }
   int writes_seen() const override { return writes_.load(); }
   FaultPlan plan() {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(&mutex_);
     return plan_;
   }
   int CountWrite() { return ++writes_; }
 
-  const std::string& id() const override { return inner_->id(); }
-  std::string LocationUrl(std::string_view image_id) const override {
-    return inner_->LocationUrl(image_id);
-  }
   Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
                                                     uint64_t expected_size) override {
-    auto writer = inner_->CreateWriter(image_id, expected_size);
+    auto writer = ForwardingStore::CreateWriter(image_id, expected_size);
     if (!writer.ok()) return writer.error();
     return std::unique_ptr<StoreWriter>(
         std::make_unique<FaultyWriter>(*this, std::move(writer).value()));
   }
-  Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
-    return inner_->OpenReader(image_id);
-  }
   Status Remove(std::string_view image_id) override {
     if (plan().fail_remove) return Fail(EBUSY, "store {}: injected busy on remove", id());
-    return inner_->Remove(image_id);
+    return ForwardingStore::Remove(image_id);
   }
-  Result<bool> Exists(std::string_view image_id) override { return inner_->Exists(image_id); }
   Result<bool> InUse(std::string_view image_id) override {
     if (plan().fail_remove) return true;
-    return inner_->InUse(image_id);
-  }
-  Result<std::vector<std::string>> ListImages() override { return inner_->ListImages(); }
-  Result<std::vector<StoreTemporary>> ListTemporaries() override {
-    return inner_->ListTemporaries();
-  }
-  Status RemoveTemporary(const StoreTemporary& temporary) override {
-    return inner_->RemoveTemporary(temporary);
+    return ForwardingStore::InUse(image_id);
   }
 
  private:
-  std::unique_ptr<Store> inner_;
-  std::mutex mutex_;  // guards plan_
-  FaultPlan plan_;
+  Mutex mutex_;
+  FaultPlan plan_ GUARDED_BY(mutex_);
   std::atomic<int> writes_{0};
 };
 

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <memory>
 
-#include "store/store.h"
+#include "tests/unit/forwarding_store.h"
 
 namespace imagefs {
 
@@ -18,8 +18,9 @@ struct FaultPlan {
   std::chrono::milliseconds write_stall{0};  // sleep before every write
 };
 
-class FaultyStore : public Store {
+class FaultyStore : public ForwardingStore {
  public:
+  using ForwardingStore::ForwardingStore;
   virtual void SetPlan(const FaultPlan& plan) = 0;
   virtual int writes_seen() const = 0;
 };

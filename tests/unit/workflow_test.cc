@@ -50,7 +50,7 @@ class WorkflowTest : public ::testing::Test {
     options.staging_dir = directory_.Join("staging");
     options.staging_max_bytes = staging_max_bytes;
     options.lease_ttl = std::chrono::seconds(3);
-    options.copy_chunk_bytes = 64 << 10;
+    options.pipeline.unit_bytes = 64 << 10;
     options.stream_writes = stream_writes;
     options.workers = 3;
     auto service = ImageService::Create(std::move(options));

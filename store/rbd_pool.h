@@ -1,0 +1,59 @@
+// The rbd driver's pieces shared by its files (store/ only): where a
+// store's images live (RbdPool), and its writers and readers
+// (store/rbd_image_io.cc). The driver itself is store/rbd_store.cc.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <rbd/librbd.hpp>
+#include <string>
+#include <string_view>
+
+#include "ceph/cluster.h"
+#include "store/store.h"
+
+namespace imagefs {
+
+inline constexpr std::string_view kRbdTemporaryPrefix = "imagefs-tmp.";
+inline constexpr char kRbdSnapshot[] = "snap";
+
+// Where one store's images live; shared by the store and its writers.
+struct RbdPool {
+  std::string store_id;
+  std::string pool;
+  uint64_t chunk_bytes = 0;
+  std::shared_ptr<CephCluster> cluster;  // keeps ioctx valid
+  librados::IoCtx ioctx;
+  // Set when the cluster refused this connection as blocklisted (another
+  // daemon fenced it off): the store reconnects before its next operation.
+  mutable std::atomic<bool> fenced{false};
+
+  std::string Url(std::string_view image_id) const {
+    return fmt::format("rbd://{}/{}/{}/{}", cluster->fsid(), pool, image_id, kRbdSnapshot);
+  }
+
+  Error Failed(int ret, std::string_view what, std::string_view name) const;
+
+  // Removes an image and its snapshot, whatever state a crash left them in.
+  // EBUSY when the snapshot has clones or the image is open elsewhere. With
+  // `fence`, clients that still watch the image (a writer that died or hangs)
+  // are blocklisted first, so the removal need not wait for their watch to
+  // time out.
+  Status RemoveImage(const std::string& name, bool fence = false);
+
+  // Unprotects and removes the snapshot of an open image, after fencing off
+  // other clients that still watch it when `fence` is set.
+  Status RemoveSnapshot(librbd::Image& image, const std::string& name, bool fence);
+
+  Status FenceWatchers(librbd::Image& image, const std::string& name);
+};
+
+// A writer of a temporary image `name` just created for `image_id`.
+Result<std::unique_ptr<StoreWriter>> OpenRbdWriter(std::shared_ptr<RbdPool> pool,
+                                                   std::string image_id, std::string name,
+                                                   uint64_t size);
+// A reader of the published copy of `image_id` (its snapshot).
+Result<std::unique_ptr<StoreReader>> OpenRbdReader(std::shared_ptr<RbdPool> pool,
+                                                   std::string image_id);
+
+}  // namespace imagefs
