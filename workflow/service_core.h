@@ -96,8 +96,7 @@ class ServiceCore {
   PipelineOptions pipeline_options(bool full_digest) const;
   // Waits for the workers' and stores' jobs (after the sweeper stopped).
   void JoinThreads();
-  // Returns the allocator's idle memory to the system once no job has run
-  // since the last call.
+  // Returns the allocator's free memory to the system while no job runs.
   void ReturnIdleMemory();
 
   // Images whose repair left something behind (a store that did not
@@ -116,7 +115,6 @@ class ServiceCore {
   LeaseKeeper leases_;
   StagingBudget budget_;
   std::atomic<int> jobs_running_{0};
-  std::atomic<bool> memory_returned_{true};
   Mutex unsettled_mutex_;
   std::set<std::string> unsettled_ GUARDED_BY(unsettled_mutex_);
   std::unique_ptr<boost::asio::thread_pool> workers_;
