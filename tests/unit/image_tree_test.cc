@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/fake_image_service.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/unit/fake_tree.h"
 
 namespace imagefs {
 namespace {
@@ -46,11 +45,10 @@ class ImageTreeTest : public ::testing::Test {
     return result;
   }
 
-  TemporaryDirectory staging_;
-  FakeImageService service_{staging_.path()};
-  InodeTable inodes_;
-  UploadRegistry uploads_;
-  ImageTree tree_{service_, inodes_, uploads_};
+  FakeTree parts_;
+  FakeImageService& service_ = parts_.service;
+  InodeTable& inodes_ = parts_.inodes;
+  ImageTree& tree_ = parts_.tree;
 };
 
 TEST_F(ImageTreeTest, NamesFollowTheTree) {

@@ -8,8 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include "tests/unit/fake_image_service.h"
-#include "tests/unit/temporary_directory.h"
+#include "tests/unit/fake_tree.h"
 
 namespace imagefs {
 namespace {
@@ -60,11 +59,10 @@ class OpenFilesTest : public ::testing::Test {
     return result;
   }
 
-  TemporaryDirectory staging_;
-  FakeImageService service_{staging_.path()};
-  InodeTable inodes_;
-  UploadRegistry uploads_;
-  ImageTree tree_{service_, inodes_, uploads_};
+  FakeTree parts_;
+  FakeImageService& service_ = parts_.service;
+  UploadRegistry& uploads_ = parts_.uploads;
+  ImageTree& tree_ = parts_.tree;
   std::map<pid_t, ProcessDeath> killed_;  // the processes "killed by a signal"
   OpenFiles files_{service_, tree_, uploads_,
                    OpenFilesOptions{std::chrono::seconds(600), [this](pid_t pid) {
