@@ -20,10 +20,6 @@ void SetTimes(struct stat& st, int64_t nanos) {
   st.st_atim = st.st_mtim = st.st_ctim = ToTimespec(nanos);
 }
 
-bool IsSiteDirectory(const Node& node) {
-  return node.kind == NodeKind::kStoreDir || node.kind == NodeKind::kSite;
-}
-
 }  // namespace
 
 ImageTree::ImageTree(ImageService& service, InodeTable& inodes, UploadRegistry& uploads)
@@ -306,7 +302,7 @@ void ImageTree::RemoveImage(const Caller& caller, InodeNumber parent, std::strin
 void ImageTree::Unlink(const Caller& caller, InodeNumber parent, std::string_view name, Done done) {
   auto node = FindNode(parent);
   if (!node.ok()) return done(node.error());
-  if (!IsSiteDirectory(*node)) {
+  if (!node->IsSiteDirectory()) {
     return done(Fail(EPERM, "unlink '{}': not an image file", name));
   }
   UploadRegistry::Key key{parent, std::string(name)};

@@ -34,6 +34,8 @@ struct Node {
   bool named_by_id = false;  // kFile: in /sites/<site>/, named by the image id
 
   bool IsDirectory() const { return kind != NodeKind::kFile && kind != NodeKind::kUpload; }
+  // stores/<site>/ or /sites/<site>/: where image files are written.
+  bool IsSiteDirectory() const { return kind == NodeKind::kStoreDir || kind == NodeKind::kSite; }
   std::string Key() const;
 };
 

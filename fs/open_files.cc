@@ -58,7 +58,7 @@ Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber p
                                              std::string_view name) {
   auto node = tree_.FindNode(parent);
   if (!node.ok()) return node.error();
-  if (node->kind != NodeKind::kStoreDir && node->kind != NodeKind::kSite) {
+  if (!node->IsSiteDirectory()) {
     return Fail(EPERM, "create '{}': files can only be written into a site directory", name);
   }
   auto image = ImageOfNewFile(node->image, node->site, name);

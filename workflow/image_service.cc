@@ -156,10 +156,7 @@ class ImageServiceImpl final : public ImageService {
       return Fail(EACCES, "image {}: uid {} may not read it ({}, owner is uid {})", id, caller.uid,
                   record->visibility, record->owner);
     }
-    if (!record->HasStore(site) || !core_.HasStore(site)) {
-      return Fail(ENOENT, "image {}: store {} has no copy", id, site);
-    }
-    return core_.StoreAt(site).OpenReader(id);
+    return core_.OpenPublishedCopy(*record, site);
   }
 
   void OpenCopyAsync(const Caller& caller, std::string_view id, std::string_view site,

@@ -272,10 +272,7 @@ Result<std::unique_ptr<StoreReader>> ImportRunner::OpenSource(const ImportPlan& 
     if (auto source = plan.staged->copy_source()) {
       auto record = core_.catalog().Get(source->image_id);
       if (!record.ok()) return record.error();
-      if (!record->HasStore(source->site) || !core_.HasStore(source->site)) {
-        return Fail(ENOENT, "image {}: store {} has no copy", source->image_id, source->site);
-      }
-      return core_.StoreAt(source->site).OpenReader(source->image_id);
+      return core_.OpenPublishedCopy(*record, source->site);
     }
     return plan.staged->OpenReader();
   }

@@ -117,6 +117,14 @@ std::set<std::string> ServiceCore::TakeUnsettled() {
   return std::exchange(unsettled_, {});
 }
 
+Result<std::unique_ptr<StoreReader>> ServiceCore::OpenPublishedCopy(const ImageRecord& record,
+                                                                    std::string_view site) {
+  if (!record.HasStore(site) || !HasStore(site)) {
+    return Fail(ENOENT, "image {}: store {} has no copy", record.id, site);
+  }
+  return StoreAt(site).OpenReader(record.id);
+}
+
 void ServiceCore::RemoveQuietly(const std::string& site, const std::string& image_id) {
   Status removed = StoreAt(site).Remove(image_id);
   if (!removed.ok()) {

@@ -104,6 +104,11 @@ class ServiceCore {
   void MarkUnsettled(const std::string& id) EXCLUDES(unsettled_mutex_);
   std::set<std::string> TakeUnsettled() EXCLUDES(unsettled_mutex_);
 
+  // A reader of the published copy `record` lists in `site`; ENOENT when
+  // it lists none there (or the store is not configured).
+  Result<std::unique_ptr<StoreReader>> OpenPublishedCopy(const ImageRecord& record,
+                                                         std::string_view site);
+
   // Removes a copy a failed import published; logs a failure.
   void RemoveQuietly(const std::string& site, const std::string& image_id);
 
