@@ -47,11 +47,30 @@ struct ListedRecord {
   Result<ImageRecord> record;
 };
 
+// Whether the catalog's authority answers. A catalog served through a local
+// replica (OpenReplicatedCatalog) is not live while the central cluster is
+// unreachable: then it answers inspections from the replica and fails every
+// other call at once with EHOSTUNREACH.
+struct CatalogHealth {
+  bool live = true;
+  int64_t unreachable_since = 0;  // ns since the epoch; 0 when live
+  std::string reason;             // why not live
+};
+
 class Catalog {
  public:
   using Mutation = std::function<Status(ImageRecord&)>;
 
   virtual ~Catalog() = default;
+
+  // Inspection (ls, stat, getfattr, opening a copy to read). The same as
+  // Get and ListRecords, except that a replicated catalog answers them from
+  // its replica while the central cluster is unreachable. Nothing may be
+  // decided from what they return: every change goes through the calls
+  // below, which fail when the catalog is not live.
+  virtual Result<ImageRecord> Inspect(std::string_view id) { return Get(id); }
+  virtual Result<std::vector<ListedRecord>> InspectAll() { return ListRecords(); }
+  virtual CatalogHealth Health() { return {}; }
 
   virtual Status Create(const ImageRecord& record) = 0;
   virtual Result<ImageRecord> Get(std::string_view id) = 0;
@@ -73,6 +92,32 @@ class Catalog {
   virtual Result<std::vector<Lease>> ListStaleLeases(int64_t now) = 0;
 };
 
+// Where a replica of a shared catalog stands: which catalog (an id made
+// when the catalog was created) and how many changes of it it has applied.
+struct CatalogPosition {
+  std::string catalog;
+  uint64_t seq = 0;
+};
+
+// What changed in a shared catalog after a position.
+struct CatalogChanges {
+  CatalogPosition position;  // where applying these leaves the replica
+  // `records` is every record, to replace the replica's: the position was
+  // of another catalog, or older than the change log keeps.
+  bool complete = false;
+  // The current value of each record changed (encoded, EncodeRecord);
+  // nullopt when it was removed.
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+};
+
+// A catalog that several daemons share and that keeps a log of its
+// changes, so that each can keep a local replica current cheaply.
+class SharedCatalog : public Catalog {
+ public:
+  // ESTALE never: a position it cannot continue from gets `complete`.
+  virtual Result<CatalogChanges> ChangesSince(const CatalogPosition& from) = 0;
+};
+
 // The embedded catalog: one SQLite database file (WAL mode), created with its
 // schema when missing. Fails with ENOTSUP when the file has a newer schema.
 Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const std::string& path);
@@ -85,14 +130,45 @@ struct RadosCatalogOptions {
   CephClientOptions client;  // the central cluster
   std::string pool = "imagefs";
   std::string name_space = "catalog";
+  // How many changes the log keeps: a replica further behind reads every
+  // record again.
+  uint64_t changes_kept = 8192;
 };
 
 // The shared catalog: records and leases in RADOS omap on the central
 // cluster (pool created when missing), so that daemons at several sites
 // share one consistent catalog. Updates are compare-and-set operations on
 // the OSD; leases rely on the daemons' clocks being in sync (NTP), within a
-// small fraction of the lease ttl. Fails with the connection's error, or
-// ENOTSUP when the stored format is newer than this build.
-Result<std::unique_ptr<Catalog>> OpenRadosCatalog(const RadosCatalogOptions& options);
+// small fraction of the lease ttl. Every change of a record also counts
+// up a change counter and logs the record's id (ChangesSince), in the same
+// atomic operation. Fails with the connection's error, or ENOTSUP when the
+// stored format is newer than this build.
+Result<std::unique_ptr<SharedCatalog>> OpenRadosCatalog(const RadosCatalogOptions& options);
+
+// A shared catalog served through a local replica (SQLite at
+// `replica_path`), for a mount that must keep serving when the central
+// cluster is cut off (SPEC "When central is unreachable"):
+// - A follower thread connects (`open`, again after every failure), then
+//   every `follow_every` reads the catalog's change counter and applies
+//   what changed to the replica. The same read tells whether central
+//   answers: a failure marks the catalog not live, at once.
+// - While live, every call goes to the shared catalog. A call that fails
+//   because central did not answer (ETIMEDOUT, ENOTCONN, ...) marks it not
+//   live too.
+// - While not live, Inspect and InspectAll answer from the replica and
+//   every other call fails at once with EHOSTUNREACH and a log line: the
+//   replica serves, it never decides (no lease, no change, no recovery).
+// - Opening waits up to `first_wait` for central, then serves from the
+//   replica as it is, and goes live by itself when central answers. It
+//   fails when central answers the first attempt with an error (a wrong
+//   key: EACCES, EPERM; a newer format: ENOTSUP): that needs an operator.
+struct ReplicaOptions {
+  std::string replica_path;
+  std::chrono::milliseconds follow_every{500};
+  std::chrono::milliseconds first_wait{3000};
+};
+using SharedCatalogOpener = std::function<Result<std::unique_ptr<SharedCatalog>>()>;
+Result<std::unique_ptr<Catalog>> OpenReplicatedCatalog(SharedCatalogOpener open,
+                                                       const ReplicaOptions& options);
 
 }  // namespace imagefs

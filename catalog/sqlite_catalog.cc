@@ -1,7 +1,6 @@
 // The embedded catalog: records and leases in one SQLite database (catalog/catalog.h).
-#include <sqlite3.h>
-
 #include "catalog/catalog.h"
+#include "catalog/sqlite_db.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/time.h"
@@ -11,63 +10,22 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
-// A prepared statement that finalizes itself.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool prepared() const { return rc_ == SQLITE_OK; }
-  void Bind(int index, std::string_view text) {
-    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-  }
-  void Bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
-  int Step() { return sqlite3_step(stmt_); }
-  std::string Text(int column) {
-    auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
-    return text ? std::string(text, sqlite3_column_bytes(stmt_, column)) : std::string();
-  }
-  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
-
 class SqliteCatalog final : public Catalog {
  public:
-  explicit SqliteCatalog(sqlite3* db) : db_(db) {}
-  ~SqliteCatalog() override { sqlite3_close(db_); }
+  explicit SqliteCatalog(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
 
   Status Initialize() {
     MutexLock lock(&mutex_);
-    sqlite3_busy_timeout(db_, 10'000);
-    IMAGEFS_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
-    IMAGEFS_RETURN_IF_ERROR(Exec("PRAGMA synchronous=FULL"));
-    Statement version(db_, "PRAGMA user_version");
-    if (!version.prepared() || version.Step() != SQLITE_ROW) return DbError("read schema version");
-    int64_t found = version.Int(0);
-    if (found > kSchemaVersion) {
-      return Fail(ENOTSUP, "catalog schema version {} is newer than this build ({})", found,
-                  kSchemaVersion);
-    }
-    if (found == kSchemaVersion) return Ok();
-    return Exec(
-        "BEGIN IMMEDIATE;"
+    return db_->EnsureSchema(
+        kSchemaVersion,
         "CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, record TEXT NOT NULL);"
         "CREATE TABLE IF NOT EXISTS leases (image_id TEXT PRIMARY KEY, holder TEXT NOT NULL,"
-        " purpose TEXT NOT NULL, expires_at INTEGER NOT NULL);"
-        "PRAGMA user_version=1;"
-        "COMMIT;");
+        " purpose TEXT NOT NULL, expires_at INTEGER NOT NULL);");
   }
 
   Status Create(const ImageRecord& record) override {
     MutexLock lock(&mutex_);
-    Statement insert(db_, "INSERT INTO images (id, record) VALUES (?, ?)");
+    Statement insert(db_->get(), "INSERT INTO images (id, record) VALUES (?, ?)");
     insert.Bind(1, record.id);
     insert.Bind(2, EncodeRecord(record));
     int rc = insert.Step();
@@ -83,7 +41,7 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<std::string>> ListIds() override {
     MutexLock lock(&mutex_);
-    Statement select(db_, "SELECT id FROM images ORDER BY id");
+    Statement select(db_->get(), "SELECT id FROM images ORDER BY id");
     std::vector<std::string> ids;
     int rc;
     while ((rc = select.Step()) == SQLITE_ROW) ids.push_back(select.Text(0));
@@ -93,7 +51,7 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<ListedRecord>> ListRecords() override {
     MutexLock lock(&mutex_);
-    Statement select(db_, "SELECT id, record FROM images ORDER BY id");
+    Statement select(db_->get(), "SELECT id, record FROM images ORDER BY id");
     std::vector<ListedRecord> records;
     int rc;
     while ((rc = select.Step()) == SQLITE_ROW) {
@@ -119,10 +77,10 @@ class SqliteCatalog final : public Catalog {
 
   Status Remove(std::string_view id) override {
     MutexLock lock(&mutex_);
-    Statement remove(db_, "DELETE FROM images WHERE id = ?");
+    Statement remove(db_->get(), "DELETE FROM images WHERE id = ?");
     remove.Bind(1, id);
     if (remove.Step() != SQLITE_DONE) return DbError(fmt::format("remove image {}", id));
-    if (sqlite3_changes(db_) == 0) return Fail(ENOENT, "image {} does not exist", id);
+    if (sqlite3_changes(db_->get()) == 0) return Fail(ENOENT, "image {} does not exist", id);
     return Ok();
   }
 
@@ -138,12 +96,13 @@ class SqliteCatalog final : public Catalog {
   Status RenewLease(std::string_view image_id, std::string_view holder,
                     int64_t expires_at) override {
     MutexLock lock(&mutex_);
-    Statement renew(db_, "UPDATE leases SET expires_at = ? WHERE image_id = ? AND holder = ?");
+    Statement renew(db_->get(),
+                    "UPDATE leases SET expires_at = ? WHERE image_id = ? AND holder = ?");
     renew.Bind(1, expires_at);
     renew.Bind(2, image_id);
     renew.Bind(3, holder);
     if (renew.Step() != SQLITE_DONE) return DbError("renew lease");
-    if (sqlite3_changes(db_) == 0) {
+    if (sqlite3_changes(db_->get()) == 0) {
       return Fail(ESTALE, "lease on image {} was lost (taken over after expiry)", image_id);
     }
     return Ok();
@@ -151,7 +110,7 @@ class SqliteCatalog final : public Catalog {
 
   Status ReleaseLease(std::string_view image_id, std::string_view holder) override {
     MutexLock lock(&mutex_);
-    Statement release(db_, "DELETE FROM leases WHERE image_id = ? AND holder = ?");
+    Statement release(db_->get(), "DELETE FROM leases WHERE image_id = ? AND holder = ?");
     release.Bind(1, image_id);
     release.Bind(2, holder);
     if (release.Step() != SQLITE_DONE) return DbError("release lease");
@@ -166,7 +125,8 @@ class SqliteCatalog final : public Catalog {
   Result<std::vector<Lease>> ListStaleLeases(int64_t now) override {
     MutexLock lock(&mutex_);
     Statement select(
-        db_, "SELECT image_id, holder, purpose, expires_at FROM leases WHERE expires_at < ?");
+        db_->get(),
+        "SELECT image_id, holder, purpose, expires_at FROM leases WHERE expires_at < ?");
     select.Bind(1, now);
     std::vector<Lease> leases;
     int rc;
@@ -178,24 +138,11 @@ class SqliteCatalog final : public Catalog {
   }
 
  private:
-  Error DbError(std::string_view what) {
-    return Fail(EIO, "catalog: {} failed: {}", what, sqlite3_errmsg(db_));
-  }
+  Error DbError(std::string_view what) REQUIRES(mutex_) { return db_->Failed(what); }
+  Status Exec(const char* sql) REQUIRES(mutex_) { return db_->Exec(sql); }
 
-  Status Exec(const char* sql) {
-    char* message = nullptr;
-    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
-    if (rc != SQLITE_OK) {
-      Error error = Fail(rc == SQLITE_BUSY ? EBUSY : EIO, "catalog: '{}' failed: {}", sql,
-                         message ? message : sqlite3_errstr(rc));
-      sqlite3_free(message);
-      return error;
-    }
-    return Ok();
-  }
-
-  Result<ImageRecord> GetLocked(std::string_view id) {
-    Statement select(db_, "SELECT record FROM images WHERE id = ?");
+  Result<ImageRecord> GetLocked(std::string_view id) REQUIRES(mutex_) {
+    Statement select(db_->get(), "SELECT record FROM images WHERE id = ?");
     select.Bind(1, id);
     int rc = select.Step();
     if (rc == SQLITE_DONE) return Fail(ENOENT, "image {} does not exist", id);
@@ -203,20 +150,21 @@ class SqliteCatalog final : public Catalog {
     return DecodeRecord(select.Text(0));
   }
 
-  Result<ImageRecord> UpdateLocked(std::string_view id, const Mutation& mutate) {
+  Result<ImageRecord> UpdateLocked(std::string_view id, const Mutation& mutate) REQUIRES(mutex_) {
     auto record = GetLocked(id);
     if (!record.ok()) return record.error();
     IMAGEFS_RETURN_IF_ERROR(mutate(*record));
     record->updated_at = NowNanos();
-    Statement update(db_, "UPDATE images SET record = ? WHERE id = ?");
+    Statement update(db_->get(), "UPDATE images SET record = ? WHERE id = ?");
     update.Bind(1, EncodeRecord(*record));
     update.Bind(2, id);
     if (update.Step() != SQLITE_DONE) return DbError(fmt::format("update image {}", id));
     return record;
   }
 
-  Result<std::optional<Lease>> GetLeaseLocked(std::string_view image_id) {
-    Statement select(db_, "SELECT holder, purpose, expires_at FROM leases WHERE image_id = ?");
+  Result<std::optional<Lease>> GetLeaseLocked(std::string_view image_id) REQUIRES(mutex_) {
+    Statement select(db_->get(),
+                     "SELECT holder, purpose, expires_at FROM leases WHERE image_id = ?");
     select.Bind(1, image_id);
     int rc = select.Step();
     if (rc == SQLITE_DONE) return std::optional<Lease>();
@@ -225,7 +173,7 @@ class SqliteCatalog final : public Catalog {
         Lease{std::string(image_id), select.Text(0), select.Text(1), select.Int(2)});
   }
 
-  Status AcquireLeaseLocked(const Lease& lease) {
+  Status AcquireLeaseLocked(const Lease& lease) REQUIRES(mutex_) {
     auto existing = GetLeaseLocked(lease.image_id);
     if (!existing.ok()) return existing.error();
     if (*existing && (*existing)->holder != lease.holder && (*existing)->expires_at > NowNanos()) {
@@ -235,7 +183,7 @@ class SqliteCatalog final : public Catalog {
       Log(LogLevel::kWarning, "image {}: taking over stale lease ({})", lease.image_id,
           (*existing)->purpose);
     }
-    Statement upsert(db_,
+    Statement upsert(db_->get(),
                      "INSERT OR REPLACE INTO leases (image_id, holder, purpose, expires_at)"
                      " VALUES (?, ?, ?, ?)");
     upsert.Bind(1, lease.image_id);
@@ -248,23 +196,15 @@ class SqliteCatalog final : public Catalog {
 
   // One connection, used by one thread at a time.
   Mutex mutex_;
-  sqlite3* const db_ PT_GUARDED_BY(mutex_);
+  const std::unique_ptr<SqliteDb> db_ PT_GUARDED_BY(mutex_);
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Catalog>> OpenSqliteCatalog(const std::string& path) {
-  sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Error error = Fail(EIO, "catalog: cannot open {}: {}", path,
-                       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    sqlite3_close(db);
-    return error;
-  }
-  auto catalog = std::make_unique<SqliteCatalog>(db);
+  auto db = SqliteDb::Open(path, "catalog");
+  if (!db.ok()) return db.error();
+  auto catalog = std::make_unique<SqliteCatalog>(std::move(db).value());
   IMAGEFS_RETURN_IF_ERROR(catalog->Initialize());
   return std::unique_ptr<Catalog>(std::move(catalog));
 }

@@ -319,6 +319,12 @@ Result<std::string> ImageTree::GetAttribute(InodeNumber ino, std::string_view na
   if (node->kind == NodeKind::kRoot && name == kInodesXattr) {
     return std::to_string(inodes_.size());
   }
+  if ((node->kind == NodeKind::kRoot || node->kind == NodeKind::kImage) && name == kCatalogXattr) {
+    CatalogHealth health = service_.CatalogState();
+    if (health.live) return std::string("live");
+    return fmt::format("replica, central unreachable since {}",
+                       FormatIsoTime(health.unreachable_since));
+  }
   if (node->kind != NodeKind::kImage || !name.starts_with(kXattrPrefix)) {
     return Fail(ENODATA, "no attribute {}", name);
   }
@@ -333,10 +339,13 @@ Result<std::string> ImageTree::ListAttributes(InodeNumber ino) {
   auto node = FindNode(ino);
   if (!node.ok()) return node.error();
   std::string names;
-  if (node->kind == NodeKind::kRoot) names = std::string(kInodesXattr) + '\0';
+  if (node->kind == NodeKind::kRoot) {
+    names = std::string(kInodesXattr) + '\0' + std::string(kCatalogXattr) + '\0';
+  }
   if (node->kind == NodeKind::kImage) {
     auto record = service_.GetImage(node->image);
     if (!record.ok()) return record.error();
+    names = std::string(kCatalogXattr) + '\0';
     for (const auto& [key, value] : GlanceProperties(*record)) {
       names += std::string(kXattrPrefix) + key;
       names.push_back('\0');

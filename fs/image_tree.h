@@ -46,6 +46,9 @@ constexpr std::string_view kXattrPrefix = "user.glance.";
 // On the mount's root: how many inodes the daemon keeps (what the kernel
 // holds; for watching memory).
 constexpr std::string_view kInodesXattr = "user.imagefs.inodes";
+// On / and each image: "live", or "replica, central unreachable since
+// <time>" while the catalog answers from the mount's replica.
+constexpr std::string_view kCatalogXattr = "user.imagefs.catalog";
 
 // A name the kernel now holds: its inode (counted) and attributes.
 struct EntryAttributes {

@@ -67,12 +67,13 @@ void SetLogLevel(const char* level) {
 // Mounted: detaches (unless in the foreground), builds the service and
 // serves until unmounted or signalled; the loop's exit code.
 int Serve(fuse_session* session, const fuse_cmdline_opts& options, bool log_to_file,
-          const imagefs::Config& config, imagefs::Filesystem& filesystem) {
+          const imagefs::Config& config, imagefs::Filesystem& filesystem,
+          std::unique_ptr<imagefs::ImageService> built) {
   using imagefs::Log;
   using imagefs::LogLevel;
   fuse_daemonize(options.foreground);
   if (!options.foreground && !log_to_file) imagefs::LogToSyslog();
-  auto service = imagefs::BuildImageService(config);
+  auto service = built ? std::move(built) : imagefs::BuildImageService(config);
   if (!service.ok()) {
     Log(LogLevel::kError, "cannot serve: {}", service.error().message);
     return 1;
@@ -128,16 +129,16 @@ int main(int argc, char* argv[]) {
     Log(LogLevel::kError, "refusing to start: {}", config.error().message);
     return 1;
   }
-  {
-    // Open everything once before detaching, so that a bad configuration
-    // fails here, in front of the user. Threads do not survive the fork of
-    // fuse_daemonize, so the service is built again afterwards.
-    auto check = imagefs::BuildImageService(*config);
-    if (!check.ok()) {
-      Log(LogLevel::kError, "refusing to start: {}", check.error().message);
-      return 1;
-    }
+  // Open everything once before detaching, so that a bad configuration
+  // fails here, in front of the user. Threads do not survive the fork of
+  // fuse_daemonize: a daemon that detaches builds the service again after.
+  auto check = imagefs::BuildImageService(*config);
+  if (!check.ok()) {
+    Log(LogLevel::kError, "refusing to start: {}", check.error().message);
+    return 1;
   }
+  std::unique_ptr<imagefs::ImageService> built = std::move(check).value();
+  if (!options.foreground) built.reset();
 
   auto filesystem = imagefs::Filesystem::Create(
       {.stale_temporary_after = std::chrono::seconds(config->idle_upload_seconds)});
@@ -147,7 +148,8 @@ int main(int argc, char* argv[]) {
   int exit_code = 1;
   if (fuse_set_signal_handlers(session) == 0) {
     if (fuse_session_mount(session, mountpoint.get()) == 0) {
-      exit_code = Serve(session, options, command_line.log_file != nullptr, *config, *filesystem);
+      exit_code = Serve(session, options, command_line.log_file != nullptr, *config, *filesystem,
+                        std::move(built));
       fuse_session_unmount(session);
     }
     fuse_remove_signal_handlers(session);

@@ -286,6 +286,23 @@ const std::vector<Key<StoreConfig>>& RbdStoreKeys() {
   return keys;
 }
 
+// The keys of the rados catalog.
+const std::vector<Key<CatalogConfig>>& CatalogKeys() {
+  static const std::vector<Key<CatalogConfig>> keys{
+      {"", "rados_ceph_conf", Within(&CatalogConfig::client, Text(&CephClientOptions::ceph_conf))},
+      {"", "rados_user", Within(&CatalogConfig::client, Text(&CephClientOptions::user))},
+      {"", "rados_keyring", Within(&CatalogConfig::client, Text(&CephClientOptions::keyring))},
+      {"", "rados_connect_timeout",
+       Within(&CatalogConfig::client,
+              NumberIn(&CephClientOptions::connect_timeout_seconds, 1, 3600, "must be 1..3600"))},
+      {"", "rados_op_timeout",
+       Within(&CatalogConfig::client,
+              NumberIn(&CephClientOptions::op_timeout_seconds, 1, 3600, "must be 1..3600"))},
+      {"", "replica_path", Within(&CatalogConfig::replica, Text(&ReplicaOptions::replica_path))},
+  };
+  return keys;
+}
+
 }  // namespace
 
 std::string DefaultStateDir() {
@@ -409,12 +426,14 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
     for (const auto& store : config.stores) {
       if (store.id == config.central) central = &store;
     }
-    if (central->driver == "rbd") config.catalog.client = central->client;
-    config.catalog.client.ceph_conf =
-        reader.Get("catalog", "rados_ceph_conf", config.catalog.client.ceph_conf);
-    config.catalog.client.user = reader.Get("catalog", "rados_user", config.catalog.client.user);
-    config.catalog.client.keyring =
-        reader.Get("catalog", "rados_keyring", config.catalog.client.keyring);
+    CephClientOptions& client = config.catalog.client;
+    if (central->driver == "rbd") {
+      client.ceph_conf = central->client.ceph_conf;
+      client.user = central->client.user;
+      client.keyring = central->client.keyring;
+    }
+    config.catalog.replica.replica_path = config.state_dir + "/catalog-replica.db";
+    IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, CatalogKeys(), "catalog", config.catalog));
   } else {
     return reader.Bad("catalog", "backend",
                       fmt::format("'{}' is unknown (embedded, rados)", config.catalog.backend));

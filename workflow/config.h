@@ -11,7 +11,11 @@
 //   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
 //   [catalog]   backend = embedded | rados; path = <sqlite file>;
 //               rados_pool, rados_namespace, and rados_ceph_conf,
-//               rados_user, rados_keyring (default: the central store's)
+//               rados_user, rados_keyring (default: the central store's);
+//               rados_connect_timeout = 5, rados_op_timeout = 3 (seconds:
+//               how soon central counts as unreachable, and the mount
+//               serves from its replica); replica_path = <state
+//               dir>/catalog-replica.db (rados)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
 //               workers = 4; copy_chunk_size = 8 (MiB, a multiple of 4);
 //               copy_in_flight = 16 (chunks read and written at once);
@@ -63,10 +67,12 @@ struct StoreConfig {
 struct CatalogConfig {
   std::string backend = "embedded";
   std::string path;  // embedded
-  // rados: the central store's cluster unless rados_ceph_conf says otherwise.
-  CephClientOptions client;
+  // rados: the central store's cluster unless rados_ceph_conf says
+  // otherwise, with short timeouts of its own.
+  CephClientOptions client{.connect_timeout_seconds = 5, .op_timeout_seconds = 3};
   std::string rados_pool;
   std::string rados_namespace;
+  ReplicaOptions replica;  // rados: how it follows central
 };
 
 // The image service's default options.

@@ -35,10 +35,11 @@ class ImageServiceImpl final : public ImageService {
     return core_.IsAuthorized(caller, record);
   }
 
-  Result<ImageRecord> GetImage(std::string_view id) override { return core_.catalog().Get(id); }
+  Result<ImageRecord> GetImage(std::string_view id) override { return core_.catalog().Inspect(id); }
   Result<std::vector<ListedRecord>> ListImageRecords() override {
-    return core_.catalog().ListRecords();
+    return core_.catalog().InspectAll();
   }
+  CatalogHealth CatalogState() override { return core_.catalog().Health(); }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
     if (!IsUuid(id)) {
@@ -150,7 +151,7 @@ class ImageServiceImpl final : public ImageService {
 
   Result<std::unique_ptr<StoreReader>> OpenCopy(const Caller& caller, std::string_view id,
                                                 std::string_view site) override {
-    auto record = core_.catalog().Get(id);
+    auto record = core_.catalog().Inspect(id);
     if (!record.ok()) return record.error();
     if (!record->ReadableByAll() && !core_.IsAuthorized(caller, *record)) {
       return Fail(EACCES, "image {}: uid {} may not read it ({}, owner is uid {})", id, caller.uid,

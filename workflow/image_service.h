@@ -31,6 +31,9 @@
 //                     protected; EACCES; ENOENT
 //     OpenCopy        ENOENT; EACCES not public/community and not the
 //                     owner's or an admin's
+//     every change    EHOSTUNREACH the catalog is replicated and central is
+//                     unreachable (catalog.h): inspections answer from the
+//                     replica, nothing that decides runs
 //
 // How each operation runs, with its error path, is drawn where it is
 // done: an import in workflow/import_runner.h (its plan from each source
@@ -106,6 +109,10 @@ class ImageService {
   virtual Result<ImageRecord> GetImage(std::string_view id) = 0;
   // Every image record in one catalog pass (listings with attributes).
   virtual Result<std::vector<ListedRecord>> ListImageRecords() = 0;
+  // Whether the catalog is live, or serves inspections (GetImage,
+  // ListImageRecords, OpenCopy) from the mount's replica because central
+  // is unreachable; then every change fails with EHOSTUNREACH.
+  virtual CatalogHealth CatalogState() = 0;
 
   virtual Status CreateImage(const Caller& caller, std::string_view id) = 0;
   virtual Status SetProperty(const Caller& caller, std::string_view id, std::string_view name,

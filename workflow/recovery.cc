@@ -232,7 +232,9 @@ void Recovery::SweepLoop() {
   auto last_sweep = std::chrono::steady_clock::now();
   MutexLock lock(&mutex_);
   while (!stopping_) {
-    if (recover_requested_) {
+    // Recovery decides: it waits for central (catalog.h, replica).
+    bool live = core_.catalog().Health().live;
+    if (recover_requested_ && live) {
       recover_requested_ = false;
       lock.Unlock();
       Status recovered = RecoverAll();
@@ -246,14 +248,14 @@ void Recovery::SweepLoop() {
     }
     wake_.WaitFor(std::min<std::chrono::seconds>(ttl, kIdle));
     if (stopping_) break;
-    if (recover_requested_) continue;
+    if (recover_requested_ && live) continue;
     lock.Unlock();
     auto now = std::chrono::steady_clock::now();
-    if (now - last_sweep >= ttl) {
+    if (live && now - last_sweep >= ttl) {
       SweepStaleLeases();
       last_sweep = now;
     }
-    RepairUnsettled();
+    if (live) RepairUnsettled();
     core_.ReturnIdleMemory();
     lock.Lock();
   }

@@ -49,9 +49,14 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   }
   Result<std::unique_ptr<Catalog>> catalog = Fail(EINVAL, "no catalog");
   if (config.catalog.backend == "rados") {
-    catalog = OpenRadosCatalog({.client = config.catalog.client,
-                                .pool = config.catalog.rados_pool,
-                                .name_space = config.catalog.rados_namespace});
+    RadosCatalogOptions rados{.client = config.catalog.client,
+                              .pool = config.catalog.rados_pool,
+                              .name_space = config.catalog.rados_namespace};
+    std::error_code error;
+    std::filesystem::create_directories(
+        std::filesystem::path(config.catalog.replica.replica_path).parent_path(), error);
+    catalog =
+        OpenReplicatedCatalog([rados] { return OpenRadosCatalog(rados); }, config.catalog.replica);
   } else {
     std::error_code error;
     std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),

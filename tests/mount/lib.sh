@@ -41,6 +41,7 @@ cleanup() {
   if [ -n "$SECOND_PID" ]; then kill -9 "$SECOND_PID" 2>/dev/null || true; fi
   for extra in "${EXTRA_MOUNTS[@]:-}"; do [ -n "$extra" ] && umount -l "$extra" 2>/dev/null || true; done
   for pid in "${EXTRA_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  for command in "${AT_EXIT[@]:-}"; do [ -z "$command" ] || eval "$command" || true; done
   if [ -n "$OWN_CLUSTERS" ]; then
     "$CLUSTERS" stop "$CEPH_DIR" || true
   elif [ -n "$CEPH_DIR" ]; then
@@ -61,6 +62,7 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 EXTRA_MOUNTS=()
 EXTRA_PIDS=()  # helpers (an HTTP server) killed at the end
+AT_EXIT=()     # commands that undo what a test changed (tc, stopped daemons)
 
 # fail MESSAGE: ends the test, also from inside $(...) or a pipeline (where
 # exit alone would end only that subshell, and `|| true` would hide it).

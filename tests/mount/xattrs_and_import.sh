@@ -18,6 +18,9 @@ for name in id name status owner size checksum os_hash_algo os_hash_value create
   echo "$dump" | grep -q "^user.glance.$name=" || fail "getfattr -d lacks $name: $dump"
 done
 echo "$dump" | grep -q '^user.glance.status="active"' || fail "status not active: $dump"
+# The catalog answers live (central_unreachable.sh: when it does not).
+echo "$dump" | grep -q '^user.imagefs.catalog="live"' || fail "catalog not live: $dump"
+assert_eq "$(getfattr --only-values -n user.imagefs.catalog "$MNT")" live "the mount's catalog"
 expect_error "No such attribute" getfattr -n user.glance.nonexistent "$MNT/images/$id"
 
 # Properties. disk_format was set from the data (random bytes: raw), and

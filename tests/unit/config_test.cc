@@ -112,6 +112,27 @@ TEST(ConfigTest, CephExampleIsValid) {
   // The catalog connects as the central store does.
   EXPECT_EQ(config->catalog.client.ceph_conf, "/etc/ceph/central.conf");
   EXPECT_EQ(config->catalog.client.keyring, "/etc/ceph/central.client.openstack.keyring");
+  // ... with short timeouts of its own, and a replica in the state dir.
+  EXPECT_EQ(config->catalog.client.connect_timeout_seconds, 5);
+  EXPECT_EQ(config->catalog.client.op_timeout_seconds, 3);
+  EXPECT_EQ(config->catalog.replica.replica_path, "/state/catalog-replica.db");
+}
+
+TEST(ConfigTest, CatalogTimeoutsAndReplicaAreSettable) {
+  auto config = ParseConfig(
+      "[DEFAULT]\nenabled_backends = a:rbd\n[glance_store]\ndefault_backend = a\n"
+      "[a]\nrados_op_timeout = 60\n"
+      "[catalog]\nbackend = rados\nrados_op_timeout = 7\nreplica_path = /r/replica.db\n",
+      "c.conf", "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->stores[0].client.op_timeout_seconds, 60);
+  EXPECT_EQ(config->catalog.client.op_timeout_seconds, 7);
+  EXPECT_EQ(config->catalog.replica.replica_path, "/r/replica.db");
+  auto zero = ParseConfig(
+      "[DEFAULT]\nenabled_backends = a:rbd\n[glance_store]\ndefault_backend = a\n"
+      "[catalog]\nbackend = rados\nrados_op_timeout = 0\n",
+      "c.conf", "/state");
+  EXPECT_EQ(zero.code(), EINVAL);  // the catalog must never wait forever
 }
 
 constexpr char kOneStore[] =

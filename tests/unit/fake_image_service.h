@@ -37,6 +37,7 @@ class FakeImageService final : public ImageService {
   std::vector<std::string> deleted;  // "<image>" or "<image>/<site>"
   std::vector<ImportRequest> imports;
   std::optional<Error> commit_failure;  // the next commits fail with it
+  CatalogHealth catalog_health;         // what CatalogState() says
 
   const std::vector<std::string>& store_ids() const override { return stores_; }
   bool HasStore(std::string_view site) const override {
@@ -56,6 +57,8 @@ class FakeImageService final : public ImageService {
     for (const auto& [id, record] : records) listed.push_back({id, record});
     return listed;
   }
+
+  CatalogHealth CatalogState() override { return catalog_health; }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
     if (!IsUuid(id)) return Fail(EINVAL, "'{}' is not an image id", id);
