@@ -1,4 +1,8 @@
-// Logging: one line per event on stderr (journald picks it up under systemd).
+// Logging: one line per event on stderr, a file, or syslog.
+//
+// Under systemd, when stderr is the journal's stream ($JOURNAL_STREAM names
+// its device and inode), each line starts with its syslog priority ("<3>")
+// and carries no time stamp of its own: `journalctl -p err` finds errors.
 //
 // Thread safety: every function may be called from any thread; a line is
 // written with a single write(2) so lines from different threads never mix.
@@ -6,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -18,6 +23,12 @@ void SetLogLevel(LogLevel level);
 void LogToSyslog();
 // Appends lines to `path` instead of stderr; false when it cannot be opened.
 bool LogToFile(const char* path);
+// Opens the log file again by its name (after logrotate renamed it): new
+// lines go to a new file. False, and lines keep going to the old one, when
+// it cannot be opened. Nothing to do without a log file.
+bool ReopenLogFile();
+// The level a name (debug, info, warning, error) stands for.
+std::optional<LogLevel> ParseLogLevel(std::string_view name);
 bool LogEnabled(LogLevel level);
 void WriteLogLine(LogLevel level, std::string_view message);
 

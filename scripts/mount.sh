@@ -14,16 +14,13 @@ scripts/install-deps.sh
 scripts/build.sh
 
 # A daemon that crashed leaves its mount behind, answering "Transport
-# endpoint is not connected": clear it, as systemd's unit does.
-if findmnt -n "$mountpoint_dir" > /dev/null 2>&1 && ! stat "$mountpoint_dir" > /dev/null 2>&1; then
-  echo "clearing the stale mount of a daemon that is gone: $mountpoint_dir"
-  fusermount3 -uz "$mountpoint_dir" 2> /dev/null || umount -l "$mountpoint_dir"
-fi
-if mountpoint -q "$mountpoint_dir"; then
+# endpoint is not connected": imagefs clears it itself before mounting.
+if stat "$mountpoint_dir" > /dev/null 2>&1 && mountpoint -q "$mountpoint_dir"; then
   echo "$mountpoint_dir is already a mount point; unmount it first: fusermount3 -u $mountpoint_dir" >&2
   exit 1
 fi
-mkdir -p "$mountpoint_dir" "$state_dir"
+mkdir -p "$state_dir"
+mkdir -p "$mountpoint_dir" 2> /dev/null || true  # fails on a stale mount, which imagefs clears
 build/fs/imagefs --state-dir="$state_dir" --log-file="$state_dir/imagefs.log" "$mountpoint_dir"
 echo "imagefs is mounted on $mountpoint_dir (state: $state_dir, log: $state_dir/imagefs.log)"
 echo "try:  ls $mountpoint_dir/sites    unmount: fusermount3 -u $mountpoint_dir"

@@ -26,7 +26,12 @@
 //               or receives under 1 KiB/s for that long);
 //               idle_upload_timeout = 600 (seconds: a file closed without
 //               data, or an rsync temporary never renamed, is discarded
-//               after it is left alone this long)
+//               after it is left alone this long);
+//               log_level = info (debug, info, warning, error; read again
+//               on SIGHUP); stop_timeout = 45 (seconds SIGTERM waits for
+//               running commits before leaving them to recovery);
+//               metrics_file = <path> (Prometheus text, written every
+//               metrics_interval = 15 seconds; unset: none)
 //   [image_conversion] output_format = raw (Glance's image_conversion:
 //               non-raw uploads and web-downloads are stored as raw;
 //               unset: stored as they come)
@@ -98,6 +103,10 @@ struct Config {
       static_cast<int>(ServiceDefaults().download.connect_timeout.count());
   int download_stall_seconds = static_cast<int>(ServiceDefaults().download.stall.count());
   int idle_upload_seconds = 600;
+  std::string log_level = "info";
+  int stop_timeout_seconds = 45;
+  std::string metrics_file;  // empty: no metrics
+  int metrics_interval_seconds = 15;
   std::string conversion_format;  // "raw", or empty: no conversion
   UriFilter import_filter;
 };

@@ -2,10 +2,12 @@
 #include "workflow/deletes.h"
 
 #include "common/log.h"
+#include "common/metrics.h"
 
 namespace imagefs {
 
 Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const std::string& site) {
+  OperationTimer timer("delete_copy");
   if (!core_.HasStore(site)) return Fail(ENOENT, "image {}: store {} is not configured", id, site);
   auto locked = core_.LockImage(id, fmt::format("delete copy in {} by uid {}", site, caller.uid),
                                 [&](const ImageRecord& record) {
@@ -47,6 +49,7 @@ Status Deletes::RemoveData(const std::string& id, const Location& location) {
 }
 
 Status Deletes::DeleteImage(const Caller& caller, const std::string& id) {
+  OperationTimer timer("delete_image");
   auto locked = core_.LockImage(
       id, fmt::format("delete image by uid {}", caller.uid),
       [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, "delete"); });

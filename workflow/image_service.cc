@@ -171,7 +171,7 @@ class ImageServiceImpl final : public ImageService {
   }
 
   Status Recover() override { return recovery_.RecoverAll(); }
-  void RecoverInBackground() override { recovery_.RecoverInBackground(); }
+  void RecoverInBackground(Done done) override { recovery_.RecoverInBackground(std::move(done)); }
 
   void Shutdown() override {
     if (shut_down_.exchange(true)) return;

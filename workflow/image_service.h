@@ -154,8 +154,9 @@ class ImageService {
   // named in a warning.
   virtual Status Recover() = 0;
   // Recover() on the background sweeper thread, so that serving starts at
-  // once (operations and recovery exclude each other per image by lease).
-  virtual void RecoverInBackground() = 0;
+  // once (operations and recovery exclude each other per image by lease);
+  // `done` gets its status when it has run (it waits for a live catalog).
+  virtual void RecoverInBackground(Done done = {}) = 0;
   // Waits for running jobs; later calls with Done fail with ESHUTDOWN.
   virtual void Shutdown() = 0;
 };

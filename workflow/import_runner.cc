@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/time.h"
 #include "common/uuid.h"
 #include "store/posix_file.h"
@@ -65,6 +66,10 @@ Status ImportRunner::Begin(const ImportPlan& plan) {
 
 Status ImportRunner::Run(ImportPlan& plan) {
   bool upload = !plan.expected;
+  OperationTimer timer(upload ? "upload" : "copy");
+  for (const auto& site : plan.targets) {
+    Metrics::Get().Count(Metric::kImportsStarted, {{"store", site}});
+  }
   std::optional<Error> failure;          // what the caller's operation reports
   std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
   Copies copies;
@@ -107,6 +112,7 @@ Status ImportRunner::Run(ImportPlan& plan) {
   }
   unpublished.clear();  // unpublished temporaries are removed here
   End(plan, upload);
+  CountOutcomes(plan);
   if (!failure) return Ok();
   int code = failure->code == ENOSPC ? ENOSPC : EIO;
   return Error{code, failure->message};
@@ -140,6 +146,7 @@ Status ImportRunner::PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copi
     for (const auto& location : published) core_.RemoveQuietly(location.store, id);
     return status;
   }
+  for (const auto& location : published) plan.published.push_back(location.store);
   Log(LogLevel::kInfo, "image {}: copies in {} published", id, fmt::join(plan.targets, ","));
   return Ok();
 }
@@ -293,8 +300,22 @@ Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
     core_.RemoveQuietly(copy.store, plan.image_id);
     return updated.error();
   }
+  plan.published.push_back(copy.store);
   Log(LogLevel::kInfo, "image {}: copy in {} published at {}", plan.image_id, copy.store, *url);
   return Ok();
+}
+
+void ImportRunner::CountOutcomes(const ImportPlan& plan) {
+  for (const auto& site : plan.targets) {
+    bool published =
+        std::find(plan.published.begin(), plan.published.end(), site) != plan.published.end();
+    Metrics::Get().Count(published ? Metric::kImportsSucceeded : Metric::kImportsFailed,
+                         {{"store", site}});
+    if (published && plan.expected) {
+      Metrics::Get().Count(Metric::kCopiedBytes, {{"store", site}},
+                           static_cast<double>(plan.expected->size));
+    }
+  }
 }
 
 void ImportRunner::RecordFailure(const ImportPlan& plan, const std::string& site,

@@ -71,6 +71,7 @@ struct ImportPlan {
   std::optional<ImageFormat> format;
   bool convert = false;
   std::optional<ScratchFile> converted;
+  std::vector<std::string> published;  // the targets whose copy was published
 };
 
 // The digest an image's record holds, if it has data.
@@ -102,6 +103,8 @@ class ImportRunner {
   // Must-succeed: publishes every verified copy in one record update.
   Status PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies);
   void RecordFailure(const ImportPlan& plan, const std::string& site, const Error& error);
+  // Each target's outcome into the metrics (common/metrics.h).
+  void CountOutcomes(const ImportPlan& plan);
   // `upload`: the data defined the image (plan.expected was unset).
   void End(const ImportPlan& plan, bool upload);
 

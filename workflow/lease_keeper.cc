@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/time.h"
 #include "common/uuid.h"
 
@@ -39,6 +40,7 @@ Result<std::unique_ptr<HeldLease>> LeaseKeeper::Acquire(std::string_view image_i
   std::unique_ptr<HeldLease> held(new HeldLease(*this, std::move(lease)));
   MutexLock lock(&mutex_);
   held_.insert(held.get());
+  Metrics::Get().Set(Metric::kLeasesHeld, {}, static_cast<double>(held_.size()));
   return held;
 }
 
@@ -46,6 +48,7 @@ void LeaseKeeper::Release(HeldLease* lease) {
   {
     MutexLock lock(&mutex_);
     held_.erase(lease);
+    Metrics::Get().Set(Metric::kLeasesHeld, {}, static_cast<double>(held_.size()));
   }
   Status released = catalog_.ReleaseLease(lease->lease_.image_id, lease->lease_.holder);
   if (!released.ok()) {

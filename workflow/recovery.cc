@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/time.h"
 
 namespace imagefs {
@@ -66,6 +67,7 @@ Status Recovery::RecoverAll() {
       Log(LogLevel::kWarning, "image {}: breaking lease of this daemon's previous run ({})",
           lease.image_id, lease.purpose);
       IMAGEFS_RETURN_IF_ERROR(core_.catalog().ReleaseLease(lease.image_id, lease.holder));
+      Metrics::Get().Count(Metric::kRecoveryActions, {{"action", "lease_broken"}});
       candidates[lease.image_id];
     } else if (lease.expires_at < now) {
       candidates[lease.image_id];
@@ -119,6 +121,9 @@ Status Recovery::RepairImage(const std::string& id,
     Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", store->id(),
         temporary.name);
     Status removed = store->RemoveTemporary(temporary);
+    if (removed.ok()) {
+      Metrics::Get().Count(Metric::kRecoveryActions, {{"action", "temporary_removed"}});
+    }
     if (!removed.ok() && !failure) failure = removed.error();
   }
   return failure ? Status(*failure) : Ok();
@@ -145,6 +150,7 @@ Status Recovery::RepairRecordLocked(const std::string& id) {
       if (lost) {
         Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id,
             location.store);
+        Metrics::Get().Count(Metric::kRecoveryActions, {{"action", "location_dropped"}});
       }
       return lost;
     });
@@ -166,6 +172,9 @@ Status Recovery::RepairRecordLocked(const std::string& id) {
     if (present.count(site) && present[site] && !published.count(site)) {
       Log(LogLevel::kWarning, "store {}: removing unpublished copy of image {}", site, id);
       Status removed = store->Remove(id);
+      if (removed.ok()) {
+        Metrics::Get().Count(Metric::kRecoveryActions, {{"action", "unpublished_copy_removed"}});
+      }
       if (!removed.ok() && removed.code() != ENOENT) {
         // Busy (a dead writer's watch that has not timed out yet, rbd) or
         // unreachable: the sweeper repairs the image again until it goes.
@@ -212,9 +221,10 @@ void Recovery::StartSweeper() {
   sweeper_ = std::thread([this] { SweepLoop(); });
 }
 
-void Recovery::RecoverInBackground() {
+void Recovery::RecoverInBackground(std::function<void(Status)> done) {
   MutexLock lock(&mutex_);
   recover_requested_ = true;
+  recovered_ = std::move(done);
   wake_.SignalAll();
 }
 
@@ -236,6 +246,7 @@ void Recovery::SweepLoop() {
     bool live = core_.catalog().Health().live;
     if (recover_requested_ && live) {
       recover_requested_ = false;
+      auto done = std::move(recovered_);
       lock.Unlock();
       Status recovered = RecoverAll();
       if (recovered.ok()) {
@@ -243,6 +254,7 @@ void Recovery::SweepLoop() {
       } else {
         Log(LogLevel::kError, "recovery at start: {}", recovered.error().message);
       }
+      if (done) done(recovered);
       lock.Lock();
       continue;
     }

@@ -41,7 +41,8 @@ class Recovery {
   // (the others are logged, and retried by the sweeper).
   Status RecoverAll();
   void StartSweeper();
-  void RecoverInBackground() EXCLUDES(mutex_);
+  // `done` (if any) gets recovery's status, from the sweeper thread.
+  void RecoverInBackground(std::function<void(Status)> done = {}) EXCLUDES(mutex_);
   void StopSweeper() EXCLUDES(mutex_);
 
  private:
@@ -69,6 +70,7 @@ class Recovery {
   CondVar wake_{&mutex_};
   bool stopping_ GUARDED_BY(mutex_) = false;
   bool recover_requested_ GUARDED_BY(mutex_) = false;
+  std::function<void(Status)> recovered_ GUARDED_BY(mutex_);
   std::thread sweeper_;
 };
 

@@ -9,9 +9,12 @@ id=$(new_uuid)
 mkdir "$MNT/images/$id"
 cp "$WORK/good" "$MNT/images/$id/stores/central/$id"
 
-# Same size, one byte different.
+# Same size, one byte different: byte 1000 inverted (writing a fixed byte
+# there left the data equal when the random byte was that one, 1 in 256).
 cp "$WORK/good" "$WORK/bad"
-printf 'X' | dd of="$WORK/bad" bs=1 seek=1000 conv=notrunc status=none
+perl -e 'open(my $f, "+<", $ARGV[0]) or die; sysseek($f, 1000, 0); sysread($f, my $b, 1);
+         sysseek($f, 1000, 0); syswrite($f, chr(ord($b) ^ 0xff));' "$WORK/bad"
+! cmp -s "$WORK/good" "$WORK/bad" || fail "the bad data equals the good"
 expect_error "Input/output error" cp "$WORK/bad" "$MNT/images/$id/stores/dcn0/$id"
 assert_logged "data for store dcn0 does not match the image"
 # Different size.

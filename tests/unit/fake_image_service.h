@@ -132,7 +132,9 @@ class FakeImageService final : public ImageService {
   void RunAtStore(std::string_view, std::function<void()> job) override { job(); }
 
   Status Recover() override { return Ok(); }
-  void RecoverInBackground() override {}
+  void RecoverInBackground(Done done) override {
+    if (done) done(Ok());
+  }
   void Shutdown() override {}
 
  private:
