@@ -6,12 +6,15 @@
 # - the metrics file (Prometheus text) is rewritten every second here and
 #   parses strictly; it counts a copy and a failed copy per store;
 # - SIGTERM while a copy-image import runs: the daemon waits for it, and
-#   it is published; SIGTERM while a file is half written: the daemon
-#   stops within stop_timeout and nothing is half published.
+#   it is published; SIGTERM while a file is half written: nothing is
+#   half published; SIGTERM while an import cannot end (a web server that
+#   trickles): the daemon stops after stop_timeout anyway, and recovery
+#   settles the import at the next start.
 source "$(dirname "$0")/lib.sh"
 failing_store dcn1
 METRICS=$WORK/imagefs.prom
-write_config "metrics_file = $METRICS" "metrics_interval = 1" "stop_timeout = 20"
+write_config "metrics_file = $METRICS" "metrics_interval = 1" "stop_timeout = 20" \
+  "[import_filtering_opts]" "allowed_ports ="
 mount_imagefs
 
 echo "--- logrotate: rename, SIGHUP, while an upload runs"
@@ -119,6 +122,53 @@ DAEMON_PID=
 exec 3>&- 2> /dev/null || true
 mount_imagefs
 assert_eq "$(xattr "$half" status)" queued "an upload cut by SIGTERM"
+check_consistency
+
+echo "--- SIGTERM while an import cannot end: stop_timeout bounds the stop"
+# Headers, then 4 KiB a second: never done, never stalled.
+python3 -u - > "$WORK/slow.port" <<'EOF' &
+import socket, threading, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+print(server.getsockname()[1], flush=True)
+def trickle(connection):
+    connection.recv(65536)
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+    try:
+        while True:
+            connection.sendall(b"\0" * 4096)
+            time.sleep(1)
+    except OSError:
+        pass
+while True:
+    connection, _ = server.accept()
+    threading.Thread(target=trickle, args=(connection,), daemon=True).start()
+EOF
+EXTRA_PIDS+=($!)
+for _ in $(seq 50); do [ -s "$WORK/slow.port" ] && break; sleep 0.1; done
+sed -i 's/^stop_timeout = 20$/stop_timeout = 3/' "$WORK/imagefs.conf"
+unmount_imagefs
+mount_imagefs
+slow=$(new_uuid)
+mkdir "$MNT/images/$slow"
+uri="http://127.0.0.1:$(cat "$WORK/slow.port")/disk.raw"
+setfattr -n user.glance.import -v "{\"method\":{\"name\":\"web-download\",\"uri\":\"$uri\"}}" \
+  "$MNT/images/$slow"
+sleep 1
+assert_eq "$(xattr "$slow" status)" importing "the trickling import runs"
+started=$EPOCHREALTIME
+kill -TERM "$DAEMON_PID"
+if wait "$DAEMON_PID"; then fail "a stop that left an import running exited 0"; fi
+DAEMON_PID=
+took=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+echo "stopped $took s after SIGTERM (stop_timeout = 3)"
+awk -v t="$took" 'BEGIN { exit !(t >= 3 && t < 6) }' || fail "the stop took $took s"
+! mountpoint -q "$MNT" || fail "the bounded stop left the mount"
+assert_logged "operations still running after 3 s (stop_timeout); leaving them to recovery"
+mount_imagefs  # after lease_ttl, the sweeper settles the import
+for _ in $(seq 100); do [ "$(xattr "$slow" status)" == queued ] && break; sleep 0.5; done
+assert_eq "$(xattr "$slow" status)" queued "the import cut by the bounded stop, after recovery"
 check_consistency
 unmount_imagefs
 pass
