@@ -16,6 +16,8 @@
 // so the catalog goes live by itself and catches up in the same step. A
 // call of the service that times out marks it not live at once too.
 #include <atomic>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "catalog/catalog.h"
@@ -46,6 +48,75 @@ bool IsUnreachable(int code) {
       return false;
   }
 }
+
+// Records inspected while live, each kept `ttl` (the attribute timeout):
+// `getfattr -d` asks for every attribute in turn, and each would read
+// central again. Many images missed within a second is a scan (`getfattr
+// -d` of every image): one listing then reads them all, not one by one.
+// This daemon's own changes drop a record at once (and a read that raced
+// with the drop is not kept); another daemon's show within `ttl`.
+class InspectionCache {
+ public:
+  explicit InspectionCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
+
+  std::optional<ImageRecord> Find(std::string_view id) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    auto it = records_.find(std::string(id));
+    if (it == records_.end()) return std::nullopt;
+    if (Now() - it->second.second > ttl_) {
+      records_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.first;
+  }
+
+  // Counts a miss: true once per second when they add up to a scan.
+  bool MissedInAScan() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    auto now = Now();
+    if (now - window_ > std::chrono::seconds(1)) {
+      window_ = now;
+      misses_ = 0;
+    }
+    return ++misses_ == kScanMisses;
+  }
+
+  // What a read that started at `generation` (Generation()) found.
+  void Put(const ImageRecord& record, uint64_t generation) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    if (generation == generation_) records_[record.id] = {record, Now()};
+  }
+  void PutAll(const std::vector<ListedRecord>& listed, uint64_t generation) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    if (generation != generation_) return;
+    records_.clear();  // also what expired
+    auto now = Now();
+    for (const auto& entry : listed) {
+      if (entry.record.ok()) records_[entry.id] = {*entry.record, now};
+    }
+  }
+  uint64_t Generation() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    return generation_;
+  }
+  void Drop(std::string_view id) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    records_.erase(std::string(id));
+    ++generation_;
+  }
+
+ private:
+  static constexpr int kScanMisses = 64;
+  static std::chrono::steady_clock::time_point Now() { return std::chrono::steady_clock::now(); }
+
+  const std::chrono::milliseconds ttl_;
+  Mutex mutex_;
+  std::map<std::string, std::pair<ImageRecord, std::chrono::steady_clock::time_point>> records_
+      GUARDED_BY(mutex_);
+  uint64_t generation_ GUARDED_BY(mutex_) = 0;  // counts drops
+  std::chrono::steady_clock::time_point window_ GUARDED_BY(mutex_){};
+  int misses_ GUARDED_BY(mutex_) = 0;
+};
 
 // The replica's storage: the records as central had them at `position`.
 class ReplicaStore {
@@ -177,7 +248,14 @@ class ReplicatedCatalog final : public Catalog {
 
   Result<ImageRecord> Inspect(std::string_view id) override {
     if (auto primary = Live()) {
+      if (auto cached = cache_.Find(id)) return *cached;
+      if (cache_.MissedInAScan()) {
+        (void)InspectAll();
+        if (auto cached = cache_.Find(id)) return *cached;
+      }
+      uint64_t generation = cache_.Generation();
       auto record = primary->Get(id);
+      if (record.ok()) cache_.Put(*record, generation);
       if (!record.ok() && IsUnreachable(record.code())) {
         MarkUnreachable(record.error().message);
       } else {
@@ -189,7 +267,9 @@ class ReplicatedCatalog final : public Catalog {
 
   Result<std::vector<ListedRecord>> InspectAll() override {
     if (auto primary = Live()) {
+      uint64_t generation = cache_.Generation();
       auto records = primary->ListRecords();
+      if (records.ok()) cache_.PutAll(*records, generation);
       if (!records.ok() && IsUnreachable(records.code())) {
         MarkUnreachable(records.error().message);
       } else {
@@ -206,7 +286,10 @@ class ReplicatedCatalog final : public Catalog {
   }
 
   Status Create(const ImageRecord& record) override {
-    return Call("create image " + record.id, [&](SharedCatalog& c) { return c.Create(record); });
+    Status created =
+        Call("create image " + record.id, [&](SharedCatalog& c) { return c.Create(record); });
+    cache_.Drop(record.id);
+    return created;
   }
   Result<ImageRecord> Get(std::string_view id) override {
     return Call(fmt::format("read image {}", id), [&](SharedCatalog& c) { return c.Get(id); });
@@ -218,11 +301,16 @@ class ReplicatedCatalog final : public Catalog {
     return Call("list images", [&](SharedCatalog& c) { return c.ListRecords(); });
   }
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
-    return Call(fmt::format("change image {}", id),
-                [&](SharedCatalog& c) { return c.Update(id, mutate); });
+    auto updated = Call(fmt::format("change image {}", id),
+                        [&](SharedCatalog& c) { return c.Update(id, mutate); });
+    cache_.Drop(id);
+    return updated;
   }
   Status Remove(std::string_view id) override {
-    return Call(fmt::format("remove image {}", id), [&](SharedCatalog& c) { return c.Remove(id); });
+    Status removed =
+        Call(fmt::format("remove image {}", id), [&](SharedCatalog& c) { return c.Remove(id); });
+    cache_.Drop(id);
+    return removed;
   }
   Status AcquireLease(const Lease& lease) override {
     return Call(fmt::format("take the lease on image {} ({})", lease.image_id, lease.purpose),
@@ -353,6 +441,7 @@ class ReplicatedCatalog final : public Catalog {
   const SharedCatalogOpener open_;
   const ReplicaOptions options_;
   const std::unique_ptr<ReplicaStore> replica_;  // thread safe itself
+  InspectionCache cache_{options_.inspect_for};  // thread safe itself
 
   Mutex mutex_;
   CondVar changed_{&mutex_};

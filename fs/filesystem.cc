@@ -4,6 +4,8 @@
 // answers into replies. It decides nothing itself.
 #include "fs/filesystem.h"
 
+#include <sys/statvfs.h>
+
 #include <cstring>
 
 #include "common/log.h"
@@ -279,6 +281,21 @@ class FilesystemImpl final : public Filesystem {
     fuse_reply_err(req, 0);
   }
 
+  // df: the store of the directory asked about (the reply comes from that
+  // store's threads; a store that does not answer gives EIO).
+  void StatFs(fuse_req_t req, fuse_ino_t ino) {
+    tree_->MeasureSite(ino, [req](Result<StoreCapacity> capacity) {
+      if (!capacity.ok()) return ReplyError(req, capacity.error(), "statfs");
+      constexpr uint64_t kBlock = 4096;
+      struct statvfs status {};
+      status.f_bsize = status.f_frsize = kBlock;
+      status.f_blocks = capacity->total_bytes / kBlock;
+      status.f_bfree = status.f_bavail = capacity->available_bytes / kBlock;
+      status.f_namemax = 255;
+      fuse_reply_statfs(req, &status);
+    });
+  }
+
   // ---- xattrs ----
 
   void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -397,6 +414,10 @@ const fuse_lowlevel_ops kOperations = {
           Guarded(req, "releasedir", [&](FilesystemImpl* fs) { fs->ReleaseDir(req, fi); });
         },
     .fsyncdir = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
+    .statfs =
+        [](fuse_req_t req, fuse_ino_t ino) {
+          Guarded(req, "statfs", [&](FilesystemImpl* fs) { fs->StatFs(req, ino); });
+        },
     .setxattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int) {
           Guarded(req, "setxattr",

@@ -325,6 +325,14 @@ Result<std::string> ImageTree::GetAttribute(InodeNumber ino, std::string_view na
     return fmt::format("replica, central unreachable since {}",
                        FormatIsoTime(health.unreachable_since));
   }
+  if (node->IsSiteDirectory() || node->kind == NodeKind::kFile) {
+    auto attributes = SiteAttributes(*node);
+    if (!attributes.ok()) return attributes.error();
+    for (const auto& [key, value] : *attributes) {
+      if (key == name) return value;
+    }
+    return Fail(ENODATA, "no attribute {}", name);
+  }
   if (node->kind != NodeKind::kImage || !name.starts_with(kXattrPrefix)) {
     return Fail(ENODATA, "no attribute {}", name);
   }
@@ -342,6 +350,11 @@ Result<std::string> ImageTree::ListAttributes(InodeNumber ino) {
   if (node->kind == NodeKind::kRoot) {
     names = std::string(kInodesXattr) + '\0' + std::string(kCatalogXattr) + '\0';
   }
+  if (node->IsSiteDirectory() || node->kind == NodeKind::kFile) {
+    auto attributes = SiteAttributes(*node);
+    if (!attributes.ok()) return attributes.error();
+    for (const auto& attribute : *attributes) names += attribute.first + '\0';
+  }
   if (node->kind == NodeKind::kImage) {
     auto record = service_.GetImage(node->image);
     if (!record.ok()) return record.error();
@@ -352,6 +365,33 @@ Result<std::string> ImageTree::ListAttributes(InodeNumber ino) {
     }
   }
   return names;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ImageTree::SiteAttributes(
+    const Node& node) {
+  std::vector<std::pair<std::string, std::string>> attributes;
+  if (node.kind != NodeKind::kFile) {
+    for (const auto& [key, value] : service_.StoreInfo(node.site)) {
+      attributes.emplace_back(fmt::format("{}store.{}", kXattrPrefix, key), value);
+    }
+    return attributes;
+  }
+  // An image file: its copy's location in that store.
+  auto record = service_.GetImage(node.image);
+  if (!record.ok()) return record.error();
+  for (const auto& location : record->locations) {
+    if (location.store != node.site) continue;
+    attributes.emplace_back(std::string(kXattrPrefix) + "location", location.url);
+    attributes.emplace_back(std::string(kXattrPrefix) + "store", node.site);
+  }
+  return attributes;
+}
+
+void ImageTree::MeasureSite(InodeNumber ino, ImageService::Measured done) {
+  auto node = FindNode(ino);
+  if (!node.ok()) return done(node.error());
+  // A site's directories and files are that store's; the rest is central's.
+  service_.MeasureStore(node->site, std::move(done));
 }
 
 Status ImageTree::SetAttribute(const Caller& caller, InodeNumber ino, std::string_view name,

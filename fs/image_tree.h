@@ -46,6 +46,9 @@ constexpr std::string_view kXattrPrefix = "user.glance.";
 // On the mount's root: how many inodes the daemon keeps (what the kernel
 // holds; for watching memory).
 constexpr std::string_view kInodesXattr = "user.imagefs.inodes";
+// On /sites/<site> and /images/<uuid>/stores/<site>: user.glance.store.id,
+// .type, .default, .description, and the driver's (rbd: .fsid, .pool); on
+// each image file: user.glance.location and user.glance.store.
 // On / and each image: "live", or "replica, central unreachable since
 // <time>" while the catalog answers from the mount's replica.
 constexpr std::string_view kCatalogXattr = "user.imagefs.catalog";
@@ -111,7 +114,13 @@ class ImageTree {
                       std::string_view value);
   Status RemoveAttribute(const Caller& caller, InodeNumber ino, std::string_view name);
 
+  // statfs: the room in the store of `ino`'s site (central's above the
+  // sites), answered from that store's threads.
+  void MeasureSite(InodeNumber ino, ImageService::Measured done);
+
  private:
+  // The xattrs of a site directory (its store) or an image file (its copy).
+  Result<std::vector<std::pair<std::string, std::string>>> SiteAttributes(const Node& node);
   Status FileStat(const Node& node, const ImageRecord& record, struct stat& st);
   void AddAttributes(DirectoryEntry& entry, const Node& node, const ListedRecord& listed);
   void AddUploads(InodeNumber ino, const Node& directory, std::vector<DirectoryEntry>& entries);

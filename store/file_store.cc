@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -97,6 +98,17 @@ class FileStore final : public Store {
 
   std::string LocationUrl(std::string_view image_id) const override {
     return fmt::format("file://{}/{}", directory_, image_id);
+  }
+
+  StoreFacts Facts() const override { return {"file", {{"directory", directory_}}}; }
+
+  Result<StoreCapacity> Capacity() override {
+    struct statvfs status {};
+    if (::statvfs(directory_.c_str(), &status) != 0) {
+      return Fail(EIO, "store {}: statfs of {}: {}", id_, directory_, std::strerror(errno));
+    }
+    return StoreCapacity{.total_bytes = uint64_t{status.f_blocks} * status.f_frsize,
+                         .available_bytes = uint64_t{status.f_bavail} * status.f_frsize};
   }
 
   Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,

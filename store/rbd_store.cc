@@ -15,6 +15,7 @@
 // protected snapshot and verified data; a crash leaves only temporaries.
 #include <algorithm>
 #include <bit>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "ceph/cluster.h"
@@ -134,6 +135,36 @@ class RbdStore final : public Store {
     MutexLock lock(&mutex_);
     if (pool_) return pool_->Url(image_id);
     return fmt::format("rbd://<not connected>/{}/{}/{}", pool_name_, image_id, kSnapshot);
+  }
+
+  StoreFacts Facts() const override {
+    StoreFacts facts{"rbd", {{"pool", pool_name_}}};
+    MutexLock lock(&mutex_);
+    if (pool_) facts.details.insert(facts.details.begin(), {"fsid", pool_->cluster->fsid()});
+    return facts;
+  }
+
+  // The pool's line of `ceph df`: what it stores, and what it may still
+  // store (max_avail, after replication), as the cluster's monitor says.
+  Result<StoreCapacity> Capacity() override {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    ceph::bufferlist in, out;
+    std::string status;
+    int ret = (*pool)->cluster->rados().mon_command(R"({"prefix": "df", "format": "json"})", in,
+                                                    &out, &status);
+    if (ret < 0) return (*pool)->Failed(ret, "read the capacity (ceph df) of", pool_name_);
+    auto json = nlohmann::json::parse(out.to_str(), nullptr, false);
+    if (json.is_object() && json.contains("pools")) {
+      for (const auto& entry : json["pools"]) {
+        if (entry.value("name", "") != pool_name_ || !entry.contains("stats")) continue;
+        const auto& stats = entry["stats"];
+        uint64_t stored = stats.value("stored", stats.value("bytes_used", uint64_t{0}));
+        uint64_t available = stats.value("max_avail", uint64_t{0});
+        return StoreCapacity{.total_bytes = stored + available, .available_bytes = available};
+      }
+    }
+    return Fail(EIO, "store {}: ceph df has no pool {}", id_, pool_name_);
   }
 
   Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,

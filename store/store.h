@@ -34,6 +34,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ceph/client_options.h"
@@ -92,11 +93,29 @@ struct StoreTemporary {
   std::string image_id;
 };
 
+// What a store is, as Glance's stores-info tells it: its driver, and what
+// the driver adds (rbd: the cluster's fsid once connected, the pool).
+struct StoreFacts {
+  std::string type;  // "file", "rbd"
+  std::vector<std::pair<std::string, std::string>> details;
+};
+
+// Room in a store (statfs, df): rbd, its pool on its cluster (what it
+// stores and what it may still store); file, its directory's filesystem.
+struct StoreCapacity {
+  uint64_t total_bytes = 0;
+  uint64_t available_bytes = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
   virtual const std::string& id() const = 0;
   virtual std::string LocationUrl(std::string_view image_id) const = 0;
+  // Never waits on the store.
+  virtual StoreFacts Facts() const = 0;
+  // May wait on the store (up to its op timeout): call on its threads.
+  virtual Result<StoreCapacity> Capacity() = 0;
 
   // `expected_size` is what the caller means to write (0 if unknown); drivers
   // may use it to allocate up front. Writing more or less is allowed.

@@ -385,6 +385,8 @@ Result<std::vector<StoreConfig>> ParseStores(ConfigReader& reader) {
           "DEFAULT", "enabled_backends",
           fmt::format("driver '{}' of store '{}' is unknown (file, rbd)", store.driver, store.id));
     }
+    // Glance's store_description: shown as user.glance.store.description.
+    store.description = reader.Get(store.id, "store_description");
     stores.push_back(store);
   }
   return stores;

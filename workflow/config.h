@@ -8,6 +8,7 @@
 //               rados_connect_timeout (default 30 s, 0 = librados's 300 s),
 //               rados_op_timeout (imagefs, default 60 s: an operation on
 //               an unreachable cluster fails after it; 0 = waits)      (rbd)
+//               store_description (Glance's; any driver)
 //   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
 //   [catalog]   backend = embedded | rados; path = <sqlite file>;
 //               rados_pool, rados_namespace, and rados_ceph_conf,
@@ -67,6 +68,7 @@ struct StoreConfig {
   CephClientOptions client{.connect_timeout_seconds = 30, .op_timeout_seconds = 60};
   std::string pool = "images";
   uint64_t chunk_size_mib = 8;
+  std::string description;  // store_description (any driver)
 };
 
 struct CatalogConfig {

@@ -31,6 +31,33 @@ class ImageServiceImpl final : public ImageService {
 
   const std::vector<std::string>& store_ids() const override { return core_.store_ids(); }
   bool HasStore(std::string_view site) const override { return core_.HasStore(site); }
+
+  std::vector<std::pair<std::string, std::string>> StoreInfo(std::string_view site) override {
+    if (!core_.HasStore(site)) return {};
+    StoreFacts facts = core_.StoreAt(site).Facts();
+    auto description = core_.options().store_descriptions.find(std::string(site));
+    std::vector<std::pair<std::string, std::string>> info{
+        {"id", std::string(site)},
+        {"type", facts.type},
+        {"default", site == core_.options().central ? "true" : "false"},
+        {"description", description == core_.options().store_descriptions.end()
+                            ? std::string()
+                            : description->second}};
+    info.insert(info.end(), facts.details.begin(), facts.details.end());
+    return info;
+  }
+
+  void MeasureStore(std::string_view site, Measured done) override {
+    if (site.empty()) site = core_.options().central;
+    if (!core_.HasStore(site)) return done(Fail(ENOENT, "no store {}", site));
+    core_.RunAtStore(site, [this, site = std::string(site), done = std::move(done)] {
+      auto capacity = core_.StoreAt(site).Capacity();
+      if (!capacity.ok()) {
+        return done(Error{EIO, fmt::format("df of store {}: {}", site, capacity.error().message)});
+      }
+      done(capacity);
+    });
+  }
   bool IsAuthorized(const Caller& caller, const ImageRecord& record) const override {
     return core_.IsAuthorized(caller, record);
   }

@@ -46,6 +46,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,7 +72,8 @@ class ImageService {
   using Done = std::function<void(Status)>;
 
   struct Options {
-    std::vector<std::unique_ptr<Store>> stores;  // in configured order
+    std::vector<std::unique_ptr<Store>> stores;             // in configured order
+    std::map<std::string, std::string> store_descriptions;  // by store id
     std::string central;
     std::unique_ptr<Catalog> catalog;
     std::string staging_dir;
@@ -103,6 +105,15 @@ class ImageService {
 
   virtual const std::vector<std::string>& store_ids() const = 0;
   virtual bool HasStore(std::string_view site) const = 0;
+  // Glance's stores-info of one store, as (name, value): id, type,
+  // default (true for central), description, and the driver's details
+  // (rbd: fsid, pool). Never waits on the store.
+  virtual std::vector<std::pair<std::string, std::string>> StoreInfo(std::string_view site) = 0;
+  // The store's room (statfs; central's when `site` is empty), from its
+  // own threads: `done` gets it, or EIO when the store did not answer
+  // within its op timeout.
+  using Measured = std::function<void(Result<StoreCapacity>)>;
+  virtual void MeasureStore(std::string_view site, Measured done) = 0;
   virtual bool IsAuthorized(const Caller& caller, const ImageRecord& record) const = 0;
 
   // Inspection: catalog only, no store round trip.

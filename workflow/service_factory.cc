@@ -46,6 +46,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
     }
     if (!store.ok()) return store.error();
     options.stores.push_back(std::move(store).value());
+    options.store_descriptions[store_config.id] = store_config.description;
   }
   Result<std::unique_ptr<Catalog>> catalog = Fail(EINVAL, "no catalog");
   if (config.catalog.backend == "rados") {

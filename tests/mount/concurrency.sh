@@ -90,6 +90,7 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 check_consistency
+sleep 1.1  # what one daemon changed shows on the other within the attribute timeout
 for id in $(ls "$MNT/images"); do
   for name in status stores checksum hw_worker; do
     assert_eq "$(xattr2 "$id" "$name" 2> /dev/null || true)" \

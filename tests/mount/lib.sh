@@ -164,6 +164,7 @@ write_config() {
     echo "default_backend = central"
     for site in "${SITES[@]}"; do
       echo "[$site]"
+      echo "store_description = the $site site"
       if [ -n "$CEPH_DIR" ]; then
         echo "rbd_store_ceph_conf = $CEPH_DIR/$site/ceph.conf"
         echo "rbd_store_pool = $POOL"
@@ -392,6 +393,17 @@ wait_for_xattr() {
     sleep 0.1
   done
   fail "image $1: $2 is '$(xattr "$1" "$2")', expected '$3'"
+}
+
+# wait_for_xattr2 IMAGE NAME VALUE: the same on the second daemon. What one
+# daemon changes shows on another within the attribute timeout (1 s: a
+# rados catalog keeps inspected records that long, catalog.h).
+wait_for_xattr2() {
+  for _ in $(seq 100); do
+    [ "$(xattr2 "$1" "$2")" == "$3" ] && return 0
+    sleep 0.1
+  done
+  fail "B: image $1: $2 is '$(xattr2 "$1" "$2")', expected '$3'"
 }
 
 # The log line the SPEC promises for an error.

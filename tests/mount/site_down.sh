@@ -38,6 +38,11 @@ wait "$reader"
 assert_eq "$(cat "$WORK/dcn1.rc")" 1 "read at the stopped dcn1"
 within $((OP_TIMEOUT * 3 + 3)) "$start" || fail "the read at dcn1 took longer than its timeouts"
 echo "read at dcn1: $(cat "$WORK/dcn1.err")"
+# df of the stopped site: EIO within its timeouts, while df of the others answers.
+start=$(now)
+expect_error "Input/output error" df "$MNT/sites/dcn1"
+within $((OP_TIMEOUT * 3 + 3)) "$start" || fail "df of dcn1 took longer than its timeouts"
+timeout 2 df "$MNT/sites/dcn0" > /dev/null || fail "df of dcn0 with dcn1 down"
 assert_logged "store dcn1: .*Connection timed out"
 
 # An import to every store goes on without dcn1 and lists it as failed.

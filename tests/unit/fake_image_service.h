@@ -59,6 +59,14 @@ class FakeImageService final : public ImageService {
   }
 
   CatalogHealth CatalogState() override { return catalog_health; }
+  std::vector<std::pair<std::string, std::string>> StoreInfo(std::string_view site) override {
+    return {{"id", std::string(site)}, {"type", "fake"}};
+  }
+  void MeasureStore(std::string_view site, Measured done) override {
+    if (site.empty()) site = stores_.front();
+    done(StoreCapacity{.total_bytes = uint64_t{1} << 30,
+                       .available_bytes = site == "central" ? uint64_t{1} << 29 : 0});
+  }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
     if (!IsUuid(id)) return Fail(EINVAL, "'{}' is not an image id", id);

@@ -24,6 +24,8 @@ class ForwardingStore : public Store {
   Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
     return inner_->OpenReader(image_id);
   }
+  StoreFacts Facts() const override { return inner_->Facts(); }
+  Result<StoreCapacity> Capacity() override { return inner_->Capacity(); }
   Status Remove(std::string_view image_id) override { return inner_->Remove(image_id); }
   Result<bool> Exists(std::string_view image_id) override { return inner_->Exists(image_id); }
   Result<bool> InUse(std::string_view image_id) override { return inner_->InUse(image_id); }

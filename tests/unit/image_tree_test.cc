@@ -185,3 +185,40 @@ TEST_F(ImageTreeTest, XattrsAreTheRecordsGlanceFields) {
 
 }  // namespace
 }  // namespace imagefs
+
+namespace imagefs {
+namespace {
+
+TEST_F(ImageTreeTest, SitesAndImageFilesTellTheirStoreAndLocation) {
+  service_.AddActive(kImage, {"central", "dcn0"});
+  auto names = tree_.ListAttributes(Ino({"sites", "dcn0"}));
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, std::string("user.glance.store.id\0user.glance.store.type\0", 44));
+  EXPECT_EQ(*tree_.GetAttribute(Ino({"sites", "dcn0"}), "user.glance.store.id"), "dcn0");
+  EXPECT_EQ(*tree_.GetAttribute(Ino({"images", kImage, "stores", "dcn0"}), "user.glance.store.id"),
+            "dcn0");
+  InodeNumber file = Ino({"images", kImage, "stores", "dcn0", kImage});
+  EXPECT_EQ(*tree_.GetAttribute(file, "user.glance.location"), "file:///dcn0");
+  EXPECT_EQ(*tree_.GetAttribute(file, "user.glance.store"), "dcn0");
+  EXPECT_EQ(*tree_.GetAttribute(Ino({"sites", "central", kImage}), "user.glance.location"),
+            "file:///central");
+  EXPECT_EQ(tree_.GetAttribute(file, "user.glance.nothing").code(), ENODATA);
+}
+
+TEST_F(ImageTreeTest, DfMeasuresTheStoreOfTheSiteAskedAbout) {
+  service_.AddActive(kImage, {"central", "dcn0"});
+  auto measure = [&](InodeNumber ino) {
+    Result<StoreCapacity> got = Fail(EINPROGRESS, "no answer");
+    tree_.MeasureSite(ino, [&](Result<StoreCapacity> capacity) { got = capacity; });
+    return got;
+  };
+  // The fake: central has half of 1 GiB free, dcn0 none.
+  EXPECT_EQ(measure(kRootIno)->available_bytes, uint64_t{1} << 29);
+  EXPECT_EQ(measure(Ino({"images", kImage}))->available_bytes, uint64_t{1} << 29);
+  EXPECT_EQ(measure(Ino({"sites", "dcn0"}))->available_bytes, 0u);
+  EXPECT_EQ(measure(Ino({"images", kImage, "stores", "dcn0", kImage}))->available_bytes, 0u);
+  EXPECT_EQ(measure(Ino({"sites", "central", kImage}))->available_bytes, uint64_t{1} << 29);
+}
+
+}  // namespace
+}  // namespace imagefs

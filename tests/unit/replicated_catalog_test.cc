@@ -46,6 +46,8 @@ struct Central {
   std::unique_ptr<Catalog> records;
   std::atomic<bool> down{false};
   std::atomic<int> calls_while_down{0};
+  std::atomic<int> gets{0};   // record reads
+  std::atomic<int> lists{0};  // listings
   Mutex mutex;
   std::string name = "catalog-1";
   std::vector<std::string> log GUARDED_BY(mutex);  // id changed by change n+1
@@ -64,6 +66,7 @@ class FakeShared final : public SharedCatalog {
   }
   Result<ImageRecord> Get(std::string_view id) override {
     IMAGEFS_RETURN_IF_ERROR(central_.Reachable());
+    ++central_.gets;
     return central_.records->Get(id);
   }
   Result<std::vector<std::string>> ListIds() override {
@@ -72,6 +75,7 @@ class FakeShared final : public SharedCatalog {
   }
   Result<std::vector<ListedRecord>> ListRecords() override {
     IMAGEFS_RETURN_IF_ERROR(central_.Reachable());
+    ++central_.lists;
     return central_.records->ListRecords();
   }
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
@@ -143,7 +147,8 @@ class ReplicatedCatalogTest : public ::testing::Test {
 
   // A mount's catalog; the opener fails like a connect timeout while
   // central is down.
-  std::unique_ptr<Catalog> Open(std::chrono::milliseconds follow_every = kFollow) {
+  std::unique_ptr<Catalog> Open(std::chrono::milliseconds follow_every = kFollow,
+                                std::chrono::milliseconds inspect_for = kInspectFor) {
     auto catalog = OpenReplicatedCatalog(
         [this]() -> Result<std::unique_ptr<SharedCatalog>> {
           ++opens_;
@@ -152,7 +157,8 @@ class ReplicatedCatalogTest : public ::testing::Test {
         },
         {.replica_path = directory_.Join("replica.db"),
          .follow_every = follow_every,
-         .first_wait = std::chrono::milliseconds(300)});
+         .first_wait = std::chrono::milliseconds(300),
+         .inspect_for = inspect_for});
     EXPECT_TRUE(catalog.ok()) << catalog.error().message;
     return std::move(catalog).value();
   }
@@ -181,6 +187,7 @@ class ReplicatedCatalogTest : public ::testing::Test {
   }
 
   static constexpr std::chrono::milliseconds kFollow{20};
+  static constexpr std::chrono::milliseconds kInspectFor{0};  // no cache but where tested
   TemporaryDirectory directory_;
   Central central_;
   FakeShared elsewhere_{central_};  // another daemon's handle
@@ -306,6 +313,47 @@ TEST_F(ReplicatedCatalogTest, AnotherCatalogReplacesTheWholeReplica) {
   central_.down = true;
   ASSERT_TRUE(BecomesLive(*catalog, false));
   EXPECT_EQ(catalog->Inspect(kA).code(), ENOENT);
+}
+
+TEST_F(ReplicatedCatalogTest, InspectionKeepsARecordForTheAttributeTimeoutOnly) {
+  auto catalog = Open(kFollow, std::chrono::milliseconds(300));
+  ASSERT_TRUE(catalog->Create(Record(kA)).ok());
+  auto active = [](ImageRecord& record) {
+    record.status = ImageStatus::kActive;
+    return Ok();
+  };
+  // The attributes of one image: one read.
+  int gets = central_.gets;
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(catalog->Inspect(kA).ok());
+  EXPECT_EQ(central_.gets - gets, 1);
+  // Another daemon's change shows within the timeout ...
+  ASSERT_TRUE(elsewhere_.Update(kA, active).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  EXPECT_EQ(catalog->Inspect(kA)->status, ImageStatus::kActive);
+  // ... and this daemon's own at once.
+  ASSERT_TRUE(catalog
+                  ->Update(kA,
+                           [](ImageRecord& record) {
+                             record.status = ImageStatus::kQueued;
+                             return Ok();
+                           })
+                  .ok());
+  EXPECT_EQ(catalog->Inspect(kA)->status, ImageStatus::kQueued);
+  ASSERT_TRUE(catalog->Remove(kA).ok());
+  EXPECT_EQ(catalog->Inspect(kA).code(), ENOENT);
+}
+
+TEST_F(ReplicatedCatalogTest, AScanOfManyImagesReadsThemInOneListing) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 500; ++i) {
+    ids.push_back(fmt::format("00000000-0000-4000-8000-{:012}", i));
+    ASSERT_TRUE(elsewhere_.Create(Record(ids.back())).ok());
+  }
+  auto catalog = Open(std::chrono::hours(1), std::chrono::seconds(5));
+  int gets = central_.gets, lists = central_.lists;
+  for (const auto& id : ids) ASSERT_TRUE(catalog->Inspect(id).ok());
+  EXPECT_LT(central_.gets - gets, 70);  // until the scan showed
+  EXPECT_EQ(central_.lists - lists, 1);
 }
 
 }  // namespace
