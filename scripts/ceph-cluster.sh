@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Starts and stops real, throwaway Ceph clusters on loopback: one ceph-mon and
-# one ceph-osd on memstore per cluster, pool `images` ready for RBD and pool
-# `imagefs` for a catalog. Used by the tests, the benchmark and anyone who
+# Starts and stops real, throwaway Ceph clusters on loopback: one ceph-mon,
+# one ceph-osd on memstore and one ceph-mgr per cluster, pool `images` ready
+# for RBD and pool `imagefs` for a catalog. Used by the tests, the benchmark and anyone who
 # wants to try imagefs on Ceph.
 #
 #   ceph-cluster.sh start DIR NAME... [--cephx] [--memstore-bytes N]
@@ -17,7 +17,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -65,11 +65,18 @@ osd_op_num_threads_per_shard = 1
 # Commit monitor changes (pool and snapshot removal) at once, not every second.
 paxos_propose_interval = 0.01
 paxos_min_wait = 0.001
+# Pool statistics (ceph df, from the manager) within a second, not five.
+mgr_stats_period = 1
+mon_mgr_digest_period = 1
 [mon]
 admin_socket = $dir/run/\$name.asok
 [osd]
 admin_socket = $dir/run/\$name.asok
 keyring = $dir/osd.\$id/keyring
+[mgr]
+mgr_data = $dir/mgr.\$id
+admin_socket = $dir/run/\$name.asok
+keyring = $dir/mgr.\$id/keyring
 EOF
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' > /dev/null
   ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' \
@@ -89,6 +96,14 @@ EOF
   fi
   ceph-osd -c "$dir/ceph.conf" -i 0 --mkfs --osd-uuid "$osd_uuid" 2> "$dir/log/osd-mkfs.err"
   ceph-osd -c "$dir/ceph.conf" -i 0
+  # The manager: every cluster has one, and `ceph df` (a store's room, df
+  # through imagefs) comes from it.
+  mkdir -p "$dir/mgr.a"
+  if [ "$cephx" = yes ]; then
+    "${c[@]}" auth get-or-create mgr.a mon 'allow profile mgr' osd 'allow *' \
+      -o "$dir/mgr.a/keyring"
+  fi
+  ceph-mgr -c "$dir/ceph.conf" -i a
   "${c[@]}" osd pool create images 8 8 > /dev/null 2>&1
   "${c[@]}" osd pool application enable images rbd > /dev/null
   "${c[@]}" osd pool create imagefs 8 8 > /dev/null 2>&1
@@ -96,6 +111,14 @@ EOF
   # A write returns once the pool's placement groups are active.
   timeout 60 rados -c "$dir/ceph.conf" -p images put imagefs-ready /dev/null
   rados -c "$dir/ceph.conf" -p images rm imagefs-ready
+  # And once the manager reports the pools' room.
+  for _ in $(seq 300); do
+    "${c[@]}" df --format json 2> /dev/null |
+      python3 -c 'import json, sys
+pools = {p["name"]: p["stats"] for p in json.load(sys.stdin)["pools"]}
+sys.exit(0 if pools.get("images", {}).get("max_avail", 0) > 0 else 1)' && break
+    sleep 0.2
+  done
   if [ "$cephx" = yes ]; then
     "${c[@]}" auth get-or-create client.imagefs mon 'profile rbd' \
       osd 'profile rbd pool=images, allow rwx pool=imagefs' -o "$dir/client.imagefs.keyring"

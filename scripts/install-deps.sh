@@ -9,7 +9,7 @@ packages=(
   libsqlite3-dev libssl-dev nlohmann-json3-dev libfmt-dev libboost-dev libcurl4-openssl-dev
   libgtest-dev googletest
   librados-dev libradospp-dev librbd-dev
-  ceph-mon ceph-osd ceph-common
+  ceph-mon ceph-osd ceph-mgr ceph-common
   rsync attr util-linux openssl
   qemu-utils genisoimage curl wget
   clang libclang-rt-14-dev

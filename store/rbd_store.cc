@@ -155,16 +155,22 @@ class RbdStore final : public Store {
                                                     &out, &status);
     if (ret < 0) return (*pool)->Failed(ret, "read the capacity (ceph df) of", pool_name_);
     auto json = nlohmann::json::parse(out.to_str(), nullptr, false);
-    if (json.is_object() && json.contains("pools")) {
-      for (const auto& entry : json["pools"]) {
-        if (entry.value("name", "") != pool_name_ || !entry.contains("stats")) continue;
-        const auto& stats = entry["stats"];
-        uint64_t stored = stats.value("stored", stats.value("bytes_used", uint64_t{0}));
-        uint64_t available = stats.value("max_avail", uint64_t{0});
-        return StoreCapacity{.total_bytes = stored + available, .available_bytes = available};
-      }
+    if (!json.is_object()) return Fail(EIO, "store {}: ceph df is not JSON", id_);
+    for (const auto& entry : json.value("pools", nlohmann::json::array())) {
+      if (entry.value("name", "") != pool_name_ || !entry.contains("stats")) continue;
+      const auto& stats = entry["stats"];
+      uint64_t stored = stats.value("stored", stats.value("bytes_used", uint64_t{0}));
+      uint64_t available = stats.value("max_avail", uint64_t{0});
+      return StoreCapacity{.total_bytes = stored + available, .available_bytes = available};
     }
-    return Fail(EIO, "store {}: ceph df has no pool {}", id_, pool_name_);
+    // A pool the manager has not reported yet (just created): the
+    // cluster's raw room until it does.
+    auto stats = json.value("stats", nlohmann::json::object());
+    if (stats.value("total_bytes", uint64_t{0}) == 0) {
+      return Fail(EIO, "store {}: ceph df reports no room (is a ceph-mgr running?)", id_);
+    }
+    return StoreCapacity{.total_bytes = stats.value("total_bytes", uint64_t{0}),
+                         .available_bytes = stats.value("total_avail_bytes", uint64_t{0})};
   }
 
   Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
