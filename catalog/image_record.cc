@@ -122,6 +122,7 @@ std::string EncodeRecord(const ImageRecord& record) {
       {"created_at", record.created_at},
       {"updated_at", record.updated_at},
       {"active_at", record.active_at},
+      {"data_mtime", record.data_mtime},
       {"locations", locations},
       {"importing_to_stores", record.importing_to_stores},
       {"failed_import", record.failed_import},
@@ -180,7 +181,7 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
     record.chunks_sha256 = parsed.value("chunks_sha256", "");
     for (auto [key, field] :
          {std::pair{"created_at", &record.created_at}, std::pair{"updated_at", &record.updated_at},
-          std::pair{"active_at", &record.active_at}}) {
+          std::pair{"active_at", &record.active_at}, std::pair{"data_mtime", &record.data_mtime}}) {
       auto time = IntegerField<int64_t>(parsed, key, 0);
       if (!time.ok()) return time.error();
       *field = *time;

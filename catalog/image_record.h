@@ -49,6 +49,9 @@ struct ImageRecord {
   int64_t created_at = 0;  // ns since the epoch
   int64_t updated_at = 0;
   int64_t active_at = 0;  // when the image first became active; file mtime
+  // The data's mtime as its writer set it (utimens: rsync -a, cp -p), so
+  // that a second rsync sees the file unchanged; 0: active_at.
+  int64_t data_mtime = 0;
   std::vector<Location> locations;
   std::vector<std::string> importing_to_stores;
   std::vector<std::string> failed_import;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "fs/image_tree.h"
 #include "fs/open_files.h"
 
@@ -92,6 +93,8 @@ class FilesystemImpl final : public Filesystem {
 
   void Stop() override { files_.reset(); }
 
+  void SetSession(fuse_session* session) override { session_ = session; }
+
   // ---- names and attributes ----
 
   // A counted entry: forgotten again when the kernel did not get it.
@@ -118,9 +121,17 @@ class FilesystemImpl final : public Filesystem {
     ReplyAttributes(req, tree_->Attributes(ino), "getattr");
   }
 
-  // Mode, owner and times are fixed by the catalog; accepting the change
-  // without applying it keeps `rsync -a` and `cp -p` working.
+  // Mode and owner are fixed by the catalog; accepting the change without
+  // applying it keeps `rsync -a` and `cp -p` working. The mtime of an
+  // image's files is kept (rsync's second run must see them unchanged).
   void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set) {
+    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+      int64_t nanos = (to_set & FUSE_SET_ATTR_MTIME_NOW)
+                          ? NowNanos()
+                          : int64_t{attr->st_mtim.tv_sec} * 1'000'000'000 + attr->st_mtim.tv_nsec;
+      Status timed = files_->SetDataTime(CallerOf(req), ino, nanos);
+      if (!timed.ok()) return ReplyError(req, timed.error(), "setattr");
+    }
     if (!(to_set & FUSE_SET_ATTR_SIZE))
       return ReplyAttributes(req, tree_->Attributes(ino), "setattr");
     files_->Truncate(ino, static_cast<uint64_t>(attr->st_size), [this, req, ino](Status truncated) {
@@ -141,10 +152,25 @@ class FilesystemImpl final : public Filesystem {
     tree_->Unlink(CallerOf(req), parent, name, ReplyLater(req, "unlink"));
   }
 
+  // After a rename the kernel gives the new name the old name's inode. A
+  // copy moved to another site is another node (its site is in it): both
+  // names are invalidated once the reply is sent (from a worker thread:
+  // the kernel has let go of the directories by then), so that the next
+  // lookup finds what each name now is.
   void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
+    auto reply = ReplyLater(req, "rename");
     files_->Rename(CallerOf(req), parent, name, new_parent, new_name, flags & RENAME_EXCHANGE,
-                   ReplyLater(req, "rename"));
+                   [this, reply, parent, new_parent, old_name = std::string(name),
+                    moved_name = std::string(new_name)](Status status) {
+                     bool renamed = status.ok();
+                     reply(std::move(status));
+                     if (!renamed || !session_) return;
+                     fuse_lowlevel_notify_inval_entry(session_, new_parent, moved_name.c_str(),
+                                                      moved_name.size());
+                     fuse_lowlevel_notify_inval_entry(session_, parent, old_name.c_str(),
+                                                      old_name.size());
+                   });
   }
 
   // ---- files ----
@@ -322,6 +348,7 @@ class FilesystemImpl final : public Filesystem {
   UploadRegistry uploads_;
   std::unique_ptr<ImageTree> tree_;
   std::unique_ptr<OpenFiles> files_;
+  fuse_session* session_ = nullptr;
 };
 
 // Runs an operation; nothing may throw into libfuse.

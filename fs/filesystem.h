@@ -38,6 +38,8 @@ class Filesystem {
   virtual ~Filesystem() = default;
 
   virtual const fuse_lowlevel_ops& operations() const = 0;
+  // Where cache invalidations go (a moved copy's names).
+  virtual void SetSession(fuse_session* session) = 0;
   virtual void Start(ImageService& service) = 0;
   virtual void Stop() = 0;
 };

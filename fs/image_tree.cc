@@ -104,7 +104,7 @@ Status ImageTree::FileStat(const Node& node, const ImageRecord& record, struct s
   st.st_uid = record.owner;
   st.st_size = static_cast<off_t>(record.size.value_or(0));
   st.st_blocks = (st.st_size + 511) / 512;  // dense: cp must not see a hole
-  SetTimes(st, record.active_at);
+  SetTimes(st, record.data_mtime ? record.data_mtime : record.active_at);
   return Ok();
 }
 

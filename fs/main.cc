@@ -278,6 +278,7 @@ int main(int argc, char* argv[]) {
   fuse_session* session = fuse_session_new(&args, &filesystem->operations(),
                                            sizeof(fuse_lowlevel_ops), filesystem.get());
   if (!session) return 1;
+  filesystem->SetSession(session);
   int exit_code = 1;
   if (fuse_set_signal_handlers(session) == 0) {
     Hangups hangups(*line);

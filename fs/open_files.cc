@@ -66,6 +66,15 @@ Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber p
   UploadRegistry::Key key{parent, std::string(name)};
   if (uploads_.Find(key)) return Fail(EBUSY, "image {}: '{}' is being written", *image, name);
   auto write = service_.BeginWrite(who.caller, *image, node->site);
+  if (write.code() == ENOENT && node->kind == NodeKind::kSite && !service_.GetImage(*image).ok()) {
+    // A file named by a new image's UUID in /sites/<site>/: migration
+    // (rsync of a Glance filesystem store, or of another deployment's
+    // site) creates the image, then uploads it as any upload.
+    IMAGEFS_RETURN_IF_ERROR(service_.CreateImage(who.caller, *image));
+    Log(LogLevel::kInfo, "image {}: created for '{}' written into /sites/{}/", *image, name,
+        node->site);
+    write = service_.BeginWrite(who.caller, *image, node->site);
+  }
   if (!write.ok()) return write.error();
   Upload upload;
   upload.write = *write;
@@ -302,6 +311,13 @@ void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_vie
   auto node = tree_.FindNode(parent);
   if (!node.ok()) return done(node.error());
   auto upload = uploads_.Find({parent, std::string(name)});
+  if (!upload && node->IsSiteDirectory()) {
+    if (auto moved = MoveBetweenSites(*node, parent, name, new_parent, new_name, exchange)) {
+      if (!moved->ok()) return done(moved->error());
+      return service_.MoveCopy(caller, moved->value().first, node->site, moved->value().second,
+                               std::move(done));
+    }
+  }
   if (!upload) {
     return done(Fail(EPERM,
                      "rename '{}': only files being written can be renamed (set "
@@ -320,16 +336,57 @@ void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_vie
   CommitUpload(caller, {parent, std::string(name)}, new_name, std::move(done));
 }
 
+// `mv` of a published copy from one site directory into another site
+// directory of the same image: (image, target site) to move, an error, or
+// nullopt when it is not such a move (the rename rules then apply).
+std::optional<Result<std::pair<std::string, std::string>>> OpenFiles::MoveBetweenSites(
+    const Node& from, InodeNumber parent, std::string_view name, InodeNumber new_parent,
+    std::string_view new_name, bool exchange) {
+  auto to = tree_.FindNode(new_parent);
+  if (!to.ok() || !to->IsSiteDirectory() || new_parent == parent) return std::nullopt;
+  auto child = tree_.Child(parent, from, name);
+  if (!child.ok() || child->kind != NodeKind::kFile) return std::nullopt;
+  const std::string& image = child->image;
+  if (exchange) return Fail(EINVAL, "rename '{}': exchange is not supported", name);
+  if (!to->image.empty() && to->image != image) {
+    return Fail(EXDEV, "mv '{}': a copy moves between the sites of its own image, not to image {}",
+                name, to->image);
+  }
+  if (to->image.empty() && new_name != image) {
+    return Fail(EINVAL, "mv '{}' to '{}': files in /sites/{}/ are named {}", name, new_name,
+                to->site, image);
+  }
+  return std::pair<std::string, std::string>(image, to->site);
+}
+
 // Commits the upload; `done` runs when the import has finished.
 void OpenFiles::CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
                              std::string_view final_name, Done done) {
+  auto upload = uploads_.Find(key);
   auto write = uploads_.BeginCommit(key);
   if (!write.ok()) return done(write.error());
   NameUnnamedImage(caller, **write, final_name);
-  service_.CommitWrite(*write, [this, key, done = std::move(done)](Status status) {
+  int64_t data_mtime = upload ? upload->data_mtime : 0;
+  service_.CommitWrite(*write, [this, caller, key, data_mtime, image = (*write)->image_id(),
+                                done = std::move(done)](Status status) {
     uploads_.Remove(key);
+    if (status.ok() && data_mtime) {
+      Status timed = service_.SetFileTime(caller, image, data_mtime);
+      if (!timed.ok()) Log(LogLevel::kWarning, "{}", timed.error().message);
+    }
     done(std::move(status));
   });
+}
+
+Status OpenFiles::SetDataTime(const Caller& caller, InodeNumber ino, int64_t nanos) {
+  auto node = tree_.FindNode(ino);
+  if (!node.ok()) return node.error();
+  if (node->kind == NodeKind::kUpload) {
+    uploads_.SetDataTime({node->parent, node->name}, nanos);
+    return Ok();
+  }
+  if (node->kind != NodeKind::kFile) return Ok();  // directories: accepted, not kept
+  return service_.SetFileTime(caller, node->image, nanos);
 }
 
 // An upload named "disk.qcow2" names an image that has no name yet.

@@ -131,7 +131,12 @@ class OpenFiles {
   void Flush(OpenFile& file, const Requester& who, Done done);
   // The last close of a handle: commits what no close committed.
   void Release(std::unique_ptr<OpenFile> file);
-  // rename of a file being written: commits it under `new_name`.
+  // utimens: the mtime of an image's files, kept in its record (of a file
+  // being written: once it is committed). Directories accept and ignore it.
+  Status SetDataTime(const Caller& caller, InodeNumber ino, int64_t nanos);
+  // rename of a file being written: commits it under `new_name`. `mv` of
+  // a published copy into another site directory of its image: a move
+  // (ImageService::MoveCopy). Other renames: EPERM.
   void Rename(const Caller& caller, InodeNumber parent, std::string_view name,
               InodeNumber new_parent, std::string_view new_name, bool exchange, Done done);
 
@@ -140,6 +145,9 @@ class OpenFiles {
                                         const UploadRegistry::Key& key);
   void ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened);
   void TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t size, Done done);
+  std::optional<Result<std::pair<std::string, std::string>>> MoveBetweenSites(
+      const Node& from, InodeNumber parent, std::string_view name, InodeNumber new_parent,
+      std::string_view new_name, bool exchange);
   void CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
                     std::string_view final_name, Done done);
   void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name);

@@ -25,6 +25,14 @@ std::vector<std::pair<std::string, std::string>> UploadRegistry::EntriesIn(Inode
   return entries;
 }
 
+bool UploadRegistry::SetDataTime(const Key& key, int64_t nanos) {
+  MutexLock lock(&mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) return false;
+  it->second.data_mtime = nanos;
+  return true;
+}
+
 Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);

@@ -41,6 +41,7 @@ struct Upload {
   bool committing = false;
   int64_t created_at = 0;
   std::chrono::steady_clock::time_point last_release;
+  int64_t data_mtime = 0;  // set by utimens before the commit; applied after it
 };
 
 class UploadRegistry {
@@ -52,6 +53,9 @@ class UploadRegistry {
   std::optional<Upload> Find(const Key& key);
   // (name, image) of every upload in `directory`.
   std::vector<std::pair<std::string, std::string>> EntriesIn(InodeNumber directory);
+  // Keeps the mtime its writer set, for the image once committed; false
+  // when there is no such upload.
+  bool SetDataTime(const Key& key, int64_t nanos);
   // Marks an upload committing; EBUSY when it already is, ENOENT when gone.
   Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key);
   void Remove(const Key& key);

@@ -99,6 +99,17 @@ class ImageServiceImpl final : public ImageService {
     return Ok();
   }
 
+  Status SetFileTime(const Caller& caller, std::string_view id, int64_t nanos) override {
+    if (nanos < 0) return Fail(EINVAL, "image {}: a file time before 1970", id);
+    auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+      IMAGEFS_RETURN_IF_ERROR(core_.CheckAuthorized(caller, record, "set the file time of"));
+      record.data_mtime = nanos;
+      return Ok();
+    });
+    if (!updated.ok()) return updated.error();
+    return Ok();
+  }
+
   Status RemoveProperty(const Caller& caller, std::string_view id, std::string_view name) override {
     auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
       if (IsReservedProperty(name) || IsSettableField(name)) {
@@ -169,6 +180,40 @@ class ImageServiceImpl final : public ImageService {
     Run(done, [this, caller, image = std::string(id), site = std::string(site)] {
       return deletes_.DeleteCopy(caller, image, site);
     });
+  }
+
+  void MoveCopy(const Caller& caller, std::string_view id, std::string_view from,
+                std::string_view to, Done done) override {
+    std::string image(id), source(from), target(to);
+    auto record = core_.catalog().Get(image);
+    if (!record.ok()) return done(record.error());
+    if (!record->HasStore(source) || !core_.HasStore(target)) {
+      return done(Fail(ENOENT, "image {}: move from {} to {}: no such copy or store", image, source,
+                       target));
+    }
+    if (source == core_.options().central) {
+      return done(Fail(EPERM,
+                       "image {}: the copy in {} cannot move: a copy always stays at central "
+                       "(copy it to {} instead)",
+                       image, source, target));
+    }
+    if (Status allowed = core_.CheckAuthorized(caller, *record, "move"); !allowed.ok()) {
+      return done(allowed);
+    }
+    auto remove_source = [this, caller, image, source, target, done](Status copied) {
+      if (!copied.ok()) return done(copied);
+      Run(done, [this, caller, image, source, target] {
+        Log(LogLevel::kInfo, "image {}: moving from {} to {}: copied, removing the source", image,
+            source, target);
+        return deletes_.DeleteCopy(caller, image, source);
+      });
+    };
+    if (record->HasStore(target)) return remove_source(Ok());
+    ImportRequest request;
+    request.stores = {target};
+    request.all_stores_must_succeed = true;
+    Status started = StartImport(caller, image, request, remove_source);
+    if (!started.ok()) done(started);
   }
 
   void DeleteImage(const Caller& caller, std::string_view id, Done done) override {

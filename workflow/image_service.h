@@ -130,6 +130,10 @@ class ImageService {
                              std::string_view value) = 0;
   virtual Status RemoveProperty(const Caller& caller, std::string_view id,
                                 std::string_view name) = 0;
+  // The mtime of the image's files (utimens by rsync -a, cp -p): owner or
+  // admin (EACCES); an image without data keeps it for its data (EINVAL
+  // for a negative time).
+  virtual Status SetFileTime(const Caller& caller, std::string_view id, int64_t nanos) = 0;
 
   // Validates and takes the lease before returning; the copies run later.
   virtual Status StartImport(const Caller& caller, std::string_view id,
@@ -144,6 +148,12 @@ class ImageService {
   virtual void DeleteCopy(const Caller& caller, std::string_view id, std::string_view site,
                           Done done) = 0;
   virtual void DeleteImage(const Caller& caller, std::string_view id, Done done) = 0;
+  // `mv` of a copy from one site to another: a copy-image to `to` (none
+  // when `to` holds one already), then DeleteCopy of `from`, each with its
+  // rules. EPERM when `from` is central (a copy always stays there), and
+  // nothing is copied; a failed copy keeps `from`.
+  virtual void MoveCopy(const Caller& caller, std::string_view id, std::string_view from,
+                        std::string_view to, Done done) = 0;
 
   // A reader of the copy in `site` for `caller`; ENOENT when the site has
   // no copy, EACCES when the image's visibility keeps the caller out.

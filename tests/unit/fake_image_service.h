@@ -35,6 +35,7 @@ class FakeImageService final : public ImageService {
   std::map<std::string, std::string> copies;  // image -> its data in every store
   std::vector<std::shared_ptr<StagedWrite>> committed;
   std::vector<std::string> deleted;  // "<image>" or "<image>/<site>"
+  std::vector<std::string> moved;    // "<image>/<from>-><to>"
   std::vector<ImportRequest> imports;
   std::optional<Error> commit_failure;  // the next commits fail with it
   CatalogHealth catalog_health;         // what CatalogState() says
@@ -118,6 +119,17 @@ class FakeImageService final : public ImageService {
 
   void DeleteCopy(const Caller&, std::string_view id, std::string_view site, Done done) override {
     deleted.push_back(fmt::format("{}/{}", id, site));
+    done(Ok());
+  }
+  Status SetFileTime(const Caller&, std::string_view id, int64_t nanos) override {
+    auto it = records.find(std::string(id));
+    if (it == records.end()) return Fail(ENOENT, "image {}: not found", id);
+    it->second.data_mtime = nanos;
+    return Ok();
+  }
+  void MoveCopy(const Caller&, std::string_view id, std::string_view from, std::string_view to,
+                Done done) override {
+    moved.push_back(fmt::format("{}/{}->{}", id, from, to));
     done(Ok());
   }
   void DeleteImage(const Caller&, std::string_view id, Done done) override {
