@@ -319,6 +319,9 @@ Result<std::string> ImageTree::GetAttribute(InodeNumber ino, std::string_view na
   if (node->kind == NodeKind::kRoot && name == kInodesXattr) {
     return std::to_string(inodes_.size());
   }
+  if (node->kind == NodeKind::kImage && name == kProgressXattr) {
+    return service_.ImportProgress(node->image);
+  }
   if ((node->kind == NodeKind::kRoot || node->kind == NodeKind::kImage) && name == kCatalogXattr) {
     CatalogHealth health = service_.CatalogState();
     if (health.live) return std::string("live");
@@ -358,7 +361,7 @@ Result<std::string> ImageTree::ListAttributes(InodeNumber ino) {
   if (node->kind == NodeKind::kImage) {
     auto record = service_.GetImage(node->image);
     if (!record.ok()) return record.error();
-    names = std::string(kCatalogXattr) + '\0';
+    names = std::string(kCatalogXattr) + '\0' + std::string(kProgressXattr) + '\0';
     for (const auto& [key, value] : GlanceProperties(*record)) {
       names += std::string(kXattrPrefix) + key;
       names.push_back('\0');

@@ -52,6 +52,8 @@ constexpr std::string_view kInodesXattr = "user.imagefs.inodes";
 // On / and each image: "live", or "replica, central unreachable since
 // <time>" while the catalog answers from the mount's replica.
 constexpr std::string_view kCatalogXattr = "user.imagefs.catalog";
+// On each image: its imports in flight here, per target store (JSON).
+constexpr std::string_view kProgressXattr = "user.imagefs.progress";
 
 // A name the kernel now holds: its inode (counted) and attributes.
 struct EntryAttributes {

@@ -67,6 +67,9 @@ class ImageServiceImpl final : public ImageService {
     return core_.catalog().InspectAll();
   }
   CatalogHealth CatalogState() override { return core_.catalog().Health(); }
+  std::string ImportProgress(std::string_view id) override {
+    return core_.ProgressOf(std::string(id));
+  }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
     if (!IsUuid(id)) {

@@ -124,6 +124,10 @@ class ImageService {
   // ListImageRecords, OpenCopy) from the mount's replica because central
   // is unreachable; then every change fails with EHOSTUNREACH.
   virtual CatalogHealth CatalogState() = 0;
+  // The imports of `id` in flight, as JSON: {"<store>": {"done": bytes,
+  // "total": bytes or null (an upload: not known before its end)}}; "{}"
+  // when none runs in this daemon.
+  virtual std::string ImportProgress(std::string_view id) = 0;
 
   virtual Status CreateImage(const Caller& caller, std::string_view id) = 0;
   virtual Status SetProperty(const Caller& caller, std::string_view id, std::string_view name,

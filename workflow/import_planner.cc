@@ -160,9 +160,10 @@ Result<StagedWrite::Stream> ImportPlanner::StartStream(const std::string& id,
     writers.push_back(std::move(writer).value());
   }
   return StagedWrite::Stream{
-      targets, std::make_unique<Pipeline>(std::move(writers),
-                                          core_.pipeline_options(/*full_digest=*/!by_chunks),
-                                          core_.hash_executor())};
+      targets, std::make_unique<Pipeline>(
+                   std::move(writers),
+                   core_.pipeline_options(/*full_digest=*/!by_chunks, id, targets, /*total=*/0),
+                   core_.hash_executor())};
 }
 
 // The stream factory of an upload or download into `targets`: data that

@@ -112,6 +112,7 @@ Status ImportRunner::Run(ImportPlan& plan) {
   }
   unpublished.clear();  // unpublished temporaries are removed here
   End(plan, upload);
+  core_.EndProgress(plan.image_id);
   CountOutcomes(plan);
   if (!failure) return Ok();
   int code = failure->code == ENOSPC ? ENOSPC : EIO;
@@ -201,7 +202,12 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
     }
   }
   if (writers.empty()) return copies;
-  PipelineOptions options = core_.pipeline_options(/*full_digest=*/!ByChunks(plan));
+  std::vector<std::string> sites;  // of the writers
+  for (size_t i = 0; i < copies.size(); ++i) {
+    if (copies[i].ok()) sites.push_back(plan.targets[i]);
+  }
+  PipelineOptions options =
+      core_.pipeline_options(/*full_digest=*/!ByChunks(plan), id, sites, source.size());
   options.check = [&]() -> Status {
     if (!plan.lease->lost()) return Ok();
     return Fail(EIO, "image {}: import lease lost while copying", id);

@@ -310,10 +310,16 @@ class Pipeline::Run {
       KickHashers();
       changed_.SignalAll();
     }
-    if (zero) return;
+    if (zero) {
+      if (options_.written) {
+        for (size_t i : targets) options_.written(i, data.size());
+      }
+      return;
+    }
     chunks_.Grow(offset + data.size());
     for (size_t i : targets) {
-      writers_[i]->WriteAt(offset, data, [this, unit, i](Status status) {
+      writers_[i]->WriteAt(offset, data, [this, unit, i, bytes = data.size()](Status status) {
+        if (status.ok() && options_.written) options_.written(i, bytes);
         MutexLock lock(&mutex_);
         if (writer_status_.Record(i, status)) Stop(status.error());
         --unit->pending;

@@ -62,6 +62,9 @@ struct PipelineOptions {
   // Asked before each unit is read (pull); an error stops the pipeline (a
   // lost lease).
   std::function<Status()> check;
+  // Told, from the writers' threads, of each unit writer `writer` has
+  // written (an all-zero unit: at once for every live writer).
+  std::function<void(size_t writer, uint64_t bytes)> written;
 };
 
 struct PipelineOutcome {

@@ -92,6 +92,61 @@ PipelineOptions ServiceCore::pipeline_options(bool full_digest) const {
   return options;
 }
 
+PipelineOptions ServiceCore::pipeline_options(bool full_digest, const std::string& id,
+                                              const std::vector<std::string>& sites,
+                                              uint64_t total) {
+  {
+    MutexLock lock(&progress_mutex_);
+    auto& image = progress_[id];
+    for (const auto& site : sites) image[site] = Progress{0, total};
+  }
+  PipelineOptions options = pipeline_options(full_digest);
+  options.written = [this, id, sites](size_t writer, uint64_t bytes) {
+    if (writer < sites.size()) AddProgress(id, sites[writer], bytes);
+  };
+  return options;
+}
+
+// A log line at each tenth of a long copy (64 MiB or more, its size known).
+void ServiceCore::AddProgress(const std::string& id, const std::string& site, uint64_t bytes) {
+  constexpr uint64_t kLong = 64 << 20;
+  uint64_t done = 0, total = 0, tenth = 0;
+  {
+    MutexLock lock(&progress_mutex_);
+    auto image = progress_.find(id);
+    if (image == progress_.end()) return;
+    Progress& progress = image->second[site];
+    uint64_t before = progress.total ? progress.done * 10 / progress.total : 0;
+    progress.done += bytes;
+    done = progress.done;
+    total = progress.total;
+    if (total >= kLong && done * 10 / total > before)
+      tenth = std::min<uint64_t>(done * 10 / total, 10);
+  }
+  if (tenth > 0 && tenth < 10) {
+    Log(LogLevel::kInfo, "image {}: copy into {}: {}0 % ({} of {} MiB)", id, site, tenth,
+        done >> 20, total >> 20);
+  }
+}
+
+std::string ServiceCore::ProgressOf(const std::string& id) {
+  MutexLock lock(&progress_mutex_);
+  auto image = progress_.find(id);
+  if (image == progress_.end()) return "{}";
+  std::string json = "{";
+  for (const auto& [site, progress] : image->second) {
+    if (json.size() > 1) json += ",";
+    json += fmt::format("\"{}\":{{\"done\":{},\"total\":{}}}", site, progress.done,
+                        progress.total ? std::to_string(progress.total) : "null");
+  }
+  return json + "}";
+}
+
+void ServiceCore::EndProgress(const std::string& id) {
+  MutexLock lock(&progress_mutex_);
+  progress_.erase(id);
+}
+
 void ServiceCore::JoinThreads() {
   workers_->join();
   for (auto& [site, threads] : store_threads_) threads->join();

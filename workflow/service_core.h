@@ -94,6 +94,15 @@ class ServiceCore {
   HashExecutor hash_executor();
   // A pipeline's options, from the service's copy settings.
   PipelineOptions pipeline_options(bool full_digest) const;
+  // The same, counting what each writer wrote as the progress of image
+  // `id` into `sites` (one per writer, in order) out of `total` bytes (0:
+  // not known yet, an upload).
+  PipelineOptions pipeline_options(bool full_digest, const std::string& id,
+                                   const std::vector<std::string>& sites, uint64_t total);
+  // The progress of the imports of `id` in flight: {"<store>": {"done": n,
+  // "total": m or null}}; "{}" when none runs. Forgotten by EndProgress.
+  std::string ProgressOf(const std::string& id) EXCLUDES(progress_mutex_);
+  void EndProgress(const std::string& id) EXCLUDES(progress_mutex_);
   // Waits for the workers' and stores' jobs (after the sweeper stopped).
   void JoinThreads();
   // Returns the allocator's free memory to the system while no job runs.
@@ -122,6 +131,14 @@ class ServiceCore {
   std::atomic<int> jobs_running_{0};
   Mutex unsettled_mutex_;
   std::set<std::string> unsettled_ GUARDED_BY(unsettled_mutex_);
+  struct Progress {
+    uint64_t done = 0;
+    uint64_t total = 0;  // 0: not known
+  };
+  void AddProgress(const std::string& id, const std::string& site, uint64_t bytes)
+      EXCLUDES(progress_mutex_);
+  Mutex progress_mutex_;
+  std::map<std::string, std::map<std::string, Progress>> progress_ GUARDED_BY(progress_mutex_);
   std::unique_ptr<boost::asio::thread_pool> workers_;
   std::unique_ptr<boost::asio::thread_pool> hash_threads_;
   // Each store's own threads, for work that waits on that store alone.
