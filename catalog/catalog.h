@@ -162,11 +162,13 @@ Result<std::unique_ptr<SharedCatalog>> OpenRadosCatalog(const RadosCatalogOption
 //   replica as it is, and goes live by itself when central answers. It
 //   fails when central answers the first attempt with an error (a wrong
 //   key: EACCES, EPERM; a newer format: ENOTSUP): that needs an operator.
-// - While live, a record inspected is kept `inspect_for` (the kernel's
-//   attribute timeout): the attributes of one image come from one read,
-//   and another daemon's change shows within that time (this daemon's own
-//   at once). Many images inspected within a second read every record in
-//   one listing.
+// - While live, a record inspected is kept while it is known current to
+//   within `inspect_for` (the kernel's attribute timeout): read that
+//   recently, or confirmed by the follower's reading of the change log
+//   since. The attributes of one image come from one read, another
+//   daemon's change shows within that time, this daemon's own at once.
+//   Many images inspected within a second read every record in one
+//   listing.
 struct ReplicaOptions {
   std::string replica_path;
   std::chrono::milliseconds follow_every{500};

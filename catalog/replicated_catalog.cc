@@ -49,12 +49,15 @@ bool IsUnreachable(int code) {
   }
 }
 
-// Records inspected while live, each kept `ttl` (the attribute timeout):
-// `getfattr -d` asks for every attribute in turn, and each would read
-// central again. Many images missed within a second is a scan (`getfattr
-// -d` of every image): one listing then reads them all, not one by one.
-// This daemon's own changes drop a record at once (and a read that raced
-// with the drop is not kept); another daemon's show within `ttl`.
+// Records inspected while live: `getfattr -d` asks for every attribute in
+// turn, and each would read central again. A record is served while it is
+// known current to within `ttl` (the attribute timeout): it was read that
+// recently, or the follower has since read the change log (Confirm) and no
+// change of it was there; a change there drops it. So another daemon's
+// change shows within `ttl` (while the follower keeps up; if it falls
+// behind, records expire), and this daemon's own at once (a read that
+// raced with such a drop is not kept). Many images missed within a second
+// is a scan (`getfattr -d` of every image): one listing reads them all.
 class InspectionCache {
  public:
   explicit InspectionCache(std::chrono::milliseconds ttl) : ttl_(ttl) {}
@@ -63,11 +66,26 @@ class InspectionCache {
     MutexLock lock(&mutex_);
     auto it = records_.find(std::string(id));
     if (it == records_.end()) return std::nullopt;
-    if (Now() - it->second.second > ttl_) {
+    if (Now() - std::max(it->second.second, confirmed_) > ttl_) {
       records_.erase(it);
       return std::nullopt;
     }
     return it->second.first;
+  }
+
+  // The follower read the change log in a round that started at `started`:
+  // the records it names changed (all of them, when `everything`); the
+  // others were still current then.
+  void Confirm(std::chrono::steady_clock::time_point started,
+               const std::vector<std::string>& changed, bool everything) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    if (everything) {
+      records_.clear();
+    } else {
+      for (const auto& id : changed) records_.erase(id);
+    }
+    ++generation_;
+    confirmed_ = started;
   }
 
   // Counts a miss: true once per second when they add up to a scan.
@@ -114,6 +132,7 @@ class InspectionCache {
   std::map<std::string, std::pair<ImageRecord, std::chrono::steady_clock::time_point>> records_
       GUARDED_BY(mutex_);
   uint64_t generation_ GUARDED_BY(mutex_) = 0;  // counts drops
+  std::chrono::steady_clock::time_point confirmed_ GUARDED_BY(mutex_){};
   std::chrono::steady_clock::time_point window_ GUARDED_BY(mutex_){};
   int misses_ GUARDED_BY(mutex_) = 0;
 };
@@ -412,7 +431,13 @@ class ReplicatedCatalog final : public Catalog {
       MutexLock lock(&mutex_);
       primary_ = primary;
     }
+    auto started = std::chrono::steady_clock::now();
     auto changes = primary->ChangesSince(replica_->position());
+    if (changes.ok()) {
+      std::vector<std::string> changed;
+      for (const auto& [id, value] : changes->records) changed.push_back(id);
+      cache_.Confirm(started, changed, changes->complete);
+    }
     if (!changes.ok()) {
       if (IsUnreachable(changes.code())) return MarkUnreachable(changes.error().message);
       Log(LogLevel::kWarning, "catalog: replica not brought up to date: {}",

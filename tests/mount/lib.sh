@@ -386,24 +386,20 @@ expect_error() {
 xattr() { getfattr --absolute-names --only-values -n "user.glance.$2" "$MNT/images/$1"; }
 xattr2() { getfattr --absolute-names --only-values -n "user.glance.$2" "$MNT2/images/$1"; }
 
-# wait_for_xattr IMAGE NAME VALUE: polls until the attribute has VALUE (10 s).
-wait_for_xattr() {
+# wait_for_xattr IMAGE NAME VALUE: polls until the attribute has VALUE (10 s);
+# wait_for_xattr2 the same on the second daemon. What one daemon changes
+# shows on another within the attribute timeout (1 s: a rados catalog keeps
+# inspected records that long, catalog.h).
+wait_for_xattr() { wait_for_value xattr "$@"; }
+wait_for_xattr2() { wait_for_value xattr2 "$@"; }
+wait_for_value() {
+  local read=$1
+  shift
   for _ in $(seq 100); do
-    [ "$(xattr "$1" "$2")" == "$3" ] && return 0
+    [ "$("$read" "$1" "$2")" == "$3" ] && return 0
     sleep 0.1
   done
-  fail "image $1: $2 is '$(xattr "$1" "$2")', expected '$3'"
-}
-
-# wait_for_xattr2 IMAGE NAME VALUE: the same on the second daemon. What one
-# daemon changes shows on another within the attribute timeout (1 s: a
-# rados catalog keeps inspected records that long, catalog.h).
-wait_for_xattr2() {
-  for _ in $(seq 100); do
-    [ "$(xattr2 "$1" "$2")" == "$3" ] && return 0
-    sleep 0.1
-  done
-  fail "B: image $1: $2 is '$(xattr2 "$1" "$2")', expected '$3'"
+  fail "image $1: $2 is '$("$read" "$1" "$2")' ($read), expected '$3'"
 }
 
 # The log line the SPEC promises for an error.

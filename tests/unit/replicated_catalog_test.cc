@@ -322,9 +322,15 @@ TEST_F(ReplicatedCatalogTest, InspectionKeepsARecordForTheAttributeTimeoutOnly) 
     record.status = ImageStatus::kActive;
     return Ok();
   };
-  // The attributes of one image: one read.
+  // The attributes of one image: one read; and while the follower finds
+  // no change of it, none more, past the timeout too (once it has read
+  // past the creation).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   int gets = central_.gets;
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(catalog->Inspect(kA).ok());
+  EXPECT_EQ(central_.gets - gets, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_TRUE(catalog->Inspect(kA).ok());
   EXPECT_EQ(central_.gets - gets, 1);
   // Another daemon's change shows within the timeout ...
   ASSERT_TRUE(elsewhere_.Update(kA, active).ok());
@@ -341,6 +347,21 @@ TEST_F(ReplicatedCatalogTest, InspectionKeepsARecordForTheAttributeTimeoutOnly) 
   EXPECT_EQ(catalog->Inspect(kA)->status, ImageStatus::kQueued);
   ASSERT_TRUE(catalog->Remove(kA).ok());
   EXPECT_EQ(catalog->Inspect(kA).code(), ENOENT);
+}
+
+TEST_F(ReplicatedCatalogTest, WithoutTheFollowerARecordExpiresAfterTheTimeout) {
+  auto catalog = Open(std::chrono::hours(1), std::chrono::milliseconds(200));
+  ASSERT_TRUE(catalog->Create(Record(kA)).ok());
+  ASSERT_TRUE(catalog->Inspect(kA).ok());
+  ASSERT_TRUE(elsewhere_
+                  .Update(kA,
+                          [](ImageRecord& record) {
+                            record.status = ImageStatus::kActive;
+                            return Ok();
+                          })
+                  .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  EXPECT_EQ(catalog->Inspect(kA)->status, ImageStatus::kActive);
 }
 
 TEST_F(ReplicatedCatalogTest, AScanOfManyImagesReadsThemInOneListing) {
