@@ -81,6 +81,9 @@ serves_cut_off() {
   by "$from" 5 "getfattr stores" has_value "$mnt/images/$id" user.glance.stores central,dcn0
   by "$from" 5 "getfattr status" has_value "$mnt/images/$id" user.glance.status active
   by "$from" 5 "md5sum of the dcn0 copy" reads "$mnt/sites/dcn0/$id" "$md5"
+  # Reads may answer from memory before anything noticed the cut; the
+  # follower's probe notices within its op timeout (3 s).
+  for _ in $(seq 60); do cut_off "$mnt" && break; sleep 0.1; done
   by "$from" 5 "user.imagefs.catalog says so" cut_off "$mnt"
   echo "$mnt: $(catalog_state "$mnt")"
   at_once "copy to dcn1 refused" expect_error "$unreachable" \
