@@ -14,6 +14,7 @@ namespace imagefs {
 namespace {
 
 constexpr char kImage[] = "4b5c6d7e-1111-4c8e-9b53-3f0a1e2d4c5b";
+constexpr char kOther[] = "4b5c6d7e-2222-4c8e-9b53-3f0a1e2d4c5b";
 const Requester kCreator{{1000, 1000}, 4242};
 const Requester kChild{{1000, 1000}, 4343};  // inherited the descriptor
 const Requester kStranger{{2000, 2000}, 4444};
@@ -195,6 +196,41 @@ TEST_F(OpenFilesTest, CreateIsForSiteDirectoriesAndOneWriterAName) {
   files_.Fallocate(*file, 0, 0, 4096, [&](Status status) { allocated = status; });
   ASSERT_TRUE(allocated.ok());
   EXPECT_EQ(file->write->Size(), 4096u);
+}
+
+}  // namespace
+}  // namespace imagefs
+
+namespace imagefs {
+namespace {
+
+TEST_F(OpenFilesTest, AMoveBetweenSitesOfItsImageIsAMoveElseRefused) {
+  service_.AddActive(kImage, {"central", "dcn0"});
+  Status renamed = Fail(EINPROGRESS, "no answer");
+  auto rename = [&](InodeNumber from, const std::string& name, InodeNumber to,
+                    const std::string& new_name) {
+    renamed = Fail(EINPROGRESS, "no answer");
+    files_.Rename(kCreator.caller, from, name, to, new_name, false,
+                  [&](Status status) { renamed = status; });
+    return renamed;
+  };
+  InodeNumber sites_dcn0 = Ino({"sites", "dcn0"});
+  InodeNumber sites_central = Ino({"sites", "central"});
+  // /sites/dcn0/<id> -> /sites/central/<id>, and stores/dcn0 -> stores/central.
+  EXPECT_TRUE(rename(sites_dcn0, kImage, sites_central, kImage).ok());
+  InodeNumber stores_dcn0 = Ino({"images", kImage, "stores", "dcn0"});
+  EXPECT_TRUE(rename(stores_dcn0, kImage, site_, "anything").ok());
+  EXPECT_EQ(service_.moved, (std::vector<std::string>{std::string(kImage) + "/dcn0->central",
+                                                      std::string(kImage) + "/dcn0->central"}));
+  // In /sites/ a file is named by its image; not into another image.
+  EXPECT_EQ(rename(sites_dcn0, kImage, sites_central, "other").code(), EINVAL);
+  service_.AddActive(kOther, {"central"});
+  EXPECT_EQ(
+      rename(stores_dcn0, kImage, Ino({"images", kOther, "stores", "central"}), kImage).code(),
+      EXDEV);
+  // Within one site: a rename, refused as before.
+  EXPECT_EQ(rename(sites_dcn0, kImage, sites_dcn0, "renamed").code(), EPERM);
+  EXPECT_EQ(service_.moved.size(), 2u);
 }
 
 }  // namespace
