@@ -19,7 +19,7 @@ within() { awk -v s="$1" -v a="$2" -v b="$(now)" 'BEGIN { exit !(b - a < s) }'; 
 # may come back with its data), `stop` ends the cluster. Sets ID; returns
 # when the import has ended.
 copy_with_dcn1_stopping() {
-  start_own_clusters --memstore-bytes $((1 << 30))
+  start_own_clusters --memstore-bytes $((1 << 30)) --no-mgr  # no df here
   write_config
   mount_imagefs
   ID=$(new_uuid)
