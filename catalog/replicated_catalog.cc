@@ -166,24 +166,12 @@ class ReplicaStore {
 
   Result<ImageRecord> Get(std::string_view id) {
     MutexLock lock(&mutex_);
-    Statement select(db_->get(), "SELECT record FROM records WHERE id = ?");
-    select.Bind(1, id);
-    int rc = select.Step();
-    if (rc == SQLITE_DONE) return Fail(ENOENT, "image {} does not exist (replica)", id);
-    if (rc != SQLITE_ROW) return db_->Failed(fmt::format("read image {}", id));
-    return DecodeRecord(select.Text(0));
+    return ReadRecord(*db_, "records", id);
   }
 
   Result<std::vector<ListedRecord>> List() {
     MutexLock lock(&mutex_);
-    Statement select(db_->get(), "SELECT id, record FROM records ORDER BY id");
-    std::vector<ListedRecord> records;
-    int rc;
-    while ((rc = select.Step()) == SQLITE_ROW) {
-      records.push_back({select.Text(0), DecodeRecord(select.Text(1))});
-    }
-    if (rc != SQLITE_DONE) return db_->Failed("list images");
-    return records;
+    return ReadRecords(*db_, "records");
   }
 
  private:
@@ -266,36 +254,30 @@ class ReplicatedCatalog final : public Catalog {
   }
 
   Result<ImageRecord> Inspect(std::string_view id) override {
-    if (auto primary = Live()) {
-      if (auto cached = cache_.Find(id)) return *cached;
-      if (cache_.MissedInAScan()) {
-        (void)InspectAll();
-        if (auto cached = cache_.Find(id)) return *cached;
-      }
-      uint64_t generation = cache_.Generation();
-      auto record = primary->Get(id);
-      if (record.ok()) cache_.Put(*record, generation);
-      if (!record.ok() && IsUnreachable(record.code())) {
-        MarkUnreachable(record.error().message);
-      } else {
-        return record;
-      }
-    }
-    return replica_->Get(id);
+    return LiveElseReplica(
+        [&](SharedCatalog& primary) -> Result<ImageRecord> {
+          if (auto cached = cache_.Find(id)) return *cached;
+          if (cache_.MissedInAScan()) {
+            (void)InspectAll();
+            if (auto cached = cache_.Find(id)) return *cached;
+          }
+          uint64_t generation = cache_.Generation();
+          auto record = primary.Get(id);
+          if (record.ok()) cache_.Put(*record, generation);
+          return record;
+        },
+        [&] { return replica_->Get(id); });
   }
 
   Result<std::vector<ListedRecord>> InspectAll() override {
-    if (auto primary = Live()) {
-      uint64_t generation = cache_.Generation();
-      auto records = primary->ListRecords();
-      if (records.ok()) cache_.PutAll(*records, generation);
-      if (!records.ok() && IsUnreachable(records.code())) {
-        MarkUnreachable(records.error().message);
-      } else {
-        return records;
-      }
-    }
-    return replica_->List();
+    return LiveElseReplica(
+        [&](SharedCatalog& primary) {
+          uint64_t generation = cache_.Generation();
+          auto records = primary.ListRecords();
+          if (records.ok()) cache_.PutAll(*records, generation);
+          return records;
+        },
+        [&] { return replica_->List(); });
   }
 
   CatalogHealth Health() override {
@@ -357,6 +339,18 @@ class ReplicatedCatalog final : public Catalog {
   std::shared_ptr<SharedCatalog> Live() EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
     return live_ ? primary_ : nullptr;
+  }
+
+  // An inspection: `central` on the shared catalog when it is live, else
+  // (or when it found central gone) `replica` on the replica.
+  template <typename Central, typename Replica>
+  auto LiveElseReplica(Central&& central, Replica&& replica) -> decltype(replica()) {
+    if (auto primary = Live()) {
+      auto result = central(*primary);
+      if (result.ok() || !IsUnreachable(result.code())) return result;
+      MarkUnreachable(result.error().message);
+    }
+    return replica();
   }
 
   // `call` on the shared catalog when it is live; EHOSTUNREACH at once
@@ -433,17 +427,15 @@ class ReplicatedCatalog final : public Catalog {
     }
     auto started = std::chrono::steady_clock::now();
     auto changes = primary->ChangesSince(replica_->position());
-    if (changes.ok()) {
-      std::vector<std::string> changed;
-      for (const auto& [id, value] : changes->records) changed.push_back(id);
-      cache_.Confirm(started, changed, changes->complete);
-    }
     if (!changes.ok()) {
       if (IsUnreachable(changes.code())) return MarkUnreachable(changes.error().message);
       Log(LogLevel::kWarning, "catalog: replica not brought up to date: {}",
           changes.error().message);
       return MarkLive(0);
     }
+    std::vector<std::string> changed;
+    for (const auto& [id, value] : changes->records) changed.push_back(id);
+    cache_.Confirm(started, changed, changes->complete);
     if (!changes->records.empty() || changes->complete) {
       Status applied = replica_->Apply(*changes);
       if (!applied.ok()) Log(LogLevel::kError, "{}", applied.error().message);

@@ -51,14 +51,7 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<ListedRecord>> ListRecords() override {
     MutexLock lock(&mutex_);
-    Statement select(db_->get(), "SELECT id, record FROM images ORDER BY id");
-    std::vector<ListedRecord> records;
-    int rc;
-    while ((rc = select.Step()) == SQLITE_ROW) {
-      records.push_back({select.Text(0), DecodeRecord(select.Text(1))});
-    }
-    if (rc != SQLITE_DONE) return DbError("list images");
-    return records;
+    return ReadRecords(*db_, "images");
   }
 
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
@@ -142,12 +135,7 @@ class SqliteCatalog final : public Catalog {
   Status Exec(const char* sql) REQUIRES(mutex_) { return db_->Exec(sql); }
 
   Result<ImageRecord> GetLocked(std::string_view id) REQUIRES(mutex_) {
-    Statement select(db_->get(), "SELECT record FROM images WHERE id = ?");
-    select.Bind(1, id);
-    int rc = select.Step();
-    if (rc == SQLITE_DONE) return Fail(ENOENT, "image {} does not exist", id);
-    if (rc != SQLITE_ROW) return DbError(fmt::format("read image {}", id));
-    return DecodeRecord(select.Text(0));
+    return ReadRecord(*db_, "images", id);
   }
 
   Result<ImageRecord> UpdateLocked(std::string_view id, const Mutation& mutate) REQUIRES(mutex_) {

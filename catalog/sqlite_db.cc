@@ -51,4 +51,26 @@ Status SqliteDb::EnsureSchema(int64_t version, std::string_view create) {
   return Exec(script.c_str());
 }
 
+Result<ImageRecord> ReadRecord(SqliteDb& db, const char* table, std::string_view id) {
+  std::string sql = fmt::format("SELECT record FROM {} WHERE id = ?", table);
+  Statement select(db.get(), sql.c_str());
+  select.Bind(1, id);
+  int rc = select.Step();
+  if (rc == SQLITE_DONE) return Fail(ENOENT, "image {} does not exist", id);
+  if (rc != SQLITE_ROW) return db.Failed(fmt::format("read image {}", id));
+  return DecodeRecord(select.Text(0));
+}
+
+Result<std::vector<ListedRecord>> ReadRecords(SqliteDb& db, const char* table) {
+  std::string sql = fmt::format("SELECT id, record FROM {} ORDER BY id", table);
+  Statement select(db.get(), sql.c_str());
+  std::vector<ListedRecord> records;
+  int rc;
+  while ((rc = select.Step()) == SQLITE_ROW) {
+    records.push_back({select.Text(0), DecodeRecord(select.Text(1))});
+  }
+  if (rc != SQLITE_DONE) return db.Failed("list images");
+  return records;
+}
+
 }  // namespace imagefs

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "catalog/catalog.h"
 #include "common/result.h"
 
 namespace imagefs {
@@ -72,5 +73,11 @@ class SqliteDb {
   sqlite3* const db_;
   const std::string what_;
 };
+
+// Image records in a table of (id TEXT PRIMARY KEY, record TEXT) (the
+// embedded catalog's `images`, the replica's `records`): one by id (ENOENT
+// when absent), or all in id order.
+Result<ImageRecord> ReadRecord(SqliteDb& db, const char* table, std::string_view id);
+Result<std::vector<ListedRecord>> ReadRecords(SqliteDb& db, const char* table);
 
 }  // namespace imagefs

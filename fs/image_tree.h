@@ -121,8 +121,10 @@ class ImageTree {
   void MeasureSite(InodeNumber ino, ImageService::Measured done);
 
  private:
-  // The xattrs of a site directory (its store) or an image file (its copy).
-  Result<std::vector<std::pair<std::string, std::string>>> SiteAttributes(const Node& node);
+  // Every xattr of a node, (name, value): the root's, an image's (its
+  // record's and imagefs's), a site directory's (its store), an image
+  // file's (its copy); none for the rest.
+  Result<std::vector<std::pair<std::string, std::string>>> NodeAttributes(const Node& node);
   Status FileStat(const Node& node, const ImageRecord& record, struct stat& st);
   void AddAttributes(DirectoryEntry& entry, const Node& node, const ListedRecord& listed);
   void AddUploads(InodeNumber ino, const Node& directory, std::vector<DirectoryEntry>& entries);

@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/log.h"
@@ -132,14 +133,13 @@ void ServiceCore::AddProgress(const std::string& id, const std::string& site, ui
 std::string ServiceCore::ProgressOf(const std::string& id) {
   MutexLock lock(&progress_mutex_);
   auto image = progress_.find(id);
-  if (image == progress_.end()) return "{}";
-  std::string json = "{";
+  nlohmann::json json = nlohmann::json::object();
+  if (image == progress_.end()) return json.dump();
   for (const auto& [site, progress] : image->second) {
-    if (json.size() > 1) json += ",";
-    json += fmt::format("\"{}\":{{\"done\":{},\"total\":{}}}", site, progress.done,
-                        progress.total ? std::to_string(progress.total) : "null");
+    json[site] = {{"done", progress.done},
+                  {"total", progress.total ? nlohmann::json(progress.total) : nullptr}};
   }
-  return json + "}";
+  return json.dump();
 }
 
 void ServiceCore::EndProgress(const std::string& id) {
