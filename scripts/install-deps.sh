@@ -10,7 +10,7 @@ packages=(
   libgtest-dev googletest
   librados-dev libradospp-dev librbd-dev
   ceph-mon ceph-osd ceph-mgr ceph-common
-  rsync attr util-linux openssl
+  rsync attr util-linux openssl iproute2
   qemu-utils genisoimage curl wget
   clang libclang-rt-14-dev
 )
