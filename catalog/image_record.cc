@@ -118,7 +118,7 @@ std::string EncodeRecord(const ImageRecord& record) {
       {"checksum", record.checksum},
       {"os_hash_algo", record.os_hash_algo},
       {"os_hash_value", record.os_hash_value},
-      {"chunks_sha256", record.chunks_sha256},
+      {"chunks_xxh3", record.chunks_xxh3},
       {"created_at", record.created_at},
       {"updated_at", record.updated_at},
       {"active_at", record.active_at},
@@ -178,7 +178,7 @@ Result<ImageRecord> DecodeRecord(std::string_view encoded) {
     record.checksum = parsed.value("checksum", "");
     record.os_hash_algo = parsed.value("os_hash_algo", "");
     record.os_hash_value = parsed.value("os_hash_value", "");
-    record.chunks_sha256 = parsed.value("chunks_sha256", "");
+    record.chunks_xxh3 = parsed.value("chunks_xxh3", "");
     for (auto [key, field] :
          {std::pair{"created_at", &record.created_at}, std::pair{"updated_at", &record.updated_at},
           std::pair{"active_at", &record.active_at}, std::pair{"data_mtime", &record.data_mtime}}) {

@@ -44,8 +44,9 @@ struct ImageRecord {
   std::string os_hash_algo;      // "sha512" once data is known
   std::string os_hash_value;     // hex
   // imagefs's own: the chunk digest (store/digest.h), which verifies copies
-  // from the data they read alone. Empty in records made before it.
-  std::string chunks_sha256;
+  // from the data they read alone. Empty in records made before it (their
+  // copies are verified by md5 and sha512, and the first records it).
+  std::string chunks_xxh3;
   int64_t created_at = 0;  // ns since the epoch
   int64_t updated_at = 0;
   int64_t active_at = 0;  // when the image first became active; file mtime

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libfuse3-dev fuse3 libsystemd-dev systemd scdoc man-db
-  libsqlite3-dev libssl-dev nlohmann-json3-dev libfmt-dev libboost-dev libcurl4-openssl-dev
+  libsqlite3-dev libssl-dev libxxhash-dev nlohmann-json3-dev libfmt-dev libboost-dev libcurl4-openssl-dev
   libgtest-dev googletest
   librados-dev libradospp-dev librbd-dev
   ceph-mon ceph-osd ceph-mgr ceph-common

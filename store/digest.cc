@@ -1,8 +1,9 @@
-// md5, sha512 and the chunk digest of image data, with OpenSSL (store/digest.h).
+// md5 and sha512 with OpenSSL, the chunk digest with xxHash (store/digest.h).
 #include "store/digest.h"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -31,34 +32,33 @@ std::string Hex(const unsigned char* bytes, unsigned int length) {
   return hex;
 }
 
-// Finishes `context` into `bytes` (EVP_MAX_MD_SIZE of room) and starts it
-// over with the same type; returns the digest's length.
-unsigned int FinishInto(EVP_MD_CTX* context, unsigned char* bytes) {
+// Finishes `context` and starts it over with the same type.
+std::string FinishHex(EVP_MD_CTX* context) {
+  unsigned char bytes[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   Check(EVP_DigestFinal_ex(context, bytes, &length));
   Check(EVP_DigestInit_ex(context, EVP_MD_CTX_get0_md(context), nullptr));
-  return length;
+  return Hex(bytes, length);
 }
 
-std::string FinishHex(EVP_MD_CTX* context) {
-  unsigned char bytes[EVP_MAX_MD_SIZE];
-  return Hex(bytes, FinishInto(context, bytes));
-}
-
-ChunkHash HashChunk(std::span<const char> data) {
+ChunkHash Canonical(XXH128_hash_t value) {
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, value);
   ChunkHash hash{};
-  unsigned int length = 0;
-  Check(EVP_Digest(data.data(), data.size(), hash.data(), &length, EVP_sha256(), nullptr));
+  std::copy_n(canonical.digest, hash.size(), hash.begin());
   return hash;
 }
 
-// The chunk digest: sha256 over the chunks' hashes in order.
+ChunkHash HashChunk(std::span<const char> data) {
+  return Canonical(XXH3_128bits(data.data(), data.size()));
+}
+
+// The chunk digest: XXH3-128 over the chunks' hashes (canonical, big
+// endian) in order.
 std::string OuterDigest(const std::vector<ChunkHash>& hashes) {
-  EVP_MD_CTX* outer = NewContext(EVP_sha256());
-  for (const auto& hash : hashes) Check(EVP_DigestUpdate(outer, hash.data(), hash.size()));
-  std::string hex = FinishHex(outer);
-  EVP_MD_CTX_free(outer);
-  return hex;
+  ChunkHash outer = HashChunk(std::span<const char>(reinterpret_cast<const char*>(hashes.data()),
+                                                    hashes.size() * sizeof(ChunkHash)));
+  return Hex(outer.data(), static_cast<unsigned int>(outer.size()));
 }
 
 uint64_t ChunkCount(uint64_t size) { return (size + kDigestChunkBytes - 1) / kDigestChunkBytes; }
@@ -150,16 +150,19 @@ std::string FullHasher::FinishSha512() { return FinishHex(contexts_->sha512); }
 
 struct Hasher::Contexts {
   FullHasher full;
-  EVP_MD_CTX* chunk = NewContext(EVP_sha256());
+  XXH3_state_t* chunk = NewChunkState();
   uint64_t chunk_filled = 0;
   std::vector<ChunkHash> chunks;
-  ~Contexts() { EVP_MD_CTX_free(chunk); }
+  ~Contexts() { XXH3_freeState(chunk); }
 
+  static XXH3_state_t* NewChunkState() {
+    XXH3_state_t* state = XXH3_createState();
+    if (!state || XXH3_128bits_reset(state) != XXH_OK) std::abort();
+    return state;
+  }
   void EndChunk() {
-    unsigned char bytes[EVP_MAX_MD_SIZE];
-    FinishInto(chunk, bytes);
-    ChunkHash& hash = chunks.emplace_back();
-    std::copy_n(bytes, hash.size(), hash.begin());
+    chunks.push_back(Canonical(XXH3_128bits_digest(chunk)));
+    if (XXH3_128bits_reset(chunk) != XXH_OK) std::abort();
     chunk_filled = 0;
   }
 };
@@ -174,7 +177,7 @@ void Hasher::Update(std::span<const char> data) {
   while (!data.empty()) {
     size_t take = static_cast<size_t>(
         std::min<uint64_t>(data.size(), kDigestChunkBytes - contexts_->chunk_filled));
-    Check(EVP_DigestUpdate(contexts_->chunk, data.data(), take));
+    if (XXH3_128bits_update(contexts_->chunk, data.data(), take) != XXH_OK) std::abort();
     contexts_->chunk_filled += take;
     data = data.subspan(take);
     if (contexts_->chunk_filled == kDigestChunkBytes) contexts_->EndChunk();

@@ -45,9 +45,14 @@ class FileStoreWriter final : public StoreWriter {
   }
 
   void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
-    if (AllZero(data)) return done(Ok());  // leave a hole; Finish sets the size
-    done(WriteAllAt(fd_.get(), data, offset,
-                    fmt::format("store {}: write {}", store_id_, temporary_path_)));
+    // Zero blocks are left holes; Finish sets the size.
+    for (const Extent& run : DataRuns(offset, data)) {
+      Status written =
+          WriteAllAt(fd_.get(), data.subspan(run.offset - offset, run.length), run.offset,
+                     fmt::format("store {}: write {}", store_id_, temporary_path_));
+      if (!written.ok()) return done(written);
+    }
+    done(Ok());
   }
 
   Status ReadWritten(uint64_t offset, std::span<char> buffer) override {

@@ -113,14 +113,16 @@ class RbdStoreWriter final : public StoreWriter {
       return done(Fail(EIO, "store {}: write to {} after Finish", pool_->store_id, name_));
     Status grown = GrowTo(offset + data.size());
     if (!grown.ok()) return done(grown);
-    // One object at a time, so that zero objects stay unallocated.
+    // The data runs within each object: zero blocks cross no network and
+    // zero objects stay unallocated.
     uint64_t chunk = pool_->chunk_bytes;
     std::vector<std::pair<uint64_t, std::span<const char>>> pieces;
     for (size_t at = 0; at < data.size();) {
       size_t length =
           static_cast<size_t>(std::min<uint64_t>(chunk - (offset + at) % chunk, data.size() - at));
-      std::span<const char> piece = data.subspan(at, length);
-      if (!AllZero(piece)) pieces.emplace_back(offset + at, piece);
+      for (const Extent& run : DataRuns(offset + at, data.subspan(at, length))) {
+        pieces.emplace_back(run.offset, data.subspan(run.offset - offset, run.length));
+      }
       at += length;
     }
     if (pieces.empty()) return done(Ok());

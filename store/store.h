@@ -73,6 +73,15 @@ Status WriteAndWait(StoreWriter& writer, uint64_t offset, std::span<const char> 
 // For drivers: data that may be left unwritten (a hole). Empty data is not.
 bool AllZero(std::span<const char> data);
 
+// The grain at which writers leave zeros unwritten: 4 KiB, as `rbd import`
+// (its default --sparse-size) and a filesystem's block.
+constexpr uint64_t kThinBlockBytes = 4096;
+
+// For drivers: the ranges of `data`, which starts at image offset `offset`,
+// that hold a non-zero byte, in kThinBlockBytes blocks of the image, joined
+// where adjacent; what a thin writer writes. Offsets are the image's.
+std::vector<Extent> DataRuns(uint64_t offset, std::span<const char> data);
+
 class StoreReader {
  public:
   using ReadDone = std::function<void(Result<size_t>)>;

@@ -15,7 +15,12 @@ namespace {
 
 void MarkActive(ImageRecord& record, const Digest& digest,
                 const std::optional<ImageFormat>& format) {
-  if (record.status == ImageStatus::kActive) return;
+  if (record.status == ImageStatus::kActive) {
+    // An image from before the chunk digest gets it from its first copy
+    // (verified by md5 and sha512).
+    if (record.chunks_xxh3.empty()) record.chunks_xxh3 = digest.chunks;
+    return;
+  }
   if (format) {
     // The label was checked against the data (or the data converted):
     // it is set from the data where the user left it unset.
@@ -27,7 +32,7 @@ void MarkActive(ImageRecord& record, const Digest& digest,
   record.checksum = digest.md5;
   record.os_hash_algo = "sha512";
   record.os_hash_value = digest.sha512;
-  record.chunks_sha256 = digest.chunks;
+  record.chunks_xxh3 = digest.chunks;
   if (record.active_at == 0) record.active_at = NowNanos();
 }
 
@@ -49,7 +54,7 @@ ImportPlan::~ImportPlan() {
 
 std::optional<Digest> DigestOf(const ImageRecord& record) {
   if (!record.size || record.checksum.empty() || record.os_hash_value.empty()) return std::nullopt;
-  return Digest{*record.size, record.checksum, record.os_hash_value, record.chunks_sha256};
+  return Digest{*record.size, record.checksum, record.os_hash_value, record.chunks_xxh3};
 }
 
 Status ImportRunner::Begin(const ImportPlan& plan) {
@@ -254,7 +259,7 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
     common = outcome.source.error();
   } else if (plan.expected) {
     const Digest& got = *outcome.source;
-    const Digest& want = *plan.expected;
+    Digest& want = *plan.expected;
     bool same =
         got.size == want.size &&
         (by_chunks ? got.chunks == want.chunks : got.md5 == want.md5 && got.sha512 == want.sha512);
@@ -263,6 +268,8 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
                                       "(size {} vs {}, {} differs); nothing published",
                                       plan.image_id, fmt::join(plan.targets, ","), got.size,
                                       want.size, by_chunks ? "chunk digest" : "md5/sha512")};
+    } else if (!by_chunks) {
+      want.chunks = got.chunks;  // the data is the image's: so is its chunk digest
     }
   } else {
     plan.expected = *outcome.source;  // an upload: the data defines the image

@@ -12,7 +12,7 @@
 //   each unit (unit_bytes, a multiple of kDigestChunkBytes)
 //     -> WriteAt into every writer still going (parallel); an all-zero
 //        unit is not written
-//     -> its chunk sha256, a job on the hash executor
+//     -> its chunk XXH3-128, a job on the hash executor
 //     -> with full_digest: md5 and sha512 over every byte in order (holes
 //        as zeros), each a chain of jobs on the hash executor
 //   Finish(size)   the rest up to size is zeros; waits for every write and

@@ -20,7 +20,7 @@ ImageRecord FullRecord() {
   record.checksum = "d41d8cd98f00b204e9800998ecf8427e";
   record.os_hash_algo = "sha512";
   record.os_hash_value = "cf83e1357eefb8bdf1542850d66d8007";
-  record.chunks_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  record.chunks_xxh3 = "99aa06d3014798d86001c324468d497f";
   record.created_at = 1'700'000'000'123'456'789;
   record.updated_at = 1'700'000'100'000'000'000;
   record.active_at = 1'700'000'050'000'000'000;

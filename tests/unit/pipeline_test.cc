@@ -4,6 +4,7 @@
 #include "workflow/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -114,6 +115,28 @@ class PipelineTest : public ::testing::Test {
 };
 
 // Push: data appended as it is written through the mount.
+
+// The chunk digest's definition, as the catalog keeps it: XXH3-128 over the
+// canonical XXH3-128 of each 4 MiB chunk, in hex. Records depend on it:
+// changing it needs a new record field.
+TEST(ChunkDigestTest, IsXxh3OverTheChunksXxh3) {
+  std::string data = RandomBytes(9 * kMiB + 5, 3);
+  std::string hashes;
+  for (size_t at = 0; at < data.size(); at += kDigestChunkBytes) {
+    XXH128_canonical_t canonical;
+    size_t length = std::min<size_t>(kDigestChunkBytes, data.size() - at);
+    XXH128_canonicalFromHash(&canonical, XXH3_128bits(data.data() + at, length));
+    hashes.append(reinterpret_cast<const char*>(canonical.digest), sizeof canonical.digest);
+  }
+  XXH128_canonical_t outer;
+  XXH128_canonicalFromHash(&outer, XXH3_128bits(hashes.data(), hashes.size()));
+  std::string hex;
+  for (unsigned char byte : outer.digest) hex += fmt::format("{:02x}", byte);
+  EXPECT_EQ(DigestOf(data).chunks, hex);
+  ChunkDigests parallel(data.size());
+  parallel.SetRange(0, data);
+  EXPECT_EQ(parallel.Finish(), hex);
+}
 
 TEST_F(PipelineTest, GapsReadAsZerosAndZeroUnitsAreNotWritten) {
   // 4 MiB units: data in units 0 and 3, a gap of zeros between, a short end.

@@ -43,6 +43,44 @@ TEST(FileStoreTest, ZeroChunksAreHoles) {
   EXPECT_LT(st.st_blocks * 512, 1 << 20);  // the 8 MiB of zeros take no space
 }
 
+TEST(FileStoreTest, ZeroBlocksInsideAWriteAreHoles) {
+  TemporaryDirectory directory;
+  auto store = OpenFileStore("central", directory.Join("central"));
+  ASSERT_TRUE(store.ok());
+  auto writer = (*store)->CreateWriter(kId, 0);
+  ASSERT_TRUE(writer.ok());
+  std::string unit(8 << 20, '\0');
+  unit[(3 << 20) + 10] = 'x';
+  unit[(5 << 20) + 4095] = 'y';
+  ASSERT_TRUE(WriteAndWait(**writer, 0, unit).ok());
+  ASSERT_TRUE((*writer)->Finish(unit.size()).ok());
+  ASSERT_TRUE((*writer)->Publish().ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(directory.Join("central/").append(kId).c_str(), &st), 0);
+  EXPECT_LT(st.st_blocks * 512, 256 << 10);  // two 4 KiB blocks of data, not 8 MiB
+  auto reader = (*store)->OpenReader(kId);
+  ASSERT_TRUE(reader.ok());
+  std::string back(unit.size(), '\1');
+  ASSERT_EQ(*(*reader)->ReadAt(0, back), unit.size());
+  EXPECT_TRUE(back == unit);
+}
+
+TEST(DataRunsTest, NonZeroBlocksOfTheImageJoinedWhereAdjacent) {
+  std::string data(6 * kThinBlockBytes, '\0');
+  // The data starts 100 bytes before a block boundary of the image.
+  auto at = [&](uint64_t image_offset) -> char& { return data[image_offset - 3996]; };
+  at(4000) = 1;                 // block 0's last 100 bytes
+  at(2 * kThinBlockBytes) = 1;  // blocks 2 and 3
+  at(4 * kThinBlockBytes - 1) = 1;
+  at(6 * kThinBlockBytes + 5) = 1;  // block 6, cut short by the end
+  EXPECT_EQ(DataRuns(3996, data),
+            (std::vector<Extent>{{3996, 100},
+                                 {2 * kThinBlockBytes, 2 * kThinBlockBytes},
+                                 {6 * kThinBlockBytes, 3996 + data.size() - 6 * kThinBlockBytes}}));
+  EXPECT_TRUE(DataRuns(0, std::string(kThinBlockBytes * 3, '\0')).empty());
+  EXPECT_TRUE(DataRuns(0, std::string()).empty());
+}
+
 TEST(FaultyStoreTest, FailsTheNthWrite) {
   TemporaryDirectory directory;
   auto inner = OpenFileStore("dcn0", directory.Join("dcn0"));

@@ -154,10 +154,29 @@ TEST_F(WorkflowTest, UploadToCentralMakesTheImageActiveWithDigests) {
   EXPECT_EQ(record.checksum, digest.md5);
   EXPECT_EQ(record.os_hash_algo, "sha512");
   EXPECT_EQ(record.os_hash_value, digest.sha512);
+  EXPECT_EQ(record.chunks_xxh3, digest.chunks);
   EXPECT_EQ(record.StoreIds(), std::vector<std::string>{"central"});
   EXPECT_TRUE(record.importing_to_stores.empty());
   EXPECT_GT(record.active_at, 0);
   EXPECT_EQ(ReadCopy("central"), data);
+}
+
+TEST_F(WorkflowTest, AnImageWithoutAChunkDigestGetsOneFromItsFirstCopy) {
+  std::string data = RandomData(300'000);
+  CreateActiveImage(data);
+  std::string chunks = Record().chunks_xxh3;
+  ASSERT_EQ(chunks.size(), 32u);
+  // As a record made before the chunk digest (or by an older daemon).
+  ASSERT_TRUE(OtherCatalog()
+                  ->Update(kId,
+                           [](ImageRecord& record) -> Status {
+                             record.chunks_xxh3.clear();
+                             return Ok();
+                           })
+                  .ok());
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());  // verified by md5 and sha512
+  EXPECT_EQ(Record().chunks_xxh3, chunks);
+  EXPECT_EQ(ReadCopy("dcn0"), data);
 }
 
 TEST_F(WorkflowTest, UploadAtAnEdgeReachesCentralFirst) {
