@@ -1,6 +1,7 @@
 // The daemon's command line (fs/command_line.h).
 #include "fs/command_line.h"
 
+#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,6 +11,8 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 #include <vector>
 
@@ -99,6 +102,47 @@ Result<CommandLine> ParseCommandLine(fuse_args& args) {
   }
   if (fuse_opt_add_arg(&args, line.mountpoint.c_str()) != 0) return Fail(ENOMEM, "arguments");
   return line;
+}
+
+std::optional<std::string> MountDevice(std::string_view mountinfo, std::string_view mountpoint) {
+  std::optional<std::string> device;
+  std::istringstream lines{std::string(mountinfo)};
+  std::string line;
+  while (std::getline(lines, line)) {
+    // mount-id parent-id major:minor root mount-point options ...
+    std::istringstream fields(line);
+    std::string id, parent, numbers, root, point;
+    if (!(fields >> id >> parent >> numbers >> root >> point)) continue;
+    std::string unescaped;  // spaces, tabs, newlines and backslashes as \ooo
+    for (size_t i = 0; i < point.size(); ++i) {
+      auto octal = [&](size_t at) {
+        return at < point.size() && point[at] >= '0' && point[at] <= '7';
+      };
+      if (point[i] == '\\' && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+        unescaped += static_cast<char>((point[i + 1] - '0') * 64 + (point[i + 2] - '0') * 8 +
+                                       (point[i + 3] - '0'));
+        i += 3;
+      } else {
+        unescaped += point[i];
+      }
+    }
+    if (unescaped == mountpoint) device = numbers;
+  }
+  return device;
+}
+
+Status SetReadAhead(const std::string& mountpoint, uint64_t kib) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  std::stringstream text;
+  text << mountinfo.rdbuf();
+  auto device = MountDevice(text.str(), mountpoint);
+  if (!device) return Fail(ENOENT, "{}: not in /proc/self/mountinfo", mountpoint);
+  std::string path = fmt::format("/sys/class/bdi/{}/read_ahead_kb", *device);
+  std::ofstream setting(path);
+  setting << kib << '\n';
+  setting.flush();
+  if (!setting) return Fail(EACCES, "{}: cannot write {}", mountpoint, path);
+  return Ok();
 }
 
 Status ClearStaleMount(const std::string& mountpoint) {

@@ -43,4 +43,14 @@ Result<CommandLine> ParseCommandLine(fuse_args& args);
 // mount there. Ok when there was none; the failure to unmount else.
 Status ClearStaleMount(const std::string& mountpoint);
 
+// The kernel reads a FUSE mount ahead by at most its bdi's read_ahead_kb,
+// 128 KiB unless raised (the max_readahead the daemon offers only lowers
+// it): sets it for the mount at `mountpoint`, which this process made.
+// Needs root (/sys); the error says why not.
+Status SetReadAhead(const std::string& mountpoint, uint64_t kib);
+
+// The device ("major:minor") of the newest mount at `mountpoint` in
+// /proc/self/mountinfo text (mount points as it escapes them).
+std::optional<std::string> MountDevice(std::string_view mountinfo, std::string_view mountpoint);
+
 }  // namespace imagefs

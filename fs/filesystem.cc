@@ -32,7 +32,8 @@ void ReplyError(fuse_req_t req, const Error& error, std::string_view operation) 
   // A missing name or attribute is routine while inspecting (shells and ls
   // probe names); a refused action is always worth a line.
   bool inspection = operation == "lookup" || operation == "getattr" || operation == "getxattr";
-  bool routine = inspection && (error.code == ENOENT || error.code == ENODATA);
+  bool routine = (inspection && (error.code == ENOENT || error.code == ENODATA)) ||
+                 (operation == "lseek" && error.code == ENXIO);  // no data past there
   if (!error.message.empty()) {
     LogLevel level = routine ? LogLevel::kDebug : LogLevel::kWarning;
     Log(level, "{}: {} ({})", operation, error.message, std::strerror(error.code));
@@ -216,6 +217,16 @@ class FilesystemImpl final : public Filesystem {
                  });
   }
 
+  // Only SEEK_DATA and SEEK_HOLE come here; the kernel does the rest.
+  void Seek(fuse_req_t req, off_t offset, int whence, fuse_file_info* fi) {
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
+    files_->Seek(*Handle<OpenFile>(fi), static_cast<uint64_t>(offset), whence == SEEK_DATA,
+                 [req](Result<uint64_t> found) {
+                   if (!found.ok()) return ReplyError(req, found.error(), "lseek");
+                   fuse_reply_lseek(req, static_cast<off_t>(*found));
+                 });
+  }
+
   void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
     files_->Write(*Handle<OpenFile>(fi), fuse_req_ctx(req)->pid, static_cast<uint64_t>(offset),
                   std::span<const char>(data, size), [req](Result<size_t> written) {
@@ -365,8 +376,8 @@ void Guarded(fuse_req_t req, std::string_view name, Operation&& operation) {
 const fuse_lowlevel_ops kOperations = {
     .init =
         [](void*, fuse_conn_info* conn) {
-          conn->max_write = 1 << 20;
-          conn->max_readahead = 1 << 20;
+          conn->max_write = kRequestBytes;  // libfuse asks max_pages to match
+          conn->max_readahead = kRequestBytes;
         },
     .lookup =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -487,6 +498,10 @@ const fuse_lowlevel_ops kOperations = {
           Guarded(req, "copy_file_range", [&](FilesystemImpl* fs) {
             fs->CopyFileRange(req, offset_in, fi_in, offset_out, fi_out, length);
           });
+        },
+    .lseek =
+        [](fuse_req_t req, fuse_ino_t, off_t offset, int whence, fuse_file_info* fi) {
+          Guarded(req, "lseek", [&](FilesystemImpl* fs) { fs->Seek(req, offset, whence, fi); });
         },
 };
 

@@ -283,6 +283,11 @@ int main(int argc, char* argv[]) {
   if (fuse_set_signal_handlers(session) == 0) {
     Hangups hangups(*line);
     if (fuse_session_mount(session, mountpoint.get()) == 0) {
+      if (auto raised = imagefs::SetReadAhead(mountpoint.get(), imagefs::kRequestBytes >> 10);
+          !raised.ok()) {
+        Log(LogLevel::kInfo, "reads ahead the kernel's default 128 KiB: {}",
+            raised.error().message);
+      }
       exit_code = Serve(session, options, *config, *filesystem, std::move(built), hangups,
                         line->log_file.has_value());
       fuse_session_unmount(session);

@@ -215,6 +215,26 @@ void OpenFiles::Read(OpenFile& file, uint64_t offset, size_t size, ReadDone done
   file.read_ahead->ReadSharedAsync(offset, size, std::move(done));
 }
 
+void OpenFiles::Seek(OpenFile& file, uint64_t offset, bool data, SeekDone done) {
+  if (!file.reader) {
+    uint64_t size = file.write->Size();
+    return done(SeekExtents({{0, size}}, size, offset, data));
+  }
+  {
+    MutexLock lock(&file.extents_mutex);
+    if (file.extents) return done(SeekExtents(*file.extents, file.reader->size(), offset, data));
+  }
+  // The handle outlives the call: the kernel sends no release while a
+  // request on it is unanswered.
+  service_.RunAtStore(file.site, [&file, offset, data, done = std::move(done)] {
+    auto extents = file.reader->DataExtents();
+    if (!extents.ok()) return done(extents.error());
+    MutexLock lock(&file.extents_mutex);
+    file.extents = std::move(extents).value();
+    done(SeekExtents(*file.extents, file.reader->size(), offset, data));
+  });
+}
+
 // A write may wait on the stores: the first one creates the stream's
 // temporaries, and a full pipeline holds the writer back. So the data is
 // copied and written on the threads of the store written into, which

@@ -48,6 +48,9 @@ struct OpenFile {
   // Reading a published copy: image `image` in store `site`.
   std::unique_ptr<StoreReader> reader;
   std::unique_ptr<ReadAhead> read_ahead;  // over `reader` (thread-safe, asynchronous)
+  // The copy's data extents, once a seek asked (they never change).
+  Mutex extents_mutex;
+  std::optional<std::vector<Extent>> extents GUARDED_BY(extents_mutex);
   std::string image;
   std::string site;
   // Writing an upload.
@@ -116,6 +119,12 @@ class OpenFiles {
 
   using ReadDone = std::function<void(Result<ReadAhead::Bytes>)>;
   void Read(OpenFile& file, uint64_t offset, size_t size, ReadDone done);
+  // lseek(2) with SEEK_DATA (`data`) or SEEK_HOLE: from the copy's data
+  // extents (listed once, on its store's threads), so that cp, qemu-img
+  // and other readers skip its holes. A file being written reads as data
+  // to its end.
+  using SeekDone = std::function<void(Result<uint64_t>)>;
+  void Seek(OpenFile& file, uint64_t offset, bool data, SeekDone done);
   using WriteDone = std::function<void(Result<size_t>)>;
   // The data is copied: the caller's buffer may go once this returns.
   void Write(OpenFile& file, pid_t pid, uint64_t offset, std::span<const char> data,

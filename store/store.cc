@@ -18,6 +18,23 @@ bool AllZero(std::span<const char> data) {
          std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;
 }
 
+Result<uint64_t> SeekExtents(const std::vector<Extent>& extents, uint64_t size, uint64_t offset,
+                             bool data) {
+  if (offset >= size) return Fail(ENXIO, "seek to {}: at or past the end ({})", offset, size);
+  for (const Extent& extent : extents) {
+    uint64_t end = extent.offset + extent.length;
+    if (end <= offset || extent.length == 0) continue;
+    if (data) {
+      if (extent.offset >= size) break;
+      return std::max(offset, extent.offset);
+    }
+    if (extent.offset > offset) return offset;  // in a hole before this extent
+    offset = end;                               // through this extent (and any it touches)
+  }
+  if (data) return Fail(ENXIO, "seek to {}: no data after it", offset);
+  return std::min(offset, size);  // the image ends in a hole, its end the last
+}
+
 std::vector<Extent> DataRuns(uint64_t offset, std::span<const char> data) {
   std::vector<Extent> runs;
   for (size_t at = 0; at < data.size();) {

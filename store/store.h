@@ -73,6 +73,12 @@ Status WriteAndWait(StoreWriter& writer, uint64_t offset, std::span<const char> 
 // For drivers: data that may be left unwritten (a hole). Empty data is not.
 bool AllZero(std::span<const char> data);
 
+// lseek(2)'s SEEK_DATA (`data`) or SEEK_HOLE from `offset` in an image of
+// `size` bytes whose data is `extents` (sorted, disjoint): the offset, or
+// ENXIO at or past the end (SEEK_DATA: no data from `offset` on).
+Result<uint64_t> SeekExtents(const std::vector<Extent>& extents, uint64_t size, uint64_t offset,
+                             bool data);
+
 // The grain at which writers leave zeros unwritten: 4 KiB, as `rbd import`
 // (its default --sparse-size) and a filesystem's block.
 constexpr uint64_t kThinBlockBytes = 4096;

@@ -3,6 +3,8 @@
 # one after another; only the complete data may become the image.
 source "$(dirname "$0")/lib.sh"
 mount_imagefs
+# The mount reads ahead 1 MiB, not the kernel's 128 KiB (the daemon runs as root here).
+assert_eq "$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")" 1024 "read-ahead of the mount"
 
 id=$(new_uuid)
 mkdir "$MNT/images/$id"
@@ -62,6 +64,27 @@ mkdir "$MNT/images/$sparse"
 cp --sparse=always "$WORK/holes" "$MNT/sites/central/$sparse"
 assert_eq "$(xattr "$sparse" checksum)" "$(md5sum < "$WORK/holes" | cut -d' ' -f1)" "sparse md5"
 cmp "$WORK/holes" <(store_data central "$sparse") || fail "sparse upload differs"
+# Its holes show to lseek (SEEK_DATA, SEEK_HOLE) through the mount, at the
+# store's grain (rbd: its 8 MiB objects), so readers that look skip them.
+seeks=$(python3 - "$MNT/sites/central/$sparse" <<'PY'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+data = os.lseek(fd, 0, os.SEEK_DATA)
+hole = os.lseek(fd, data, os.SEEK_HOLE)
+try:
+    os.lseek(fd, 16 << 20, os.SEEK_DATA)
+    after = "data"
+except OSError as e:
+    after = errno.errorcode[e.errno]
+print(os.lseek(fd, 0, os.SEEK_HOLE) == 0, 8 << 20 <= data <= 13 << 20, 15 << 20 <= hole <= 16 << 20, after)
+PY
+)
+assert_eq "$seeks" "True True True ENXIO" "SEEK_DATA and SEEK_HOLE of a sparse copy"
+assert_eq "$(python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); print(os.lseek(fd, 0, os.SEEK_HOLE))' \
+  "$MNT/sites/central/$ooo")" "$(stat -c %s "$WORK/blocks")" "SEEK_HOLE of a dense copy: its end"
+# qemu-img reads only the data it finds, and converts the same image.
+qemu-img convert -f raw -O raw "$MNT/sites/central/$sparse" "$WORK/converted"
+cmp "$WORK/holes" "$WORK/converted" || fail "qemu-img convert from the mount differs"
 for site in central dcn0; do
   assert_eq "$(store_temporaries "$site")" "" "temporaries left in $site"
 done

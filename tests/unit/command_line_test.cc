@@ -75,5 +75,18 @@ TEST(CommandLineTest, MistakesAreRefusedWithTheReason) {
   EXPECT_NE(level.error().message.find("loud"), std::string::npos);
 }
 
+TEST(CommandLineTest, TheDeviceOfTheNewestMountAtAPath) {
+  const char* mountinfo =
+      "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+      "40 22 0:39 / /mnt/image\\040fs rw,nosuid - fuse.imagefs default rw\n"
+      "41 22 0:40 / /mnt/imagefs rw,nosuid - fuse.imagefs default rw\n"
+      "42 41 0:41 / /mnt/imagefs rw,nosuid - fuse.imagefs default rw\n"
+      "43 22 0:42 / /mnt/x\\0 rw - tmpfs tmpfs rw\n";
+  EXPECT_EQ(MountDevice(mountinfo, "/mnt/imagefs"), "0:41");  // mounted over 0:40
+  EXPECT_EQ(MountDevice(mountinfo, "/mnt/image fs"), "0:39");
+  EXPECT_EQ(MountDevice(mountinfo, "/mnt/x\\0"), "0:42");  // not an escape: kept
+  EXPECT_EQ(MountDevice(mountinfo, "/mnt"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace imagefs

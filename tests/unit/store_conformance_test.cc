@@ -81,6 +81,27 @@ TEST(DataRunsTest, NonZeroBlocksOfTheImageJoinedWhereAdjacent) {
   EXPECT_TRUE(DataRuns(0, std::string()).empty());
 }
 
+TEST(SeekExtentsTest, DataAndHolesAsLseekAnswers) {
+  // Data at [10, 20) and [20, 30) (touching), [50, 60); the image is 80.
+  std::vector<Extent> extents{{10, 10}, {20, 10}, {50, 10}};
+  auto data = [&](uint64_t at) { return SeekExtents(extents, 80, at, true); };
+  auto hole = [&](uint64_t at) { return SeekExtents(extents, 80, at, false); };
+  EXPECT_EQ(*data(0), 10u);
+  EXPECT_EQ(*data(15), 15u);
+  EXPECT_EQ(*data(30), 50u);
+  EXPECT_EQ(data(60).code(), ENXIO);  // only a hole is left
+  EXPECT_EQ(data(80).code(), ENXIO);
+  EXPECT_EQ(*hole(0), 0u);
+  EXPECT_EQ(*hole(12), 30u);  // through both touching extents
+  EXPECT_EQ(*hole(55), 60u);
+  EXPECT_EQ(*hole(79), 79u);
+  EXPECT_EQ(hole(80).code(), ENXIO);
+  // Data to the end: the hole is the end.
+  EXPECT_EQ(*SeekExtents({{0, 80}}, 80, 5, false), 80u);
+  EXPECT_EQ(*SeekExtents({}, 80, 5, false), 5u);
+  EXPECT_EQ(SeekExtents({}, 80, 5, true).code(), ENXIO);
+}
+
 TEST(FaultyStoreTest, FailsTheNthWrite) {
   TemporaryDirectory directory;
   auto inner = OpenFileStore("dcn0", directory.Join("dcn0"));
