@@ -4,10 +4,13 @@
 # for RBD and pool `imagefs` for a catalog. Used by the tests, the benchmark and anyone who
 # wants to try imagefs on Ceph.
 #
-#   ceph-cluster.sh start DIR NAME... [--cephx] [--memstore-bytes N] [--no-mgr]
+#   ceph-cluster.sh start DIR NAME[@ADDRESS]... [--cephx] [--memstore-bytes N] [--no-mgr]
 #       one cluster per NAME under DIR/NAME (ceph.conf there), started in
-#       parallel; prints "NAME DIR/NAME/ceph.conf" per cluster. --no-mgr:
-#       without the manager (no `ceph df`), seconds sooner.
+#       parallel; prints "NAME DIR/NAME/ceph.conf" per cluster. Each
+#       listens on ADDRESS, a loopback address (default 127.0.0.1): sites
+#       on addresses of their own are links tc can shape (bench/run.sh
+#       --wan-mbit). --no-mgr: without the manager (no `ceph df`), seconds
+#       sooner.
 #   ceph-cluster.sh stop DIR [NAME...]
 #       stops every cluster under DIR, or only the NAMEd ones
 #   ceph-cluster.sh status DIR       one line per cluster: name, fsid, state
@@ -18,30 +21,31 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
-# A free TCP port on loopback (the kernel picks it).
+# A free TCP port on loopback address $1 (the kernel picks it).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 -c 'import socket, sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$1"
 }
 
-# start_one DIR NAME CEPHX BYTES: one cluster, returns when pool `images` takes writes.
+# start_one DIR NAME CEPHX BYTES MGR ADDRESS: one cluster, returns when pool
+# `images` takes writes.
 start_one() {
-  local dir=$1 name=$2 cephx=$3 bytes=$4 mgr=$5
+  local dir=$1 name=$2 cephx=$3 bytes=$4 mgr=$5 address=$6
   local auth=none
   [ "$cephx" = yes ] && auth=cephx
   rm -rf "$dir" && mkdir -p "$dir"/{run,log,mon.a,osd.0}
   local fsid port
   fsid=$(cat /proc/sys/kernel/random/uuid)
-  port=$(free_port)
+  port=$(free_port "$address")
   cat > "$dir/ceph.conf" <<EOF
 # Throwaway cluster "$name" made by imagefs scripts/ceph-cluster.sh.
 [global]
 fsid = $fsid
-mon_host = v2:127.0.0.1:$port
-public_addr = 127.0.0.1
+mon_host = v2:$address:$port
+public_addr = $address
 ms_bind_msgr1 = false
 auth_cluster_required = $auth
 auth_service_required = $auth
@@ -82,7 +86,7 @@ EOF
   ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. --cap mon 'allow *' > /dev/null
   ceph-authtool "$dir/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' \
     --cap mgr 'allow *' > /dev/null
-  monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$port]" "$dir/monmap" > /dev/null
+  monmaptool --create --fsid "$fsid" --addv a "[v2:$address:$port]" "$dir/monmap" > /dev/null
   ceph-mon -c "$dir/ceph.conf" -i a --mkfs --monmap "$dir/monmap" --keyring "$dir/keyring"
   ceph-mon -c "$dir/ceph.conf" -i a
   local c=(ceph -c "$dir/ceph.conf" --connect-timeout 20)
@@ -136,6 +140,7 @@ case "$cmd" in
     base=${1:?DIR}
     shift
     names=()
+    addresses=()
     cephx=no
     mgr=yes
     bytes=$((2 * 1024 * 1024 * 1024))
@@ -145,15 +150,18 @@ case "$cmd" in
         --no-mgr) mgr=no ;;
         --memstore-bytes) bytes=$2; shift ;;
         -*) usage ;;
-        *) names+=("$1") ;;
+        *@*) names+=("${1%@*}"); addresses+=("${1#*@}") ;;
+        *) names+=("$1"); addresses+=(127.0.0.1) ;;
       esac
       shift
     done
     [ ${#names[@]} -gt 0 ] || usage
     mkdir -p "$base"
     pids=()
-    for name in "${names[@]}"; do
-      start_one "$base/$name" "$name" "$cephx" "$bytes" "$mgr" > "$base/$name.start.log" 2>&1 &
+    for i in "${!names[@]}"; do
+      name=${names[$i]}
+      start_one "$base/$name" "$name" "$cephx" "$bytes" "$mgr" "${addresses[$i]}" \
+        > "$base/$name.start.log" 2>&1 &
       pids+=($!)
     done
     failed=0
