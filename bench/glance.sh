@@ -92,6 +92,7 @@ glance_api() {  # METHOD PATH [curl arguments...]: the body of the answer; fails
   shift 2
   answer=$(curl -s -w '\n%{http_code}' "${GLANCE_HEADERS[@]}" -X "$method" "$GLANCE_URL$path" "$@")
   status=${answer##*$'\n'}
+  [[ $status =~ ^[0-9]+$ ]] || status=000  # curl itself failed
   answer=${answer%$'\n'*}
   if [ "$status" -ge 400 ] || [ "$status" = 000 ]; then
     echo "glance: $method $path: HTTP $status: $answer" >&2
@@ -111,8 +112,9 @@ glance_upload() {
   id=$(cat /proc/sys/kernel/random/uuid)
   glance_api POST /v2/images -H "Content-Type: application/json" \
     -d "{\"id\":\"$id\",\"name\":\"bench\",\"disk_format\":\"raw\",\"container_format\":\"bare\"}" > /dev/null
-  glance_api PUT "/v2/images/$id/file" -H "Content-Type: application/octet-stream" \
-    --data-binary "@$1" > /dev/null
+  # -T streams the file (--data-binary would hold all of it in memory).
+  glance_api PUT "/v2/images/$id/file" -H "Content-Type: application/octet-stream" -T "$1" \
+    > /dev/null
   [ "$(glance_image "$id" status)" = active ] || { echo "glance: upload of $1 failed" >&2; return 1; }
   echo "$id"
 }
