@@ -2,9 +2,12 @@
 # JSON, per target store, live while data arrives ({"central": {"done":
 # bytes, "total": null}} for an upload, whose size is not known before its
 # end; the image's size for a copy) and {} once nothing runs; a long copy
-# (64 MiB or more) logs each tenth.
+# (64 MiB or more) logs each tenth. Two units in flight: every unit's
+# buffer is used again several times by the upload and the copy, which
+# rbd writers send without a copy (their zero-copy writes must let go of a
+# buffer before it is refilled): the copies must still be the data.
 source "$(dirname "$0")/lib.sh"
-write_config
+write_config "copy_in_flight = 2"
 mount_imagefs
 progress() { getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$1"; }
 # field IMAGE STORE done|total: one number of the progress (or null).
@@ -42,5 +45,7 @@ for tenth in 1 5; do
     fail "no log line at ${tenth}0 % of the copy: $(grep "image $id" "$LOG" | tail -5)"
 done
 assert_eq "$(progress "$id")" "{}" "progress once the copy is done"
+cmp "$WORK/img" "$MNT/sites/central/$id" || fail "the upload, its units reused, differs"
+cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "the copy, its units reused, differs"
 unmount_imagefs
 pass
