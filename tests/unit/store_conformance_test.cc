@@ -26,38 +26,42 @@ INSTANTIATE_TEST_SUITE_P(
                           }}),
     [](const auto& info) { return info.param.name; });
 
+// Writes `pieces` (offset, data) as image kId of `size` bytes into a file
+// store in `directory` and publishes it; the published file's stat.
+struct stat PublishFile(const TemporaryDirectory& directory,
+                        const std::vector<std::pair<uint64_t, std::string>>& pieces,
+                        uint64_t size) {
+  struct stat st {};
+  auto store = OpenFileStore("central", directory.Join("central"));
+  EXPECT_TRUE(store.ok());
+  if (!store.ok()) return st;
+  auto writer = (*store)->CreateWriter(kId, 0);
+  EXPECT_TRUE(writer.ok());
+  if (!writer.ok()) return st;
+  for (const auto& [offset, data] : pieces) EXPECT_TRUE(WriteAndWait(**writer, offset, data).ok());
+  EXPECT_TRUE((*writer)->Finish(size).ok());
+  EXPECT_TRUE((*writer)->Publish().ok());
+  EXPECT_EQ(::stat(directory.Join("central/").append(kId).c_str(), &st), 0);
+  return st;
+}
+
 TEST(FileStoreTest, ZeroChunksAreHoles) {
   TemporaryDirectory directory;
-  auto store = OpenFileStore("central", directory.Join("central"));
-  ASSERT_TRUE(store.ok());
-  auto writer = (*store)->CreateWriter(kId, 0);
-  ASSERT_TRUE(writer.ok());
-  std::string zeros(8 << 20, '\0');
-  ASSERT_TRUE(WriteAndWait(**writer, 0, zeros).ok());
-  ASSERT_TRUE(WriteAndWait(**writer, 8 << 20, std::string("x")).ok());
-  ASSERT_TRUE((*writer)->Finish((8 << 20) + 1).ok());
-  ASSERT_TRUE((*writer)->Publish().ok());
-  struct stat st {};
-  ASSERT_EQ(::stat(directory.Join("central/").append(kId).c_str(), &st), 0);
+  struct stat st =
+      PublishFile(directory, {{0, std::string(8 << 20, '\0')}, {8 << 20, "x"}}, (8 << 20) + 1);
   EXPECT_EQ(st.st_size, (8 << 20) + 1);
   EXPECT_LT(st.st_blocks * 512, 1 << 20);  // the 8 MiB of zeros take no space
 }
 
 TEST(FileStoreTest, ZeroBlocksInsideAWriteAreHoles) {
   TemporaryDirectory directory;
-  auto store = OpenFileStore("central", directory.Join("central"));
-  ASSERT_TRUE(store.ok());
-  auto writer = (*store)->CreateWriter(kId, 0);
-  ASSERT_TRUE(writer.ok());
   std::string unit(8 << 20, '\0');
   unit[(3 << 20) + 10] = 'x';
   unit[(5 << 20) + 4095] = 'y';
-  ASSERT_TRUE(WriteAndWait(**writer, 0, unit).ok());
-  ASSERT_TRUE((*writer)->Finish(unit.size()).ok());
-  ASSERT_TRUE((*writer)->Publish().ok());
-  struct stat st {};
-  ASSERT_EQ(::stat(directory.Join("central/").append(kId).c_str(), &st), 0);
+  struct stat st = PublishFile(directory, {{0, unit}}, unit.size());
   EXPECT_LT(st.st_blocks * 512, 256 << 10);  // two 4 KiB blocks of data, not 8 MiB
+  auto store = OpenFileStore("central", directory.Join("central"));
+  ASSERT_TRUE(store.ok());
   auto reader = (*store)->OpenReader(kId);
   ASSERT_TRUE(reader.ok());
   std::string back(unit.size(), '\1');
