@@ -12,14 +12,8 @@ Result<std::shared_ptr<CephCluster>> CephCluster::Connect(const CephClientOption
   std::shared_ptr<CephCluster> cluster(new CephCluster());
   cluster->who_ = std::string(who);
   std::string client = "client." + (options.user.empty() ? std::string("admin") : options.user);
-  // Made with the C API, which the C++ one then shares (from_rados_t): the
-  // C handle is what librbd's zero-copy writes need.
-  int ret = rados_create2(&cluster->handle_, "ceph", client.c_str(), 0);
-  if (ret < 0) {
-    cluster->handle_ = nullptr;
-    return ErrorFromNegative(ret, fmt::format("{}: librados init as {}", who, client));
-  }
-  librados::Rados::from_rados_t(cluster->handle_, cluster->rados_);
+  int ret = cluster->rados_.init2(client.c_str(), "ceph", 0);
+  if (ret < 0) return ErrorFromNegative(ret, fmt::format("{}: librados init as {}", who, client));
   if (::access(options.ceph_conf.c_str(), R_OK) != 0) {
     return ErrorFromErrno(fmt::format("{}: cannot read {}", who, options.ceph_conf));
   }
@@ -41,10 +35,8 @@ Result<std::shared_ptr<CephCluster>> CephCluster::Connect(const CephClientOption
     IMAGEFS_RETURN_IF_ERROR(set("rados_mon_op_timeout", seconds));
   }
   // Copies write whole objects once and flush at the end: librbd's
-  // writeback cache would only add a copy and throttle them. Without it,
-  // an AIO write may send the caller's buffer as it is (rbd writers).
+  // writeback cache would only add a copy and throttle them.
   IMAGEFS_RETURN_IF_ERROR(set("rbd_cache", "false"));
-  IMAGEFS_RETURN_IF_ERROR(set("rbd_disable_zero_copy_writes", "false"));
   // The daemon logs for itself; keep librados quiet on stderr.
   IMAGEFS_RETURN_IF_ERROR(set("log_to_stderr", "false"));
   IMAGEFS_RETURN_IF_ERROR(set("err_to_stderr", "false"));
@@ -59,13 +51,6 @@ Result<std::shared_ptr<CephCluster>> CephCluster::Connect(const CephClientOption
   Log(LogLevel::kInfo, "{}: connected to cluster {} ({}) as {}", who, cluster->fsid_,
       options.ceph_conf, client);
   return cluster;
-}
-
-CephCluster::~CephCluster() {
-  // rados_ lets go of its reference (and of the client: its destructor
-  // then has nothing to do); rados_shutdown ends the connection.
-  librados::Rados::from_rados_t(nullptr, rados_);
-  if (handle_) rados_shutdown(handle_);
 }
 
 Result<librados::IoCtx> CephCluster::OpenPool(const std::string& pool,

@@ -15,8 +15,6 @@
 // headers speak CephClientOptions.
 #pragma once
 
-#include <rados/librados.h>
-
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -38,11 +36,7 @@ class CephCluster {
   CephCluster(const CephCluster&) = delete;
   CephCluster& operator=(const CephCluster&) = delete;
 
-  ~CephCluster();
-
   librados::Rados& rados() { return rados_; }
-  // The same connection for librados' and librbd's C APIs (rbd writers).
-  rados_t handle() const { return handle_; }
   const std::string& fsid() const { return fsid_; }
   const std::string& who() const { return who_; }
 
@@ -51,7 +45,6 @@ class CephCluster {
 
  private:
   CephCluster() = default;
-  rados_t handle_ = nullptr;  // owned; rados_ refers to it too
   librados::Rados rados_;
   std::string fsid_;
   std::string who_;

@@ -1,7 +1,5 @@
 // The rbd driver's writers and readers: librbd AIO, zero chunks skipped,
 // the temporary image finished, snapshotted and renamed (store/rbd_pool.h).
-#include <rbd/librbd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -65,31 +63,6 @@ class PiecesDone {
   StoreWriter::WriteDone done_;
 };
 
-// One write of the C API in flight: `counter` hears its result.
-struct WriteCall {
-  std::shared_ptr<PiecesDone> counter;
-  std::shared_ptr<RbdPool> pool;
-  std::string name;
-  std::shared_ptr<std::atomic<bool>> unreachable;
-
-  // librbd runs it once the OSD wrote the data and librados let go of the
-  // caller's buffer (a zero-copy write completes only then).
-  static void Done(rbd_completion_t completion, void* arg) {
-    std::unique_ptr<WriteCall> call(static_cast<WriteCall*>(arg));
-    ssize_t ret = rbd_aio_get_return_value(completion);
-    rbd_aio_release(completion);
-    if (ret == -ETIMEDOUT) *call->unreachable = true;
-    call->counter->One(
-        ret < 0 ? Status(call->pool->Failed(static_cast<int>(ret), "write", call->name)) : Ok());
-  }
-};
-
-// The writer uses librbd's C API, whose AIO write of a caller's buffer
-// copies nothing (the cluster's rbd_disable_zero_copy_writes is off,
-// ceph/cluster.cc): the pipeline's unit goes to the OSD as it is, and
-// its write completes only once librados holds no reference to it, so the
-// unit is reused safely. The C++ API takes a bufferlist and would copy
-// each unit for each target (memory and CPU per byte per edge).
 class RbdStoreWriter final : public StoreWriter {
  public:
   RbdStoreWriter(std::shared_ptr<RbdPool> pool, std::string image_id, std::string name,
@@ -102,21 +75,14 @@ class RbdStoreWriter final : public StoreWriter {
   ~RbdStoreWriter() override {
     if (open_ && unreachable_->load()) {
       // Closing flushes and unwatches, each of which would time out again:
-      // let it finish in the background, then let go of its I/O context.
-      rbd_completion_t closing = nullptr;
-      rbd_aio_create_completion(
-          ioctx_,
-          [](rbd_completion_t done, void* ioctx) {
-            rbd_aio_release(done);
-            rados_ioctx_destroy(static_cast<rados_ioctx_t>(ioctx));
-          },
-          &closing);
-      if (rbd_aio_close(image_, closing) < 0) rbd_aio_release(closing);  // the context stays
-      ioctx_ = nullptr;
+      // let it finish in the background.
+      auto* closing = new librbd::RBD::AioCompletion(nullptr, [](librbd::completion_t done, void*) {
+        static_cast<librbd::RBD::AioCompletion*>(done)->release();
+      });
+      if (image_.aio_close(closing) < 0) closing->release();
     } else if (open_) {
-      rbd_close(image_);
+      image_.close();
     }
-    if (ioctx_) rados_ioctx_destroy(ioctx_);
     if (published_) return;
     if (unreachable_->load()) {
       // Removing it would only time out again, and again: recovery removes
@@ -135,12 +101,8 @@ class RbdStoreWriter final : public StoreWriter {
   }
 
   Status Open() {
-    int ret = rados_ioctx_create(pool_->cluster->handle(), pool_->pool.c_str(), &ioctx_);
-    if (ret < 0) {
-      ioctx_ = nullptr;
-      return pool_->Failed(ret, "open the pool for", name_);
-    }
-    ret = rbd_open(ioctx_, name_.c_str(), &image_, nullptr);
+    librbd::RBD rbd;
+    int ret = rbd.open(pool_->ioctx, image_, name_.c_str());
     if (ret < 0) return pool_->Failed(ret, "open", name_);
     open_ = true;
     return Ok();
@@ -166,13 +128,20 @@ class RbdStoreWriter final : public StoreWriter {
     if (pieces.empty()) return done(Ok());
     auto counter = std::make_shared<PiecesDone>(static_cast<int>(pieces.size()), std::move(done));
     for (const auto& [at, piece] : pieces) {
-      auto* call = new WriteCall{counter, pool_, name_, unreachable_};
-      rbd_completion_t completion = nullptr;
-      int ret = rbd_aio_create_completion(call, &WriteCall::Done, &completion);
-      if (ret == 0) ret = rbd_aio_write(image_, at, piece.size(), piece.data(), completion);
+      auto call = std::make_unique<AioCall>();
+      call->data.append(piece.data(), piece.size());  // a copy: librbd may keep it cached
+      size_t length = piece.size();
+      // An AIO write completes with 0 or a negative errno.
+      call->then = [pool = pool_, name = name_, counter, unreachable = unreachable_](
+                       ssize_t ret, ceph::bufferlist&) {
+        if (ret == -ETIMEDOUT) *unreachable = true;
+        counter->One(ret < 0 ? Status(pool->Failed(static_cast<int>(ret), "write", name)) : Ok());
+      };
+      ceph::bufferlist& payload = call->data;
+      librbd::RBD::AioCompletion* completion = AioCall::Start(std::move(call));
+      int ret = image_.aio_write2(at, length, payload, completion, 0);
       if (ret < 0) {
-        if (completion) rbd_aio_release(completion);
-        delete call;
+        AioCall::Abandon(completion);
         counter->One(pool_->Failed(ret, "write", name_));
       }
     }
@@ -188,8 +157,10 @@ class RbdStoreWriter final : public StoreWriter {
     }
     if (offset >= size) return Ok();
     size_t length = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - offset));
-    ssize_t got = rbd_read(image_, offset, length, buffer.data());
+    ceph::bufferlist data;
+    ssize_t got = image_.read(offset, length, data);
     if (got < 0) return pool_->Failed(static_cast<int>(got), "read back", name_);
+    data.begin().copy(std::min<size_t>(data.length(), length), buffer.data());
     return Ok();
   }
 
@@ -198,20 +169,20 @@ class RbdStoreWriter final : public StoreWriter {
     int ret = 0;
     MutexLock lock(&grow_mutex_);  // no write is in flight: nothing waits for it
     if (image_size_ != size) {
-      ret = rbd_resize(image_, size);
+      ret = image_.resize(size);
       if (ret < 0) return Failed(ret, "resize");
       image_size_ = size;
     }
     lock.Unlock();
-    if ((ret = rbd_flush(image_)) < 0) return Failed(ret, "flush");
-    if ((ret = rbd_snap_create(image_, kRbdSnapshot)) < 0) return Failed(ret, "snapshot");
-    if ((ret = rbd_snap_protect(image_, kRbdSnapshot)) < 0) {
+    if ((ret = image_.flush()) < 0) return Failed(ret, "flush");
+    if ((ret = image_.snap_create(kRbdSnapshot)) < 0) return Failed(ret, "snapshot");
+    if ((ret = image_.snap_protect(kRbdSnapshot)) < 0) {
       return Failed(ret, "protect the snapshot of");
     }
     uint64_t actual = 0;
-    if ((ret = rbd_get_size(image_, &actual)) < 0) return Failed(ret, "stat");
+    if ((ret = image_.size(&actual)) < 0) return Failed(ret, "stat");
     open_ = false;
-    if ((ret = rbd_close(image_)) < 0) return Failed(ret, "close");
+    if ((ret = image_.close()) < 0) return Failed(ret, "close");
     if (actual != size) {
       return Fail(EIO, "store {}: {}/{} holds {} bytes, not {}", pool_->store_id, pool_->pool,
                   name_, actual, size);
@@ -251,14 +222,13 @@ class RbdStoreWriter final : public StoreWriter {
     MutexLock lock(&grow_mutex_);
     if (end <= image_size_) return Ok();
     uint64_t grown = std::max(end, image_size_ * 2);
-    int ret = rbd_resize(image_, grown);
+    int ret = image_.resize(grown);
     if (ret < 0) return pool_->Failed(ret, "grow", name_);
     image_size_ = grown;
     return Ok();
   }
 
-  rados_ioctx_t ioctx_ = nullptr;  // the writer's own, on the pool's cluster handle
-  rbd_image_t image_ = nullptr;
+  librbd::Image image_;
   bool open_ = false;
   // Held across the resize itself, so that grows happen one at a time.
   Mutex grow_mutex_;
