@@ -3,9 +3,8 @@
 # bytes, "total": null}} for an upload, whose size is not known before its
 # end; the image's size for a copy) and {} once nothing runs; a long copy
 # (64 MiB or more) logs each tenth. Two units in flight: every unit's
-# buffer is used again several times by the upload and the copy, which
-# rbd writers send without a copy (their zero-copy writes must let go of a
-# buffer before it is refilled): the copies must still be the data.
+# buffer is used again several times by the upload and the copy, and the
+# copies must still be the data.
 source "$(dirname "$0")/lib.sh"
 write_config "copy_in_flight = 2"
 mount_imagefs
