@@ -17,6 +17,8 @@
 #   --no-glance      without Glance's own copy-image (it is installed with
 #                    apt-get when missing)
 #
+# BENCH_DAEMON_LOG=FILE keeps the daemon's log there.
+#
 # Needs root and /dev/fuse (it mounts), and RAM for the images (memstore
 # keeps every copy in memory: up to 8 x size-mib per cluster).
 set -euo pipefail
@@ -53,6 +55,7 @@ cleanup() {
   mountpoint -q "$MNT" && fusermount3 -uz "$MNT"
   [ -z "$DAEMON" ] || kill -9 "$DAEMON" 2>/dev/null || true
   scripts/ceph-cluster.sh stop "$WORK/clusters" || true
+  [ -z "${BENCH_DAEMON_LOG:-}" ] || cp "$WORK/imagefs.log" "$BENCH_DAEMON_LOG" || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT

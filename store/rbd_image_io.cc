@@ -13,6 +13,12 @@
 namespace imagefs {
 namespace {
 
+// The largest write sent to an OSD: 4 MiB, as `rbd import` (its objects).
+// Measured on memstore OSDs: a GiB written to 8 MiB objects in 8 MiB
+// writes cost each edge OSD 2.3 to 8.5 CPU s, in 4 MiB writes 1.0 to 1.7
+// s (2 MiB writes: 3.4 to 5.7 s).
+constexpr uint64_t kRbdWriteBytes = 4 << 20;
+
 // One librbd AIO in flight: `then` runs on librbd's thread with the
 // operation's return value and its bufferlist (the data of a read).
 struct AioCall {
@@ -109,37 +115,52 @@ class RbdStoreWriter final : public StoreWriter {
   }
 
   void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
+    // A copy: the caller may reuse `data` once `done` ran, librados may
+    // still hold it then.
+    SharedBuffer copy(data.size());
+    std::memcpy(copy.data(), data.data(), data.size());
+    WriteShared(offset, copy, copy.span(), std::move(done));
+  }
+
+  // The pieces go to librados as parts of `buffer` (no copy): the
+  // bufferlists share its memory, and hold it for as long as librados
+  // keeps them (SharedBuffer::HeldElsewhere).
+  void WriteShared(uint64_t offset, const SharedBuffer& buffer, std::span<const char> data,
+                   WriteDone done) override {
     if (!open_)
       return done(Fail(EIO, "store {}: write to {} after Finish", pool_->store_id, name_));
     Status grown = GrowTo(offset + data.size());
     if (!grown.ok()) return done(grown);
-    // The data runs within each object: zero blocks cross no network and
-    // zero objects stay unallocated.
-    uint64_t chunk = pool_->chunk_bytes;
-    std::vector<std::pair<uint64_t, std::span<const char>>> pieces;
+    // The data runs within each object (and each kRbdWriteBytes of it):
+    // zero blocks cross no network and zero objects stay unallocated.
+    uint64_t chunk = std::min(pool_->chunk_bytes, kRbdWriteBytes);
+    std::vector<Extent> pieces;
     for (size_t at = 0; at < data.size();) {
       size_t length =
           static_cast<size_t>(std::min<uint64_t>(chunk - (offset + at) % chunk, data.size() - at));
       for (const Extent& run : DataRuns(offset + at, data.subspan(at, length))) {
-        pieces.emplace_back(run.offset, data.subspan(run.offset - offset, run.length));
+        pieces.push_back(run);
       }
       at += length;
     }
     if (pieces.empty()) return done(Ok());
     auto counter = std::make_shared<PiecesDone>(static_cast<int>(pieces.size()), std::move(done));
-    for (const auto& [at, piece] : pieces) {
+    const ceph::bufferptr& whole = buffer.impl().bytes;
+    size_t base = static_cast<size_t>(data.data() - buffer.data());
+    for (const Extent& piece : pieces) {
       auto call = std::make_unique<AioCall>();
-      call->data.append(piece.data(), piece.size());  // a copy: librbd may keep it cached
-      size_t length = piece.size();
+      call->data.append(ceph::bufferptr(whole, static_cast<unsigned>(base + piece.offset - offset),
+                                        static_cast<unsigned>(piece.length)));
       // An AIO write completes with 0 or a negative errno.
       call->then = [pool = pool_, name = name_, counter, unreachable = unreachable_](
-                       ssize_t ret, ceph::bufferlist&) {
+                       ssize_t ret, ceph::bufferlist& sent) {
+        sent.clear();  // this call's hold on the buffer, before the caller hears
         if (ret == -ETIMEDOUT) *unreachable = true;
         counter->One(ret < 0 ? Status(pool->Failed(static_cast<int>(ret), "write", name)) : Ok());
       };
       ceph::bufferlist& payload = call->data;
       librbd::RBD::AioCompletion* completion = AioCall::Start(std::move(call));
-      int ret = image_.aio_write2(at, length, payload, completion, 0);
+      int ret = image_.aio_write2(piece.offset, piece.length, payload, completion, 0);
       if (ret < 0) {
         AioCall::Abandon(completion);
         counter->One(pool_->Failed(ret, "write", name_));

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "ceph/cluster.h"
+#include "store/shared_buffer.h"
 #include "store/store.h"
 
 namespace imagefs {
@@ -46,6 +47,12 @@ struct RbdPool {
   Status RemoveSnapshot(librbd::Image& image, const std::string& name, bool fence);
 
   Status FenceWatchers(librbd::Image& image, const std::string& name);
+};
+
+// The memory of a SharedBuffer: one librados buffer, which bufferlists
+// share by reference.
+struct SharedBuffer::Impl {
+  ceph::bufferptr bytes;
 };
 
 // A writer of a temporary image `name` just created for `image_id`.

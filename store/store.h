@@ -40,6 +40,7 @@
 #include "ceph/client_options.h"
 #include "common/result.h"
 #include "store/digest.h"
+#include "store/shared_buffer.h"
 
 namespace imagefs {
 
@@ -57,6 +58,13 @@ class StoreWriter {
   // Writes `data` at `offset`. Ranges never written read as zeros, and
   // all-zero data may be left unwritten (images stay thin).
   virtual void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) = 0;
+  // WriteAt of `data`, which lies in `buffer`. A writer may send it as it
+  // is and hold `buffer` after `done` (rbd); the default copies it.
+  virtual void WriteShared(uint64_t offset, const SharedBuffer& buffer, std::span<const char> data,
+                           WriteDone done) {
+    (void)buffer;
+    WriteAt(offset, data, std::move(done));
+  }
   // Reads back what was written so far (no write in flight, before
   // Finish): ranges never written, and beyond the end, read as zeros.
   virtual Status ReadWritten(uint64_t offset, std::span<char> buffer) = 0;

@@ -19,7 +19,7 @@
 //               dir>/catalog-replica.db (rados)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
 //               workers = 4; copy_chunk_size = 8 (MiB, a multiple of 4);
-//               copy_in_flight = 16 (chunks read and written at once);
+//               copy_in_flight = 8 (chunks read and written at once);
 //               stream_writes = true (data written through the mount goes
 //               to the stores as it arrives; false: staged, copied at close);
 //               web_download_connect_timeout = 30, web_download_stall_timeout

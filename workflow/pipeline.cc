@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <list>
 #include <optional>
 
+#include "common/log.h"
 #include "common/mutex.h"
 
 namespace imagefs {
@@ -15,11 +17,12 @@ namespace {
 
 // One buffer and the unit of the image it holds.
 struct Unit {
-  std::vector<char> buffer;
-  uint64_t index = 0;  // the unit's number: it starts at index * unit_bytes
-  size_t length = 0;   // bytes of it filled (or to read) from its start
-  int pending = 0;     // its fill or read, writes and chunk hash not yet done
-  uint64_t order = 0;  // its entry in the in-order digests
+  explicit Unit(size_t bytes) : buffer(bytes) {}
+  SharedBuffer buffer;  // writers may hold it after their write (rbd)
+  uint64_t index = 0;   // the unit's number: it starts at index * unit_bytes
+  size_t length = 0;    // bytes of it filled (or to read) from its start
+  int pending = 0;      // its fill or read, writes and chunk hash not yet done
+  uint64_t order = 0;   // its entry in the in-order digests
 };
 
 // An entry of the in-order digests: a unit's data, or zeros. Entries are
@@ -31,6 +34,10 @@ struct Ordered {
 };
 
 enum Digester { kMd5 = 0, kSha512 = 1 };
+
+// How long the pipeline waits for a writer to let go of a unit's memory
+// before it leaves the memory to the writer.
+constexpr auto kHeldWait = std::chrono::milliseconds(20);
 
 // A finished read of the pull front end, for the front end to dispatch.
 struct Completion {
@@ -113,6 +120,10 @@ class Pipeline::Run {
     MutexLock lock(&mutex_);
     if (!filled.ok()) Stop(filled.error());
     while (!Quiet() || (!failure_ && !order_.empty())) changed_.Wait();
+    if (buffers_left_ > 0) {
+      Log(LogLevel::kInfo, "pipeline: {} units' memory left to the stores still holding it",
+          buffers_left_);
+    }
     PipelineOutcome outcome{Result<Digest>(Digest{}), writer_status_.all()};
     if (failure_) {
       outcome.source = *failure_;
@@ -266,21 +277,37 @@ class Pipeline::Run {
   Result<Unit*> AcquireUnit() EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
     std::unique_ptr<Unit> unit;
+    auto held_since = std::chrono::steady_clock::now();
     while (!unit) {
       if (failure_) return *failure_;
       DispatchCompleted();
       Reclaim();
-      if (!free_.empty()) {
-        unit = std::move(free_.back());
-        free_.pop_back();
+      auto free = std::find_if(free_.begin(), free_.end(), [](const std::unique_ptr<Unit>& u) {
+        return !u->buffer.HeldElsewhere();
+      });
+      if (free != free_.end()) {
+        unit = std::move(*free);
+        free_.erase(free);
       } else if (units_made_ < std::max(1, options_.units_in_flight)) {
         ++units_made_;
-        unit = std::make_unique<Unit>();
-        unit->buffer.resize(unit_bytes_);
-      } else {
+        unit = std::make_unique<Unit>(unit_bytes_);
+      } else if (free_.empty()) {
         changed_.Wait();
+        held_since = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - held_since < kHeldWait) {
+        // A writer lets go of a unit's memory just after its write
+        // completes, and says nothing then: look again shortly.
+        changed_.WaitFor(std::chrono::milliseconds(1));
+      } else {
+        // Still held (a write to an OSD that went away stays queued): the
+        // writer keeps that memory, and the unit gets new memory.
+        unit = std::move(free_.back());
+        free_.pop_back();
+        unit->buffer = SharedBuffer(unit_bytes_);
+        ++buffers_left_;
       }
     }
+    unit->buffer.Rewrite();
     unit->index = position() / unit_bytes_;
     unit->length = 0;
     unit->pending = 1;  // its fill or read
@@ -318,13 +345,14 @@ class Pipeline::Run {
     }
     chunks_.Grow(offset + data.size());
     for (size_t i : targets) {
-      writers_[i]->WriteAt(offset, data, [this, unit, i, bytes = data.size()](Status status) {
-        if (status.ok() && options_.written) options_.written(i, bytes);
-        MutexLock lock(&mutex_);
-        if (writer_status_.Record(i, status)) Stop(status.error());
-        --unit->pending;
-        changed_.SignalAll();
-      });
+      writers_[i]->WriteShared(offset, unit->buffer, data,
+                               [this, unit, i, bytes = data.size()](Status status) {
+                                 if (status.ok() && options_.written) options_.written(i, bytes);
+                                 MutexLock lock(&mutex_);
+                                 if (writer_status_.Record(i, status)) Stop(status.error());
+                                 --unit->pending;
+                                 changed_.SignalAll();
+                               });
     }
     hash_([this, unit, offset, data] {
       chunks_.SetRange(offset, data);
@@ -429,6 +457,7 @@ class Pipeline::Run {
   std::vector<std::unique_ptr<Unit>> free_ GUARDED_BY(mutex_);
   std::list<std::unique_ptr<Unit>> busy_ GUARDED_BY(mutex_);  // filled, read, or being either
   int units_made_ GUARDED_BY(mutex_) = 0;
+  int buffers_left_ GUARDED_BY(mutex_) = 0;  // units' memory left to a writer holding it
   std::deque<Completion> completed_ GUARDED_BY(mutex_);  // pull: reads to dispatch
   int reads_in_flight_ GUARDED_BY(mutex_) = 0;
   int jobs_ GUARDED_BY(mutex_) = 0;                 // hash jobs posted, not yet done

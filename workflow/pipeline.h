@@ -10,8 +10,8 @@
 //                                neither read nor written
 //
 //   each unit (unit_bytes, a multiple of kDigestChunkBytes)
-//     -> WriteAt into every writer still going (parallel); an all-zero
-//        unit is not written
+//     -> WriteShared into every writer still going (parallel), without a
+//        copy where the writer can (rbd); an all-zero unit is not written
 //     -> its chunk XXH3-128, a job on the hash executor
 //     -> with full_digest: md5 and sha512 over every byte in order (holes
 //        as zeros), each a chain of jobs on the hash executor
@@ -26,7 +26,10 @@
 //   destroys the writers, which removes their temporaries.
 //
 // At most units_in_flight units are buffered: the front end waits while
-// all are busy, so a writer faster than the stores goes at their pace.
+// all are busy, so a writer faster than the stores goes at their pace. A
+// unit is filled again only once no writer holds its memory; one still
+// held a moment after its writes completed (a write queued to an OSD that
+// went away) is left to that writer, and the unit gets new memory.
 //
 // Out-of-order writes: an Append below position() is refused (EINVAL) and
 // leaves the pipeline as it was; the caller may read everything back
@@ -55,7 +58,7 @@ using HashExecutor = std::function<void(std::function<void()>)>;
 struct PipelineOptions {
   // A multiple of kDigestChunkBytes (rounded up to one).
   uint64_t unit_bytes = 8 << 20;
-  int units_in_flight = 16;
+  int units_in_flight = 8;
   // md5 and sha512 over every byte; without it only the chunk digest (a
   // copy verified by the image's chunk digest).
   bool full_digest = true;

@@ -69,6 +69,30 @@ class MemoryReader final : public StoreReader {
   std::vector<Extent> extents_;
 };
 
+// Keeps the memory of every write after reporting it done, as librados
+// keeps a write queued to an OSD that went away; writes nowhere else.
+class HoldingWriter final : public StoreWriter {
+ public:
+  struct Held {
+    SharedBuffer memory;
+    std::span<const char> data;  // in `memory`
+    std::string sent;            // what `data` was when written
+  };
+  std::vector<Held> held;
+
+  void WriteAt(uint64_t, std::span<const char>, WriteDone done) override {
+    done(Fail(EIO, "holding writer: only shared writes"));
+  }
+  void WriteShared(uint64_t, const SharedBuffer& buffer, std::span<const char> data,
+                   WriteDone done) override {
+    held.push_back({buffer.Hold(), data, std::string(data.begin(), data.end())});
+    done(Ok());
+  }
+  Status ReadWritten(uint64_t, std::span<char>) override { return Fail(EIO, "not kept"); }
+  Status Finish(uint64_t) override { return Ok(); }
+  Result<std::string> Publish() override { return std::string("held://"); }
+};
+
 class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -327,6 +351,27 @@ TEST_F(PipelineTest, PullOfAnEmptyImage) {
 
 // Pipelines share the hash threads, as every import of the service does:
 // many at once, pushing and pulling, each digest its own.
+// A unit whose memory a writer still holds after its write completed is
+// never filled again: the writer may still send it.
+TEST_F(PipelineTest, MemoryAWriterStillHoldsIsNotFilledAgain) {
+  std::string image = RandomBytes(6 * 4 * kMiB, 41);
+  auto holding = std::make_unique<HoldingWriter>();
+  HoldingWriter& writer = *holding;
+  std::vector<std::unique_ptr<StoreWriter>> writers;
+  writers.push_back(std::move(holding));
+  Pipeline pipeline(std::move(writers), {.unit_bytes = 4 * kMiB, .units_in_flight = 2}, Hash());
+  for (size_t at = 0; at < image.size(); at += kMiB) {
+    ASSERT_TRUE(pipeline.Append(at, std::string_view(image).substr(at, kMiB)).ok());
+  }
+  auto outcome = pipeline.Finish(image.size());
+  ASSERT_TRUE(outcome.source.ok());
+  EXPECT_EQ(*outcome.source, DigestOf(image));
+  ASSERT_EQ(writer.held.size(), 6u);
+  for (const auto& held : writer.held) {
+    EXPECT_EQ(std::string(held.data.begin(), held.data.end()), held.sent);
+  }
+}
+
 TEST_F(PipelineTest, ManyPipelinesShareTheHashThreads) {
   constexpr int kPipelines = 6;
   std::vector<std::string> images;
