@@ -72,7 +72,10 @@ void ServiceCore::Post(std::function<void()> job) {
   ++jobs_running_;
   boost::asio::post(*workers_, [this, job = std::move(job)] {
     job();
-    --jobs_running_;
+    // The last job's buffers go back at once, not at the next sweep, so a
+    // copy's peak does not start from what the one before it left (a
+    // cat, then copies: 280 to 320 MiB kept without it).
+    if (--jobs_running_ == 0) malloc_trim(0);
   });
 }
 
