@@ -100,7 +100,12 @@ void OpenFiles::NotDelivered(std::unique_ptr<OpenFile> file) {
   }
   // Closing waits for the store: at the store.
   std::string site = file->site;
-  service_.RunAtStore(site, [closing = std::shared_ptr<OpenFile>(std::move(file))] {});
+  // Then its read-ahead windows go back to the system, not at the next sweep.
+  service_.RunAtStore(
+      site, [&service = service_, closing = std::shared_ptr<OpenFile>(std::move(file))]() mutable {
+        closing.reset();
+        service.ReturnIdleMemory();
+      });
 }
 
 void OpenFiles::Open(const Requester& who, InodeNumber ino, int flags, Opened opened) {

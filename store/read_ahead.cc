@@ -1,8 +1,6 @@
 // Read-ahead windows over a store reader (store/read_ahead.h).
 #include "store/read_ahead.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <cstring>
 #include <future>
@@ -38,18 +36,9 @@ ReadAhead::ReadAhead(StoreReader& reader, uint64_t window_bytes, uint64_t piece_
       in_flight_(std::make_shared<InFlight>()) {}
 
 ReadAhead::~ReadAhead() {
-  {
-    // Reads in flight use the reader: let them end first.
-    MutexLock lock(&in_flight_->mutex);
-    while (in_flight_->pieces > 0) in_flight_->idle.Wait();
-  }
-  // The windows (tens of MiB, and librados's buffers behind them) go back
-  // to the system: glibc keeps large freed buffers in its heaps once it
-  // has seen some (its mmap threshold rises), and the daemon stayed 100 to
-  // 230 MiB larger after a cat. Mapping each such buffer for itself
-  // instead (M_MMAP_THRESHOLD) made a cat take 1.7 times the CPU.
-  MutexLock lock(&mutex_);
-  if (windows_started_ > 0) malloc_trim(0);
+  // Reads in flight use the reader: let them end first.
+  MutexLock lock(&in_flight_->mutex);
+  while (in_flight_->pieces > 0) in_flight_->idle.Wait();
 }
 
 std::shared_ptr<ReadAhead::Window> ReadAhead::Start(uint64_t start) {
@@ -118,10 +107,7 @@ std::shared_ptr<ReadAhead::Window> ReadAhead::WindowAt(uint64_t at) {
     MutexLock lock(&window->mutex);
     if (window->pending == 0 && window->error) window.reset();  // read again
   }
-  if (!window) {
-    window = Start(number * window_bytes_);
-    ++windows_started_;
-  }
+  if (!window) window = Start(number * window_bytes_);
   return window;
 }
 
@@ -130,7 +116,6 @@ void ReadAhead::Prefetch(const Window& window, uint64_t consumed_to) {
   if (consumed_to >= window.start + window.length / 2 && window.end() < reader_.size() &&
       !windows_.count(number + 1)) {
     windows_[number + 1] = Start(window.end());
-    ++windows_started_;
   }
 }
 

@@ -75,7 +75,6 @@ class ReadAhead {
   const std::shared_ptr<InFlight> in_flight_;  // pieces not completed yet
   Mutex mutex_;
   std::map<uint64_t, std::shared_ptr<Window>> windows_ GUARDED_BY(mutex_);  // by window number
-  int windows_started_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace imagefs

@@ -244,6 +244,7 @@ class ImageServiceImpl final : public ImageService {
   void RunAtStore(std::string_view site, std::function<void()> job) override {
     core_.RunAtStore(site, std::move(job));
   }
+  void ReturnIdleMemory() override { core_.ReturnIdleMemory(); }
 
   Status Recover() override { return recovery_.RecoverAll(); }
   void RecoverInBackground(Done done) override { recovery_.RecoverInBackground(std::move(done)); }

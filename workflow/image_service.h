@@ -173,6 +173,9 @@ class ImageService {
   // Runs `job` on the threads of store `site` (closing a reader of it,
   // which may wait for the store).
   virtual void RunAtStore(std::string_view site, std::function<void()> job) = 0;
+  // Hands the allocator's free memory back to the system while no job
+  // runs (a reader closed: its read-ahead held tens of MiB).
+  virtual void ReturnIdleMemory() = 0;
 
   // Crash recovery of the whole catalog; waits until done. A store that
   // cannot be reached is left out (its locations are kept as they are) and

@@ -349,8 +349,6 @@ TEST_F(PipelineTest, PullOfAnEmptyImage) {
   EXPECT_EQ(*outcome.source, DigestOf(""));
 }
 
-// Pipelines share the hash threads, as every import of the service does:
-// many at once, pushing and pulling, each digest its own.
 // A unit whose memory a writer still holds after its write completed is
 // never filled again: the writer may still send it.
 TEST_F(PipelineTest, MemoryAWriterStillHoldsIsNotFilledAgain) {
@@ -372,6 +370,8 @@ TEST_F(PipelineTest, MemoryAWriterStillHoldsIsNotFilledAgain) {
   }
 }
 
+// Pipelines share the hash threads, as every import of the service does:
+// many at once, pushing and pulling, each digest its own.
 TEST_F(PipelineTest, ManyPipelinesShareTheHashThreads) {
   constexpr int kPipelines = 6;
   std::vector<std::string> images;
