@@ -5,6 +5,7 @@
 #include "fs/filesystem.h"
 
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <cstring>
 
@@ -212,8 +213,13 @@ class FilesystemImpl final : public Filesystem {
     files_->Read(*Handle<OpenFile>(fi), static_cast<uint64_t>(offset), size,
                  [req](Result<ReadAhead::Bytes> got) {
                    if (!got.ok()) return ReplyError(req, got.error(), "read");
-                   // Straight from the read-ahead window, which `got` keeps alive.
-                   fuse_reply_buf(req, got->data.data(), got->data.size());
+                   // Straight from the store's buffers, which `got` keeps alive.
+                   std::vector<iovec> pieces;
+                   pieces.reserve(got->pieces.size());
+                   for (std::span<const char> piece : got->pieces) {
+                     pieces.push_back({const_cast<char*>(piece.data()), piece.size()});
+                   }
+                   fuse_reply_iov(req, pieces.data(), static_cast<int>(pieces.size()));
                  });
   }
 

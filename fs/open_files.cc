@@ -11,11 +11,12 @@
 namespace imagefs {
 namespace {
 
-// Reads of image files come from 16 MiB windows read as four 4 MiB AIO
-// pieces, the next window fetched while one is consumed; the window before
-// and two ahead are kept (at most 64 MiB per open file, store/read_ahead.h).
-constexpr uint64_t kReadAheadBytes = 16 << 20;
-constexpr uint64_t kReadPieceBytes = 4 << 20;
+// Reads of image files come from 4 MiB windows (an rbd object, one AIO
+// read each), four read ahead while the reads are sequential; with the
+// window before and one more kept, at most 28 MiB per open file
+// (store/read_ahead.h).
+constexpr uint64_t kReadWindowBytes = 4 << 20;
+constexpr int kReadWindowsAhead = 4;
 
 }  // namespace
 
@@ -136,7 +137,7 @@ void OpenFiles::Open(const Requester& who, InodeNumber ino, int flags, Opened op
                            auto file = std::make_unique<OpenFile>();
                            file->reader = std::move(reader).value();
                            file->read_ahead = std::make_unique<ReadAhead>(
-                               *file->reader, kReadAheadBytes, kReadPieceBytes);
+                               *file->reader, kReadWindowBytes, kReadWindowsAhead);
                            file->image = image;
                            file->site = site;
                            opened(std::move(file));

@@ -283,15 +283,31 @@ class RbdStoreReader final : public StoreReader {
   }
 
   void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) override {
-    if (offset >= size_ || buffer.empty()) return done(size_t{0});
-    size_t length = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size_ - offset));
+    ReadSharedAsync(offset, buffer.size(), [buffer, done](Result<SharedBytes> got) {
+      if (!got.ok()) return done(got.error());
+      done(got->CopyTo(0, buffer));
+    });
+  }
+
+  // The bytes stay in the buffers librados received them into: the
+  // bufferlist is kept alive by the answer and its buffers handed out.
+  void ReadSharedAsync(uint64_t offset, size_t length, SharedReadDone done) override {
+    if (offset >= size_ || length == 0) return done(SharedBytes{});
+    length = static_cast<size_t>(std::min<uint64_t>(length, size_ - offset));
     auto call = std::make_unique<AioCall>();
-    call->then = [pool = pool_, name = name_, buffer, length, done](ssize_t ret,
-                                                                    ceph::bufferlist& data) {
+    call->then = [pool = pool_, name = name_, length, done](ssize_t ret, ceph::bufferlist& data) {
       if (ret < 0) return done(pool->Failed(static_cast<int>(ret), "read", name));
-      size_t got = std::min<size_t>(data.length(), length);
-      data.begin().copy(got, buffer.data());
-      done(got);
+      auto kept = std::make_shared<ceph::bufferlist>(std::move(data));
+      SharedBytes bytes{kept, {}};
+      size_t left = length;
+      for (const auto& buffer : kept->buffers()) {
+        if (left == 0) break;
+        size_t take = std::min<size_t>(buffer.length(), left);
+        if (take == 0) continue;
+        bytes.pieces.emplace_back(buffer.c_str(), take);
+        left -= take;
+      }
+      done(std::move(bytes));
     };
     ceph::bufferlist& target = call->data;
     librbd::RBD::AioCompletion* completion = AioCall::Start(std::move(call));

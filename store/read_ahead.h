@@ -1,14 +1,19 @@
-// ReadAhead: sequential reads of a StoreReader served from windows that are
-// read with parallel ReadAtAsync pieces, the next window fetched while the
-// current one is consumed. For the mount's read(2) path, where the kernel
-// asks for at most 1 MiB at a time, several requests at once and not
-// always in order.
+// ReadAhead: sequential reads of a StoreReader served from windows read
+// ahead of them. For the mount's read(2) path, where the kernel asks for
+// at most 1 MiB at a time, several requests at once and not always in
+// order.
 //
 // Windows are aligned (window k holds [k * window_bytes, (k + 1) *
-// window_bytes)), and the few around the last read are kept, so requests
-// that arrive out of order still find their window. Reads may jump
-// anywhere; windows far from a jump are dropped (their reads in flight
-// finish into buffers they keep alive).
+// window_bytes)), each one ReadSharedAsync of the reader. A read in window
+// k, when k is the first or window k - 1 is there (the reads are
+// sequential), starts windows k + 1 to k + windows_ahead, so that each is
+// read before it is asked for; a read that jumps reads just the window it
+// lands in. The window before is kept for requests that arrive late;
+// windows further away are dropped (their reads in flight finish into
+// buffers they keep alive).
+//
+// Nothing is copied: an answer is spans of the reader's own buffers (rbd:
+// the ones librados received the data into), which the answer keeps alive.
 //
 // Asynchronous: ReadSharedAsync never waits for the store. Its `done`
 // runs once, from the thread whose read completed the window (a store's
@@ -36,21 +41,18 @@ namespace imagefs {
 
 class ReadAhead {
  public:
-  ReadAhead(StoreReader& reader, uint64_t window_bytes, uint64_t piece_bytes);
+  ReadAhead(StoreReader& reader, uint64_t window_bytes, int windows_ahead);
   ~ReadAhead();
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
 
-  // Bytes read, and what keeps them valid (for any thread, any time).
-  struct Bytes {
-    std::shared_ptr<const void> owner;
-    std::span<const char> data;
-  };
+  // Bytes read, in the reader's own buffers, and what keeps them valid
+  // (for any thread, any time).
+  using Bytes = SharedBytes;
   using ReadDone = std::function<void(Result<Bytes>)>;
 
-  // [offset, offset + size) clipped to the image, without a copy when the
-  // range lies in one window (the window is shared), copied into a buffer
-  // of its own otherwise. Empty past the end.
+  // [offset, offset + size) clipped to the image and to a window's length:
+  // spans of the windows' buffers, never copied. Empty past the end.
   void ReadSharedAsync(uint64_t offset, size_t size, ReadDone done);
   // The same, waiting for it.
   Result<Bytes> ReadShared(uint64_t offset, size_t size);
@@ -60,19 +62,18 @@ class ReadAhead {
  private:
   struct Window;
   struct InFlight;
-  std::shared_ptr<Window> Start(uint64_t start);
-  // The window holding `at` (< the image size), started if needed; drops
-  // the windows far from it.
+  std::shared_ptr<Window> Start(uint64_t number);
+  // The window holding `at` (< the image size), started if needed, and
+  // those ahead of it when reads are sequential; drops the windows far
+  // from it.
   std::shared_ptr<Window> WindowAt(uint64_t at) REQUIRES(mutex_);
-  // Past the middle of a window, the next one starts coming.
-  void Prefetch(const Window& window, uint64_t consumed_to) REQUIRES(mutex_);
-  // Runs `then` once `window`'s reads are done (at once when they are).
+  // Runs `then` once `window`'s read is done (at once when it is).
   static void WhenReady(const std::shared_ptr<Window>& window, std::function<void(Status)> then);
 
   StoreReader& reader_;
   const uint64_t window_bytes_;
-  const uint64_t piece_bytes_;
-  const std::shared_ptr<InFlight> in_flight_;  // pieces not completed yet
+  const uint64_t windows_ahead_;
+  const std::shared_ptr<InFlight> in_flight_;  // reads not completed yet
   Mutex mutex_;
   std::map<uint64_t, std::shared_ptr<Window>> windows_ GUARDED_BY(mutex_);  // by window number
 };

@@ -13,6 +13,37 @@ Status WriteAndWait(StoreWriter& writer, uint64_t offset, std::span<const char> 
   return written.get_future().get();
 }
 
+size_t SharedBytes::size() const {
+  size_t total = 0;
+  for (const auto& piece : pieces) total += piece.size();
+  return total;
+}
+
+size_t SharedBytes::CopyTo(size_t from, std::span<char> out) const {
+  size_t copied = 0;
+  for (const auto& piece : pieces) {
+    if (copied == out.size()) break;
+    if (from >= piece.size()) {
+      from -= piece.size();
+      continue;
+    }
+    size_t take = std::min(piece.size() - from, out.size() - copied);
+    std::memcpy(out.data() + copied, piece.data() + from, take);
+    copied += take;
+    from = 0;
+  }
+  return copied;
+}
+
+void StoreReader::ReadSharedAsync(uint64_t offset, size_t length, SharedReadDone done) {
+  std::shared_ptr<char[]> buffer(new char[length]);
+  ReadAtAsync(offset, std::span<char>(buffer.get(), length),
+              [buffer, done = std::move(done)](Result<size_t> got) {
+                if (!got.ok()) return done(got.error());
+                done(SharedBytes{buffer, {std::span<const char>(buffer.get(), *got)}});
+              });
+}
+
 bool AllZero(std::span<const char> data) {
   return !data.empty() && data[0] == 0 &&
          std::memcmp(data.data(), data.data() + 1, data.size() - 1) == 0;

@@ -96,15 +96,31 @@ constexpr uint64_t kThinBlockBytes = 4096;
 // where adjacent; what a thin writer writes. Offsets are the image's.
 std::vector<Extent> DataRuns(uint64_t offset, std::span<const char> data);
 
+// Bytes read and shared, not copied: `pieces` in order, valid while
+// `owner` lives (on any thread).
+struct SharedBytes {
+  std::shared_ptr<const void> owner;
+  std::vector<std::span<const char>> pieces;
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+  // Copies [from, from + out.size()) of the bytes into `out` (clipped to them).
+  size_t CopyTo(size_t from, std::span<char> out) const;
+};
+
 class StoreReader {
  public:
   using ReadDone = std::function<void(Result<size_t>)>;
+  using SharedReadDone = std::function<void(Result<SharedBytes>)>;
   virtual ~StoreReader() = default;
   virtual uint64_t size() const = 0;
   // Reads up to buffer.size() bytes at offset; returns the count (0 at end).
   virtual Result<size_t> ReadAt(uint64_t offset, std::span<char> buffer) = 0;
   // ReadAt without waiting (rbd: librbd AIO; files: done before returning).
   virtual void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) = 0;
+  // ReadAtAsync of up to `length` bytes into memory the reader chooses, so
+  // that a driver can hand out its own buffers uncopied (rbd: librados's).
+  // By default, a new buffer read into with ReadAtAsync.
+  virtual void ReadSharedAsync(uint64_t offset, size_t length, SharedReadDone done);
   // Where the data is, sorted and disjoint; the rest reads as zeros. A
   // driver that cannot tell names the whole image.
   virtual Result<std::vector<Extent>> DataExtents() = 0;

@@ -174,7 +174,8 @@ TEST_F(OpenFilesTest, PublishedCopiesAreReadOnlyAndRead) {
   std::string got;
   files_.Read(**file, 1, 10, [&](Result<ReadAhead::Bytes> bytes) {
     ASSERT_TRUE(bytes.ok());
-    got.assign(bytes->data.begin(), bytes->data.end());
+    got.resize(bytes->size());
+    bytes->CopyTo(0, got);
   });
   EXPECT_EQ(got, "ello");
   Status written = Ok();
