@@ -251,6 +251,7 @@ void OpenFiles::Write(OpenFile& file, pid_t pid, uint64_t offset, std::span<cons
   if (!file.write) return done(Fail(EBADF, "write to a read-only image file"));
   file.NoteWriter(pid);
   file.wrote = true;
+  if (file.closed && file.closed.exchange(false)) uploads_.MarkClosed(file.upload_key, false);
   auto copy = std::make_shared<std::vector<char>>(data.begin(), data.end());
   service_.RunAtStore(file.write->site(),
                       [write = file.write, copy, offset, done = std::move(done)] {
@@ -274,6 +275,7 @@ Result<size_t> OpenFiles::CopyRange(OpenFile& in, uint64_t offset_in, OpenFile& 
   if (!added.ok()) return added.error();
   out.NoteWriter(pid);
   out.wrote = true;
+  if (out.closed && out.closed.exchange(false)) uploads_.MarkClosed(out.upload_key, false);
   return static_cast<size_t>(count);
 }
 
@@ -292,9 +294,14 @@ void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
   bool creator_closes = who.pid == file.creator_pid && file.wrote && file.write->has_data();
   if (!file.write || file.commit_at_rename || file.write->committed() || !creator_closes ||
       !uploads_.Find(file.upload_key)) {
+    // Its writer's close: a later open need not wait for the release.
+    if (file.write && file.WrittenByProcessOf(who.pid) && !file.closed.exchange(true)) {
+      uploads_.MarkClosed(file.upload_key, true);
+    }
     return done(Ok());
   }
-  CommitUpload(who.caller, file.upload_key, file.upload_key.second, std::move(done));
+  CommitUpload(who.caller, file.upload_key, file.upload_key.second, /*last_open=*/false,
+               std::move(done));
 }
 
 // A process killed by a signal while it had the file open for writing
@@ -315,20 +322,24 @@ void OpenFiles::DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath
 // The last close of a file that no close committed (the creator closed
 // first, or only a child wrote) commits it; the result goes to the log and
 // to the image's xattrs, as no caller is waiting any more. A file with no
-// data yet waits for a later open (created first, written later).
+// data yet waits for a later open (created first, written later). The
+// release of a handle closed before the file was opened again is not the
+// last: it commits nothing.
 void OpenFiles::Release(std::unique_ptr<OpenFile> file) {
   if (file->reader) return NotDelivered(std::move(file));  // closed at its store
   if (!file->write) return;
-  if (!file->commit_at_rename && file->write->has_data() && !file->write->committed() &&
-      uploads_.Find(file->upload_key)) {
-    CommitUpload(file->creator, file->upload_key, file->upload_key.second, [](Status status) {
-      if (!status.ok()) {
-        Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
-            std::strerror(status.code()));
-      }
-    });
+  auto upload = uploads_.Find(file->upload_key);
+  if (upload && upload->open_handles == 1 && !file->commit_at_rename && file->write->has_data() &&
+      !file->write->committed()) {
+    CommitUpload(file->creator, file->upload_key, file->upload_key.second, /*last_open=*/true,
+                 [](Status status) {
+                   if (!status.ok()) {
+                     Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
+                         std::strerror(status.code()));
+                   }
+                 });
   }
-  uploads_.Released(file->upload_key);
+  uploads_.Released(file->upload_key, file->closed);
 }
 
 void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_view name,
@@ -359,7 +370,7 @@ void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_vie
     return done(Fail(EINVAL, "rename '{}' to '{}': files in /sites/{}/ are named {}", name,
                      new_name, node->site, image));
   }
-  CommitUpload(caller, {parent, std::string(name)}, new_name, std::move(done));
+  CommitUpload(caller, {parent, std::string(name)}, new_name, /*last_open=*/false, std::move(done));
 }
 
 // `mv` of a published copy from one site directory into another site
@@ -387,9 +398,9 @@ std::optional<Result<std::pair<std::string, std::string>>> OpenFiles::MoveBetwee
 
 // Commits the upload; `done` runs when the import has finished.
 void OpenFiles::CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
-                             std::string_view final_name, Done done) {
+                             std::string_view final_name, bool last_open, Done done) {
   auto upload = uploads_.Find(key);
-  auto write = uploads_.BeginCommit(key);
+  auto write = uploads_.BeginCommit(key, last_open);
   if (!write.ok()) return done(write.error());
   NameUnnamedImage(caller, **write, final_name);
   int64_t data_mtime = upload ? upload->data_mtime : 0;

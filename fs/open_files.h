@@ -60,6 +60,9 @@ struct OpenFile {
   Caller creator;         // who created (or opened) the file
   pid_t creator_pid = 0;  // the process (thread) that did
   std::atomic<bool> wrote{false};
+  // Closed by a process that wrote it or created it, its release to come
+  // (UploadRegistry::MarkClosed).
+  std::atomic<bool> closed{false};
 
   // The processes that created the file or wrote through this handle (by
   // their threads): only their death by a signal interrupts the upload,
@@ -157,8 +160,9 @@ class OpenFiles {
   std::optional<Result<std::pair<std::string, std::string>>> MoveBetweenSites(
       const Node& from, InodeNumber parent, std::string_view name, InodeNumber new_parent,
       std::string_view new_name, bool exchange);
+  // `last_open`: only while no other handle has the file open.
   void CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
-                    std::string_view final_name, Done done);
+                    std::string_view final_name, bool last_open, Done done);
   void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name);
   void DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath& death);
   void JanitorLoop() EXCLUDES(janitor_mutex_);

@@ -33,11 +33,14 @@ bool UploadRegistry::SetDataTime(const Key& key, int64_t nanos) {
   return true;
 }
 
-Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key) {
+Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key, bool last_open) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
   if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  if (last_open && it->second.open_handles > 1) {
+    return Fail(EBUSY, "upload {} was opened again", key.second);
+  }
   it->second.committing = true;
   return it->second.write;
 }
@@ -62,13 +65,20 @@ Status UploadRegistry::Discard(const Key& key) {
   return Ok();
 }
 
-void UploadRegistry::Released(const Key& key) {
+void UploadRegistry::MarkClosed(const Key& key, bool closed) {
+  MutexLock lock(&mutex_);
+  auto it = uploads_.find(key);
+  if (it != uploads_.end()) it->second.closed_handles += closed ? 1 : -1;
+}
+
+void UploadRegistry::Released(const Key& key, bool was_closed) {
   std::shared_ptr<StagedWrite> dropped;
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return;
   Upload& upload = it->second;
   upload.open_handles--;
+  if (was_closed) upload.closed_handles--;
   upload.last_release = std::chrono::steady_clock::now();
   bool waits = upload.commit_at_rename || !upload.write->has_data();
   if (!waits && !upload.committing && upload.open_handles <= 0) {
@@ -82,7 +92,9 @@ Result<Upload> UploadRegistry::Reopen(const Key& key) {
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
   if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
-  if (it->second.open_handles > 0) return Fail(EBUSY, "upload {} is open", key.second);
+  if (it->second.open_handles > it->second.closed_handles) {
+    return Fail(EBUSY, "upload {} is open", key.second);
+  }
   it->second.open_handles++;
   return it->second;
 }

@@ -38,6 +38,10 @@ struct Upload {
   uid_t uid = 0;
   bool commit_at_rename = false;  // temporaries (dotted names)
   int open_handles = 0;
+  // Of open_handles, those their opener has closed: the kernel sends a
+  // handle's release after close(2) has returned, and a program that
+  // closes the file and opens it again at once must not find it busy.
+  int closed_handles = 0;
   bool committing = false;
   int64_t created_at = 0;
   std::chrono::steady_clock::time_point last_release;
@@ -56,21 +60,27 @@ class UploadRegistry {
   // Keeps the mtime its writer set, for the image once committed; false
   // when there is no such upload.
   bool SetDataTime(const Key& key, int64_t nanos);
-  // Marks an upload committing; EBUSY when it already is, ENOENT when gone.
-  Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key);
+  // Marks an upload committing; EBUSY when it already is, or when
+  // `last_open` and another handle has it open; ENOENT when gone.
+  Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key, bool last_open = false);
   void Remove(const Key& key);
   // Removes an upload nobody commits (unlink); EBUSY while it is being
   // committed, ENOENT when gone.
   Status Discard(const Key& key);
-  // A handle was closed. An upload that has data and that no commit took
-  // is dropped at its last close; temporaries (committed at rename) and
-  // files with no data yet (created first, written later) stay for a later
-  // open or rename, until DropStale.
-  void Released(const Key& key);
-  // Another open of an upload that nobody has open and nothing commits (a
-  // program that created the file first and writes it now): a handle on
-  // it. EBUSY while another handle writes it (two copies to one name never
-  // mix) or it is being committed, ENOENT when gone.
+  // A handle's opener closed it (`closed`), or writes through it again
+  // (a descriptor it had duplicated).
+  void MarkClosed(const Key& key, bool closed);
+  // A handle was released (`was_closed`: marked closed). An upload that
+  // has data and that no commit took is dropped at its last release;
+  // temporaries (committed at rename) and files with no data yet (created
+  // first, written later) stay for a later open or rename, until
+  // DropStale.
+  void Released(const Key& key, bool was_closed = false);
+  // Another open of an upload that nobody has open (or only handles their
+  // openers closed) and nothing commits (a program that created the file
+  // first and writes it now): a handle on it. EBUSY while another handle
+  // writes it (two copies to one name never mix) or it is being
+  // committed, ENOENT when gone.
   Result<Upload> Reopen(const Key& key);
   // Takes away an upload whose writer was interrupted, unless a commit
   // already took it; returns its data (for the caller to abandon).

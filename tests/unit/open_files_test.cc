@@ -161,6 +161,39 @@ TEST_F(OpenFilesTest, AFileCreatedFirstIsWrittenByALaterOpen) {
   EXPECT_EQ(service_.committed.size(), 1u);
 }
 
+// qemu-img create, then qemu-img dd at once: the first handle's release
+// comes after close(2) returned, maybe after the second open. That open is
+// not refused, and the late release commits nothing.
+TEST_F(OpenFilesTest, AFileClosedAndOpenedAgainBeforeItsReleaseIsNotBusy) {
+  auto first = Create("disk.raw");
+  InodeNumber ino = Ino({"images", kImage, "stores", "central", "disk.raw"});
+  EXPECT_EQ(Open(ino, O_WRONLY, kChild).code(), EBUSY);  // open: one writer at a time
+  EXPECT_TRUE(Flush(*first, kStranger).ok());            // a process that only inherited it
+  EXPECT_EQ(Open(ino, O_WRONLY, kChild).code(), EBUSY);
+  EXPECT_TRUE(Flush(*first, kCreator).ok());  // closed, its release still to come
+  auto second = Open(ino, O_WRONLY, kChild);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(Open(ino, O_WRONLY, kCreator).code(), EBUSY);
+  ASSERT_TRUE(Write(**second, kChild, 0, "da").ok());
+  files_.Release(std::move(first));  // late: the file is open again
+  EXPECT_TRUE(service_.committed.empty());
+  ASSERT_TRUE(Write(**second, kChild, 2, "ta").ok());
+  EXPECT_TRUE(Flush(**second, kChild).ok());
+  ASSERT_EQ(service_.committed.size(), 1u);
+  EXPECT_EQ(service_.committed[0]->Size(), 4u);
+  files_.Release(std::move(second).value());
+}
+
+// A shell's redirection closes a duplicate, and the file is written
+// through another: still open.
+TEST_F(OpenFilesTest, WritingAfterACloseKeepsTheFileOpen) {
+  auto file = Create("disk.raw");
+  InodeNumber ino = Ino({"images", kImage, "stores", "central", "disk.raw"});
+  EXPECT_TRUE(Flush(*file, kCreator).ok());
+  ASSERT_TRUE(Write(*file, kCreator, 0, "data").ok());
+  EXPECT_EQ(Open(ino, O_WRONLY, kChild).code(), EBUSY);
+}
+
 TEST_F(OpenFilesTest, PublishedCopiesAreReadOnlyAndRead) {
   service_.AddActive(kImage, {"central"}, 1000, 5);
   service_.copies[kImage] = "hello";

@@ -42,6 +42,24 @@ TEST_F(UploadRegistryTest, AFileWithDataNoCommitTookIsDroppedAtItsLastClose) {
   EXPECT_FALSE(registry_.Find(key).has_value());
 }
 
+// The kernel sends a handle's release after close(2) has returned: a
+// handle its opener closed does not keep the file busy, and its late
+// release is not the last one.
+TEST_F(UploadRegistryTest, AHandleItsOpenerClosedDoesNotKeepTheFileBusy) {
+  auto key = Created("disk.raw");
+  EXPECT_EQ(registry_.Reopen(key).code(), EBUSY);
+  registry_.MarkClosed(key, true);
+  ASSERT_TRUE(registry_.Reopen(key).ok());
+  EXPECT_EQ(registry_.Reopen(key).code(), EBUSY);  // the new handle is open
+  ASSERT_TRUE(WriteOf(key)->Write(0, std::string_view("data")).ok());
+  EXPECT_EQ(registry_.BeginCommit(key, /*last_open=*/true).code(), EBUSY);
+  registry_.Released(key, /*was_closed=*/true);  // the first handle's late release
+  ASSERT_TRUE(registry_.Find(key).has_value());  // it had data, but was not the last
+  EXPECT_EQ(registry_.Find(key)->open_handles, 1);
+  EXPECT_EQ(registry_.Reopen(key).code(), EBUSY);
+  EXPECT_TRUE(registry_.BeginCommit(key, /*last_open=*/true).ok());
+}
+
 TEST_F(UploadRegistryTest, AFileWithoutDataWaitsForALaterOpen) {
   auto key = Created("disk.raw");
   ASSERT_TRUE(WriteOf(key)->Truncate(1 << 20).ok());  // truncate -s: no data
