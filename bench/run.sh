@@ -261,7 +261,7 @@ for run in $(seq "$RUNS"); do
   drop_caches
   ours[cat]+=" $(seconds cat "$MNT/sites/central/${image[dense]}")"
   drop_caches
-  rbd_at central info "images/${image[dense]}@snap" > /dev/null
+  rbd -c "$(conf central)" info "images/${image[dense]}@snap" > /dev/null
   peer[cat]+=" $(seconds rbd_at central export "images/${image[dense]}@snap" -)"
   drop_caches
   floor_cat+=" $(seconds cat "$WORK/floor/data")"
