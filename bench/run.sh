@@ -258,8 +258,12 @@ for run in $(seq "$RUNS"); do
   # cat through the mount vs rbd export, both to /dev/null, caches dropped;
   # rbd's libraries read back in first (rbd info), as the daemon has its own
   # loaded: the row compares moving the data, not reading code from disk.
+  # Each after settle, as every step: the copies' deletes just before would
+  # otherwise still run on the edges' OSDs during the first.
+  settle
   drop_caches
   ours[cat]+=" $(seconds cat "$MNT/sites/central/${image[dense]}")"
+  settle
   drop_caches
   rbd -c "$(conf central)" info "images/${image[dense]}@snap" > /dev/null
   peer[cat]+=" $(seconds rbd_at central export "images/${image[dense]}@snap" -)"
