@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 
+#include <climits>
 #include <cstring>
 
 #include "common/log.h"
@@ -213,7 +214,13 @@ class FilesystemImpl final : public Filesystem {
     files_->Read(*Handle<OpenFile>(fi), static_cast<uint64_t>(offset), size,
                  [req](Result<ReadAhead::Bytes> got) {
                    if (!got.ok()) return ReplyError(req, got.error(), "read");
-                   // Straight from the store's buffers, which `got` keeps alive.
+                   // Straight from the store's buffers, which `got` keeps alive;
+                   // writev takes at most IOV_MAX pieces (libfuse adds one).
+                   if (got->pieces.size() >= IOV_MAX) {
+                     std::string joined(got->size(), '\0');
+                     got->CopyTo(0, joined);
+                     return (void)fuse_reply_buf(req, joined.data(), joined.size());
+                   }
                    std::vector<iovec> pieces;
                    pieces.reserve(got->pieces.size());
                    for (std::span<const char> piece : got->pieces) {
