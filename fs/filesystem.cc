@@ -218,7 +218,7 @@ class FilesystemImpl final : public Filesystem {
                    // writev takes at most IOV_MAX pieces (libfuse adds one).
                    if (got->pieces.size() >= IOV_MAX) {
                      std::string joined(got->size(), '\0');
-                     got->CopyTo(0, joined);
+                     got->CopyTo(joined);
                      return (void)fuse_reply_buf(req, joined.data(), joined.size());
                    }
                    std::vector<iovec> pieces;

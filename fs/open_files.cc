@@ -249,9 +249,7 @@ void OpenFiles::Seek(OpenFile& file, uint64_t offset, bool data, SeekDone done) 
 void OpenFiles::Write(OpenFile& file, pid_t pid, uint64_t offset, std::span<const char> data,
                       WriteDone done) {
   if (!file.write) return done(Fail(EBADF, "write to a read-only image file"));
-  file.NoteWriter(pid);
-  file.wrote = true;
-  if (file.closed && file.closed.exchange(false)) uploads_.MarkClosed(file.upload_key, false);
+  NoteWrite(file, pid);
   auto copy = std::make_shared<std::vector<char>>(data.begin(), data.end());
   service_.RunAtStore(file.write->site(),
                       [write = file.write, copy, offset, done = std::move(done)] {
@@ -273,10 +271,16 @@ Result<size_t> OpenFiles::CopyRange(OpenFile& in, uint64_t offset_in, OpenFile& 
     return Error{EOPNOTSUPP, added.error().message};
   }
   if (!added.ok()) return added.error();
-  out.NoteWriter(pid);
-  out.wrote = true;
-  if (out.closed && out.closed.exchange(false)) uploads_.MarkClosed(out.upload_key, false);
+  NoteWrite(out, pid);
   return static_cast<size_t>(count);
+}
+
+// A write through the handle, by `pid`: it wrote, and a close it had seen
+// was of a duplicate (the handle is open again).
+void OpenFiles::NoteWrite(OpenFile& file, pid_t pid) {
+  file.NoteWriter(pid);
+  file.wrote = true;
+  if (file.closed && file.closed.exchange(false)) uploads_.MarkClosed(file.upload_key, false);
 }
 
 // Commits when the process that created the file closes it after writing,

@@ -156,6 +156,7 @@ class OpenFiles {
   std::unique_ptr<OpenFile> WriteHandle(const Requester& who, const Upload& upload,
                                         const UploadRegistry::Key& key);
   void ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened);
+  void NoteWrite(OpenFile& file, pid_t pid);
   void TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t size, Done done);
   std::optional<Result<std::pair<std::string, std::string>>> MoveBetweenSites(
       const Node& from, InodeNumber parent, std::string_view name, InodeNumber new_parent,

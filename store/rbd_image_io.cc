@@ -285,7 +285,7 @@ class RbdStoreReader final : public StoreReader {
   void ReadAtAsync(uint64_t offset, std::span<char> buffer, ReadDone done) override {
     ReadSharedAsync(offset, buffer.size(), [buffer, done](Result<SharedBytes> got) {
       if (!got.ok()) return done(got.error());
-      done(got->CopyTo(0, buffer));
+      done(got->CopyTo(buffer));
     });
   }
 
@@ -298,15 +298,12 @@ class RbdStoreReader final : public StoreReader {
     call->then = [pool = pool_, name = name_, length, done](ssize_t ret, ceph::bufferlist& data) {
       if (ret < 0) return done(pool->Failed(static_cast<int>(ret), "read", name));
       auto kept = std::make_shared<ceph::bufferlist>(std::move(data));
-      SharedBytes bytes{kept, {}};
-      size_t left = length;
+      SharedBytes received{kept, {}};
       for (const auto& buffer : kept->buffers()) {
-        if (left == 0) break;
-        size_t take = std::min<size_t>(buffer.length(), left);
-        if (take == 0) continue;
-        bytes.pieces.emplace_back(buffer.c_str(), take);
-        left -= take;
+        received.pieces.emplace_back(buffer.c_str(), buffer.length());
       }
+      SharedBytes bytes{kept, {}};
+      received.Slice(0, length, bytes.pieces);  // no more than was asked
       done(std::move(bytes));
     };
     ceph::bufferlist& target = call->data;

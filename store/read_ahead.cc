@@ -31,18 +31,7 @@ struct ReadAhead::Window {
   // which is read) to `out`.
   void Append(uint64_t from, uint64_t to, SharedBytes& out) {
     MutexLock lock(&mutex);
-    uint64_t skip = from - start;
-    for (std::span<const char> span : bytes.pieces) {
-      if (from == to) break;
-      if (skip >= span.size()) {
-        skip -= span.size();
-        continue;
-      }
-      size_t take = static_cast<size_t>(std::min<uint64_t>(span.size() - skip, to - from));
-      out.pieces.push_back(span.subspan(static_cast<size_t>(skip), take));
-      from += take;
-      skip = 0;
-    }
+    bytes.Slice(static_cast<size_t>(from - start), static_cast<size_t>(to - from), out.pieces);
   }
 };
 
@@ -171,7 +160,7 @@ Result<size_t> ReadAhead::Read(uint64_t offset, std::span<char> buffer) {
     auto got = ReadShared(offset + filled, piece);
     if (!got.ok()) return got.error();
     if (got->empty()) break;
-    filled += got->CopyTo(0, buffer.subspan(filled));
+    filled += got->CopyTo(buffer.subspan(filled));
   }
   return filled;
 }

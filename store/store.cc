@@ -19,18 +19,26 @@ size_t SharedBytes::size() const {
   return total;
 }
 
-size_t SharedBytes::CopyTo(size_t from, std::span<char> out) const {
-  size_t copied = 0;
-  for (const auto& piece : pieces) {
-    if (copied == out.size()) break;
+void SharedBytes::Slice(size_t from, size_t length, std::vector<std::span<const char>>& out) const {
+  for (std::span<const char> piece : pieces) {
+    if (length == 0) break;
     if (from >= piece.size()) {
       from -= piece.size();
       continue;
     }
-    size_t take = std::min(piece.size() - from, out.size() - copied);
-    std::memcpy(out.data() + copied, piece.data() + from, take);
-    copied += take;
+    size_t take = std::min(piece.size() - from, length);
+    out.push_back(piece.subspan(from, take));
+    length -= take;
     from = 0;
+  }
+}
+
+size_t SharedBytes::CopyTo(std::span<char> out) const {
+  size_t copied = 0;
+  for (std::span<const char> piece : pieces) {
+    size_t take = std::min(piece.size(), out.size() - copied);
+    std::memcpy(out.data() + copied, piece.data(), take);
+    copied += take;
   }
   return copied;
 }

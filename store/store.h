@@ -103,8 +103,12 @@ struct SharedBytes {
   std::vector<std::span<const char>> pieces;
   size_t size() const;
   bool empty() const { return size() == 0; }
-  // Copies [from, from + out.size()) of the bytes into `out` (clipped to them).
-  size_t CopyTo(size_t from, std::span<char> out) const;
+  // Appends the spans of [from, from + length) of the bytes (clipped to
+  // them) to `out`.
+  void Slice(size_t from, size_t length, std::vector<std::span<const char>>& out) const;
+  // Copies the first out.size() bytes (fewer when there are fewer) into
+  // `out`; returns how many.
+  size_t CopyTo(std::span<char> out) const;
 };
 
 class StoreReader {

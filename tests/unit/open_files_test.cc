@@ -208,7 +208,7 @@ TEST_F(OpenFilesTest, PublishedCopiesAreReadOnlyAndRead) {
   files_.Read(**file, 1, 10, [&](Result<ReadAhead::Bytes> bytes) {
     ASSERT_TRUE(bytes.ok());
     got.resize(bytes->size());
-    bytes->CopyTo(0, got);
+    bytes->CopyTo(got);
   });
   EXPECT_EQ(got, "ello");
   Status written = Ok();
