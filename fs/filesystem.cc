@@ -94,7 +94,11 @@ class FilesystemImpl final : public Filesystem {
                                          OpenFilesOptions{options_.stale_temporary_after});
   }
 
-  void Stop() override { files_.reset(); }
+  void Stop() override {
+    if (!files_) return;
+    files_->Stop();
+    files_.reset();
+  }
 
   void SetSession(fuse_session* session) override { session_ = session; }
 

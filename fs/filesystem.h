@@ -5,7 +5,9 @@
 // Contract:
 // - Created before the FUSE session (the session needs its operations
 //   table), attached to a service with Start() before the loop runs, and
-//   stopped with Stop() after the loop ends, before the service goes.
+//   stopped with Stop() once the loop ended and the service shut down
+//   (ImageService::Shutdown: running commits still answer through the
+//   filesystem until then). Stop discards the uploads nobody committed.
 // - Operations run on libfuse worker threads. Long ones (commit of written
 //   data, deletes) go to the service's worker threads; the FUSE reply is
 //   sent from there when they end, so no FUSE worker waits on a store.

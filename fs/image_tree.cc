@@ -306,7 +306,12 @@ void ImageTree::Unlink(const Caller& caller, InodeNumber parent, std::string_vie
     return done(Fail(EPERM, "unlink '{}': not an image file", name));
   }
   UploadRegistry::Key key{parent, std::string(name)};
-  if (uploads_.Find(key)) return done(uploads_.Discard(key));
+  if (uploads_.Find(key)) {
+    // Answered once its temporaries are gone, from the store's threads.
+    auto write = uploads_.Discard(key);
+    if (!write.ok()) return done(write.error());
+    return service_.DiscardWrite(std::move(write).value(), std::move(done));
+  }
   auto child = Child(parent, *node, name);
   if (!child.ok()) return done(child.error());
   if (auto exists = Stat(0, *child); !exists.ok()) return done(exists.error());

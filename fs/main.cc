@@ -217,8 +217,9 @@ int Serve(fuse_session* session, const fuse_cmdline_opts& options, const imagefs
       config.stop_timeout_seconds);
   {
     StopWatchdog watchdog(std::chrono::seconds(config.stop_timeout_seconds), session);
-    filesystem.Stop();
+    // Running commits answer through the filesystem: it goes after them.
     (*service)->Shutdown();
+    filesystem.Stop();
   }
   metrics.reset();  // writes the last numbers
   imagefs::Metrics::Get().SetCollector(nullptr);

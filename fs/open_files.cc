@@ -46,13 +46,22 @@ OpenFiles::OpenFiles(ImageService& service, ImageTree& tree, UploadRegistry& upl
       janitor_([this] { JanitorLoop(); }) {}
 
 OpenFiles::~OpenFiles() {
+  if (janitor_.joinable()) Stop();
+}
+
+void OpenFiles::Stop() {
   {
     MutexLock lock(&janitor_mutex_);
     stopping_ = true;
     janitor_wake_.SignalAll();
   }
   janitor_.join();
-  uploads_.Clear();
+  // The service's threads are joined: each runs here, in turn.
+  for (auto& write : uploads_.Clear()) service_.DiscardWrite(std::move(write));
+}
+
+void OpenFiles::EndUpload(std::shared_ptr<StagedWrite> write) {
+  if (write && !write->ended()) service_.DiscardWrite(std::move(write));
 }
 
 Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber parent,
@@ -88,17 +97,14 @@ Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber p
   }
   auto entry = tree_.Entry(Node{NodeKind::kUpload, *image, node->site, std::string(name), parent});
   if (!entry.ok()) {
-    uploads_.Remove(key);
+    EndUpload(uploads_.Remove(key));
     return entry.error();
   }
   return Created{*entry, WriteHandle(who, upload, key)};
 }
 
 void OpenFiles::NotDelivered(std::unique_ptr<OpenFile> file) {
-  if (file->write) {
-    uploads_.Released(file->upload_key);
-    return;
-  }
+  if (file->write) return EndUpload(uploads_.Released(file->upload_key));
   // Closing waits for the store: at the store.
   std::string site = file->site;
   // Then its read-ahead windows go back to the system, not at the next sweep.
@@ -164,7 +170,7 @@ void OpenFiles::ContinueUpload(const Requester& who, const Node& node, int flags
   TruncateAtStore(upload->write, 0,
                   [this, who, upload = *upload, key, opened = std::move(opened)](Status truncated) {
                     if (!truncated.ok()) {
-                      uploads_.Released(key);
+                      EndUpload(uploads_.Released(key));
                       return opened(truncated.error());
                     }
                     opened(WriteHandle(who, upload, key));
@@ -288,7 +294,7 @@ void OpenFiles::NoteWrite(OpenFile& file, pid_t pid) {
 // shell's redirection closes a duplicate before anything is written, and
 // children that inherited the descriptor close theirs while others write.
 void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
-  if (file.write && !file.write->committed()) {
+  if (file.write && !file.write->ended()) {
     auto death = options_.killed_by_signal(who.pid);
     if (death && file.WrittenByProcessOf(who.pid)) {
       DiscardInterrupted(file, who.pid, *death);
@@ -296,7 +302,7 @@ void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
     }
   }
   bool creator_closes = who.pid == file.creator_pid && file.wrote && file.write->has_data();
-  if (!file.write || file.commit_at_rename || file.write->committed() || !creator_closes ||
+  if (!file.write || file.commit_at_rename || file.write->ended() || !creator_closes ||
       !uploads_.Find(file.upload_key)) {
     // Its writer's close: a later open need not wait for the release.
     if (file.write && file.WrittenByProcessOf(who.pid) && !file.closed.exchange(true)) {
@@ -320,6 +326,7 @@ void OpenFiles::DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath
   if (auto write = uploads_.Interrupt(file.upload_key)) {
     Log(LogLevel::kWarning, "{}", why.message);
     write->Abandon(std::move(why));
+    EndUpload(std::move(write));  // its temporaries go on the store's threads
   }
 }
 
@@ -334,7 +341,7 @@ void OpenFiles::Release(std::unique_ptr<OpenFile> file) {
   if (!file->write) return;
   auto upload = uploads_.Find(file->upload_key);
   if (upload && upload->open_handles == 1 && !file->commit_at_rename && file->write->has_data() &&
-      !file->write->committed()) {
+      !file->write->ended()) {
     CommitUpload(file->creator, file->upload_key, file->upload_key.second, /*last_open=*/true,
                  [](Status status) {
                    if (!status.ok()) {
@@ -343,7 +350,7 @@ void OpenFiles::Release(std::unique_ptr<OpenFile> file) {
                    }
                  });
   }
-  uploads_.Released(file->upload_key, file->closed);
+  EndUpload(uploads_.Released(file->upload_key, file->closed));
 }
 
 void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_view name,
@@ -410,7 +417,7 @@ void OpenFiles::CommitUpload(const Caller& caller, const UploadRegistry::Key& ke
   int64_t data_mtime = upload ? upload->data_mtime : 0;
   service_.CommitWrite(*write, [this, caller, key, data_mtime, image = (*write)->image_id(),
                                 done = std::move(done)](Status status) {
-    uploads_.Remove(key);
+    EndUpload(uploads_.Remove(key));  // committed: nothing to end
     if (status.ok() && data_mtime) {
       Status timed = service_.SetFileTime(caller, image, data_mtime);
       if (!timed.ok()) Log(LogLevel::kWarning, "{}", timed.error().message);
@@ -448,10 +455,11 @@ void OpenFiles::JanitorLoop() {
     janitor_wake_.WaitFor(period);
     if (stopping_) break;
     lock.Unlock();
-    for (const auto& dropped : uploads_.DropStale(options_.stale_temporary_after)) {
+    for (auto& dropped : uploads_.DropStale(options_.stale_temporary_after)) {
       Log(LogLevel::kWarning, "image {}: discarded '{}', left closed for {} s and never {}",
-          dropped.image, dropped.name, options_.stale_temporary_after.count(),
+          dropped.write->image_id(), dropped.name, options_.stale_temporary_after.count(),
           dropped.had_data ? "renamed" : "written");
+      EndUpload(std::move(dropped.write));
     }
     lock.Lock();
   }

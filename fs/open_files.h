@@ -97,7 +97,11 @@ class OpenFiles {
 
   OpenFiles(ImageService& service, ImageTree& tree, UploadRegistry& uploads,
             OpenFilesOptions options);
-  ~OpenFiles();  // stops the janitor; uploads still registered are dropped
+  ~OpenFiles();  // Stop() first
+  // Stops the janitor and discards the uploads nobody committed. After the
+  // FUSE loop ended and the service shut down (running commits answer
+  // through this class until then), so it may wait on the stores.
+  void Stop() EXCLUDES(janitor_mutex_);
 
   // A new file in a site directory: its entry (counted) and a write handle.
   struct Created {
@@ -166,6 +170,9 @@ class OpenFiles {
                     std::string_view final_name, bool last_open, Done done);
   void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name);
   void DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath& death);
+  // Ends an upload that the registry gave up and no commit took, on its
+  // store's threads (nothing when `write` is null or was committed).
+  void EndUpload(std::shared_ptr<StagedWrite> write);
   void JanitorLoop() EXCLUDES(janitor_mutex_);
 
   ImageService& service_;
@@ -175,7 +182,7 @@ class OpenFiles {
   Mutex janitor_mutex_;
   CondVar janitor_wake_{&janitor_mutex_};
   bool stopping_ GUARDED_BY(janitor_mutex_) = false;
-  std::thread janitor_;
+  std::thread janitor_;  // joined by Stop
 };
 
 }  // namespace imagefs

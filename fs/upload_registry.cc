@@ -45,24 +45,23 @@ Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key,
   return it->second.write;
 }
 
-void UploadRegistry::Remove(const Key& key) {
-  std::shared_ptr<StagedWrite> dropped;  // destroyed outside the lock
+std::shared_ptr<StagedWrite> UploadRegistry::Remove(const Key& key) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
-  if (it == uploads_.end()) return;
-  dropped = std::move(it->second.write);
+  if (it == uploads_.end()) return nullptr;
+  auto write = std::move(it->second.write);
   uploads_.erase(it);
+  return write;
 }
 
-Status UploadRegistry::Discard(const Key& key) {
-  std::shared_ptr<StagedWrite> dropped;
+Result<std::shared_ptr<StagedWrite>> UploadRegistry::Discard(const Key& key) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
   if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
-  dropped = std::move(it->second.write);
+  auto write = std::move(it->second.write);
   uploads_.erase(it);
-  return Ok();
+  return write;
 }
 
 void UploadRegistry::MarkClosed(const Key& key, bool closed) {
@@ -71,11 +70,11 @@ void UploadRegistry::MarkClosed(const Key& key, bool closed) {
   if (it != uploads_.end()) it->second.closed_handles += closed ? 1 : -1;
 }
 
-void UploadRegistry::Released(const Key& key, bool was_closed) {
+std::shared_ptr<StagedWrite> UploadRegistry::Released(const Key& key, bool was_closed) {
   std::shared_ptr<StagedWrite> dropped;
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
-  if (it == uploads_.end()) return;
+  if (it == uploads_.end()) return nullptr;
   Upload& upload = it->second;
   upload.open_handles--;
   if (was_closed) upload.closed_handles--;
@@ -85,6 +84,7 @@ void UploadRegistry::Released(const Key& key, bool was_closed) {
     dropped = std::move(upload.write);
     uploads_.erase(it);
   }
+  return dropped;
 }
 
 Result<Upload> UploadRegistry::Reopen(const Key& key) {
@@ -109,15 +109,13 @@ std::shared_ptr<StagedWrite> UploadRegistry::Interrupt(const Key& key) {
 }
 
 std::vector<UploadRegistry::Dropped> UploadRegistry::DropStale(std::chrono::seconds age) {
-  std::vector<std::shared_ptr<StagedWrite>> writes;  // destroyed outside the lock
   std::vector<Dropped> dropped;
   auto now = std::chrono::steady_clock::now();
   MutexLock lock(&mutex_);
   for (auto it = uploads_.begin(); it != uploads_.end();) {
     const Upload& upload = it->second;
     if (upload.open_handles <= 0 && !upload.committing && now - upload.last_release > age) {
-      dropped.push_back({it->first.second, upload.write->image_id(), upload.write->has_data()});
-      writes.push_back(std::move(it->second.write));
+      dropped.push_back({it->first.second, upload.write, upload.write->has_data()});
       it = uploads_.erase(it);
     } else {
       ++it;
@@ -126,10 +124,12 @@ std::vector<UploadRegistry::Dropped> UploadRegistry::DropStale(std::chrono::seco
   return dropped;
 }
 
-void UploadRegistry::Clear() {
-  std::map<Key, Upload> dropped;
+std::vector<std::shared_ptr<StagedWrite>> UploadRegistry::Clear() {
+  std::vector<std::shared_ptr<StagedWrite>> writes;
   MutexLock lock(&mutex_);
-  dropped.swap(uploads_);
+  for (auto& [key, upload] : uploads_) writes.push_back(std::move(upload.write));
+  uploads_.clear();
+  return writes;
 }
 
 }  // namespace imagefs

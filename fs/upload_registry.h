@@ -11,9 +11,12 @@
 //
 // Key: (directory inode, name). A file is visible by that name meanwhile.
 //
+// Ending an upload is its caller's: whatever takes an upload away that no
+// commit took (Remove, Discard, Released, Interrupt, DropStale, Clear)
+// returns its write, for ImageService::DiscardWrite.
+//
 // Thread safety: every method may be called from any thread; one mutex, a
-// leaf (StagedWrites are destroyed outside it, so their abandon hooks may
-// call the catalog).
+// leaf.
 #pragma once
 
 #include <sys/types.h>
@@ -63,10 +66,11 @@ class UploadRegistry {
   // Marks an upload committing; EBUSY when it already is, or when
   // `last_open` and another handle has it open; ENOENT when gone.
   Result<std::shared_ptr<StagedWrite>> BeginCommit(const Key& key, bool last_open = false);
-  void Remove(const Key& key);
-  // Removes an upload nobody commits (unlink); EBUSY while it is being
+  // Takes the upload away (its commit ended, or its create failed).
+  std::shared_ptr<StagedWrite> Remove(const Key& key);
+  // Takes away an upload nobody commits (unlink); EBUSY while it is being
   // committed, ENOENT when gone.
-  Status Discard(const Key& key);
+  Result<std::shared_ptr<StagedWrite>> Discard(const Key& key);
   // A handle's opener closed it (`closed`), or writes through it again
   // (a descriptor it had duplicated).
   void MarkClosed(const Key& key, bool closed);
@@ -74,8 +78,8 @@ class UploadRegistry {
   // has data and that no commit took is dropped at its last release;
   // temporaries (committed at rename) and files with no data yet (created
   // first, written later) stay for a later open or rename, until
-  // DropStale.
-  void Released(const Key& key, bool was_closed = false);
+  // DropStale. Returns the write of an upload dropped.
+  std::shared_ptr<StagedWrite> Released(const Key& key, bool was_closed = false);
   // Another open of an upload that nobody has open (or only handles their
   // openers closed) and nothing commits (a program that created the file
   // first and writes it now): a handle on it. EBUSY while another handle
@@ -87,12 +91,13 @@ class UploadRegistry {
   std::shared_ptr<StagedWrite> Interrupt(const Key& key);
   struct Dropped {
     std::string name;
-    std::string image;
+    std::shared_ptr<StagedWrite> write;
     bool had_data;  // else: created, never written
   };
   // Drops the uploads closed and left alone for longer than `age`.
   std::vector<Dropped> DropStale(std::chrono::seconds age);
-  void Clear();
+  // Takes every upload away (the mount stops).
+  std::vector<std::shared_ptr<StagedWrite>> Clear();
 
  private:
   Mutex mutex_;

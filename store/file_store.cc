@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "common/log.h"
 #include "common/uuid.h"
@@ -37,8 +38,16 @@ class FileStoreWriter final : public StoreWriter {
         fd_(fd) {}
 
   ~FileStoreWriter() override {
+    if (!published_ && !discarded_) {
+      Log(LogLevel::kError, "store {}: writer of {} dropped unpublished; left for recovery",
+          store_id_, temporary_path_);
+    }
+  }
+
+  void Discard() override {
+    if (published_ || std::exchange(discarded_, true)) return;
     fd_.Reset();
-    if (!published_ && ::unlink(temporary_path_.c_str()) != 0 && errno != ENOENT) {
+    if (::unlink(temporary_path_.c_str()) != 0 && errno != ENOENT) {
       Log(LogLevel::kWarning, "store {}: cannot remove temporary {}: {}", store_id_,
           temporary_path_, std::strerror(errno));
     }
@@ -90,6 +99,7 @@ class FileStoreWriter final : public StoreWriter {
   std::string url_;
   FileDescriptor fd_;
   bool published_ = false;
+  bool discarded_ = false;
 };
 
 class FileStore final : public Store {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <future>
 #include <optional>
+#include <utility>
 
 #include "common/log.h"
 #include "common/mutex.h"
@@ -78,18 +79,25 @@ class RbdStoreWriter final : public StoreWriter {
         name_(std::move(name)),
         image_size_(size) {}
 
+  // Frees memory only: an image still open (Discard or Finish never came)
+  // is closed in the background, its temporary left for recovery.
   ~RbdStoreWriter() override {
+    if (!published_ && !discarded_) {
+      Log(LogLevel::kError, "store {}: writer of {} dropped unpublished; left for recovery",
+          pool_->store_id, name_);
+    }
+    if (open_) CloseInBackground();
+  }
+
+  void Discard() override {
+    if (published_ || std::exchange(discarded_, true)) return;
     if (open_ && unreachable_->load()) {
-      // Closing flushes and unwatches, each of which would time out again:
-      // let it finish in the background.
-      auto* closing = new librbd::RBD::AioCompletion(nullptr, [](librbd::completion_t done, void*) {
-        static_cast<librbd::RBD::AioCompletion*>(done)->release();
-      });
-      if (image_.aio_close(closing) < 0) closing->release();
+      // Closing flushes and unwatches, each of which would time out again.
+      CloseInBackground();
     } else if (open_) {
+      open_ = false;
       image_.close();
     }
-    if (published_) return;
     if (unreachable_->load()) {
       // Removing it would only time out again, and again: recovery removes
       // it once the cluster answers (at start, or when the lease is swept).
@@ -225,6 +233,15 @@ class RbdStoreWriter final : public StoreWriter {
   }
 
  private:
+  // Starts closing the image and does not wait for it.
+  void CloseInBackground() {
+    open_ = false;
+    auto* closing = new librbd::RBD::AioCompletion(nullptr, [](librbd::completion_t done, void*) {
+      static_cast<librbd::RBD::AioCompletion*>(done)->release();
+    });
+    if (image_.aio_close(closing) < 0) closing->release();
+  }
+
   // A failure of the writer's own: a timeout marks the cluster unreachable.
   Error Failed(int ret, std::string_view what) {
     if (ret == -ETIMEDOUT) *unreachable_ = true;
@@ -234,8 +251,8 @@ class RbdStoreWriter final : public StoreWriter {
   std::shared_ptr<RbdPool> pool_;
   const std::string image_id_;
   const std::string name_;
-  // Set when an operation timed out: the destructor then leaves the
-  // temporary to recovery instead of waiting for more timeouts.
+  // Set when an operation timed out: Discard then leaves the temporary
+  // to recovery instead of waiting for more timeouts.
   std::shared_ptr<std::atomic<bool>> unreachable_ = std::make_shared<std::atomic<bool>>(false);
   // Writes beyond the size given at creation grow the image (rare: callers
   // give the size they mean to write).
@@ -255,6 +272,7 @@ class RbdStoreWriter final : public StoreWriter {
   Mutex grow_mutex_;
   uint64_t image_size_ GUARDED_BY(grow_mutex_) = 0;
   bool published_ = false;
+  bool discarded_ = false;
 };
 
 class RbdStoreReader final : public StoreReader {

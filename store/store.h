@@ -13,11 +13,15 @@
 //
 //     CreateWriter --WriteAt*--> Finish(size) --(caller verifies)--> Publish
 //          |                         |                                  |
-//          +-------- error, or writer destroyed unpublished: temporary data removed
+//          +-------- error, or not wanted: Discard (temporary removed) --+
 //
 //   Data lives under a temporary name until Publish renames it to the
 //   image's name; a crash leaves only temporaries, which RemoveTemporary
 //   clears at recovery. Digests are the caller's: it hashes what it reads.
+// - Lifetime: a writer ends with Publish or with Discard, both of which may
+//   wait on the store (call them on its threads). Destroying a writer only
+//   frees memory: one destroyed unpublished and not discarded (a bug) says
+//   so in an error line and leaves its temporary to recovery.
 // - Errors (positive errno):
 //     CreateWriter      ENOSPC, EIO
 //     WriteAt / Finish  ENOSPC, EIO, ETIMEDOUT
@@ -73,6 +77,11 @@ class StoreWriter {
   virtual Status Finish(uint64_t size) = 0;
   // Renames the temporary data to the image's name; returns the location URL.
   virtual Result<std::string> Publish() = 0;
+  // Ends a writer that will not be published (no write in flight): closes
+  // it and removes its temporary. After Publish, or a second time, it does
+  // nothing. A store that does not answer keeps the temporary, which
+  // recovery removes once it answers.
+  virtual void Discard() = 0;
 };
 
 // WriteAt, waiting for it.

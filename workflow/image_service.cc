@@ -137,7 +137,10 @@ class ImageServiceImpl final : public ImageService {
       if (done) done(Ok());
       return Ok();
     }
-    IMAGEFS_RETURN_IF_ERROR(runner_.Begin(*plan));
+    if (Status begun = runner_.Begin(*plan); !begun.ok()) {
+      plan->Close();
+      return begun;
+    }
     bool download = request.method == ImportRequest::Method::kWebDownload;
     Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", id,
         download ? "web-download" : "copy-image", download ? request.uri : plan->source_store,
@@ -148,7 +151,7 @@ class ImageServiceImpl final : public ImageService {
     Run(done, [this, plan = std::move(plan), download, uri = request.uri]() mutable {
       if (download) planner_.Fetch(*plan, uri);
       Status ran = runner_.Run(*plan);
-      plan.reset();
+      plan->Close();
       return ran;
     });
     return Ok();
@@ -172,9 +175,17 @@ class ImageServiceImpl final : public ImageService {
         planner_.SettleUnimportedWrite(write->image_id(), write->site());
       }
       Status ran = prepared.ok() ? runner_.Run(*plan) : prepared;
-      plan.reset();  // the lease and the data go before the caller hears
+      plan->Close();  // the lease and the data go before the caller hears
       write.reset();
       return ran;
+    });
+  }
+
+  void DiscardWrite(std::shared_ptr<StagedWrite> write, Done done) override {
+    std::string site = write->site();
+    core_.RunAtStore(site, [write = std::move(write), done = std::move(done)] {
+      write->Discard();
+      if (done) done(Ok());
     });
   }
 

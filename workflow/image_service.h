@@ -148,6 +148,11 @@ class ImageService {
   virtual Result<std::shared_ptr<StagedWrite>> BeginWrite(const Caller& caller, std::string_view id,
                                                           std::string_view site) = 0;
   virtual void CommitWrite(std::shared_ptr<StagedWrite> write, Done done) = 0;
+  // Ends a write that nobody will commit (StagedWrite::Discard: its
+  // temporaries removed, its record settled, its lease released) on the
+  // threads of the store written into; `done`, if any, runs from there
+  // once it is over. Nothing when the write was committed already.
+  virtual void DiscardWrite(std::shared_ptr<StagedWrite> write, Done done = {}) = 0;
 
   virtual void DeleteCopy(const Caller& caller, std::string_view id, std::string_view site,
                           Done done) = 0;

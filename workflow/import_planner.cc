@@ -246,31 +246,34 @@ Status ImportPlanner::PlanCommit(const std::shared_ptr<StagedWrite>& staged, Imp
   plan.image_id = id;
   plan.lease = write.TakeLease();
   plan.staged = staged;  // the import's source, alive even if the file is released
-  if (auto failure = write.failure()) {
+  // Refused: the stream goes with the plan, which discards it.
+  auto refuse = [&](Error why) {
     plan.stream = write.TakeStream();
-    return Fail(failure->code, "image {}: data written into {} is incomplete ({}); not imported",
-                id, write.site(), failure->message);
+    return why;
+  };
+  if (auto failure = write.failure()) {
+    return refuse(Fail(failure->code,
+                       "image {}: data written into {} is incomplete ({}); not imported", id,
+                       write.site(), failure->message));
   }
   if (!plan.lease || plan.lease->lost()) {
-    return Fail(EIO, "image {}: the import lease was lost before commit", id);
+    return refuse(Fail(EIO, "image {}: the import lease was lost before commit", id));
   }
   auto record = core_.catalog().Get(id);
-  if (!record.ok()) return record.error();
+  if (!record.ok()) return refuse(record.error());
   plan.required_store = write.site();
   plan.expected = DigestOf(*record);
   if (record->status == ImageStatus::kActive) {
     if (write.Size() != record->size.value_or(0)) {
-      return Fail(EIO, "image {}: data written into {} is {} bytes, the image is {}; not copied",
-                  id, write.site(), write.Size(), record->size.value_or(0));
+      return refuse(Fail(EIO,
+                         "image {}: data written into {} is {} bytes, the image is {}; not copied",
+                         id, write.site(), write.Size(), record->size.value_or(0)));
     }
   } else {
     plan.expected.reset();  // an upload: the data defines the image
     if (!write.copy_source()) {
       Status inspected = InspectData(write, *record, plan);
-      if (!inspected.ok()) {
-        plan.stream = write.TakeStream();
-        return inspected;
-      }
+      if (!inspected.ok()) return refuse(inspected.error());
     }
   }
   plan.stream = write.TakeStream();  // goes with the plan, whatever happens

@@ -46,10 +46,18 @@ ScratchFile::~ScratchFile() {
   if (!path_.empty()) ::unlink(path_.c_str());
 }
 
-ImportPlan::~ImportPlan() {
-  stream.reset();  // an unfinished stream's temporaries go first
+void ImportPlan::Close() {
+  if (stream && stream->pipeline) stream->pipeline->Discard();  // unfinished
+  stream.reset();
   lease.reset();
   staged.reset();
+}
+
+ImportPlan::~ImportPlan() {
+  if ((stream && stream->pipeline) || lease) {
+    Log(LogLevel::kError, "image {}: import plan dropped without Close; left for recovery",
+        image_id);
+  }
 }
 
 std::optional<Digest> DigestOf(const ImageRecord& record) {
@@ -115,13 +123,21 @@ Status ImportRunner::Run(ImportPlan& plan) {
     Status published = PublishAll(plan, unpublished);
     if (!published.ok()) failure = published.error();
   }
-  unpublished.clear();  // unpublished temporaries are removed here
+  DiscardUnpublished(copies, unpublished);
   End(plan, upload);
   core_.EndProgress(plan.image_id);
   CountOutcomes(plan);
   if (!failure) return Ok();
   int code = failure->code == ENOSPC ? ENOSPC : EIO;
   return Error{code, failure->message};
+}
+
+void ImportRunner::DiscardUnpublished(Copies& copies, std::vector<WrittenCopy>& unpublished) {
+  for (auto& copy : copies) {
+    if (copy.ok() && copy->writer) copy->writer->Discard();  // nothing once published
+  }
+  for (auto& copy : unpublished) copy.writer->Discard();
+  unpublished.clear();
 }
 
 Status ImportRunner::PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies) {
@@ -231,7 +247,8 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
 // downloaded; a source that failed fails every target.
 ImportRunner::Copies ImportRunner::FinishStream(ImportPlan& plan) {
   if (plan.source_failure) {
-    plan.stream.reset();  // its temporaries go with it
+    if (plan.stream && plan.stream->pipeline) plan.stream->pipeline->Discard();  // its temporaries go
+    plan.stream.reset();
     Copies failed;
     for (size_t i = 0; i < plan.targets.size(); ++i) failed.emplace_back(*plan.source_failure);
     return failed;
@@ -280,7 +297,10 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
     Status status = common ? Status(*common) : outcome.writers[w];
     ++w;
     if (status.ok()) status = copy->writer->Finish(plan.expected->size);
-    if (!status.ok()) copy = status.error();  // the writer removes its temporary
+    if (!status.ok()) {
+      copy->writer->Discard();  // its temporary goes
+      copy = status.error();
+    }
   }
   return copies;
 }

@@ -49,12 +49,16 @@ class ScratchFile {
   std::string path_;
 };
 
-// Everything one import needs; destroying it releases the lease (and the
-// staged or streamed data, whose temporaries go first).
+// Everything one import needs. It ends with Close, on the service's
+// threads (it may wait on the stores and the catalog); destroying it frees
+// memory and the local staging file.
 struct ImportPlan {
   ImportPlan() = default;
   ImportPlan(const ImportPlan&) = delete;
   ~ImportPlan();
+  // An unfinished stream is discarded (its temporaries go first), then the
+  // lease is released and the staged data let go. Once is enough.
+  void Close();
 
   std::string image_id;
   std::unique_ptr<HeldLease> lease;
@@ -98,6 +102,8 @@ class ImportRunner {
   Copies PullCopies(ImportPlan& plan, StoreReader& source);
   Copies FinishStream(ImportPlan& plan);
   Copies FinishCopies(ImportPlan& plan, const PipelineOutcome& outcome, Copies copies);
+  // Discards every writer that was not published (their temporaries go).
+  static void DiscardUnpublished(Copies& copies, std::vector<WrittenCopy>& unpublished);
   Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan);
   Status Publish(ImportPlan& plan, WrittenCopy& copy);
   // Must-succeed: publishes every verified copy in one record update.

@@ -59,10 +59,17 @@ class Pipeline::Run {
         hash_(std::move(hash)),
         writer_status_(writers_.size()) {}
 
-  ~Run() {
-    MutexLock lock(&mutex_);
-    stopping_ = true;
-    while (!Quiet()) changed_.Wait();
+  // In-flight writes and hash jobs use the units: they are waited for.
+  ~Run() { StopAndWait(); }
+
+  void Discard() {
+    StopAndWait();
+    {
+      MutexLock lock(&mutex_);
+      if (!failure_) failure_ = Error{ECANCELED, "pipeline: discarded"};
+    }
+    for (auto& writer : writers_) writer->Discard();
+    writers_.clear();
   }
 
   uint64_t position() const { return position_.load(); }
@@ -158,6 +165,12 @@ class Pipeline::Run {
   std::vector<std::unique_ptr<StoreWriter>> TakeWriters() { return std::move(writers_); }
 
  private:
+  void StopAndWait() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    stopping_ = true;
+    while (!Quiet()) changed_.Wait();
+  }
+
   Status Failure() EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
     return failure_ ? Status(*failure_) : Ok();
@@ -482,6 +495,7 @@ Status Pipeline::ReadBack(uint64_t offset, std::span<char> out) {
 PipelineOutcome Pipeline::Finish(uint64_t size) { return run_->Finish(size); }
 PipelineOutcome Pipeline::Pull(StoreReader& source) { return run_->Pull(source); }
 std::vector<std::unique_ptr<StoreWriter>> Pipeline::TakeWriters() { return run_->TakeWriters(); }
+void Pipeline::Discard() { run_->Discard(); }
 
 std::vector<size_t> WriterStatuses::Live() const {
   std::vector<size_t> live;

@@ -22,8 +22,13 @@
 //   error: a writer that fails is dropped (its status says why) and the
 //   others go on; every writer failed, a failed read or `check` failing
 //   stops the pipeline (Append and Pull return that error, Finish reports
-//   it). Destroying an unfinished pipeline waits for what is in flight and
-//   destroys the writers, which removes their temporaries.
+//   it).
+//   Discard()      ends a pipeline that will not finish: waits for what is
+//                  in flight, then discards every writer (their temporaries
+//                  go). Like the writers' own Discard, it may wait on the
+//                  stores. Destroying a pipeline frees memory (it still
+//                  waits for what is in flight, which uses it): writers
+//                  neither taken nor discarded are left to recovery.
 //
 // At most units_in_flight units are buffered: the front end waits while
 // all are busy, so a writer faster than the stores goes at their pace. A
@@ -95,6 +100,9 @@ class Pipeline {
   // Feeds all of `source` (on an empty pipeline) and finishes at its size.
   PipelineOutcome Pull(StoreReader& source);
   std::vector<std::unique_ptr<StoreWriter>> TakeWriters();
+  // Stops the pipeline, waits for what is in flight and discards the
+  // writers not taken. Once is enough; Append and Pull fail after it.
+  void Discard();
 
  private:
   class Run;

@@ -82,7 +82,13 @@ void ServiceCore::Post(std::function<void()> job) {
 void ServiceCore::RunAtStore(std::string_view site, std::function<void()> job) {
   auto threads = store_threads_.find(site);
   if (threads == store_threads_.end()) return job();  // no such store: nothing to wait for
-  boost::asio::post(*threads->second, std::move(job));
+  {
+    MutexLock lock(&joined_mutex_);  // a post before the join is run by it
+    if (!joined_) {
+      return boost::asio::post(*threads->second, std::move(job));
+    }
+  }
+  job();
 }
 
 HashExecutor ServiceCore::hash_executor() {
@@ -151,6 +157,10 @@ void ServiceCore::EndProgress(const std::string& id) {
 }
 
 void ServiceCore::JoinThreads() {
+  {
+    MutexLock lock(&joined_mutex_);
+    joined_ = true;
+  }
   workers_->join();
   for (auto& [site, threads] : store_threads_) threads->join();
   hash_threads_->join();

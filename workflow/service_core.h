@@ -11,8 +11,10 @@
 //     `-- ServiceCore (here)  catalog, stores, leases, staging budget,
 //           the service's threads, authorisation, LockImage
 //
-// Thread safety: every method may be called from any thread. Its only
-// mutex (the unsettled set) is a leaf: no call is made while it is held.
+// Thread safety: every method may be called from any thread. Its mutexes
+// (the unsettled set, the progress of imports, whether the threads were
+// joined) are leaves: nothing but a post to a thread pool is done while
+// one is held.
 #pragma once
 
 #include <algorithm>
@@ -88,8 +90,10 @@ class ServiceCore {
 
   // Runs `job` on the service's worker threads (imports, deletes).
   void Post(std::function<void()> job);
-  // Runs `job` on the threads of store `site` (at once, when no such store).
-  void RunAtStore(std::string_view site, std::function<void()> job);
+  // Runs `job` on the threads of store `site`; at once on the caller's
+  // thread when there is no such store, or once the threads were joined
+  // (the mount is stopping, nothing else runs).
+  void RunAtStore(std::string_view site, std::function<void()> job) EXCLUDES(joined_mutex_);
   // Where pipelines hash: the service's hash threads.
   HashExecutor hash_executor();
   // A pipeline's options, from the service's copy settings.
@@ -104,7 +108,7 @@ class ServiceCore {
   std::string ProgressOf(const std::string& id) EXCLUDES(progress_mutex_);
   void EndProgress(const std::string& id) EXCLUDES(progress_mutex_);
   // Waits for the workers' and stores' jobs (after the sweeper stopped).
-  void JoinThreads();
+  void JoinThreads() EXCLUDES(joined_mutex_);
   // Returns the allocator's free memory to the system while no job runs.
   void ReturnIdleMemory();
 
@@ -143,6 +147,9 @@ class ServiceCore {
   std::unique_ptr<boost::asio::thread_pool> hash_threads_;
   // Each store's own threads, for work that waits on that store alone.
   std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
+  // Set once JoinThreads began: work for the stores runs on its caller.
+  Mutex joined_mutex_;
+  bool joined_ GUARDED_BY(joined_mutex_) = false;
 };
 
 }  // namespace imagefs

@@ -44,19 +44,52 @@ StagedWrite::StagedWrite(std::string path, int fd, std::string image_id, std::st
       lease_(std::move(lease)),
       budget_(budget) {}
 
+// Everything remote ended at the commit or at Discard; a stream still here
+// is a bug, and its temporaries are left to recovery.
 StagedWrite::~StagedWrite() {
-  // A stream's temporaries go before the record says the write is over, so
-  // that whoever sees it settled finds nothing of it left in the stores.
   {
     MutexLock lock(&stream_mutex_);
+    if (stream_) {
+      Log(LogLevel::kError, "image {}: write into {} dropped without an end; left for recovery",
+          image_id_, site_);
+    }
     stream_.reset();
   }
-  if (!committed() && abandon_hook_ && lease_ && !lease_->lost()) abandon_hook_();
   ::close(fd_);
   if (::unlink(path_.c_str()) != 0) {
     Log(LogLevel::kWarning, "image {}: cannot remove staging file {}", image_id_, path_);
   }
   budget_.Shrink(reserved_.load());
+}
+
+bool StagedWrite::MarkCommitted() {
+  End open = End::kOpen;
+  return end_.compare_exchange_strong(open, End::kCommitted);
+}
+
+void StagedWrite::Discard() {
+  End open = End::kOpen;
+  if (!end_.compare_exchange_strong(open, End::kDiscarded)) return;
+  std::optional<Stream> stream;
+  {
+    MutexLock lock(&stream_mutex_);  // a write running now ends first
+    stream = std::move(stream_);
+    stream_.reset();
+    stream_factory_ = nullptr;
+    restart_factory_ = nullptr;
+  }
+  // The temporaries go before the record says the write is over, so that
+  // whoever sees it settled finds nothing of it left in the stores.
+  if (stream) stream->pipeline->Discard();
+  if (abandon_hook_ && lease_ && !lease_->lost()) abandon_hook_();
+  lease_.reset();
+}
+
+Status StagedWrite::CheckOpen(std::string_view what) const {
+  if (end_.load() == End::kCommitted) {
+    return Fail(EBADF, "image {}: {} after the data was committed", image_id_, what);
+  }
+  return Ok();
 }
 
 Status StagedWrite::Reserve(uint64_t new_size) {
@@ -86,7 +119,8 @@ Status StagedWrite::Remember(Status status) {
 }
 
 Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
-  if (committed()) return Fail(EBADF, "image {}: write after the data was committed", image_id_);
+  IMAGEFS_RETURN_IF_ERROR(CheckOpen("write"));
+  if (discarded()) return Ok();  // as into an unlinked file: it goes nowhere
   if (copy_source()) {
     return Remember(Fail(EIO,
                          "image {}: write into {} after a server-side copy began; mixing "
@@ -100,6 +134,7 @@ Status StagedWrite::Write(uint64_t offset, std::span<const char> data) {
         restart_factory_) {
       // Only zeros went out (`qemu-img create` writes the first block of a
       // file it makes to size): start the stream again rather than stage.
+      stream_->pipeline->Discard();
       stream_.reset();
       stream_factory_ = std::move(restart_factory_);
       restart_factory_ = nullptr;
@@ -219,13 +254,15 @@ Status StagedWrite::Spill(std::string_view why) {
   if (::ftruncate(fd_, static_cast<off_t>(Size())) != 0) {
     return ErrorFromErrno(fmt::format("image {}: truncate staging file", image_id_));
   }
-  stream_.reset();  // its temporaries go with it
+  stream_->pipeline->Discard();  // its temporaries go
+  stream_.reset();
   staged_data_ = true;
   return Ok();
 }
 
 Status StagedWrite::Truncate(uint64_t size) {
-  if (committed()) return Fail(EBADF, "image {}: truncate after the data was committed", image_id_);
+  IMAGEFS_RETURN_IF_ERROR(CheckOpen("truncate"));
+  if (discarded()) return Ok();
   if (copy_source()) {
     if (size == Size()) return Ok();
     return Remember(
@@ -252,7 +289,8 @@ Status StagedWrite::Truncate(uint64_t size) {
 
 Status StagedWrite::AddCopyRange(const CopySource& source, uint64_t offset_in, uint64_t offset_out,
                                  uint64_t length) {
-  if (committed()) return Fail(EBADF, "image {}: copy after the data was committed", image_id_);
+  IMAGEFS_RETURN_IF_ERROR(CheckOpen("copy"));
+  if (discarded()) return Ok();
   MutexLock lock(&failure_mutex_);
   uint64_t size = size_.load();
   bool continues = copy_source_ ? *copy_source_ == source : size == 0;

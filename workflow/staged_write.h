@@ -2,13 +2,26 @@
 // staging area until it is committed (at close, or at rename for rsync's
 // temporary files) and imported into the store.
 //
-// Thread safety: Write/Truncate/Size may be called from several FUSE worker
-// threads at once (they use positional syscalls on one descriptor).
-// Ownership: shared between the FUSE file handle and a running commit; the
-// last owner removes the staging file and releases the import lease.
+// Thread safety: Write/Truncate/Size may be called from several threads at
+// once (the threads of the store written into, for a mount's writes; they
+// use positional syscalls on one descriptor).
+// Ownership and lifetime: shared by the upload's registry entry, its open
+// handles and a running commit. It ends exactly once, either way on the
+// service's threads:
+//
+//   open --MarkCommitted--> committed  the commit takes the stream and
+//     |                                the lease (ImportPlan) and ends them
+//     +----Discard--------> discarded  the stream's temporaries removed,
+//                                      the record settled, the lease
+//                                      released (ImageService::DiscardWrite,
+//                                      on the store's threads)
+//
+// The last owner to let go frees memory and the local staging file only.
+// A handle may outlive a discard (`rm` of a file being written): writes
+// through it then succeed and go nowhere, as into an unlinked file.
 // Errors: Write/Truncate ENOSPC when the staging budget or the disk is full,
-// EIO otherwise; EBADF once the write has been committed. After a failed
-// Write or Truncate the data is incomplete: a commit fails with that error.
+// EIO otherwise; EBADF once the write was committed. After a failed Write
+// or Truncate the data is incomplete: a commit fails with that error.
 //
 // Streaming: when the service gives a stream factory, the first write
 // starts a Pipeline (workflow/pipeline.h) and the data goes to the
@@ -96,9 +109,21 @@ class StagedWrite {
   // Fails the data for good (its writer was interrupted): no commit takes it.
   void Abandon(Error why) { (void)Remember(Status(std::move(why))); }
 
-  // Marks the write committed (once); false if it already was.
-  bool MarkCommitted() { return !committed_.exchange(true); }
-  bool committed() const { return committed_.load(); }
+  // Marks the write committed; false when it already ended (committed or
+  // discarded).
+  bool MarkCommitted();
+  bool committed() const { return end_.load() == End::kCommitted; }
+  bool discarded() const { return end_.load() == End::kDiscarded; }
+  // Whether it was committed or discarded.
+  bool ended() const { return end_.load() != End::kOpen; }
+  // Ends a write that no commit takes (its writer was killed, the file was
+  // unlinked or left idle, the mount stops): the stream's temporaries are
+  // removed, then the abandon hook settles the record while the lease is
+  // held, and the lease is released. May wait on the stores and the
+  // catalog: ImageService::DiscardWrite runs it on the store's threads.
+  // Nothing once the write was committed or discarded; writes after it
+  // are accepted and dropped.
+  void Discard();
 
   // The stores a stream writes, in order, and the stream.
   struct Stream {
@@ -128,8 +153,8 @@ class StagedWrite {
   Result<std::unique_ptr<StoreReader>> OpenReader() const;
   // Hands the import lease to the commit (nullptr when already taken).
   std::unique_ptr<HeldLease> TakeLease() { return std::move(lease_); }
-  // Runs when the write is destroyed without having been committed, while
-  // its lease is still held (once lost, the record is another's to settle).
+  // Runs at Discard while the lease is still held (once lost, the record
+  // is another's to settle).
   void SetAbandonHook(std::function<void()> hook) { abandon_hook_ = std::move(hook); }
 
  private:
@@ -141,8 +166,10 @@ class StagedWrite {
   void NoteWritten(uint64_t end, std::span<const char> data);
   // Starts the stream at the first write, if there is a factory.
   void MaybeStartStream(uint64_t offset, std::span<const char> data) REQUIRES(stream_mutex_);
-  // Stages what was streamed and drops the stream.
+  // Stages what was streamed and discards the stream.
   Status Spill(std::string_view why) REQUIRES(stream_mutex_);
+  // EBADF once the write was committed.
+  Status CheckOpen(std::string_view what) const;
 
   const std::string path_;
   const int fd_;
@@ -152,7 +179,8 @@ class StagedWrite {
   StagingBudget& budget_;
   std::atomic<uint64_t> size_{0};
   std::atomic<uint64_t> reserved_{0};
-  std::atomic<bool> committed_{false};
+  enum class End { kOpen, kCommitted, kDiscarded };
+  std::atomic<End> end_{End::kOpen};
   std::atomic<bool> nonzero_written_{false};
   std::atomic<uint64_t> written_end_{0};  // the end of the furthest write
   std::function<void()> abandon_hook_;

@@ -147,20 +147,41 @@ TEST_P(StoreConformanceTest, EmptyImage) {
   EXPECT_EQ(ReadAll(), "");
 }
 
-TEST_P(StoreConformanceTest, UnpublishedWriterLeavesNothing) {
-  {
-    auto writer = store_->CreateWriter(kStoreTestId, 0);
-    ASSERT_TRUE(writer.ok());
-    std::string data = RandomData(1000, false);
-    ASSERT_TRUE(WriteAndWait(**writer, 0, data).ok());
-    ASSERT_TRUE((*writer)->Finish(data.size()).ok());
-    auto temporaries = store_->ListTemporaries();
-    ASSERT_TRUE(temporaries.ok());
-    ASSERT_EQ(temporaries->size(), 1u);
-    EXPECT_EQ((*temporaries)[0].image_id, kStoreTestId);
-  }
+TEST_P(StoreConformanceTest, DiscardedWriterLeavesNothing) {
+  auto writer = store_->CreateWriter(kStoreTestId, 0);
+  ASSERT_TRUE(writer.ok());
+  std::string data = RandomData(1000, false);
+  ASSERT_TRUE(WriteAndWait(**writer, 0, data).ok());
+  ASSERT_TRUE((*writer)->Finish(data.size()).ok());
+  auto temporaries = store_->ListTemporaries();
+  ASSERT_TRUE(temporaries.ok());
+  ASSERT_EQ(temporaries->size(), 1u);
+  EXPECT_EQ((*temporaries)[0].image_id, kStoreTestId);
+  (*writer)->Discard();
   EXPECT_FALSE(*store_->Exists(kStoreTestId));
   EXPECT_TRUE(store_->ListTemporaries()->empty());
+  (*writer)->Discard();  // a second time: nothing
+  writer->reset();
+  EXPECT_TRUE(store_->ListTemporaries()->empty());
+}
+
+TEST_P(StoreConformanceTest, DiscardedBeforeFinishLeavesNothing) {
+  auto writer = store_->CreateWriter(kStoreTestId, 0);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE(WriteAndWait(**writer, 0, RandomData(1000, false)).ok());
+  (*writer)->Discard();
+  EXPECT_TRUE(store_->ListTemporaries()->empty());
+}
+
+TEST_P(StoreConformanceTest, DiscardAfterPublishKeepsTheCopy) {
+  auto writer = store_->CreateWriter(kStoreTestId, 0);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE(WriteAndWait(**writer, 0, std::string("kept")).ok());
+  ASSERT_TRUE((*writer)->Finish(4).ok());
+  ASSERT_TRUE((*writer)->Publish().ok());
+  (*writer)->Discard();
+  writer->reset();
+  EXPECT_EQ(ReadAll(), "kept");
 }
 
 TEST_P(StoreConformanceTest, PublishNeverReplacesAnExistingCopy) {
@@ -169,12 +190,15 @@ TEST_P(StoreConformanceTest, PublishNeverReplacesAnExistingCopy) {
   EXPECT_EQ(ReadAll(), "first");
 }
 
-// What a crashed writer leaves: finished, unpublished data.
+// What a crashed writer leaves, and what destroying a writer leaves (it
+// does no store I/O): finished, unpublished data, for recovery to remove.
 TEST_P(StoreConformanceTest, LeftoverTemporariesCanBeRemoved) {
-  auto writer = store_->CreateWriter(kStoreTestId, 0);
-  ASSERT_TRUE(writer.ok());
-  ASSERT_TRUE(WriteAndWait(**writer, 0, std::string("abc")).ok());
-  ASSERT_TRUE((*writer)->Finish(3).ok());
+  {
+    auto writer = store_->CreateWriter(kStoreTestId, 0);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE(WriteAndWait(**writer, 0, std::string("abc")).ok());
+    ASSERT_TRUE((*writer)->Finish(3).ok());
+  }
   auto temporaries = store_->ListTemporaries();
   ASSERT_TRUE(temporaries.ok());
   ASSERT_EQ(temporaries->size(), 1u);

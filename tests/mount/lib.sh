@@ -230,7 +230,7 @@ store_list() {
       esac
     fi
   else
-    ls -A "$STORES/$1" 2>/dev/null || true
+    ls -A "$STORES/$1" || fail "cannot list the store directory $STORES/$1"
   fi
 }
 
@@ -245,7 +245,7 @@ store_temporaries() {
   if [ -n "$CEPH_DIR" ]; then
     store_list "$1" | grep '^imagefs-tmp\.' || true
   else
-    ls -A "$STORES/$1/.tmp" 2>/dev/null || true
+    ls -A "$STORES/$1/.tmp" || fail "cannot list the temporaries of $STORES/$1"
   fi
 }
 

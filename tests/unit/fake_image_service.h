@@ -34,6 +34,7 @@ class FakeImageService final : public ImageService {
   std::map<std::string, ImageRecord> records;
   std::map<std::string, std::string> copies;  // image -> its data in every store
   std::vector<std::shared_ptr<StagedWrite>> committed;
+  std::vector<std::shared_ptr<StagedWrite>> discarded;
   std::vector<std::string> deleted;  // "<image>" or "<image>/<site>"
   std::vector<std::string> moved;    // "<image>/<from>-><to>"
   std::vector<ImportRequest> imports;
@@ -116,6 +117,12 @@ class FakeImageService final : public ImageService {
     record.size = write->Size();
     record.locations.push_back({write->site(), "file:///" + write->site()});
     done(Ok());
+  }
+
+  void DiscardWrite(std::shared_ptr<StagedWrite> write, Done done) override {
+    write->Discard();
+    discarded.push_back(write);
+    if (done) done(Ok());
   }
 
   void DeleteCopy(const Caller&, std::string_view id, std::string_view site, Done done) override {

@@ -21,6 +21,7 @@ class FaultyWriter final : public StoreWriter {
   }
   Status Finish(uint64_t size) override { return inner_->Finish(size); }
   Result<std::string> Publish() override;
+  void Discard() override { inner_->Discard(); }
 
  private:
   FaultyStoreImpl& store_;

@@ -91,6 +91,7 @@ class HoldingWriter final : public StoreWriter {
   Status ReadWritten(uint64_t, std::span<char>) override { return Fail(EIO, "not kept"); }
   Status Finish(uint64_t) override { return Ok(); }
   Result<std::string> Publish() override { return std::string("held://"); }
+  void Discard() override {}
 };
 
 class PipelineTest : public ::testing::Test {
@@ -236,12 +237,24 @@ TEST_F(PipelineTest, WhenEveryWriterFailsAppendSaysSo) {
   EXPECT_EQ(pipeline->ReadBack(0, back).code(), EIO);
 }
 
-TEST_F(PipelineTest, AnUnfinishedPipelineLeavesNoTemporaries) {
+TEST_F(PipelineTest, ADiscardedPipelineLeavesNoTemporaries) {
+  auto pipeline = Make(2, {.units_in_flight = 2});
+  ASSERT_TRUE(pipeline->Append(0, RandomBytes(10 * kMiB, 7)).ok());
+  for (auto& store : stores_) EXPECT_EQ(store->ListTemporaries()->size(), 1u);
+  pipeline->Discard();
+  for (auto& store : stores_) EXPECT_TRUE(store->ListTemporaries()->empty());
+  EXPECT_EQ(pipeline->Append(10 * kMiB, "more").code(), ECANCELED);
+  pipeline->Discard();  // a second time: nothing
+}
+
+// Destroying a pipeline waits for its writes but does no other store I/O:
+// its temporaries are left to recovery.
+TEST_F(PipelineTest, ADroppedPipelineLeavesItsTemporariesToRecovery) {
   {
     auto pipeline = Make(2, {.units_in_flight = 2});
     ASSERT_TRUE(pipeline->Append(0, RandomBytes(10 * kMiB, 7)).ok());
   }
-  for (auto& store : stores_) EXPECT_TRUE(store->ListTemporaries()->empty());
+  for (auto& store : stores_) EXPECT_EQ(store->ListTemporaries()->size(), 1u);
 }
 
 TEST_F(PipelineTest, FinishingBeforeThePositionIsAnError) {
@@ -318,17 +331,20 @@ TEST_F(PipelineTest, PullStopsAtAFailedReadOrCheck) {
   std::string image = Image(size, [](uint64_t) { return true; });
   MemoryReader source(image, {{0, size}});
   source.fail_at = 8 * kMiB;
-  PipelineOutcome read_failed = Make(1, {.units_in_flight = 1})->Pull(source);
+  auto first = Make(1, {.units_in_flight = 1});
+  PipelineOutcome read_failed = first->Pull(source);
   EXPECT_EQ(read_failed.source.code(), EIO);
   EXPECT_LE(source.reads, 3);
+  first->Discard();
 
   source.fail_at.reset();
   int checks = 0;
-  PipelineOutcome stopped =
-      Make(1, {.check = [&]() -> Status { return ++checks < 3 ? Ok() : Fail(EIO, "lease lost"); }})
-          ->Pull(source);
+  auto second =
+      Make(1, {.check = [&]() -> Status { return ++checks < 3 ? Ok() : Fail(EIO, "lease lost"); }});
+  PipelineOutcome stopped = second->Pull(source);
   EXPECT_EQ(stopped.source.code(), EIO);
   EXPECT_EQ(stopped.source.error().message, "lease lost");
+  second->Discard();
   for (auto& store : stores_) EXPECT_TRUE(store->ListTemporaries()->empty());
 }
 

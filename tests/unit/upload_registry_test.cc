@@ -37,8 +37,9 @@ class UploadRegistryTest : public ::testing::Test {
 
 TEST_F(UploadRegistryTest, AFileWithDataNoCommitTookIsDroppedAtItsLastClose) {
   auto key = Created("disk.raw");
-  ASSERT_TRUE(WriteOf(key)->Write(0, std::string_view("data")).ok());
-  registry_.Released(key);
+  auto write = WriteOf(key);
+  ASSERT_TRUE(write->Write(0, std::string_view("data")).ok());
+  EXPECT_EQ(registry_.Released(key), write);  // for its caller to end
   EXPECT_FALSE(registry_.Find(key).has_value());
 }
 
@@ -121,7 +122,7 @@ TEST_F(UploadRegistryTest, DropStaleDiscardsOnlyClosedWaitingFiles) {
   auto dropped = registry_.DropStale(std::chrono::seconds(1));
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0].name, "waiting.raw");
-  EXPECT_EQ(dropped[0].image, kImage);
+  EXPECT_EQ(dropped[0].write->image_id(), kImage);
   EXPECT_FALSE(dropped[0].had_data);
   EXPECT_TRUE(registry_.Find(open).has_value());
   EXPECT_FALSE(registry_.Add(open, Upload{}));  // the name is taken

@@ -475,23 +475,22 @@ TEST_F(WorkflowTest, AStreamIntoAFailingStoreFailsTheWrite) {
 
 TEST_F(WorkflowTest, AnAbandonedStreamLeavesNoTemporaries) {
   ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
-  {
-    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
-    ASSERT_TRUE(write.ok());
-    ASSERT_TRUE((*write)->Write(0, RandomData(5 << 20)).ok());
-    EXPECT_TRUE(StoreHasTemporaries("dcn0"));
-  }
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->Write(0, RandomData(5 << 20)).ok());
+  EXPECT_TRUE(StoreHasTemporaries("dcn0"));
+  EXPECT_TRUE(Wait([&](auto cb) { service_->DiscardWrite(*write, cb); }).ok());
+  EXPECT_TRUE((*write)->Write(5 << 20, "more").ok());  // goes nowhere, as after rm
   EXPECT_EQ(Record().status, ImageStatus::kQueued);
   for (const char* site : {"central", "dcn0"}) EXPECT_FALSE(StoreHasTemporaries(site)) << site;
 }
 
 TEST_F(WorkflowTest, AbandonedUploadReturnsTheImageToQueued) {
   ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
-  {
-    auto write = service_->BeginWrite(kOwner, kId, "central");
-    ASSERT_TRUE(write.ok());
-    EXPECT_EQ(Record().status, ImageStatus::kUploading);
-  }
+  auto write = service_->BeginWrite(kOwner, kId, "central");
+  ASSERT_TRUE(write.ok());
+  EXPECT_EQ(Record().status, ImageStatus::kUploading);
+  EXPECT_TRUE(Wait([&](auto cb) { service_->DiscardWrite(*write, cb); }).ok());
   EXPECT_EQ(Record().status, ImageStatus::kQueued);
   EXPECT_TRUE(service_->BeginWrite(kOwner, kId, "central").ok());  // lease was released
 }
@@ -507,6 +506,7 @@ TEST_F(WorkflowTest, CopyThroughAFileIsImportingFromItsFirstByte) {
     ASSERT_TRUE(seen.ok());
     EXPECT_EQ(seen->importing_to_stores, std::vector<std::string>{"dcn0"});
     EXPECT_EQ(seen->status, ImageStatus::kActive);
+    EXPECT_TRUE(Wait([&](auto cb) { service_->DiscardWrite(*write, cb); }).ok());
   }
   // Abandoned: the copy failed, the image is as it was.
   ImageRecord record = Record();
@@ -560,15 +560,11 @@ TEST_F(WorkflowTest, RecoveryLeavesNoOrphanAndNoLocationWithoutData) {
   ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
   // A crash after publishing data in dcn1 but before recording it ...
   PublishUnrecorded("dcn1", "abc");
-  // ... a temporary left mid-copy ...
+  // ... a temporary left mid-copy (a writer dropped leaves it) ...
   auto temporary = faults_["dcn1"]->CreateWriter(kId, 0);
   ASSERT_TRUE(temporary.ok());
   ASSERT_TRUE(WriteAndWait(**temporary, 0, std::string("ab")).ok());
-  std::string temporary_dir = directory_.Join("stores/dcn1/.tmp");
-  std::string kept = directory_.Join("kept");
-  std::filesystem::copy(temporary_dir, kept);
   temporary->reset();
-  std::filesystem::copy(kept, temporary_dir);
   // ... the dcn0 copy lost behind the catalog's back, and a record stuck
   // importing with a lapsed lease.
   ASSERT_TRUE(faults_["dcn0"]->Remove(kId).ok());
