@@ -14,6 +14,7 @@
 #include "common/time.h"
 #include "fs/image_tree.h"
 #include "fs/open_files.h"
+#include "fs/request.h"
 
 namespace imagefs {
 namespace {
@@ -22,15 +23,17 @@ struct OpenDirectory {
   std::vector<DirectoryEntry> entries;
 };
 
-Caller CallerOf(fuse_req_t req) {
-  const fuse_ctx* context = fuse_req_ctx(req);
+Caller CallerOf(const Request& req) {
+  const fuse_ctx* context = fuse_req_ctx(req.raw());
   return Caller{context->uid, context->gid};
 }
 
-Requester RequesterOf(fuse_req_t req) { return Requester{CallerOf(req), fuse_req_ctx(req)->pid}; }
+Requester RequesterOf(const Request& req) {
+  return Requester{CallerOf(req), fuse_req_ctx(req.raw())->pid};
+}
 
 // An error without a message is routine and was not worth a line.
-void ReplyError(fuse_req_t req, const Error& error, std::string_view operation) {
+void ReplyError(const Request& req, const Error& error, std::string_view operation) {
   // A missing name or attribute is routine while inspecting (shells and ls
   // probe names); a refused action is always worth a line.
   bool inspection = operation == "lookup" || operation == "getattr" || operation == "getxattr";
@@ -40,19 +43,19 @@ void ReplyError(fuse_req_t req, const Error& error, std::string_view operation) 
     LogLevel level = routine ? LogLevel::kDebug : LogLevel::kWarning;
     Log(level, "{}: {} ({})", operation, error.message, std::strerror(error.code));
   }
-  fuse_reply_err(req, error.code);
+  req.Err(error.code);
 }
 
-void ReplyStatus(fuse_req_t req, const Status& status, std::string_view operation) {
+void ReplyStatus(const Request& req, const Status& status, std::string_view operation) {
   if (status.ok()) {
-    fuse_reply_err(req, 0);
+    req.Err(0);
   } else {
     ReplyError(req, status.error(), operation);
   }
 }
 
 // A reply that answers later, from whichever thread the work ends on.
-std::function<void(Status)> ReplyLater(fuse_req_t req, std::string_view operation) {
+std::function<void(Status)> ReplyLater(const Request& req, std::string_view operation) {
   return [req, operation](Status status) { ReplyStatus(req, status, operation); };
 }
 
@@ -64,12 +67,12 @@ fuse_entry_param EntryParam(const EntryAttributes& entry) {
   return param;
 }
 
-void ReplyXattr(fuse_req_t req, const Result<std::string>& value, size_t size,
+void ReplyXattr(const Request& req, const Result<std::string>& value, size_t size,
                 std::string_view operation) {
   if (!value.ok()) return ReplyError(req, value.error(), operation);
-  if (size == 0) return (void)fuse_reply_xattr(req, value->size());
-  if (size < value->size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, value->data(), value->size());
+  if (size == 0) return (void)req.Xattr(value->size());
+  if (size < value->size()) return (void)req.Err(ERANGE);
+  req.Buf(value->data(), value->size());
 }
 
 template <typename T>
@@ -78,9 +81,7 @@ T* Handle(fuse_file_info* fi) {
 }
 
 class FilesystemImpl;
-FilesystemImpl* Self(fuse_req_t req) {
-  return static_cast<FilesystemImpl*>(fuse_req_userdata(req));
-}
+FilesystemImpl* Self(fuse_req_t req) { return static_cast<FilesystemImpl*>(fuse_req_userdata(req)); }
 
 class FilesystemImpl final : public Filesystem {
  public:
@@ -105,33 +106,33 @@ class FilesystemImpl final : public Filesystem {
   // ---- names and attributes ----
 
   // A counted entry: forgotten again when the kernel did not get it.
-  void ReplyEntry(fuse_req_t req, const Result<EntryAttributes>& entry,
+  void ReplyEntry(const Request& req, const Result<EntryAttributes>& entry,
                   std::string_view operation) {
     if (!entry.ok()) return ReplyError(req, entry.error(), operation);
     fuse_entry_param param = EntryParam(*entry);
-    if (fuse_reply_entry(req, &param) != 0) tree_->Forget(entry->ino, 1);
+    if (req.Entry(param) != 0) tree_->Forget(entry->ino, 1);
   }
 
-  void ReplyAttributes(fuse_req_t req, const Result<EntryAttributes>& attributes,
+  void ReplyAttributes(const Request& req, const Result<EntryAttributes>& attributes,
                        std::string_view operation) {
     if (!attributes.ok()) return ReplyError(req, attributes.error(), operation);
-    fuse_reply_attr(req, &attributes->attr, attributes->timeout);
+    req.Attr(attributes->attr, attributes->timeout);
   }
 
-  void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  void Lookup(const Request& req, fuse_ino_t parent, const char* name) {
     ReplyEntry(req, tree_->Lookup(parent, name), "lookup");
   }
 
   void Forget(fuse_ino_t ino, uint64_t count) { tree_->Forget(ino, count); }
 
-  void GetAttr(fuse_req_t req, fuse_ino_t ino) {
+  void GetAttr(const Request& req, fuse_ino_t ino) {
     ReplyAttributes(req, tree_->Attributes(ino), "getattr");
   }
 
   // Mode and owner are fixed by the catalog; accepting the change without
   // applying it keeps `rsync -a` and `cp -p` working. The mtime of an
   // image's files is kept (rsync's second run must see them unchanged).
-  void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set) {
+  void SetAttr(const Request& req, fuse_ino_t ino, struct stat* attr, int to_set) {
     if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
       int64_t nanos = (to_set & FUSE_SET_ATTR_MTIME_NOW)
                           ? NowNanos()
@@ -147,15 +148,15 @@ class FilesystemImpl final : public Filesystem {
     });
   }
 
-  void MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  void MakeDirectory(const Request& req, fuse_ino_t parent, const char* name) {
     ReplyEntry(req, tree_->MakeImage(CallerOf(req), parent, name), "mkdir");
   }
 
-  void RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  void RemoveDirectory(const Request& req, fuse_ino_t parent, const char* name) {
     tree_->RemoveImage(CallerOf(req), parent, name, ReplyLater(req, "rmdir"));
   }
 
-  void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  void Unlink(const Request& req, fuse_ino_t parent, const char* name) {
     tree_->Unlink(CallerOf(req), parent, name, ReplyLater(req, "unlink"));
   }
 
@@ -164,7 +165,7 @@ class FilesystemImpl final : public Filesystem {
   // names are invalidated once the reply is sent (from a worker thread:
   // the kernel has let go of the directories by then), so that the next
   // lookup finds what each name now is.
-  void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+  void Rename(const Request& req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
     auto reply = ReplyLater(req, "rename");
     files_->Rename(CallerOf(req), parent, name, new_parent, new_name, flags & RENAME_EXCHANGE,
@@ -182,12 +183,12 @@ class FilesystemImpl final : public Filesystem {
 
   // ---- files ----
 
-  void Create(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_file_info* fi) {
+  void Create(const Request& req, fuse_ino_t parent, const char* name, fuse_file_info* fi) {
     auto created = files_->Create(RequesterOf(req), parent, name);
     if (!created.ok()) return ReplyError(req, created.error(), "create");
     fuse_entry_param param = EntryParam(created->entry);
     fi->fh = reinterpret_cast<uint64_t>(created->file.get());
-    if (fuse_reply_create(req, &param, fi) == 0) {
+    if (req.Create(param, *fi) == 0) {
       created->file.release();
     } else {
       tree_->Forget(param.ino, 1);
@@ -195,13 +196,13 @@ class FilesystemImpl final : public Filesystem {
     }
   }
 
-  void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  void Open(const Request& req, fuse_ino_t ino, fuse_file_info* fi) {
     files_->Open(RequesterOf(req), ino, fi->flags,
                  [this, req, reply = *fi](Result<std::unique_ptr<OpenFile>> file) mutable {
                    if (!file.ok()) return ReplyError(req, file.error(), "open");
                    reply.fh = reinterpret_cast<uint64_t>(file->get());
                    if ((*file)->reader) reply.keep_cache = 1;  // image data never changes
-                   if (fuse_reply_open(req, &reply) == 0) {
+                   if (req.Open(reply) == 0) {
                      file->release();
                    } else {
                      files_->NotDelivered(std::move(file).value());
@@ -209,12 +210,12 @@ class FilesystemImpl final : public Filesystem {
                  });
   }
 
-  void Fallocate(fuse_req_t req, int mode, off_t offset, off_t length, fuse_file_info* fi) {
+  void Fallocate(const Request& req, int mode, off_t offset, off_t length, fuse_file_info* fi) {
     files_->Fallocate(*Handle<OpenFile>(fi), mode, static_cast<uint64_t>(offset),
                       static_cast<uint64_t>(length), ReplyLater(req, "fallocate"));
   }
 
-  void Read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+  void Read(const Request& req, size_t size, off_t offset, fuse_file_info* fi) {
     files_->Read(*Handle<OpenFile>(fi), static_cast<uint64_t>(offset), size,
                  [req](Result<ReadAhead::Bytes> got) {
                    if (!got.ok()) return ReplyError(req, got.error(), "read");
@@ -223,80 +224,80 @@ class FilesystemImpl final : public Filesystem {
                    if (got->pieces.size() >= IOV_MAX) {
                      std::string joined(got->size(), '\0');
                      got->CopyTo(joined);
-                     return (void)fuse_reply_buf(req, joined.data(), joined.size());
+                     return (void)req.Buf(joined.data(), joined.size());
                    }
                    std::vector<iovec> pieces;
                    pieces.reserve(got->pieces.size());
                    for (std::span<const char> piece : got->pieces) {
                      pieces.push_back({const_cast<char*>(piece.data()), piece.size()});
                    }
-                   fuse_reply_iov(req, pieces.data(), static_cast<int>(pieces.size()));
+                   req.Iov(pieces.data(), static_cast<int>(pieces.size()));
                  });
   }
 
   // Only SEEK_DATA and SEEK_HOLE come here; the kernel does the rest.
-  void Seek(fuse_req_t req, off_t offset, int whence, fuse_file_info* fi) {
-    if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)fuse_reply_err(req, EINVAL);
+  void Seek(const Request& req, off_t offset, int whence, fuse_file_info* fi) {
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) return (void)req.Err(EINVAL);
     files_->Seek(*Handle<OpenFile>(fi), static_cast<uint64_t>(offset), whence == SEEK_DATA,
                  [req](Result<uint64_t> found) {
                    if (!found.ok()) return ReplyError(req, found.error(), "lseek");
-                   fuse_reply_lseek(req, static_cast<off_t>(*found));
+                   req.Lseek(static_cast<off_t>(*found));
                  });
   }
 
-  void Write(fuse_req_t req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
-    files_->Write(*Handle<OpenFile>(fi), fuse_req_ctx(req)->pid, static_cast<uint64_t>(offset),
+  void Write(const Request& req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
+    files_->Write(*Handle<OpenFile>(fi), fuse_req_ctx(req.raw())->pid, static_cast<uint64_t>(offset),
                   std::span<const char>(data, size), [req](Result<size_t> written) {
                     if (!written.ok()) return ReplyError(req, written.error(), "write");
-                    fuse_reply_write(req, *written);
+                    req.Write(*written);
                   });
   }
 
   // EOPNOTSUPP makes the kernel fall back to reading and writing.
-  void CopyFileRange(fuse_req_t req, off_t offset_in, fuse_file_info* fi_in, off_t offset_out,
+  void CopyFileRange(const Request& req, off_t offset_in, fuse_file_info* fi_in, off_t offset_out,
                      fuse_file_info* fi_out, size_t length) {
     auto copied = files_->CopyRange(*Handle<OpenFile>(fi_in), static_cast<uint64_t>(offset_in),
                                     *Handle<OpenFile>(fi_out), static_cast<uint64_t>(offset_out),
-                                    length, fuse_req_ctx(req)->pid);
-    if (copied.code() == EOPNOTSUPP) return (void)fuse_reply_err(req, EOPNOTSUPP);
+                                    length, fuse_req_ctx(req.raw())->pid);
+    if (copied.code() == EOPNOTSUPP) return (void)req.Err(EOPNOTSUPP);
     if (!copied.ok()) return ReplyError(req, copied.error(), "copy_file_range");
-    fuse_reply_write(req, *copied);
+    req.Write(*copied);
   }
 
-  void Flush(fuse_req_t req, fuse_file_info* fi) {
+  void Flush(const Request& req, fuse_file_info* fi) {
     files_->Flush(*Handle<OpenFile>(fi), RequesterOf(req), ReplyLater(req, "close"));
   }
 
-  void Release(fuse_req_t req, fuse_file_info* fi) {
+  void Release(const Request& req, fuse_file_info* fi) {
     files_->Release(std::unique_ptr<OpenFile>(Handle<OpenFile>(fi)));
-    fuse_reply_err(req, 0);
+    req.Err(0);
   }
 
   // ---- directories ----
 
-  void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  void OpenDir(const Request& req, fuse_ino_t ino, fuse_file_info* fi) {
     auto entries = tree_->List(ino);
     if (!entries.ok()) return ReplyError(req, entries.error(), "opendir");
     auto directory = std::make_unique<OpenDirectory>();
     directory->entries = std::move(entries).value();
     fi->fh = reinterpret_cast<uint64_t>(directory.get());
-    if (fuse_reply_open(req, fi) == 0) directory.release();
+    if (req.Open(*fi) == 0) directory.release();
   }
 
   // Plain entries do not count as lookups.
-  void ReadDir(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+  void ReadDir(const Request& req, size_t size, off_t offset, fuse_file_info* fi) {
     ReplyEntries(req, size, offset, fi,
                  [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
                    struct stat st {};
                    st.st_ino = tree_->UncountedIno(entry);
                    st.st_mode = entry.mode;
-                   return fuse_add_direntry(req, buffer, room, entry.name.c_str(), &st, next);
+                   return fuse_add_direntry(req.raw(), buffer, room, entry.name.c_str(), &st, next);
                  });
   }
 
   // readdir with each entry's attributes where the listing knows them; the
   // kernel counts each such entry as a lookup.
-  void ReadDirPlus(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+  void ReadDirPlus(const Request& req, size_t size, off_t offset, fuse_file_info* fi) {
     ReplyEntries(req, size, offset, fi,
                  [&](char* buffer, size_t room, const DirectoryEntry& entry, off_t next) {
                    fuse_entry_param param{};
@@ -308,7 +309,7 @@ class FilesystemImpl final : public Filesystem {
                      param.attr.st_mode = entry.mode;
                    }
                    size_t needed =
-                       fuse_add_direntry_plus(req, buffer, room, entry.name.c_str(), &param, next);
+                       fuse_add_direntry_plus(req.raw(), buffer, room, entry.name.c_str(), &param, next);
                    if (counted && needed > room) tree_->Forget(param.ino, 1);  // not sent
                    return needed;
                  });
@@ -317,7 +318,7 @@ class FilesystemImpl final : public Filesystem {
   // Replies with the open directory's entries from `offset` that fit in
   // `size` bytes, each added by `add` (which returns the room it needs).
   template <typename Add>
-  void ReplyEntries(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi, const Add& add) {
+  void ReplyEntries(const Request& req, size_t size, off_t offset, fuse_file_info* fi, const Add& add) {
     auto* directory = Handle<OpenDirectory>(fi);
     std::vector<char> buffer(size);
     size_t used = 0;
@@ -327,17 +328,17 @@ class FilesystemImpl final : public Filesystem {
       if (needed > size - used) break;
       used += needed;
     }
-    fuse_reply_buf(req, buffer.data(), used);
+    req.Buf(buffer.data(), used);
   }
 
-  void ReleaseDir(fuse_req_t req, fuse_file_info* fi) {
+  void ReleaseDir(const Request& req, fuse_file_info* fi) {
     delete Handle<OpenDirectory>(fi);
-    fuse_reply_err(req, 0);
+    req.Err(0);
   }
 
   // df: the store of the directory asked about (the reply comes from that
   // store's threads; a store that does not answer gives EIO).
-  void StatFs(fuse_req_t req, fuse_ino_t ino) {
+  void StatFs(const Request& req, fuse_ino_t ino) {
     tree_->MeasureSite(ino, [req](Result<StoreCapacity> capacity) {
       if (!capacity.ok()) return ReplyError(req, capacity.error(), "statfs");
       constexpr uint64_t kBlock = 4096;
@@ -346,27 +347,27 @@ class FilesystemImpl final : public Filesystem {
       status.f_blocks = capacity->total_bytes / kBlock;
       status.f_bfree = status.f_bavail = capacity->available_bytes / kBlock;
       status.f_namemax = 255;
-      fuse_reply_statfs(req, &status);
+      req.Statfs(status);
     });
   }
 
   // ---- xattrs ----
 
-  void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  void GetXattr(const Request& req, fuse_ino_t ino, const char* name, size_t size) {
     ReplyXattr(req, tree_->GetAttribute(ino, name), size, "getxattr");
   }
 
-  void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  void ListXattr(const Request& req, fuse_ino_t ino, size_t size) {
     ReplyXattr(req, tree_->ListAttributes(ino), size, "listxattr");
   }
 
-  void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size) {
+  void SetXattr(const Request& req, fuse_ino_t ino, const char* name, const char* value, size_t size) {
     std::string_view key(name);
     ReplyStatus(req, tree_->SetAttribute(CallerOf(req), ino, key, std::string_view(value, size)),
                 key == "user.glance.import" ? "setxattr import" : "setxattr");
   }
 
-  void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  void RemoveXattr(const Request& req, fuse_ino_t ino, const char* name) {
     ReplyStatus(req, tree_->RemoveAttribute(CallerOf(req), ino, name), "removexattr");
   }
 
@@ -379,14 +380,18 @@ class FilesystemImpl final : public Filesystem {
   fuse_session* session_ = nullptr;
 };
 
-// Runs an operation; nothing may throw into libfuse.
+
+// Runs an operation with its Request; nothing may throw into libfuse. A
+// handler that threw before anything answered the request gets EIO (an
+// answer already sent, or handed to a callback that sends it, stands).
 template <typename Operation>
 void Guarded(fuse_req_t req, std::string_view name, Operation&& operation) {
+  Request request(req, name);
   try {
-    operation(Self(req));
+    operation(Self(req), request);
   } catch (const std::exception& e) {
     Log(LogLevel::kError, "{}: unexpected failure: {}", name, e.what());
-    fuse_reply_err(req, EIO);
+    request.Err(EIO);
   }
 }
 
@@ -398,7 +403,7 @@ const fuse_lowlevel_ops kOperations = {
         },
     .lookup =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
-          Guarded(req, "lookup", [&](FilesystemImpl* fs) { fs->Lookup(req, parent, name); });
+          Guarded(req, "lookup", [&](FilesystemImpl* fs, const Request& request) { fs->Lookup(request, parent, name); });
         },
     .forget =
         [](fuse_req_t req, fuse_ino_t ino, uint64_t count) {
@@ -407,92 +412,92 @@ const fuse_lowlevel_ops kOperations = {
         },
     .getattr =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-          Guarded(req, "getattr", [&](FilesystemImpl* fs) { fs->GetAttr(req, ino); });
+          Guarded(req, "getattr", [&](FilesystemImpl* fs, const Request& request) { fs->GetAttr(request, ino); });
         },
     .setattr =
         [](fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
-          Guarded(req, "setattr", [&](FilesystemImpl* fs) { fs->SetAttr(req, ino, attr, to_set); });
+          Guarded(req, "setattr", [&](FilesystemImpl* fs, const Request& request) { fs->SetAttr(request, ino, attr, to_set); });
         },
     .mkdir =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
-          Guarded(req, "mkdir", [&](FilesystemImpl* fs) { fs->MakeDirectory(req, parent, name); });
+          Guarded(req, "mkdir", [&](FilesystemImpl* fs, const Request& request) { fs->MakeDirectory(request, parent, name); });
         },
     .unlink =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
-          Guarded(req, "unlink", [&](FilesystemImpl* fs) { fs->Unlink(req, parent, name); });
+          Guarded(req, "unlink", [&](FilesystemImpl* fs, const Request& request) { fs->Unlink(request, parent, name); });
         },
     .rmdir =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
           Guarded(req, "rmdir",
-                  [&](FilesystemImpl* fs) { fs->RemoveDirectory(req, parent, name); });
+                  [&](FilesystemImpl* fs, const Request& request) { fs->RemoveDirectory(request, parent, name); });
         },
     .rename =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
            const char* new_name, unsigned int flags) {
-          Guarded(req, "rename", [&](FilesystemImpl* fs) {
-            fs->Rename(req, parent, name, new_parent, new_name, flags);
+          Guarded(req, "rename", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Rename(request, parent, name, new_parent, new_name, flags);
           });
         },
     .open =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-          Guarded(req, "open", [&](FilesystemImpl* fs) { fs->Open(req, ino, fi); });
+          Guarded(req, "open", [&](FilesystemImpl* fs, const Request& request) { fs->Open(request, ino, fi); });
         },
     .read =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-          Guarded(req, "read", [&](FilesystemImpl* fs) { fs->Read(req, size, offset, fi); });
+          Guarded(req, "read", [&](FilesystemImpl* fs, const Request& request) { fs->Read(request, size, offset, fi); });
         },
     .write =
         [](fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
            fuse_file_info* fi) {
           Guarded(req, "write",
-                  [&](FilesystemImpl* fs) { fs->Write(req, data, size, offset, fi); });
+                  [&](FilesystemImpl* fs, const Request& request) { fs->Write(request, data, size, offset, fi); });
         },
     .flush =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-          Guarded(req, "flush", [&](FilesystemImpl* fs) { fs->Flush(req, fi); });
+          Guarded(req, "flush", [&](FilesystemImpl* fs, const Request& request) { fs->Flush(request, fi); });
         },
     .release =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-          Guarded(req, "release", [&](FilesystemImpl* fs) { fs->Release(req, fi); });
+          Guarded(req, "release", [&](FilesystemImpl* fs, const Request& request) { fs->Release(request, fi); });
         },
     .fsync = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
     .opendir =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-          Guarded(req, "opendir", [&](FilesystemImpl* fs) { fs->OpenDir(req, ino, fi); });
+          Guarded(req, "opendir", [&](FilesystemImpl* fs, const Request& request) { fs->OpenDir(request, ino, fi); });
         },
     .readdir =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-          Guarded(req, "readdir", [&](FilesystemImpl* fs) { fs->ReadDir(req, size, offset, fi); });
+          Guarded(req, "readdir", [&](FilesystemImpl* fs, const Request& request) { fs->ReadDir(request, size, offset, fi); });
         },
     .releasedir =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-          Guarded(req, "releasedir", [&](FilesystemImpl* fs) { fs->ReleaseDir(req, fi); });
+          Guarded(req, "releasedir", [&](FilesystemImpl* fs, const Request& request) { fs->ReleaseDir(request, fi); });
         },
     .fsyncdir = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
     .statfs =
         [](fuse_req_t req, fuse_ino_t ino) {
-          Guarded(req, "statfs", [&](FilesystemImpl* fs) { fs->StatFs(req, ino); });
+          Guarded(req, "statfs", [&](FilesystemImpl* fs, const Request& request) { fs->StatFs(request, ino); });
         },
     .setxattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int) {
           Guarded(req, "setxattr",
-                  [&](FilesystemImpl* fs) { fs->SetXattr(req, ino, name, value, size); });
+                  [&](FilesystemImpl* fs, const Request& request) { fs->SetXattr(request, ino, name, value, size); });
         },
     .getxattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-          Guarded(req, "getxattr", [&](FilesystemImpl* fs) { fs->GetXattr(req, ino, name, size); });
+          Guarded(req, "getxattr", [&](FilesystemImpl* fs, const Request& request) { fs->GetXattr(request, ino, name, size); });
         },
     .listxattr =
         [](fuse_req_t req, fuse_ino_t ino, size_t size) {
-          Guarded(req, "listxattr", [&](FilesystemImpl* fs) { fs->ListXattr(req, ino, size); });
+          Guarded(req, "listxattr", [&](FilesystemImpl* fs, const Request& request) { fs->ListXattr(request, ino, size); });
         },
     .removexattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name) {
-          Guarded(req, "removexattr", [&](FilesystemImpl* fs) { fs->RemoveXattr(req, ino, name); });
+          Guarded(req, "removexattr", [&](FilesystemImpl* fs, const Request& request) { fs->RemoveXattr(request, ino, name); });
         },
     .create =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
-          Guarded(req, "create", [&](FilesystemImpl* fs) { fs->Create(req, parent, name, fi); });
+          Guarded(req, "create", [&](FilesystemImpl* fs, const Request& request) { fs->Create(request, parent, name, fi); });
         },
     .forget_multi =
         [](fuse_req_t req, size_t count, fuse_forget_data* forgets) {
@@ -502,23 +507,23 @@ const fuse_lowlevel_ops kOperations = {
     .fallocate =
         [](fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
           Guarded(req, "fallocate",
-                  [&](FilesystemImpl* fs) { fs->Fallocate(req, mode, offset, length, fi); });
+                  [&](FilesystemImpl* fs, const Request& request) { fs->Fallocate(request, mode, offset, length, fi); });
         },
     .readdirplus =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
           Guarded(req, "readdirplus",
-                  [&](FilesystemImpl* fs) { fs->ReadDirPlus(req, size, offset, fi); });
+                  [&](FilesystemImpl* fs, const Request& request) { fs->ReadDirPlus(request, size, offset, fi); });
         },
     .copy_file_range =
         [](fuse_req_t req, fuse_ino_t, off_t offset_in, fuse_file_info* fi_in, fuse_ino_t,
            off_t offset_out, fuse_file_info* fi_out, size_t length, int) {
-          Guarded(req, "copy_file_range", [&](FilesystemImpl* fs) {
-            fs->CopyFileRange(req, offset_in, fi_in, offset_out, fi_out, length);
+          Guarded(req, "copy_file_range", [&](FilesystemImpl* fs, const Request& request) {
+            fs->CopyFileRange(request, offset_in, fi_in, offset_out, fi_out, length);
           });
         },
     .lseek =
         [](fuse_req_t req, fuse_ino_t, off_t offset, int whence, fuse_file_info* fi) {
-          Guarded(req, "lseek", [&](FilesystemImpl* fs) { fs->Seek(req, offset, whence, fi); });
+          Guarded(req, "lseek", [&](FilesystemImpl* fs, const Request& request) { fs->Seek(request, offset, whence, fi); });
         },
 };
 
