@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <exception>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,21 @@ template <typename... Args>
 void Log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
   if (!LogEnabled(level)) return;
   WriteLogLine(level, fmt::format(format, std::forward<Args>(args)...));
+}
+
+// Runs `job` on a thread of the service's own: an exception it throws is
+// logged as a failure of `where` and goes no further (it would end the
+// process). What the job was to answer is answered by its owner's
+// fallback (a FUSE request that nobody answered gets EIO, fs/request.h).
+template <typename Job>
+void RunLoggingExceptions(std::string_view where, Job&& job) noexcept {
+  try {
+    job();
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "{}: unexpected failure: {}", where, e.what());
+  } catch (...) {
+    Log(LogLevel::kError, "{}: unexpected failure", where);
+  }
 }
 
 }  // namespace imagefs

@@ -44,7 +44,7 @@ struct AioCall {
     std::unique_ptr<AioCall> call(static_cast<AioCall*>(arg));
     ssize_t ret = call->completion->get_return_value();
     call->completion->release();
-    call->then(ret, call->data);
+    RunLoggingExceptions("librbd callback", [&] { call->then(ret, call->data); });
   }
 };
 

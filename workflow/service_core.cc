@@ -70,8 +70,9 @@ Result<LockedImage> ServiceCore::LockImage(std::string_view id, std::string purp
 
 void ServiceCore::Post(std::function<void()> job) {
   ++jobs_running_;
-  boost::asio::post(*workers_, [this, job = std::move(job)] {
-    job();
+  boost::asio::post(*workers_, [this, job = std::move(job)]() mutable {
+    RunLoggingExceptions("service worker", job);
+    job = nullptr;  // what it held goes before the memory is handed back
     --jobs_running_;
     // The last job's buffers go back at once, not at the next sweep, so a
     // copy's peak does not start from what the one before it left.
@@ -85,14 +86,19 @@ void ServiceCore::RunAtStore(std::string_view site, std::function<void()> job) {
   {
     MutexLock lock(&joined_mutex_);  // a post before the join is run by it
     if (!joined_) {
-      return boost::asio::post(*threads->second, std::move(job));
+      return boost::asio::post(*threads->second, [job = std::move(job)] {
+        RunLoggingExceptions("store thread", job);
+      });
     }
   }
   job();
 }
 
 HashExecutor ServiceCore::hash_executor() {
-  return [this](std::function<void()> job) { boost::asio::post(*hash_threads_, std::move(job)); };
+  return [this](std::function<void()> job) {
+    boost::asio::post(*hash_threads_,
+                      [job = std::move(job)] { RunLoggingExceptions("hash thread", job); });
+  };
 }
 
 PipelineOptions ServiceCore::pipeline_options(bool full_digest) const {
