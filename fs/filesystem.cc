@@ -9,8 +9,11 @@
 
 #include <climits>
 #include <cstring>
+#include <map>
+#include <vector>
 
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/time.h"
 #include "fs/image_tree.h"
 #include "fs/open_files.h"
@@ -80,6 +83,40 @@ T* Handle(fuse_file_info* fi) {
   return reinterpret_cast<T*>(fi->fh);
 }
 
+// The handles the kernel holds (fi->fh), owned here: a handle is kept
+// before the reply that hands it out and taken back at its release, so
+// that those the kernel never released (the mount went away with files
+// open) are still closed, at Stop.
+template <typename T>
+class Handles {
+ public:
+  uint64_t Keep(std::unique_ptr<T> handle) EXCLUDES(mutex_) {
+    T* raw = handle.get();
+    MutexLock lock(&mutex_);
+    held_[raw] = std::move(handle);
+    return reinterpret_cast<uint64_t>(raw);
+  }
+  std::unique_ptr<T> Take(uint64_t fh) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    auto it = held_.find(reinterpret_cast<T*>(fh));
+    if (it == held_.end()) return nullptr;
+    auto handle = std::move(it->second);
+    held_.erase(it);
+    return handle;
+  }
+  std::vector<std::unique_ptr<T>> TakeAll() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    std::vector<std::unique_ptr<T>> all;
+    for (auto& [raw, handle] : held_) all.push_back(std::move(handle));
+    held_.clear();
+    return all;
+  }
+
+ private:
+  Mutex mutex_;
+  std::map<T*, std::unique_ptr<T>> held_ GUARDED_BY(mutex_);
+};
+
 class FilesystemImpl;
 FilesystemImpl* Self(fuse_req_t req) { return static_cast<FilesystemImpl*>(fuse_req_userdata(req)); }
 
@@ -97,6 +134,9 @@ class FilesystemImpl final : public Filesystem {
 
   void Stop() override {
     if (!files_) return;
+    // Handles the kernel will never release now: closed without a commit.
+    for (auto& file : files_held_.TakeAll()) files_->NotDelivered(std::move(file));
+    directories_held_.TakeAll();
     files_->Stop();
     files_.reset();
   }
@@ -187,12 +227,10 @@ class FilesystemImpl final : public Filesystem {
     auto created = files_->Create(RequesterOf(req), parent, name);
     if (!created.ok()) return ReplyError(req, created.error(), "create");
     fuse_entry_param param = EntryParam(created->entry);
-    fi->fh = reinterpret_cast<uint64_t>(created->file.get());
-    if (req.Create(param, *fi) == 0) {
-      created->file.release();
-    } else {
+    fi->fh = files_held_.Keep(std::move(created->file));
+    if (req.Create(param, *fi) != 0) {
       tree_->Forget(param.ino, 1);
-      files_->NotDelivered(std::move(created->file));
+      files_->NotDelivered(files_held_.Take(fi->fh));
     }
   }
 
@@ -200,13 +238,9 @@ class FilesystemImpl final : public Filesystem {
     files_->Open(RequesterOf(req), ino, fi->flags,
                  [this, req, reply = *fi](Result<std::unique_ptr<OpenFile>> file) mutable {
                    if (!file.ok()) return ReplyError(req, file.error(), "open");
-                   reply.fh = reinterpret_cast<uint64_t>(file->get());
                    if ((*file)->reader) reply.keep_cache = 1;  // image data never changes
-                   if (req.Open(reply) == 0) {
-                     file->release();
-                   } else {
-                     files_->NotDelivered(std::move(file).value());
-                   }
+                   reply.fh = files_held_.Keep(std::move(file).value());
+                   if (req.Open(reply) != 0) files_->NotDelivered(files_held_.Take(reply.fh));
                  });
   }
 
@@ -269,7 +303,7 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void Release(const Request& req, fuse_file_info* fi) {
-    files_->Release(std::unique_ptr<OpenFile>(Handle<OpenFile>(fi)));
+    if (auto file = files_held_.Take(fi->fh)) files_->Release(std::move(file));
     req.Err(0);
   }
 
@@ -280,8 +314,8 @@ class FilesystemImpl final : public Filesystem {
     if (!entries.ok()) return ReplyError(req, entries.error(), "opendir");
     auto directory = std::make_unique<OpenDirectory>();
     directory->entries = std::move(entries).value();
-    fi->fh = reinterpret_cast<uint64_t>(directory.get());
-    if (req.Open(*fi) == 0) directory.release();
+    fi->fh = directories_held_.Keep(std::move(directory));
+    if (req.Open(*fi) != 0) directories_held_.Take(fi->fh);
   }
 
   // Plain entries do not count as lookups.
@@ -332,7 +366,7 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void ReleaseDir(const Request& req, fuse_file_info* fi) {
-    delete Handle<OpenDirectory>(fi);
+    directories_held_.Take(fi->fh);
     req.Err(0);
   }
 
@@ -377,6 +411,8 @@ class FilesystemImpl final : public Filesystem {
   UploadRegistry uploads_;
   std::unique_ptr<ImageTree> tree_;
   std::unique_ptr<OpenFiles> files_;
+  Handles<OpenFile> files_held_;
+  Handles<OpenDirectory> directories_held_;
   fuse_session* session_ = nullptr;
 };
 

@@ -104,6 +104,7 @@ Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber p
 }
 
 void OpenFiles::NotDelivered(std::unique_ptr<OpenFile> file) {
+  if (!file) return;
   if (file->write) return EndUpload(uploads_.Released(file->upload_key));
   // Closing waits for the store: at the store.
   std::string site = file->site;
