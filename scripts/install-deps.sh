@@ -12,7 +12,7 @@ packages=(
   ceph-mon ceph-osd ceph-mgr ceph-common
   rsync attr util-linux openssl iproute2
   qemu-utils genisoimage curl wget
-  clang libclang-rt-14-dev
+  clang-19 libclang-rt-19-dev llvm
 )
 
 missing=()

@@ -1,34 +1,44 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs every test: unit tests, the
 # real-mount tests (these need root and /dev/fuse), the tests on real Ceph
-# clusters, and the fuzzers (a clang build of their own in build-fuzz/,
-# each run IMAGEFS_FUZZ_SECONDS, default 30, from its seed corpus).
-# Arguments go to ctest for the main build (e.g. -L unit); with any, the
-# fuzzers are left out.
+# clusters, the same unit and embedded mount tests under AddressSanitizer
+# and UndefinedBehaviorSanitizer, and the fuzzers (the sanitizer build,
+# build-check/; each fuzzer runs IMAGEFS_FUZZ_SECONDS, default 20, from
+# its seed corpus). Arguments go to ctest for the release build alone
+# (e.g. -L unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
-(cd build && ctest --output-on-failure --timeout 300 "$@")
-[ $# -eq 0 ] || exit 0
+if [ $# -gt 0 ]; then
+  scripts/build.sh
+  cd build
+  exec ctest --output-on-failure --timeout 300 "$@"
+fi
 
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DIMAGEFS_FUZZ=ON -DIMAGEFS_FUZZ_SECONDS="${IMAGEFS_FUZZ_SECONDS:-30}" > /dev/null
-# The locking contract (common/mutex.h annotations), checked by clang's
-# -Wthread-safety on every source of the libraries except those that
-# include Ceph's headers, which clang 14 cannot parse as C++20.
-objects=()
-for object in $(ninja -C build-fuzz -t targets all |
-  sed -n -E 's#^((common|catalog|store|workflow|fs)/CMakeFiles/[^:]*\.cc\.o):.*#\1#p'); do
-  source=$(echo "$object" | sed -E 's#^([a-z]+)/CMakeFiles/[^/]*\.dir/(.*)\.o$#\1/\2#')
-  grep -qE '#include ([<"](rbd|rados)/|"ceph/cluster.h"|"store/rbd_pool.h")' "$source" ||
-    objects+=("$object")
-done
-ninja -C build-fuzz --quiet "${objects[@]}"
-echo "thread-safety analysis: ${#objects[@]} sources checked, no warning"
-cmake --build build-fuzz -j"$(nproc)" --target import_request_fuzzer config_fuzzer record_decoder_fuzzer \
-  image_format_fuzzer
-cd build-fuzz
+# The release build: everything on the three Ceph clusters, and the scale
+# test (the daemon as operators run it). The unit tests and the embedded
+# mount tests run in the sanitizer build below, so only what these need
+# is built here.
+scripts/build.sh imagefs imagefs_man imagefs_test_source_address rados_catalog_conformance_test \
+  rbd_store_conformance_test recovery_scale_test
+(cd build && ctest --output-on-failure --timeout 300 -L '^(ceph|scale)$')
+
+# The sanitizer build (build-check/, clang 19): every source with
+# AddressSanitizer and UndefinedBehaviorSanitizer, and with clang's
+# -Wthread-safety, which checks the locking contract of common/mutex.h
+# (Ceph's headers included: clang 14 could not parse them as C++20). Its
+# unit tests and embedded mount tests run under the sanitizers, any report
+# failing them; the fuzzers run IMAGEFS_FUZZ_SECONDS each from their seeds.
+CC=clang-19 CXX=clang++-19 cmake -S . -B build-check -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DIMAGEFS_SANITIZE=ON -DIMAGEFS_FUZZ=ON \
+  -DIMAGEFS_FUZZ_SECONDS="${IMAGEFS_FUZZ_SECONDS:-20}" > /dev/null
+cmake --build build-check -j"$(nproc)"
+sources=$(ninja -C build-check -t targets all | grep -cE '^(common|ceph|catalog|store|workflow|fs)/CMakeFiles/[^:]*\.cc\.o:')
+echo "thread-safety analysis: $sources sources checked, no warning"
+cd build-check
+ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer) ASAN_OPTIONS=detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --timeout 300 -L '^(unit|mount)$' \
+  -LE '^scale$'
 ctest -L fuzz -j"$(nproc)" --output-on-failure
 # What each fuzzer tried (libFuzzer's final stats, from ctest's log).
 awk '/^[0-9]+\/[0-9]+ Testing: / { name = $3 }
