@@ -271,7 +271,7 @@ for run in $(seq "$RUNS"); do
   floor_cat+=" $(seconds cat "$WORK/floor/data")"
   # Upload of a local file: cp vs rbd import, and what Glance's checksums
   # alone cost: md5 and sha512 of the file on two threads at once (rbd
-  # import computes neither; imagefs must, SPEC).
+  # import computes neither; imagefs must, docs/contract.md).
   upload=$(cat /proc/sys/kernel/random/uuid)
   mkdir "$MNT/images/$upload"
   drop_caches

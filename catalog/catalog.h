@@ -147,7 +147,7 @@ Result<std::unique_ptr<SharedCatalog>> OpenRadosCatalog(const RadosCatalogOption
 
 // A shared catalog served through a local replica (SQLite at
 // `replica_path`), for a mount that must keep serving when the central
-// cluster is cut off (SPEC "When central is unreachable"):
+// cluster is cut off (docs/contract.md, "When central is unreachable"):
 // - A follower thread connects (`open`, again after every failure), then
 //   every `follow_every` reads the catalog's change counter and applies
 //   what changed to the replica. The same read tells whether central

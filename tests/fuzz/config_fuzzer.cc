@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (config->stores.empty() || config->central.empty()) std::abort();
   bool central_enabled = false;
   for (const auto& store : config->stores) {
-    if (store.id.starts_with("os_glance_")) std::abort();  // SPEC: refused at start
+    if (store.id.starts_with("os_glance_")) std::abort();  // docs/contract.md: refused at start
     central_enabled |= store.id == config->central;
   }
   if (!central_enabled) std::abort();

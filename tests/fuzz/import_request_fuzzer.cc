@@ -15,6 +15,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (request.code() != EINVAL || request.error().message.empty()) std::abort();
     return 0;
   }
-  if (request->all_stores && !request->stores.empty()) std::abort();  // SPEC: EINVAL
+  if (request->all_stores && !request->stores.empty()) std::abort();  // docs/contract.md: EINVAL
   return 0;
 }

@@ -1,5 +1,5 @@
 # Ceph only: an edge keeps serving its own copies when central is cut off
-# (SPEC "When central is unreachable"), in the two ways a WAN fails:
+# (docs/contract.md, "When central is unreachable"), in the two ways a WAN fails:
 # 1. central's monitor and OSD stop answering (SIGSTOP: a dead host);
 # 2. only the edge's link to central dies: tc HTB shapes the traffic
 #    between the edge daemons and central to 1 kbit/s, while a daemon at

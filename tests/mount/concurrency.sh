@@ -1,7 +1,7 @@
 # Many processes on two daemons at once (as at two sites sharing the
 # catalog and the stores): copies, deletes, property changes, import
 # requests, uploads and image deletes on the same and on different images.
-# Every operation either works or fails with an errno the SPEC gives for a
+# Every operation either works or fails with an errno docs/contract.md gives for a
 # conflict; at the end the catalog and the stores agree (check_consistency:
 # every location's data verified, no orphan, no temporary, no lease) and
 # both daemons show the same records.
@@ -69,7 +69,7 @@ for n in $(seq "$WORKERS"); do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
-# The errnos a conflict may give (SPEC): busy (an import or delete of the
+# The errnos a conflict may give (docs/contract.md): busy (an import or delete of the
 # image running), exists (the site has it), gone (deleted meanwhile), not
 # permitted (last copy, or central while edges hold copies), invalid (an
 # import request for an image not active yet).

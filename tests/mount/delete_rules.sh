@@ -1,4 +1,4 @@
-# rm is a per-store delete with SPEC's rules; rmdir deletes the image everywhere.
+# rm is a per-store delete with the contract's rules (docs/contract.md); rmdir deletes the image everywhere.
 source "$(dirname "$0")/lib.sh"
 mount_imagefs
 

@@ -402,7 +402,7 @@ wait_for_value() {
   fail "image $1: $2 is '$("$read" "$1" "$2")' ($read), expected '$3'"
 }
 
-# The log line the SPEC promises for an error.
+# The log line docs/contract.md promises for an error.
 assert_logged() {
   grep -q -- "$1" "$LOG" || fail "no log line matching '$1'"
 }

@@ -1,7 +1,7 @@
 # Glance's web-download import through setfattr: the image's data comes from
 # an http URI (a server on loopback here) and streams into every store the
 # request names at once, central first; allow-failure and must-succeed as
-# for copy-image. Bad requests fail at once with the SPEC errno and a log
+# for copy-image. Bad requests fail at once with the errno docs/contract.md gives and a log
 # line; a failed download leaves the image queued, its stores listed failed.
 source "$(dirname "$0")/lib.sh"
 # The servers here listen on loopback ports that Glance's default filter
@@ -97,7 +97,7 @@ for site in central dcn0; do
   assert_eq "$(store_temporaries "$site")" "" "temporaries in $site after the stall"
 done
 
-# Bad requests: the SPEC errno at once, and a log line.
+# Bad requests: the contract's errno at once, and a log line.
 bad=$(new_uuid)
 mkdir "$MNT/images/$bad"
 expect_error "Operation not permitted" import "$bad" "$(web "ftp://127.0.0.1/disk.raw")"
