@@ -230,13 +230,11 @@ int Serve(fuse_session* session, const fuse_cmdline_opts& options, const imagefs
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  // Two malloc arenas, not eight per core: each arena keeps up to 32 MiB
-  // free at its top that malloc_trim cannot hand back, and librados's
-  // threads spread its large buffers over all of them. With the default,
-  // the daemon stayed 100 to 170 MiB larger after a cat or a copy, and a
-  // copy's peak rose with what came before it (a copy to two edges: 204,
-  // 260, 294 MiB in a row; with two arenas 176 to 201 MiB, at the same
-  // CPU for cat and copies).
+  // Two malloc arenas, not eight per core: each arena keeps free memory
+  // at its top that malloc_trim cannot hand back, and librados's threads
+  // spread its large buffers over all of them, so the daemon stayed far
+  // larger after a cat or a copy (measured in bench/RESULTS.md and
+  // docs/design.md, "Reading and listing through the mount").
   mallopt(M_ARENA_MAX, 2);
   if (Asked(argc, argv, "-h", "--help")) {
     PrintUsage(argv[0]);

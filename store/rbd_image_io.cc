@@ -14,10 +14,8 @@
 namespace imagefs {
 namespace {
 
-// The largest write sent to an OSD: 4 MiB, as `rbd import` (its objects).
-// Measured on memstore OSDs: a GiB written to 8 MiB objects in 8 MiB
-// writes cost each edge OSD 2.3 to 9.8 CPU s, in 4 MiB writes 0.8 to 1.7
-// s (2 MiB writes: 3.1 to 5.7 s).
+// The largest write sent to an OSD: 4 MiB, as `rbd import` (its objects);
+// larger writes cost the OSDs several times the CPU (bench/RESULTS.md).
 constexpr uint64_t kRbdWriteBytes = 4 << 20;
 
 // One librbd AIO in flight: `then` runs on librbd's thread with the

@@ -4,7 +4,12 @@
 // Contract:
 // - Thread safety: every method may be called from any thread. Methods that
 //   take a `Done` callback return at once and run the work on the service's
-//   own worker threads; `done` is called exactly once, from a worker thread.
+//   own worker threads; `done` is called exactly once: from a worker (or,
+//   for DiscardWrite, a store's) thread, or on the caller's thread before
+//   the call returns when it is refused at once (StartImport's refusals
+//   are its return value instead; CommitWrite of a write that already
+//   ended; MoveCopy of a copy it may not move; any call once the service
+//   is shut down).
 //   Work that waits on one store only (opening a copy to read, closing it)
 //   runs on that store's own threads (OpenCopyAsync, RunAtStore).
 //   Everything else touches only the catalog or local files and returns

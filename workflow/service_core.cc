@@ -177,9 +177,7 @@ void ServiceCore::JoinThreads() {
 // buffers freed in many arenas. The allocator keeps all of it for later;
 // whenever no job runs (at each sweep, when the last job ends, when a
 // reader closed), it goes back to the system, so that the daemon's size
-// follows what it holds (20 passes of ls -lR over 3,000 images: +8 MiB
-// kept without it; after a cat, then a 1-edge copy: 145 to 253 MiB kept
-// until the next sweep, against 49 MiB).
+// follows what it holds (bench/RESULTS.md has the sizes).
 void ServiceCore::ReturnIdleMemory() {
   if (jobs_running_.load() == 0) malloc_trim(0);
 }
