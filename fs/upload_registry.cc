@@ -37,11 +37,12 @@ Result<std::shared_ptr<StagedWrite>> UploadRegistry::BeginCommit(const Key& key,
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
-  if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  if (it->second.state == UploadState::kCommitting)
+    return Fail(EBUSY, "upload {} is being committed", key.second);
   if (last_open && it->second.open_handles > 1) {
     return Fail(EBUSY, "upload {} was opened again", key.second);
   }
-  it->second.committing = true;
+  it->second.state = UploadState::kCommitting;
   return it->second.write;
 }
 
@@ -58,7 +59,8 @@ Result<std::shared_ptr<StagedWrite>> UploadRegistry::Discard(const Key& key) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
-  if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  if (it->second.state == UploadState::kCommitting)
+    return Fail(EBUSY, "upload {} is being committed", key.second);
   auto write = std::move(it->second.write);
   uploads_.erase(it);
   return write;
@@ -79,11 +81,13 @@ std::shared_ptr<StagedWrite> UploadRegistry::Released(const Key& key, bool was_c
   upload.open_handles--;
   if (was_closed) upload.closed_handles--;
   upload.last_release = std::chrono::steady_clock::now();
-  bool waits = upload.commit_at_rename || !upload.write->has_data();
-  if (!waits && !upload.committing && upload.open_handles <= 0) {
-    dropped = std::move(upload.write);
-    uploads_.erase(it);
+  if (upload.state != UploadState::kOpen || upload.open_handles > 0) return nullptr;
+  if (upload.commit_at_rename || !upload.write->has_data()) {
+    upload.state = UploadState::kWaiting;  // for a later open or its rename
+    return nullptr;
   }
+  dropped = std::move(upload.write);
+  uploads_.erase(it);
   return dropped;
 }
 
@@ -91,18 +95,20 @@ Result<Upload> UploadRegistry::Reopen(const Key& key) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
   if (it == uploads_.end()) return Fail(ENOENT, "no upload named {}", key.second);
-  if (it->second.committing) return Fail(EBUSY, "upload {} is being committed", key.second);
+  if (it->second.state == UploadState::kCommitting)
+    return Fail(EBUSY, "upload {} is being committed", key.second);
   if (it->second.open_handles > it->second.closed_handles) {
     return Fail(EBUSY, "upload {} is open", key.second);
   }
   it->second.open_handles++;
+  it->second.state = UploadState::kOpen;
   return it->second;
 }
 
 std::shared_ptr<StagedWrite> UploadRegistry::Interrupt(const Key& key) {
   MutexLock lock(&mutex_);
   auto it = uploads_.find(key);
-  if (it == uploads_.end() || it->second.committing) return nullptr;
+  if (it == uploads_.end() || it->second.state == UploadState::kCommitting) return nullptr;
   auto write = std::move(it->second.write);
   uploads_.erase(it);
   return write;
@@ -114,7 +120,7 @@ std::vector<UploadRegistry::Dropped> UploadRegistry::DropStale(std::chrono::seco
   MutexLock lock(&mutex_);
   for (auto it = uploads_.begin(); it != uploads_.end();) {
     const Upload& upload = it->second;
-    if (upload.open_handles <= 0 && !upload.committing && now - upload.last_release > age) {
+    if (upload.state == UploadState::kWaiting && now - upload.last_release > age) {
       dropped.push_back({it->first.second, upload.write, upload.write->has_data()});
       it = uploads_.erase(it);
     } else {

@@ -1,13 +1,29 @@
 // The files being written into site directories, from their create until
-// they are committed or discarded, and the rules of when that happens:
+// they are committed or discarded, and the rules of when that happens.
+// Each upload is in one state (UploadState); the transitions, all here:
 //
-//   create --writes, closes--> has data? --last close--> dropped unless a
-//      |                          |                      commit took it
-//      |                          +-- no data yet (created, truncated,
-//      |                              fallocated): waits for a later open
-//      +-- dotted name (a temporary): waits for its rename
-//   waiting and left closed for DropStale's age: discarded
-//   a writer killed by a signal: Interrupt takes it away
+//   from        event                                     to
+//   (none)      Add (create)                              open
+//   open        Reopen (another open, while the open      open
+//               handles were all closed by their openers)
+//   waiting     Reopen (open for writing again)           open
+//   open        BeginCommit (creator's close after data,  committing
+//               last release with data, rename)
+//   waiting     BeginCommit (rename of a temporary)       committing
+//   open        Released, last handle, with data, not     gone: returned
+//               a temporary (no commit took it)           to be discarded
+//   open        Released, last handle, no data yet or     waiting
+//               a temporary
+//   committing  Remove (the commit ended)                 gone
+//   open,       Discard (unlink), Interrupt (a writer     gone: returned
+//   waiting     killed by a signal)                       to be discarded
+//   waiting     DropStale (left closed too long)          gone: returned
+//   any         Clear (the mount stops)                   gone: returned
+//
+// EBUSY: BeginCommit, Discard and Reopen of a committing upload; Reopen
+// of one another handle has open; BeginCommit(last_open) of one opened
+// again. Interrupt of a committing upload does nothing (the commit's
+// result stands).
 //
 // Key: (directory inode, name). A file is visible by that name meanwhile.
 //
@@ -36,16 +52,23 @@
 
 namespace imagefs {
 
+enum class UploadState {
+  kOpen,        // handles are open on it
+  kWaiting,     // none: created first and written later, or a temporary
+                // waiting for its rename
+  kCommitting,  // a commit took it
+};
+
 struct Upload {
   std::shared_ptr<StagedWrite> write;
   uid_t uid = 0;
   bool commit_at_rename = false;  // temporaries (dotted names)
+  UploadState state = UploadState::kOpen;
   int open_handles = 0;
   // Of open_handles, those their opener has closed: the kernel sends a
   // handle's release after close(2) has returned, and a program that
   // closes the file and opens it again at once must not find it busy.
   int closed_handles = 0;
-  bool committing = false;
   int64_t created_at = 0;
   std::chrono::steady_clock::time_point last_release;
   int64_t data_mtime = 0;  // set by utimens before the commit; applied after it

@@ -128,5 +128,61 @@ TEST_F(UploadRegistryTest, DropStaleDiscardsOnlyClosedWaitingFiles) {
   EXPECT_FALSE(registry_.Add(open, Upload{}));  // the name is taken
 }
 
+// One test per transition of the table in fs/upload_registry.h.
+UploadState StateOf(UploadRegistry& registry, const UploadRegistry::Key& key) {
+  return registry.Find(key)->state;
+}
+
+TEST_F(UploadRegistryTest, CreateIsOpen) {
+  auto key = Created("disk.raw");
+  EXPECT_EQ(StateOf(registry_, key), UploadState::kOpen);
+}
+
+TEST_F(UploadRegistryTest, OpenLastReleaseWithoutDataWaitsAndReopenOpens) {
+  auto key = Created("disk.raw");
+  EXPECT_EQ(registry_.Released(key), nullptr);
+  EXPECT_EQ(StateOf(registry_, key), UploadState::kWaiting);
+  ASSERT_TRUE(registry_.Reopen(key).ok());
+  EXPECT_EQ(StateOf(registry_, key), UploadState::kOpen);
+}
+
+TEST_F(UploadRegistryTest, OpenAndWaitingCommitAndTheCommitsEndRemoves) {
+  auto open = Created("disk.raw");
+  ASSERT_TRUE(registry_.BeginCommit(open).ok());
+  EXPECT_EQ(StateOf(registry_, open), UploadState::kCommitting);
+  EXPECT_EQ(registry_.BeginCommit(open).code(), EBUSY);
+  EXPECT_EQ(registry_.Reopen(open).code(), EBUSY);
+  EXPECT_EQ(registry_.Discard(open).code(), EBUSY);
+  EXPECT_EQ(registry_.Interrupt(open), nullptr);  // the commit's result stands
+  EXPECT_EQ(registry_.Released(open), nullptr);   // nor does a release drop it
+  EXPECT_NE(registry_.Remove(open), nullptr);
+  EXPECT_FALSE(registry_.Find(open).has_value());
+
+  auto waiting = Created(".disk.raw.part", /*temporary=*/true);
+  registry_.Released(waiting);
+  ASSERT_EQ(StateOf(registry_, waiting), UploadState::kWaiting);
+  ASSERT_TRUE(registry_.BeginCommit(waiting).ok());  // its rename
+  EXPECT_EQ(StateOf(registry_, waiting), UploadState::kCommitting);
+}
+
+TEST_F(UploadRegistryTest, OpenOrWaitingDiscardedOrInterruptedIsReturned) {
+  auto open = Created("a.raw");
+  auto write = WriteOf(open);
+  EXPECT_EQ(registry_.Interrupt(open), write);
+  auto waiting = Created("b.raw");
+  auto waiting_write = WriteOf(waiting);
+  registry_.Released(waiting);
+  auto discarded = registry_.Discard(waiting);
+  ASSERT_TRUE(discarded.ok());
+  EXPECT_EQ(*discarded, waiting_write);
+  EXPECT_TRUE(registry_.Clear().empty());
+}
+
+TEST_F(UploadRegistryTest, ClearReturnsEveryUpload) {
+  Created("a.raw");
+  EXPECT_TRUE(registry_.BeginCommit(Created("b.raw")).ok());
+  EXPECT_EQ(registry_.Clear().size(), 2u);
+}
+
 }  // namespace
 }  // namespace imagefs
