@@ -247,7 +247,8 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
 // downloaded; a source that failed fails every target.
 ImportRunner::Copies ImportRunner::FinishStream(ImportPlan& plan) {
   if (plan.source_failure) {
-    if (plan.stream && plan.stream->pipeline) plan.stream->pipeline->Discard();  // its temporaries go
+    if (plan.stream && plan.stream->pipeline)
+      plan.stream->pipeline->Discard();  // its temporaries go
     plan.stream.reset();
     Copies failed;
     for (size_t i = 0; i < plan.targets.size(); ++i) failed.emplace_back(*plan.source_failure);

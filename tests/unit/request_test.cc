@@ -23,7 +23,9 @@ TEST(OneReplyTest, OnlyTheFirstClaimAnswers) {
 // A job dropped, or a callback that threw, before anything answered.
 TEST(OneReplyTest, ADutyNobodyClaimedAnswersWhenItGoes) {
   int unanswered = 0;
-  { OneReply duty([&] { ++unanswered; }); }
+  {
+    OneReply duty([&] { ++unanswered; });
+  }
   EXPECT_EQ(unanswered, 1);
 }
 

@@ -36,16 +36,16 @@ class StagedWriteTest : public ::testing::Test {
     auto write = StagedWrite::Create(directory_.path(), kImage, "central", std::move(lease).value(),
                                      budget_);
     EXPECT_TRUE(write.ok());
-    (*write)->SetStreamFactory([this](uint64_t, std::span<const char>) -> Result<StagedWrite::Stream> {
-      auto writer = store_->CreateWriter(kImage, 0);
-      if (!writer.ok()) return writer.error();
-      std::vector<std::unique_ptr<StoreWriter>> writers;
-      writers.push_back(std::move(writer).value());
-      auto hash = [this](std::function<void()> job) { boost::asio::post(hash_threads_, job); };
-      return StagedWrite::Stream{{"central"},
-                                 std::make_unique<Pipeline>(std::move(writers), PipelineOptions{},
-                                                            hash)};
-    });
+    (*write)->SetStreamFactory(
+        [this](uint64_t, std::span<const char>) -> Result<StagedWrite::Stream> {
+          auto writer = store_->CreateWriter(kImage, 0);
+          if (!writer.ok()) return writer.error();
+          std::vector<std::unique_ptr<StoreWriter>> writers;
+          writers.push_back(std::move(writer).value());
+          auto hash = [this](std::function<void()> job) { boost::asio::post(hash_threads_, job); };
+          return StagedWrite::Stream{
+              {"central"}, std::make_unique<Pipeline>(std::move(writers), PipelineOptions{}, hash)};
+        });
     (*write)->SetAbandonHook([this] { ++abandoned_; });
     return *write;
   }
