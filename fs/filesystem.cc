@@ -238,7 +238,7 @@ class FilesystemImpl final : public Filesystem {
     files_->Open(RequesterOf(req), ino, fi->flags,
                  [this, req, reply = *fi](Result<std::unique_ptr<OpenFile>> file) mutable {
                    if (!file.ok()) return ReplyError(req, file.error(), "open");
-                   if ((*file)->reader) reply.keep_cache = 1;  // image data never changes
+                   if ((*file)->copy()) reply.keep_cache = 1;  // image data never changes
                    reply.fh = files_held_.Keep(std::move(file).value());
                    if (req.Open(reply) != 0) files_->NotDelivered(files_held_.Take(reply.fh));
                  });

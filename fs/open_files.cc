@@ -20,7 +20,7 @@ constexpr int kReadWindowsAhead = 4;
 
 }  // namespace
 
-void OpenFile::NoteWriter(pid_t tid) {
+void UploadHandle::NoteWriter(pid_t tid) {
   MutexLock lock(&writers_mutex_);
   for (const auto& [known, group] : writers_) {
     if (known == tid) return;
@@ -28,7 +28,7 @@ void OpenFile::NoteWriter(pid_t tid) {
   writers_.emplace_back(tid, ThreadGroupOf(tid).value_or(tid));
 }
 
-bool OpenFile::WrittenByProcessOf(pid_t tid) {
+bool UploadHandle::WrittenByProcessOf(pid_t tid) {
   pid_t group = ThreadGroupOf(tid).value_or(tid);
   MutexLock lock(&writers_mutex_);
   for (const auto& [known, known_group] : writers_) {
@@ -105,9 +105,9 @@ Result<OpenFiles::Created> OpenFiles::Create(const Requester& who, InodeNumber p
 
 void OpenFiles::NotDelivered(std::unique_ptr<OpenFile> file) {
   if (!file) return;
-  if (file->write) return EndUpload(uploads_.Released(file->upload_key));
+  if (auto* upload = file->upload()) return EndUpload(uploads_.Released(upload->upload_key));
   // Closing waits for the store: at the store.
-  std::string site = file->site;
+  std::string site = file->copy()->site;
   // Then its read-ahead windows go back to the system, not at the next sweep.
   service_.RunAtStore(
       site, [&service = service_, closing = std::shared_ptr<OpenFile>(std::move(file))]() mutable {
@@ -141,12 +141,13 @@ void OpenFiles::Open(const Requester& who, InodeNumber ino, int flags, Opened op
                          [opened = std::move(opened), image = node->image,
                           site = node->site](Result<std::unique_ptr<StoreReader>> reader) {
                            if (!reader.ok()) return opened(reader.error());
-                           auto file = std::make_unique<OpenFile>();
-                           file->reader = std::move(reader).value();
-                           file->read_ahead = std::make_unique<ReadAhead>(
-                               *file->reader, kReadWindowBytes, kReadWindowsAhead);
-                           file->image = image;
-                           file->site = site;
+                           auto file = std::make_unique<OpenFile>(std::in_place_type<CopyHandle>);
+                           CopyHandle& copy = *file->copy();
+                           copy.reader = std::move(reader).value();
+                           copy.read_ahead = std::make_unique<ReadAhead>(
+                               *copy.reader, kReadWindowBytes, kReadWindowsAhead);
+                           copy.image = image;
+                           copy.site = site;
                            opened(std::move(file));
                          });
 }
@@ -182,13 +183,14 @@ void OpenFiles::ContinueUpload(const Requester& who, const Node& node, int flags
 // commit, and that process's death by a signal interrupts.
 std::unique_ptr<OpenFile> OpenFiles::WriteHandle(const Requester& who, const Upload& upload,
                                                  const UploadRegistry::Key& key) {
-  auto file = std::make_unique<OpenFile>();
-  file->write = upload.write;
-  file->upload_key = key;
-  file->commit_at_rename = upload.commit_at_rename;
-  file->creator = who.caller;
-  file->creator_pid = who.pid;
-  file->NoteWriter(who.pid);
+  auto file = std::make_unique<OpenFile>(std::in_place_type<UploadHandle>);
+  UploadHandle& handle = *file->upload();
+  handle.write = upload.write;
+  handle.upload_key = key;
+  handle.commit_at_rename = upload.commit_at_rename;
+  handle.creator = who.caller;
+  handle.creator_pid = who.pid;
+  handle.NoteWriter(who.pid);
   return file;
 }
 
@@ -213,38 +215,41 @@ void OpenFiles::TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t siz
 // fallocate on a file being written: a size, as truncate gives it (with
 // FALLOC_FL_KEEP_SIZE nothing to do; space is the store's business).
 void OpenFiles::Fallocate(OpenFile& file, int mode, uint64_t offset, uint64_t length, Done done) {
-  if (!file.write) return done(Fail(EBADF, "fallocate of a read-only image file"));
+  auto* upload = file.upload();
+  if (!upload) return done(Fail(EBADF, "fallocate of a read-only image file"));
   if (mode & ~FALLOC_FL_KEEP_SIZE) {
     return done(Fail(EOPNOTSUPP, "fallocate mode {:#x} is not supported", mode));
   }
   uint64_t end = offset + length;
-  if ((mode & FALLOC_FL_KEEP_SIZE) || end <= file.write->Size()) return done(Ok());
-  TruncateAtStore(file.write, end, std::move(done));
+  if ((mode & FALLOC_FL_KEEP_SIZE) || end <= upload->write->Size()) return done(Ok());
+  TruncateAtStore(upload->write, end, std::move(done));
 }
 
 // Answered from the read-ahead window when its data is there.
 void OpenFiles::Read(OpenFile& file, uint64_t offset, size_t size, ReadDone done) {
-  if (!file.reader) return done(Fail(EBADF, "read of a file opened for writing"));
-  file.read_ahead->ReadSharedAsync(offset, size, std::move(done));
+  auto* copy = file.copy();
+  if (!copy) return done(Fail(EBADF, "read of a file opened for writing"));
+  copy->read_ahead->ReadSharedAsync(offset, size, std::move(done));
 }
 
 void OpenFiles::Seek(OpenFile& file, uint64_t offset, bool data, SeekDone done) {
-  if (!file.reader) {
-    uint64_t size = file.write->Size();
+  auto* copy = file.copy();
+  if (!copy) {
+    uint64_t size = file.upload()->write->Size();
     return done(SeekExtents({{0, size}}, size, offset, data));
   }
   {
-    MutexLock lock(&file.extents_mutex);
-    if (file.extents) return done(SeekExtents(*file.extents, file.reader->size(), offset, data));
+    MutexLock lock(&copy->extents_mutex);
+    if (copy->extents) return done(SeekExtents(*copy->extents, copy->reader->size(), offset, data));
   }
   // The handle outlives the call: the kernel sends no release while a
   // request on it is unanswered.
-  service_.RunAtStore(file.site, [&file, offset, data, done = std::move(done)] {
-    auto extents = file.reader->DataExtents();
+  service_.RunAtStore(copy->site, [copy, offset, data, done = std::move(done)] {
+    auto extents = copy->reader->DataExtents();
     if (!extents.ok()) return done(extents.error());
-    MutexLock lock(&file.extents_mutex);
-    file.extents = std::move(extents).value();
-    done(SeekExtents(*file.extents, file.reader->size(), offset, data));
+    MutexLock lock(&copy->extents_mutex);
+    copy->extents = std::move(extents).value();
+    done(SeekExtents(*copy->extents, copy->reader->size(), offset, data));
   });
 }
 
@@ -255,11 +260,12 @@ void OpenFiles::Seek(OpenFile& file, uint64_t offset, bool data, SeekDone done) 
 // is kept.)
 void OpenFiles::Write(OpenFile& file, pid_t pid, uint64_t offset, std::span<const char> data,
                       WriteDone done) {
-  if (!file.write) return done(Fail(EBADF, "write to a read-only image file"));
-  NoteWrite(file, pid);
+  auto* upload = file.upload();
+  if (!upload) return done(Fail(EBADF, "write to a read-only image file"));
+  NoteWrite(*upload, pid);
   auto copy = std::make_shared<std::vector<char>>(data.begin(), data.end());
-  service_.RunAtStore(file.write->site(),
-                      [write = file.write, copy, offset, done = std::move(done)] {
+  service_.RunAtStore(upload->write->site(),
+                      [write = upload->write, copy, offset, done = std::move(done)] {
                         Status written = write->Write(offset, *copy);
                         if (!written.ok()) return done(written.error());
                         done(copy->size());
@@ -268,23 +274,25 @@ void OpenFiles::Write(OpenFile& file, pid_t pid, uint64_t offset, std::span<cons
 
 Result<size_t> OpenFiles::CopyRange(OpenFile& in, uint64_t offset_in, OpenFile& out,
                                     uint64_t offset_out, size_t length, pid_t pid) {
-  if (!in.reader || !out.write) return Error{EOPNOTSUPP, "not from an image into an upload"};
-  uint64_t size = in.reader->size();
+  auto* from = in.copy();
+  auto* to = out.upload();
+  if (!from || !to) return Error{EOPNOTSUPP, "not from an image into an upload"};
+  uint64_t size = from->reader->size();
   if (offset_in >= size) return 0;
   uint64_t count = std::min<uint64_t>(length, size - offset_in);
-  Status added = out.write->AddCopyRange({in.image, in.site}, offset_in, offset_out, count);
+  Status added = to->write->AddCopyRange({from->image, from->site}, offset_in, offset_out, count);
   if (added.code() == EXDEV) {
     Log(LogLevel::kDebug, "copy_file_range: {}; falling back", added.error().message);
     return Error{EOPNOTSUPP, added.error().message};
   }
   if (!added.ok()) return added.error();
-  NoteWrite(out, pid);
+  NoteWrite(*to, pid);
   return static_cast<size_t>(count);
 }
 
 // A write through the handle, by `pid`: it wrote, and a close it had seen
 // was of a duplicate (the handle is open again).
-void OpenFiles::NoteWrite(OpenFile& file, pid_t pid) {
+void OpenFiles::NoteWrite(UploadHandle& file, pid_t pid) {
   file.NoteWriter(pid);
   file.wrote = true;
   if (file.closed && file.closed.exchange(false)) uploads_.MarkClosed(file.upload_key, false);
@@ -294,8 +302,11 @@ void OpenFiles::NoteWrite(OpenFile& file, pid_t pid) {
 // and the close reports the import's result. Other closes only close: a
 // shell's redirection closes a duplicate before anything is written, and
 // children that inherited the descriptor close theirs while others write.
-void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
-  if (file.write && !file.write->ended()) {
+void OpenFiles::Flush(OpenFile& handle, const Requester& who, Done done) {
+  auto* upload = handle.upload();
+  if (!upload) return done(Ok());  // a reader's close only closes
+  UploadHandle& file = *upload;
+  if (!file.write->ended()) {
     auto death = options_.killed_by_signal(who.pid);
     if (death && file.WrittenByProcessOf(who.pid)) {
       DiscardInterrupted(file, who.pid, *death);
@@ -303,10 +314,10 @@ void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
     }
   }
   bool creator_closes = who.pid == file.creator_pid && file.wrote && file.write->has_data();
-  if (!file.write || file.commit_at_rename || file.write->ended() || !creator_closes ||
+  if (file.commit_at_rename || file.write->ended() || !creator_closes ||
       !uploads_.Find(file.upload_key)) {
     // Its writer's close: a later open need not wait for the release.
-    if (file.write && file.WrittenByProcessOf(who.pid) && !file.closed.exchange(true)) {
+    if (file.WrittenByProcessOf(who.pid) && !file.closed.exchange(true)) {
       uploads_.MarkClosed(file.upload_key, true);
     }
     return done(Ok());
@@ -318,7 +329,7 @@ void OpenFiles::Flush(OpenFile& file, const Requester& who, Done done) {
 // A process killed by a signal while it had the file open for writing
 // (SIGKILL, or SIGINT, SIGTERM, SIGHUP, SIGPIPE at their default action):
 // what it wrote may be cut short anywhere, so nothing of it is published.
-void OpenFiles::DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath& death) {
+void OpenFiles::DiscardInterrupted(UploadHandle& file, pid_t pid, const ProcessDeath& death) {
   Error why = Fail(EIO,
                    "image {}: upload into {} discarded: process {} ({}) was killed by {} "
                    "before it closed '{}'",
@@ -337,13 +348,14 @@ void OpenFiles::DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath
 // data yet waits for a later open (created first, written later). The
 // release of a handle closed before the file was opened again is not the
 // last: it commits nothing.
-void OpenFiles::Release(std::unique_ptr<OpenFile> file) {
-  if (file->reader) return NotDelivered(std::move(file));  // closed at its store
-  if (!file->write) return;
-  auto upload = uploads_.Find(file->upload_key);
-  if (upload && upload->open_handles == 1 && !file->commit_at_rename && file->write->has_data() &&
-      !file->write->ended()) {
-    CommitUpload(file->creator, file->upload_key, file->upload_key.second, /*last_open=*/true,
+void OpenFiles::Release(std::unique_ptr<OpenFile> handle) {
+  auto* upload = handle->upload();
+  if (!upload) return NotDelivered(std::move(handle));  // a reader: closed at its store
+  UploadHandle& file = *upload;
+  auto registered = uploads_.Find(file.upload_key);
+  if (registered && registered->open_handles == 1 && !file.commit_at_rename &&
+      file.write->has_data() && !file.write->ended()) {
+    CommitUpload(file.creator, file.upload_key, file.upload_key.second, /*last_open=*/true,
                  [](Status status) {
                    if (!status.ok()) {
                      Log(LogLevel::kWarning, "release: {} ({})", status.error().message,
@@ -351,7 +363,7 @@ void OpenFiles::Release(std::unique_ptr<OpenFile> file) {
                    }
                  });
   }
-  EndUpload(uploads_.Released(file->upload_key, file->closed));
+  EndUpload(uploads_.Released(file.upload_key, file.closed));
 }
 
 void OpenFiles::Rename(const Caller& caller, InodeNumber parent, std::string_view name,

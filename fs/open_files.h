@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/mutex.h"
@@ -43,9 +44,8 @@
 
 namespace imagefs {
 
-// One open of a file: reading a published copy, or writing an upload.
-struct OpenFile {
-  // Reading a published copy: image `image` in store `site`.
+// Reading a published copy: image `image` in store `site`.
+struct CopyHandle {
   std::unique_ptr<StoreReader> reader;
   std::unique_ptr<ReadAhead> read_ahead;  // over `reader` (thread-safe, asynchronous)
   // The copy's data extents, once a seek asked (they never change).
@@ -53,7 +53,10 @@ struct OpenFile {
   std::optional<std::vector<Extent>> extents GUARDED_BY(extents_mutex);
   std::string image;
   std::string site;
-  // Writing an upload.
+};
+
+// Writing an upload.
+struct UploadHandle {
   std::shared_ptr<StagedWrite> write;
   UploadRegistry::Key upload_key;
   bool commit_at_rename = false;
@@ -73,6 +76,16 @@ struct OpenFile {
  private:
   Mutex writers_mutex_;
   std::vector<std::pair<pid_t, pid_t>> writers_ GUARDED_BY(writers_mutex_);  // (thread, process)
+};
+
+// One open of a file: one kind of handle or the other, for its lifetime.
+struct OpenFile {
+  template <typename Kind>
+  explicit OpenFile(std::in_place_type_t<Kind> kind) : handle(kind) {}
+  std::variant<CopyHandle, UploadHandle> handle;
+  // The handle as that kind, or null.
+  CopyHandle* copy() { return std::get_if<CopyHandle>(&handle); }
+  UploadHandle* upload() { return std::get_if<UploadHandle>(&handle); }
 };
 
 // Who asks: the caller's ids and the thread (pid as FUSE gives it).
@@ -160,7 +173,7 @@ class OpenFiles {
   std::unique_ptr<OpenFile> WriteHandle(const Requester& who, const Upload& upload,
                                         const UploadRegistry::Key& key);
   void ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened);
-  void NoteWrite(OpenFile& file, pid_t pid);
+  void NoteWrite(UploadHandle& file, pid_t pid);
   void TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t size, Done done);
   std::optional<Result<std::pair<std::string, std::string>>> MoveBetweenSites(
       const Node& from, InodeNumber parent, std::string_view name, InodeNumber new_parent,
@@ -169,7 +182,7 @@ class OpenFiles {
   void CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
                     std::string_view final_name, bool last_open, Done done);
   void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name);
-  void DiscardInterrupted(OpenFile& file, pid_t pid, const ProcessDeath& death);
+  void DiscardInterrupted(UploadHandle& file, pid_t pid, const ProcessDeath& death);
   // Ends an upload that the registry gave up and no commit took, on its
   // store's threads (nothing when `write` is null or was committed).
   void EndUpload(std::shared_ptr<StagedWrite> write);

@@ -229,7 +229,7 @@ TEST_F(OpenFilesTest, CreateIsForSiteDirectoriesAndOneWriterAName) {
   EXPECT_EQ(allocated.code(), EOPNOTSUPP);
   files_.Fallocate(*file, 0, 0, 4096, [&](Status status) { allocated = status; });
   ASSERT_TRUE(allocated.ok());
-  EXPECT_EQ(file->write->Size(), 4096u);
+  EXPECT_EQ(file->upload()->write->Size(), 4096u);
 }
 
 }  // namespace
