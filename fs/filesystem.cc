@@ -118,7 +118,9 @@ class Handles {
 };
 
 class FilesystemImpl;
-FilesystemImpl* Self(fuse_req_t req) { return static_cast<FilesystemImpl*>(fuse_req_userdata(req)); }
+FilesystemImpl* Self(fuse_req_t req) {
+  return static_cast<FilesystemImpl*>(fuse_req_userdata(req));
+}
 
 class FilesystemImpl final : public Filesystem {
  public:
@@ -127,6 +129,7 @@ class FilesystemImpl final : public Filesystem {
   const fuse_lowlevel_ops& operations() const override;
 
   void Start(ImageService& service) override {
+    service_ = &service;
     tree_ = std::make_unique<ImageTree>(service, inodes_, uploads_);
     files_ = std::make_unique<OpenFiles>(service, *tree_, uploads_,
                                          OpenFilesOptions{options_.stale_temporary_after});
@@ -172,7 +175,24 @@ class FilesystemImpl final : public Filesystem {
   // Mode and owner are fixed by the catalog; accepting the change without
   // applying it keeps `rsync -a` and `cp -p` working. The mtime of an
   // image's files is kept (rsync's second run must see them unchanged).
+  // A change of the catalog: run where waiting on central holds no FUSE
+  // thread (ImageService::RunAtCatalog), the request answered from there.
+  template <typename Job>
+  void AtCatalog(Job job) {
+    service_->RunAtCatalog(std::move(job));
+  }
+
   void SetAttr(const Request& req, fuse_ino_t ino, struct stat* attr, int to_set) {
+    if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+      // The mtime is kept in the image's record.
+      return AtCatalog([this, req, ino, attr = *attr, to_set]() mutable {
+        SetAttrNow(req, ino, &attr, to_set);
+      });
+    }
+    SetAttrNow(req, ino, attr, to_set);
+  }
+
+  void SetAttrNow(const Request& req, fuse_ino_t ino, struct stat* attr, int to_set) {
     if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
       int64_t nanos = (to_set & FUSE_SET_ATTR_MTIME_NOW)
                           ? NowNanos()
@@ -189,7 +209,9 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void MakeDirectory(const Request& req, fuse_ino_t parent, const char* name) {
-    ReplyEntry(req, tree_->MakeImage(CallerOf(req), parent, name), "mkdir");
+    AtCatalog([this, req, caller = CallerOf(req), parent, name = std::string(name)] {
+      ReplyEntry(req, tree_->MakeImage(caller, parent, name), "mkdir");
+    });
   }
 
   void RemoveDirectory(const Request& req, fuse_ino_t parent, const char* name) {
@@ -207,31 +229,44 @@ class FilesystemImpl final : public Filesystem {
   // lookup finds what each name now is.
   void Rename(const Request& req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
+    AtCatalog([this, req, caller = CallerOf(req), parent, name = std::string(name), new_parent,
+               new_name = std::string(new_name),
+               flags] { RenameNow(req, caller, parent, name, new_parent, new_name, flags); });
+  }
+
+  // A commit (a temporary's rename) or a move between sites: both start
+  // with the catalog.
+  void RenameNow(const Request& req, const Caller& caller, fuse_ino_t parent,
+                 const std::string& name, fuse_ino_t new_parent, const std::string& new_name,
+                 unsigned int flags) {
     auto reply = ReplyLater(req, "rename");
-    files_->Rename(CallerOf(req), parent, name, new_parent, new_name, flags & RENAME_EXCHANGE,
-                   [this, reply, parent, new_parent, old_name = std::string(name),
-                    moved_name = std::string(new_name)](Status status) {
-                     bool renamed = status.ok();
-                     reply(std::move(status));
-                     if (!renamed || !session_) return;
-                     fuse_lowlevel_notify_inval_entry(session_, new_parent, moved_name.c_str(),
-                                                      moved_name.size());
-                     fuse_lowlevel_notify_inval_entry(session_, parent, old_name.c_str(),
-                                                      old_name.size());
-                   });
+    files_->Rename(
+        caller, parent, name, new_parent, new_name, flags & RENAME_EXCHANGE,
+        [this, reply, parent, new_parent, old_name = name, moved_name = new_name](Status status) {
+          bool renamed = status.ok();
+          reply(std::move(status));
+          if (!renamed || !session_) return;
+          fuse_lowlevel_notify_inval_entry(session_, new_parent, moved_name.c_str(),
+                                           moved_name.size());
+          fuse_lowlevel_notify_inval_entry(session_, parent, old_name.c_str(), old_name.size());
+        });
   }
 
   // ---- files ----
 
+  // Creating takes the image's lease and updates its record.
   void Create(const Request& req, fuse_ino_t parent, const char* name, fuse_file_info* fi) {
-    auto created = files_->Create(RequesterOf(req), parent, name);
-    if (!created.ok()) return ReplyError(req, created.error(), "create");
-    fuse_entry_param param = EntryParam(created->entry);
-    fi->fh = files_held_.Keep(std::move(created->file));
-    if (req.Create(param, *fi) != 0) {
-      tree_->Forget(param.ino, 1);
-      files_->NotDelivered(files_held_.Take(fi->fh));
-    }
+    AtCatalog([this, req, who = RequesterOf(req), parent, name = std::string(name),
+               reply = *fi]() mutable {
+      auto created = files_->Create(who, parent, name);
+      if (!created.ok()) return ReplyError(req, created.error(), "create");
+      fuse_entry_param param = EntryParam(created->entry);
+      reply.fh = files_held_.Keep(std::move(created->file));
+      if (req.Create(param, reply) != 0) {
+        tree_->Forget(param.ino, 1);
+        files_->NotDelivered(files_held_.Take(reply.fh));
+      }
+    });
   }
 
   void Open(const Request& req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -280,8 +315,9 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void Write(const Request& req, const char* data, size_t size, off_t offset, fuse_file_info* fi) {
-    files_->Write(*Handle<OpenFile>(fi), fuse_req_ctx(req.raw())->pid, static_cast<uint64_t>(offset),
-                  std::span<const char>(data, size), [req](Result<size_t> written) {
+    files_->Write(*Handle<OpenFile>(fi), fuse_req_ctx(req.raw())->pid,
+                  static_cast<uint64_t>(offset), std::span<const char>(data, size),
+                  [req](Result<size_t> written) {
                     if (!written.ok()) return ReplyError(req, written.error(), "write");
                     req.Write(*written);
                   });
@@ -298,8 +334,15 @@ class FilesystemImpl final : public Filesystem {
     req.Write(*copied);
   }
 
+  // The close of a file being written may commit (naming the image in its
+  // record first); a reader's close only closes. The handle outlives the
+  // request: the kernel sends no release while a flush is unanswered.
   void Flush(const Request& req, fuse_file_info* fi) {
-    files_->Flush(*Handle<OpenFile>(fi), RequesterOf(req), ReplyLater(req, "close"));
+    OpenFile& file = *Handle<OpenFile>(fi);
+    if (!file.upload()) return files_->Flush(file, RequesterOf(req), ReplyLater(req, "close"));
+    AtCatalog([this, req, &file, who = RequesterOf(req)] {
+      files_->Flush(file, who, ReplyLater(req, "close"));
+    });
   }
 
   void Release(const Request& req, fuse_file_info* fi) {
@@ -342,8 +385,8 @@ class FilesystemImpl final : public Filesystem {
                      param.attr.st_ino = tree_->UncountedIno(entry);
                      param.attr.st_mode = entry.mode;
                    }
-                   size_t needed =
-                       fuse_add_direntry_plus(req.raw(), buffer, room, entry.name.c_str(), &param, next);
+                   size_t needed = fuse_add_direntry_plus(req.raw(), buffer, room,
+                                                          entry.name.c_str(), &param, next);
                    if (counted && needed > room) tree_->Forget(param.ino, 1);  // not sent
                    return needed;
                  });
@@ -352,7 +395,8 @@ class FilesystemImpl final : public Filesystem {
   // Replies with the open directory's entries from `offset` that fit in
   // `size` bytes, each added by `add` (which returns the room it needs).
   template <typename Add>
-  void ReplyEntries(const Request& req, size_t size, off_t offset, fuse_file_info* fi, const Add& add) {
+  void ReplyEntries(const Request& req, size_t size, off_t offset, fuse_file_info* fi,
+                    const Add& add) {
     auto* directory = Handle<OpenDirectory>(fi);
     std::vector<char> buffer(size);
     size_t used = 0;
@@ -395,14 +439,21 @@ class FilesystemImpl final : public Filesystem {
     ReplyXattr(req, tree_->ListAttributes(ino), size, "listxattr");
   }
 
-  void SetXattr(const Request& req, fuse_ino_t ino, const char* name, const char* value, size_t size) {
-    std::string_view key(name);
-    ReplyStatus(req, tree_->SetAttribute(CallerOf(req), ino, key, std::string_view(value, size)),
-                key == "user.glance.import" ? "setxattr import" : "setxattr");
+  // Properties and import requests change the record (an import takes the
+  // lease): at the catalog's threads.
+  void SetXattr(const Request& req, fuse_ino_t ino, const char* name, const char* value,
+                size_t size) {
+    AtCatalog([this, req, caller = CallerOf(req), ino, key = std::string(name),
+               value = std::string(value, size)] {
+      ReplyStatus(req, tree_->SetAttribute(caller, ino, key, value),
+                  key == "user.glance.import" ? "setxattr import" : "setxattr");
+    });
   }
 
   void RemoveXattr(const Request& req, fuse_ino_t ino, const char* name) {
-    ReplyStatus(req, tree_->RemoveAttribute(CallerOf(req), ino, name), "removexattr");
+    AtCatalog([this, req, caller = CallerOf(req), ino, key = std::string(name)] {
+      ReplyStatus(req, tree_->RemoveAttribute(caller, ino, key), "removexattr");
+    });
   }
 
  private:
@@ -410,12 +461,12 @@ class FilesystemImpl final : public Filesystem {
   InodeTable inodes_;
   UploadRegistry uploads_;
   std::unique_ptr<ImageTree> tree_;
+  ImageService* service_ = nullptr;
   std::unique_ptr<OpenFiles> files_;
   Handles<OpenFile> files_held_;
   Handles<OpenDirectory> directories_held_;
   fuse_session* session_ = nullptr;
 };
-
 
 // Runs an operation with its Request; nothing may throw into libfuse. A
 // handler that threw before anything answered the request gets EIO (an
@@ -439,7 +490,9 @@ const fuse_lowlevel_ops kOperations = {
         },
     .lookup =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
-          Guarded(req, "lookup", [&](FilesystemImpl* fs, const Request& request) { fs->Lookup(request, parent, name); });
+          Guarded(req, "lookup", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Lookup(request, parent, name);
+          });
         },
     .forget =
         [](fuse_req_t req, fuse_ino_t ino, uint64_t count) {
@@ -448,24 +501,32 @@ const fuse_lowlevel_ops kOperations = {
         },
     .getattr =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-          Guarded(req, "getattr", [&](FilesystemImpl* fs, const Request& request) { fs->GetAttr(request, ino); });
+          Guarded(req, "getattr",
+                  [&](FilesystemImpl* fs, const Request& request) { fs->GetAttr(request, ino); });
         },
     .setattr =
         [](fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
-          Guarded(req, "setattr", [&](FilesystemImpl* fs, const Request& request) { fs->SetAttr(request, ino, attr, to_set); });
+          Guarded(req, "setattr", [&](FilesystemImpl* fs, const Request& request) {
+            fs->SetAttr(request, ino, attr, to_set);
+          });
         },
     .mkdir =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
-          Guarded(req, "mkdir", [&](FilesystemImpl* fs, const Request& request) { fs->MakeDirectory(request, parent, name); });
+          Guarded(req, "mkdir", [&](FilesystemImpl* fs, const Request& request) {
+            fs->MakeDirectory(request, parent, name);
+          });
         },
     .unlink =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
-          Guarded(req, "unlink", [&](FilesystemImpl* fs, const Request& request) { fs->Unlink(request, parent, name); });
+          Guarded(req, "unlink", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Unlink(request, parent, name);
+          });
         },
     .rmdir =
         [](fuse_req_t req, fuse_ino_t parent, const char* name) {
-          Guarded(req, "rmdir",
-                  [&](FilesystemImpl* fs, const Request& request) { fs->RemoveDirectory(request, parent, name); });
+          Guarded(req, "rmdir", [&](FilesystemImpl* fs, const Request& request) {
+            fs->RemoveDirectory(request, parent, name);
+          });
         },
     .rename =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
@@ -476,64 +537,85 @@ const fuse_lowlevel_ops kOperations = {
         },
     .open =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-          Guarded(req, "open", [&](FilesystemImpl* fs, const Request& request) { fs->Open(request, ino, fi); });
+          Guarded(req, "open",
+                  [&](FilesystemImpl* fs, const Request& request) { fs->Open(request, ino, fi); });
         },
     .read =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-          Guarded(req, "read", [&](FilesystemImpl* fs, const Request& request) { fs->Read(request, size, offset, fi); });
+          Guarded(req, "read", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Read(request, size, offset, fi);
+          });
         },
     .write =
         [](fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t offset,
            fuse_file_info* fi) {
-          Guarded(req, "write",
-                  [&](FilesystemImpl* fs, const Request& request) { fs->Write(request, data, size, offset, fi); });
+          Guarded(req, "write", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Write(request, data, size, offset, fi);
+          });
         },
     .flush =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-          Guarded(req, "flush", [&](FilesystemImpl* fs, const Request& request) { fs->Flush(request, fi); });
+          Guarded(req, "flush",
+                  [&](FilesystemImpl* fs, const Request& request) { fs->Flush(request, fi); });
         },
     .release =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-          Guarded(req, "release", [&](FilesystemImpl* fs, const Request& request) { fs->Release(request, fi); });
+          Guarded(req, "release",
+                  [&](FilesystemImpl* fs, const Request& request) { fs->Release(request, fi); });
         },
     .fsync = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
     .opendir =
         [](fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-          Guarded(req, "opendir", [&](FilesystemImpl* fs, const Request& request) { fs->OpenDir(request, ino, fi); });
+          Guarded(req, "opendir", [&](FilesystemImpl* fs, const Request& request) {
+            fs->OpenDir(request, ino, fi);
+          });
         },
     .readdir =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-          Guarded(req, "readdir", [&](FilesystemImpl* fs, const Request& request) { fs->ReadDir(request, size, offset, fi); });
+          Guarded(req, "readdir", [&](FilesystemImpl* fs, const Request& request) {
+            fs->ReadDir(request, size, offset, fi);
+          });
         },
     .releasedir =
         [](fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-          Guarded(req, "releasedir", [&](FilesystemImpl* fs, const Request& request) { fs->ReleaseDir(request, fi); });
+          Guarded(req, "releasedir",
+                  [&](FilesystemImpl* fs, const Request& request) { fs->ReleaseDir(request, fi); });
         },
     .fsyncdir = [](fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); },
     .statfs =
         [](fuse_req_t req, fuse_ino_t ino) {
-          Guarded(req, "statfs", [&](FilesystemImpl* fs, const Request& request) { fs->StatFs(request, ino); });
+          Guarded(req, "statfs",
+                  [&](FilesystemImpl* fs, const Request& request) { fs->StatFs(request, ino); });
         },
     .setxattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int) {
-          Guarded(req, "setxattr",
-                  [&](FilesystemImpl* fs, const Request& request) { fs->SetXattr(request, ino, name, value, size); });
+          Guarded(req, "setxattr", [&](FilesystemImpl* fs, const Request& request) {
+            fs->SetXattr(request, ino, name, value, size);
+          });
         },
     .getxattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-          Guarded(req, "getxattr", [&](FilesystemImpl* fs, const Request& request) { fs->GetXattr(request, ino, name, size); });
+          Guarded(req, "getxattr", [&](FilesystemImpl* fs, const Request& request) {
+            fs->GetXattr(request, ino, name, size);
+          });
         },
     .listxattr =
         [](fuse_req_t req, fuse_ino_t ino, size_t size) {
-          Guarded(req, "listxattr", [&](FilesystemImpl* fs, const Request& request) { fs->ListXattr(request, ino, size); });
+          Guarded(req, "listxattr", [&](FilesystemImpl* fs, const Request& request) {
+            fs->ListXattr(request, ino, size);
+          });
         },
     .removexattr =
         [](fuse_req_t req, fuse_ino_t ino, const char* name) {
-          Guarded(req, "removexattr", [&](FilesystemImpl* fs, const Request& request) { fs->RemoveXattr(request, ino, name); });
+          Guarded(req, "removexattr", [&](FilesystemImpl* fs, const Request& request) {
+            fs->RemoveXattr(request, ino, name);
+          });
         },
     .create =
         [](fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
-          Guarded(req, "create", [&](FilesystemImpl* fs, const Request& request) { fs->Create(request, parent, name, fi); });
+          Guarded(req, "create", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Create(request, parent, name, fi);
+          });
         },
     .forget_multi =
         [](fuse_req_t req, size_t count, fuse_forget_data* forgets) {
@@ -542,13 +624,15 @@ const fuse_lowlevel_ops kOperations = {
         },
     .fallocate =
         [](fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
-          Guarded(req, "fallocate",
-                  [&](FilesystemImpl* fs, const Request& request) { fs->Fallocate(request, mode, offset, length, fi); });
+          Guarded(req, "fallocate", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Fallocate(request, mode, offset, length, fi);
+          });
         },
     .readdirplus =
         [](fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-          Guarded(req, "readdirplus",
-                  [&](FilesystemImpl* fs, const Request& request) { fs->ReadDirPlus(request, size, offset, fi); });
+          Guarded(req, "readdirplus", [&](FilesystemImpl* fs, const Request& request) {
+            fs->ReadDirPlus(request, size, offset, fi);
+          });
         },
     .copy_file_range =
         [](fuse_req_t req, fuse_ino_t, off_t offset_in, fuse_file_info* fi_in, fuse_ino_t,
@@ -559,7 +643,9 @@ const fuse_lowlevel_ops kOperations = {
         },
     .lseek =
         [](fuse_req_t req, fuse_ino_t, off_t offset, int whence, fuse_file_info* fi) {
-          Guarded(req, "lseek", [&](FilesystemImpl* fs, const Request& request) { fs->Seek(request, offset, whence, fi); });
+          Guarded(req, "lseek", [&](FilesystemImpl* fs, const Request& request) {
+            fs->Seek(request, offset, whence, fi);
+          });
         },
 };
 

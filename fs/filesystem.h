@@ -9,8 +9,13 @@
 //   (ImageService::Shutdown: running commits still answer through the
 //   filesystem until then). Stop discards the uploads nobody committed.
 // - Operations run on libfuse worker threads. Long ones (commit of written
-//   data, deletes) go to the service's worker threads; the FUSE reply is
-//   sent from there when they end, so no FUSE worker waits on a store.
+//   data, deletes) go to the service's worker threads, those that wait on
+//   one store to its threads, and changes of the catalog (mkdir, setxattr
+//   and removexattr, create, a written file's close, rename, utimens) to
+//   its catalog threads; the FUSE reply is sent from there, so no FUSE
+//   worker waits on a store, nor on central for a change. Inspections
+//   (lookup, getattr, getxattr, readdir) answer on the FUSE thread (on the
+//   rados catalog from its cache or replica; a cache miss reads central).
 // - Every error reaches the calling tool as an errno and is logged here,
 //   once, with the service's message (image, store, reason).
 // - Lock order: InodeTable::mutex_ and UploadRegistry::mutex_ are leaves;

@@ -255,6 +255,7 @@ class ImageServiceImpl final : public ImageService {
   void RunAtStore(std::string_view site, std::function<void()> job) override {
     core_.RunAtStore(site, std::move(job));
   }
+  void RunAtCatalog(std::function<void()> job) override { core_.RunAtCatalog(std::move(job)); }
   void ReturnIdleMemory() override { core_.ReturnIdleMemory(); }
 
   Status Recover() override { return recovery_.RecoverAll(); }

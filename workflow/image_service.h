@@ -183,6 +183,11 @@ class ImageService {
   // Runs `job` on the threads of store `site` (closing a reader of it,
   // which may wait for the store).
   virtual void RunAtStore(std::string_view site, std::function<void()> job) = 0;
+  // Runs `job` on the service's catalog threads: a change that reads and
+  // writes the catalog (a round trip to central, or several, on the rados
+  // catalog) waits there, not on the caller's thread, and a central that
+  // does not answer holds those threads only.
+  virtual void RunAtCatalog(std::function<void()> job) = 0;
   // Hands the allocator's free memory back to the system while no job
   // runs (a reader closed: its read-ahead held tens of MiB).
   virtual void ReturnIdleMemory() = 0;

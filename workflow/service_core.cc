@@ -16,6 +16,9 @@ namespace {
 // Threads each store has for opening and closing readers: as many opens
 // of one store wait at once on a store that does not answer.
 constexpr size_t kThreadsPerStore = 4;
+// Threads for changes of the catalog: as many wait at once on a central
+// that does not answer (until it is known unreachable, seconds).
+constexpr size_t kCatalogThreads = 4;
 
 size_t HashThreads() { return std::max(2u, std::thread::hardware_concurrency()); }
 
@@ -28,7 +31,8 @@ ServiceCore::ServiceCore(ImageService::Options options)
       budget_(options_.staging_max_bytes),
       workers_(std::make_unique<boost::asio::thread_pool>(
           static_cast<size_t>(std::max(1, options_.workers)))),
-      hash_threads_(std::make_unique<boost::asio::thread_pool>(HashThreads())) {
+      hash_threads_(std::make_unique<boost::asio::thread_pool>(HashThreads())),
+      catalog_threads_(std::make_unique<boost::asio::thread_pool>(kCatalogThreads)) {
   for (auto& store : options_.stores) {
     store_ids_.push_back(store->id());
     stores_[store->id()] = store.get();
@@ -80,15 +84,26 @@ void ServiceCore::Post(std::function<void()> job) {
   });
 }
 
+void ServiceCore::RunAtCatalog(std::function<void()> job) {
+  {
+    MutexLock lock(&joined_mutex_);  // a post before the join is run by it
+    if (!joined_) {
+      return boost::asio::post(*catalog_threads_, [job = std::move(job)] {
+        RunLoggingExceptions("catalog thread", job);
+      });
+    }
+  }
+  job();
+}
+
 void ServiceCore::RunAtStore(std::string_view site, std::function<void()> job) {
   auto threads = store_threads_.find(site);
   if (threads == store_threads_.end()) return job();  // no such store: nothing to wait for
   {
     MutexLock lock(&joined_mutex_);  // a post before the join is run by it
     if (!joined_) {
-      return boost::asio::post(*threads->second, [job = std::move(job)] {
-        RunLoggingExceptions("store thread", job);
-      });
+      return boost::asio::post(
+          *threads->second, [job = std::move(job)] { RunLoggingExceptions("store thread", job); });
     }
   }
   job();
@@ -167,6 +182,7 @@ void ServiceCore::JoinThreads() {
     MutexLock lock(&joined_mutex_);
     joined_ = true;
   }
+  catalog_threads_->join();
   workers_->join();
   for (auto& [site, threads] : store_threads_) threads->join();
   hash_threads_->join();

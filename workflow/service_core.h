@@ -94,6 +94,9 @@ class ServiceCore {
   // thread when there is no such store, or once the threads were joined
   // (the mount is stopping, nothing else runs).
   void RunAtStore(std::string_view site, std::function<void()> job) EXCLUDES(joined_mutex_);
+  // Runs `job` on the catalog threads (changes of the catalog asked from
+  // the mount); on the caller's thread once the threads were joined.
+  void RunAtCatalog(std::function<void()> job) EXCLUDES(joined_mutex_);
   // Where pipelines hash: the service's hash threads.
   HashExecutor hash_executor();
   // A pipeline's options, from the service's copy settings.
@@ -145,6 +148,9 @@ class ServiceCore {
   std::map<std::string, std::map<std::string, Progress>> progress_ GUARDED_BY(progress_mutex_);
   std::unique_ptr<boost::asio::thread_pool> workers_;
   std::unique_ptr<boost::asio::thread_pool> hash_threads_;
+  // For changes of the catalog asked from the mount, which may wait on
+  // central.
+  std::unique_ptr<boost::asio::thread_pool> catalog_threads_;
   // Each store's own threads, for work that waits on that store alone.
   std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
   // Set once JoinThreads began: work for the stores runs on its caller.

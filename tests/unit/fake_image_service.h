@@ -158,6 +158,7 @@ class FakeImageService final : public ImageService {
     done(OpenCopy(caller, id, site));
   }
   void RunAtStore(std::string_view, std::function<void()> job) override { job(); }
+  void RunAtCatalog(std::function<void()> job) override { job(); }
   void ReturnIdleMemory() override {}
 
   Status Recover() override { return Ok(); }
