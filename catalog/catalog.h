@@ -169,11 +169,18 @@ Result<std::unique_ptr<SharedCatalog>> OpenRadosCatalog(const RadosCatalogOption
 //   daemon's change shows within that time, this daemon's own at once.
 //   Many images inspected within a second read every record in one
 //   listing.
+// - An inspection that misses that cache waits for central `inspect_wait`
+//   at most: past that (central stopped, not yet known unreachable) the
+//   replica answers, as current as the follower's last round, and the read
+//   goes on in the background and fills the cache; until it ends, other
+//   inspections answer from the replica at once. So `ls` and `getfattr`
+//   never wait a whole op timeout on central.
 struct ReplicaOptions {
   std::string replica_path;
   std::chrono::milliseconds follow_every{500};
   std::chrono::milliseconds first_wait{3000};
   std::chrono::milliseconds inspect_for{1000};
+  std::chrono::milliseconds inspect_wait{500};
 };
 using SharedCatalogOpener = std::function<Result<std::unique_ptr<SharedCatalog>>()>;
 Result<std::unique_ptr<Catalog>> OpenReplicatedCatalog(SharedCatalogOpener open,

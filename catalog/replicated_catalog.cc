@@ -16,6 +16,9 @@
 // so the catalog goes live by itself and catches up in the same step. A
 // call of the service that times out marks it not live at once too.
 #include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <future>
 #include <map>
 #include <optional>
 #include <thread>
@@ -230,6 +233,7 @@ class ReplicatedCatalog final : public Catalog {
       changed_.SignalAll();
     }
     if (follower_.joinable()) follower_.join();
+    inspections_.join();  // reads still waiting on central use this catalog
   }
 
   // Starts the follower; returns once central answered or `first_wait`
@@ -254,13 +258,15 @@ class ReplicatedCatalog final : public Catalog {
   }
 
   Result<ImageRecord> Inspect(std::string_view id) override {
+    if (Live()) {
+      if (auto cached = cache_.Find(id)) return *cached;
+      if (cache_.MissedInAScan()) {
+        (void)InspectAll();
+        if (auto cached = cache_.Find(id)) return *cached;
+      }
+    }
     return LiveElseReplica(
-        [&](SharedCatalog& primary) -> Result<ImageRecord> {
-          if (auto cached = cache_.Find(id)) return *cached;
-          if (cache_.MissedInAScan()) {
-            (void)InspectAll();
-            if (auto cached = cache_.Find(id)) return *cached;
-          }
+        [this, id = std::string(id)](SharedCatalog& primary) -> Result<ImageRecord> {
           uint64_t generation = cache_.Generation();
           auto record = primary.Get(id);
           if (record.ok()) cache_.Put(*record, generation);
@@ -271,7 +277,7 @@ class ReplicatedCatalog final : public Catalog {
 
   Result<std::vector<ListedRecord>> InspectAll() override {
     return LiveElseReplica(
-        [&](SharedCatalog& primary) {
+        [this](SharedCatalog& primary) -> Result<std::vector<ListedRecord>> {
           uint64_t generation = cache_.Generation();
           auto records = primary.ListRecords();
           if (records.ok()) cache_.PutAll(*records, generation);
@@ -342,14 +348,33 @@ class ReplicatedCatalog final : public Catalog {
   }
 
   // An inspection: `central` on the shared catalog when it is live, else
-  // (or when it found central gone) `replica` on the replica.
+  // (or when it found central gone, or central did not answer within
+  // inspect_wait) `replica` on the replica. `central` runs on the
+  // inspection threads and owns what it uses: it may outlive the wait.
   template <typename Central, typename Replica>
-  auto LiveElseReplica(Central&& central, Replica&& replica) -> decltype(replica()) {
-    if (auto primary = Live()) {
-      auto result = central(*primary);
+  auto LiveElseReplica(Central central, Replica&& replica) -> decltype(replica()) {
+    using Answer = decltype(replica());
+    auto primary = Live();
+    // While an earlier read of central is late, the next would be too.
+    if (!primary || late_reads_.load() > 0) return replica();
+    auto answer = std::make_shared<std::promise<Answer>>();
+    auto answered = answer->get_future();
+    auto late = std::make_shared<std::atomic<bool>>(false);
+    boost::asio::post(inspections_, [this, primary, central = std::move(central), answer, late] {
+      Answer result = central(*primary);
+      if (!result.ok() && IsUnreachable(result.code())) MarkUnreachable(result.error().message);
+      answer->set_value(std::move(result));
+      if (late->exchange(true)) --late_reads_;  // its caller gave up waiting: no longer late
+    });
+    if (answered.wait_for(options_.inspect_wait) == std::future_status::ready) {
+      Answer result = answered.get();
       if (result.ok() || !IsUnreachable(result.code())) return result;
-      MarkUnreachable(result.error().message);
+      return replica();
     }
+    ++late_reads_;
+    if (late->exchange(true)) --late_reads_;  // it answered just now
+    Log(LogLevel::kDebug, "catalog: central did not answer an inspection within {} ms; the "
+        "replica answers", options_.inspect_wait.count());
     return replica();
   }
 
@@ -459,6 +484,10 @@ class ReplicatedCatalog final : public Catalog {
   const ReplicaOptions options_;
   const std::unique_ptr<ReplicaStore> replica_;  // thread safe itself
   InspectionCache cache_{options_.inspect_for};  // thread safe itself
+  // Where inspections read central, so that their callers can stop
+  // waiting for it.
+  boost::asio::thread_pool inspections_{4};
+  std::atomic<int> late_reads_{0};  // reads of central past inspect_wait, still running
 
   Mutex mutex_;
   CondVar changed_{&mutex_};
