@@ -32,6 +32,7 @@
 #include "catalog/catalog.h"
 #include "ceph/cluster.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/time.h"
 #include "common/uuid.h"
 
@@ -427,8 +428,13 @@ class RadosCatalog final : public SharedCatalog {
       if (!removed.empty()) op.omap_rm_keys(removed);
       int ret = ioctx_.operate(kImagesObject, &op);
       if (ret == 0) ret = prval;
-      if (ret == 0) return std::move(next).value();
+      if (ret == 0) {
+        Metrics::Get().Count(Metric::kCatalogChanges, {});
+        return std::move(next).value();
+      }
       if (ret != -ECANCELED) return Failed(ret, fmt::format("{} image {}", what, id));
+      // The record or the change counter moved in between: read both again.
+      Metrics::Get().Count(Metric::kCatalogConflicts, {});
       BackOff(attempt);
     }
     return Fail(EBUSY, "catalog: image {} changed under {} attempts to {} it", id, kMaxAttempts,

@@ -48,14 +48,23 @@ Description Describe(Metric metric) {
     case Metric::kCatalogLive:
       return {"imagefs_catalog_live", Kind::kGauge,
               "1 while the catalog answers, 0 while the mount serves from its replica.", false};
+    case Metric::kCatalogChanges:
+      return {"imagefs_catalog_changes_total", Kind::kCounter,
+              "Record changes stored in the shared (rados) catalog.", false};
+    case Metric::kCatalogConflicts:
+      return {"imagefs_catalog_conflicts_total", Kind::kCounter,
+              "Attempts to change a record of the shared catalog that lost a race with "
+              "another change and were made again.",
+              false};
   }
   return {"imagefs_unknown", Kind::kGauge, ""};
 }
 
-constexpr std::array<Metric, 8> kAll = {Metric::kImportsStarted,   Metric::kImportsSucceeded,
-                                        Metric::kImportsFailed,    Metric::kCopiedBytes,
-                                        Metric::kOperationSeconds, Metric::kLeasesHeld,
-                                        Metric::kRecoveryActions,  Metric::kCatalogLive};
+constexpr std::array<Metric, 10> kAll = {
+    Metric::kImportsStarted,  Metric::kImportsSucceeded,  Metric::kImportsFailed,
+    Metric::kCopiedBytes,     Metric::kOperationSeconds,  Metric::kLeasesHeld,
+    Metric::kRecoveryActions, Metric::kCatalogLive,       Metric::kCatalogChanges,
+    Metric::kCatalogConflicts};
 
 // Upper bounds of the histogram buckets, in seconds: from a catalog update
 // to a copy of a large image over a WAN.

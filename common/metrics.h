@@ -32,6 +32,8 @@ enum class Metric {
   kLeasesHeld,        // gauge
   kRecoveryActions,   // counter {action}
   kCatalogLive,       // gauge: 1 live, 0 serving from the replica
+  kCatalogChanges,    // counter: record changes the shared catalog stored
+  kCatalogConflicts,  // counter: attempts of those that lost a race and were retried
 };
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
