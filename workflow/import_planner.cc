@@ -156,7 +156,10 @@ Result<StagedWrite::Stream> ImportPlanner::StartStream(const std::string& id,
   std::vector<std::unique_ptr<StoreWriter>> writers;
   for (const auto& site : targets) {
     auto writer = core_.StoreAt(site).CreateWriter(id, 0);
-    if (!writer.ok()) return writer.error();
+    if (!writer.ok()) {
+      for (auto& made : writers) made->Discard();  // the stream does not start
+      return writer.error();
+    }
     writers.push_back(std::move(writer).value());
   }
   return StagedWrite::Stream{

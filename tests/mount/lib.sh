@@ -35,6 +35,18 @@ mkdir -p "$MNT"
 
 cleanup() {
   local status=$?
+  # Writers, pipelines and uploads end explicitly (docs/design.md,
+  # "Lifetimes"); one dropped without its end is a bug, even when the
+  # test's checks passed.
+  local log dropped
+  for log in "$LOG" "$LOG2"; do
+    [ -f "$log" ] || continue
+    dropped=$(grep -E "dropped unpublished|dropped without (an end|Close)" "$log" || true)
+    if [ -n "$dropped" ] && [ $status -eq 0 ]; then
+      echo "FAIL: dropped without an end ($log): $dropped" >&2
+      status=1
+    fi
+  done
   if mountpoint -q "$MNT"; then fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true; fi
   if [ -n "$DAEMON_PID" ]; then kill -9 "$DAEMON_PID" 2>/dev/null || true; fi
   if mountpoint -q "$MNT2"; then fusermount3 -uz "$MNT2" 2>/dev/null || umount -l "$MNT2" 2>/dev/null || true; fi
@@ -57,6 +69,7 @@ cleanup() {
     done
   fi
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+  exit $status
 }
 trap cleanup EXIT
 trap 'exit 143' TERM
