@@ -11,7 +11,7 @@ mountpoint_dir=${1:-/mnt/imagefs}
 state_dir=${IMAGEFS_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/imagefs}
 
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh imagefs  # the daemon is all a mount needs
 
 # A daemon that crashed leaves its mount behind, answering "Transport
 # endpoint is not connected": imagefs clears it itself before mounting.
