@@ -12,15 +12,9 @@ start_own_clusters --no-mgr
 write_config
 mount_imagefs
 
-random_file "$WORK/img" 8
-md5=$(md5sum < "$WORK/img" | cut -d' ' -f1)
-id=$(new_uuid)
-mkdir "$MNT/images/$id"
-cp "$WORK/img" "$MNT/sites/central/$id"
-cp "$MNT/sites/central/$id" "$MNT/sites/dcn0/$id"
+image_in_central_and_dcn0 8
 sleep 1.5  # the replica follows central every 0.5 s
 
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 # at_once LABEL COMMAND...: the command succeeds within 1 s.
 at_once() {
   local started=$EPOCHREALTIME label=$1

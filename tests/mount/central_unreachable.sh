@@ -38,15 +38,8 @@ EXTRA_MOUNTS+=("$MNT3")
 catalog_state() { getfattr --absolute-names --only-values -n user.imagefs.catalog "$1"; }
 for mnt in "$MNT" "$MNT2" "$MNT3"; do assert_eq "$(catalog_state "$mnt")" live "$mnt at start"; done
 
-random_file "$WORK/img" 8
-md5=$(md5sum < "$WORK/img" | cut -d' ' -f1)
-id=$(new_uuid)
-mkdir "$MNT/images/$id"
-cp "$WORK/img" "$MNT/sites/central/$id"
-cp "$MNT/sites/central/$id" "$MNT/sites/dcn0/$id"
+image_in_central_and_dcn0 8
 
-# elapsed FROM: seconds since FROM ($EPOCHREALTIME).
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 # by FROM LIMIT LABEL COMMAND...: the command succeeds, and ends within
 # LIMIT seconds of FROM.
 by() {

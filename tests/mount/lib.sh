@@ -279,6 +279,20 @@ store_has() { store_images "$1" | grep -qx "$2"; }
 
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
+# elapsed FROM: seconds since FROM ($EPOCHREALTIME).
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+# image_in_central_and_dcn0 MIB: a new image of MIB random MiB ($WORK/img),
+# uploaded to central and copied to dcn0; sets id and md5.
+image_in_central_and_dcn0() {
+  random_file "$WORK/img" "$1"
+  md5=$(md5sum < "$WORK/img" | cut -d' ' -f1)
+  id=$(new_uuid)
+  mkdir "$MNT/images/$id"
+  cp "$WORK/img" "$MNT/sites/central/$id"
+  cp "$MNT/sites/central/$id" "$MNT/sites/dcn0/$id"
+}
+
 # random_file PATH MIB: a file of random data.
 random_file() { head -c "$(($2 * 1024 * 1024))" /dev/urandom > "$1"; }
 
