@@ -37,9 +37,10 @@ cmake --build build-check -j"$(nproc)"
 sources=$(ninja -C build-check -t targets all | grep -cE '^(common|ceph|catalog|store|workflow|fs)/CMakeFiles/[^:]*\.cc\.o:')
 echo "thread-safety analysis: $sources sources checked, no warning"
 cd build-check
-ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer) ASAN_OPTIONS=detect_leaks=1 \
-  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --timeout 300 -L '^(unit|mount)$' \
-  -LE '^scale$'
+export ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer) ASAN_OPTIONS=detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1
+ctest --output-on-failure --timeout 300 -L '^unit$' -j"$(nproc)"
+ctest --output-on-failure --timeout 300 -L '^mount$' -LE '^scale$'
 ctest -L fuzz -j"$(nproc)" --output-on-failure
 # What each fuzzer tried (libFuzzer's final stats, from ctest's log).
 awk '/^[0-9]+\/[0-9]+ Testing: / { name = $3 }

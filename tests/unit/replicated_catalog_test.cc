@@ -157,7 +157,9 @@ class ReplicatedCatalogTest : public ::testing::Test {
         },
         {.replica_path = directory_.Join("replica.db"),
          .follow_every = follow_every,
-         .first_wait = std::chrono::milliseconds(300),
+         // Returns once central answered or refused: long enough for the
+         // first round under the sanitizers, never waited out when up.
+         .first_wait = std::chrono::seconds(5),
          .inspect_for = inspect_for});
     EXPECT_TRUE(catalog.ok()) << catalog.error().message;
     return std::move(catalog).value();
@@ -371,6 +373,7 @@ TEST_F(ReplicatedCatalogTest, AScanOfManyImagesReadsThemInOneListing) {
     ASSERT_TRUE(elsewhere_.Create(Record(ids.back())).ok());
   }
   auto catalog = Open(std::chrono::hours(1), std::chrono::seconds(5));
+  ASSERT_TRUE(BecomesLive(*catalog, true));
   int gets = central_.gets, lists = central_.lists;
   for (const auto& id : ids) ASSERT_TRUE(catalog->Inspect(id).ok());
   EXPECT_LT(central_.gets - gets, 70);  // until the scan showed
