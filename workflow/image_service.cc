@@ -163,6 +163,9 @@ class ImageServiceImpl final : public ImageService {
   }
 
   void CommitWrite(std::shared_ptr<StagedWrite> write, Done done) override {
+    // Refused before it is marked committed: the write stays open, and the
+    // mount's stop discards it.
+    if (shut_down_.load()) return done(Fail(ESHUTDOWN, "the image service is shut down"));
     if (!write->MarkCommitted()) {
       done(Fail(EBADF, "image {}: data was already committed", write->image_id()));
       return;
@@ -262,8 +265,12 @@ class ImageServiceImpl final : public ImageService {
   void RecoverInBackground(Done done) override { recovery_.RecoverInBackground(std::move(done)); }
 
   void Shutdown() override {
-    if (shut_down_.exchange(true)) return;
+    if (shutting_down_.exchange(true)) return;
     recovery_.StopSweeper();
+    // Changes asked before the stop (a written file's close) still start
+    // their commits, which are then waited for.
+    core_.JoinCatalogThreads();
+    shut_down_ = true;
     core_.JoinThreads();
   }
 
@@ -286,7 +293,8 @@ class ImageServiceImpl final : public ImageService {
   ImportRunner runner_;
   Deletes deletes_;
   Recovery recovery_;
-  std::atomic<bool> shut_down_{false};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> shut_down_{false};  // later jobs get ESHUTDOWN
 };
 
 }  // namespace

@@ -84,29 +84,26 @@ void ServiceCore::Post(std::function<void()> job) {
   });
 }
 
-void ServiceCore::RunAtCatalog(std::function<void()> job) {
+void ServiceCore::PostOrRun(boost::asio::thread_pool& threads, bool ServiceCore::*joined,
+                            const char* where, std::function<void()> job) {
   {
     MutexLock lock(&joined_mutex_);  // a post before the join is run by it
-    if (!joined_) {
-      return boost::asio::post(*catalog_threads_, [job = std::move(job)] {
-        RunLoggingExceptions("catalog thread", job);
-      });
+    if (!(this->*joined)) {
+      return boost::asio::post(threads,
+                               [where, job = std::move(job)] { RunLoggingExceptions(where, job); });
     }
   }
   job();
 }
 
+void ServiceCore::RunAtCatalog(std::function<void()> job) {
+  PostOrRun(*catalog_threads_, &ServiceCore::catalog_joined_, "catalog thread", std::move(job));
+}
+
 void ServiceCore::RunAtStore(std::string_view site, std::function<void()> job) {
   auto threads = store_threads_.find(site);
   if (threads == store_threads_.end()) return job();  // no such store: nothing to wait for
-  {
-    MutexLock lock(&joined_mutex_);  // a post before the join is run by it
-    if (!joined_) {
-      return boost::asio::post(
-          *threads->second, [job = std::move(job)] { RunLoggingExceptions("store thread", job); });
-    }
-  }
-  job();
+  PostOrRun(*threads->second, &ServiceCore::joined_, "store thread", std::move(job));
 }
 
 HashExecutor ServiceCore::hash_executor() {
@@ -177,12 +174,20 @@ void ServiceCore::EndProgress(const std::string& id) {
   progress_.erase(id);
 }
 
+void ServiceCore::JoinCatalogThreads() {
+  {
+    MutexLock lock(&joined_mutex_);
+    catalog_joined_ = true;
+  }
+  catalog_threads_->join();
+}
+
 void ServiceCore::JoinThreads() {
+  JoinCatalogThreads();
   {
     MutexLock lock(&joined_mutex_);
     joined_ = true;
   }
-  catalog_threads_->join();
   workers_->join();
   for (auto& [site, threads] : store_threads_) threads->join();
   hash_threads_->join();

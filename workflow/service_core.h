@@ -110,7 +110,12 @@ class ServiceCore {
   // "total": m or null}}; "{}" when none runs. Forgotten by EndProgress.
   std::string ProgressOf(const std::string& id) EXCLUDES(progress_mutex_);
   void EndProgress(const std::string& id) EXCLUDES(progress_mutex_);
-  // Waits for the workers' and stores' jobs (after the sweeper stopped).
+  // Waits for the changes asked on the catalog threads, which may still
+  // start jobs (a written file's close commits); then RunAtCatalog runs
+  // on its caller.
+  void JoinCatalogThreads() EXCLUDES(joined_mutex_);
+  // Waits for the catalog threads', workers' and stores' jobs (after the
+  // sweeper stopped).
   void JoinThreads() EXCLUDES(joined_mutex_);
   // Returns the allocator's free memory to the system while no job runs.
   void ReturnIdleMemory();
@@ -153,8 +158,14 @@ class ServiceCore {
   std::unique_ptr<boost::asio::thread_pool> catalog_threads_;
   // Each store's own threads, for work that waits on that store alone.
   std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
-  // Set once JoinThreads began: work for the stores runs on its caller.
+  // Runs `job` on `threads` (what it throws logged as `where`'s), or on
+  // the caller once `joined` was set.
+  void PostOrRun(boost::asio::thread_pool& threads, bool ServiceCore::*joined, const char* where,
+                 std::function<void()> job) EXCLUDES(joined_mutex_);
+  // Set once the catalog threads, then the rest, are being joined: work
+  // for them then runs on its caller.
   Mutex joined_mutex_;
+  bool catalog_joined_ GUARDED_BY(joined_mutex_) = false;
   bool joined_ GUARDED_BY(joined_mutex_) = false;
 };
 
