@@ -15,39 +15,42 @@
 namespace imagefs {
 namespace {
 
-// One buffer and the unit of the image it holds.
-struct Unit {
-  explicit Unit(size_t bytes) : buffer(bytes) {}
-  SharedBuffer buffer;  // writers may hold it after their write (rbd)
-  uint64_t index = 0;   // the unit's number: it starts at index * unit_bytes
-  size_t length = 0;    // bytes of it filled (or to read) from its start
-  int pending = 0;      // its fill or read, writes and chunk hash not yet done
-  uint64_t order = 0;   // its entry in the in-order digests
-};
-
-// An entry of the in-order digests: a unit's data, or zeros. Entries are
-// made in image order, and hashed once ready.
-struct Ordered {
-  const Unit* unit = nullptr;  // null: `length` zero bytes
-  uint64_t length = 0;
-  bool ready = false;
-};
-
-enum Digester { kMd5 = 0, kSha512 = 1 };
-
 // How long the pipeline waits for a writer to let go of a unit's memory
 // before it leaves the memory to the writer.
 constexpr auto kHeldWait = std::chrono::milliseconds(20);
 
-// A finished read of the pull front end, for the front end to dispatch.
-struct Completion {
-  Unit* unit;
-  bool ok;
-};
-
 }  // namespace
 
 class Pipeline::Run {
+  // The run's own parts, nested so that no member's type has internal
+  // linkage (the unity build puts this file after others).
+
+  // One buffer and the unit of the image it holds.
+  struct Unit {
+    explicit Unit(size_t bytes) : buffer(bytes) {}
+    SharedBuffer buffer;  // writers may hold it after their write (rbd)
+    uint64_t index = 0;   // the unit's number: it starts at index * unit_bytes
+    size_t length = 0;    // bytes of it filled (or to read) from its start
+    int pending = 0;      // its fill or read, writes and chunk hash not yet done
+    uint64_t order = 0;   // its entry in the in-order digests
+  };
+
+  // An entry of the in-order digests: a unit's data, or zeros. Entries are
+  // made in image order, and hashed once ready.
+  struct Ordered {
+    const Unit* unit = nullptr;  // null: `length` zero bytes
+    uint64_t length = 0;
+    bool ready = false;
+  };
+
+  enum Digester { kMd5 = 0, kSha512 = 1 };
+
+  // A finished read of the pull front end, for the front end to dispatch.
+  struct Completion {
+    Unit* unit;
+    bool ok;
+  };
+
  public:
   Run(std::vector<std::unique_ptr<StoreWriter>> writers, const PipelineOptions& options,
       HashExecutor hash)
