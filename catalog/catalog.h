@@ -93,10 +93,21 @@ class Catalog {
 };
 
 // Where a replica of a shared catalog stands: which catalog (an id made
-// when the catalog was created) and how many changes of it it has applied.
+// when the catalog was created) and how many changes of each of its change
+// logs it has applied. How many logs there are is the catalog's business
+// (the rados catalog keeps several, so that changes of different images do
+// not contend for one counter); a position with another number of them,
+// or none (from nowhere), is continued by reading every record.
 struct CatalogPosition {
   std::string catalog;
-  uint64_t seq = 0;
+  std::vector<uint64_t> seqs;
+
+  // Changes applied in all logs together (what logs report).
+  uint64_t Applied() const;
+  // "3,0,7": the counts as text, and back. Text that is not such a list
+  // gives no counts, that is, from nowhere.
+  std::string EncodeSeqs() const;
+  static CatalogPosition Decode(std::string catalog, std::string_view seqs);
 };
 
 // What changed in a shared catalog after a position.

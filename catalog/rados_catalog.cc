@@ -4,8 +4,9 @@
 //
 //   <pool>/<namespace>/imagefs.images   omap <image id> -> record (JSON)
 //                                            ~catalog -> this catalog's id
-//                                            ~seq     -> changes so far
-//                                            ~log.<seq, 16 hex digits>
+//                                            ~seq.<L> -> changes so far in
+//                                                        change log L
+//                                            ~log.<L>.<seq, 16 hex digits>
 //                                                     -> id changed then
 //                                       xattr imagefs.format = catalog format
 //   <pool>/<namespace>/imagefs.leases   omap <image id> -> lease (JSON)
@@ -18,15 +19,31 @@
 // read-modify-write starts again from a fresh read. No update is lost and
 // nothing is locked across daemons except through the leases.
 //
-// A change of a record also compares and counts up ~seq and writes the log
-// entry of the new count, in the same operation: the log never misses a
-// change, and replicas follow it (ChangesSince) by reading one counter. The
-// log keeps the last `changes_kept` entries; a replica further behind reads
-// every record again. The reserved keys start with '~', after every image id (a
-// UUID), so listings stop at the first of them. Format 2 added them; a
-// format-1 catalog is upgraded when a daemon of this build opens it.
+// A change of a record also compares and counts up the counter of one of
+// kChangeLogs change logs (L, one hex digit, chosen by a hash of the id)
+// and writes that log's entry of the new count, in the same operation: no
+// log ever misses a change, and replicas follow them all (ChangesSince) by
+// reading their counters in one read. With one log for every image, any
+// two changes made at once collided on its counter and one started again;
+// with 16, only changes whose ids hash alike do. Which log a change goes to
+// matters only for that: every log is read, and the record has its own
+// compare. Each log keeps its last changes_kept / kChangeLogs entries; a
+// replica further behind reads every record again.
+//
+// The reserved keys start with '~', after every image id (a UUID), so
+// listings stop at the first of them. Format 2 added them with one log;
+// format 3 has kChangeLogs. A daemon of this build upgrades an older
+// catalog when it opens it, in one write: it removes format 2's log and
+// sets its counter `~seq` to text that is not a number, so that a daemon
+// of an older build still running fails each change with an error instead
+// of logging it where no replica of this build looks. Such a daemon must
+// be restarted with this build (it refuses to open a newer format).
+#include <array>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "catalog/catalog.h"
@@ -42,15 +59,28 @@ namespace {
 constexpr char kImagesObject[] = "imagefs.images";
 constexpr char kLeasesObject[] = "imagefs.leases";
 constexpr char kFormatAttribute[] = "imagefs.format";
-constexpr int kCatalogFormat = 2;
+constexpr int kCatalogFormat = 3;
+constexpr size_t kChangeLogs = 16;
 constexpr unsigned kPage = 500;
 constexpr int kMaxAttempts = 1000;
 constexpr char kReservedPrefix = '~';
 constexpr char kCatalogIdKey[] = "~catalog";
-constexpr char kSeqKey[] = "~seq";
 constexpr char kLogPrefix[] = "~log.";
+constexpr char kFormat2SeqKey[] = "~seq";  // format 2's one counter
+constexpr char kUpgradedSeq[] = "upgraded to format 3";
 
-std::string LogKey(uint64_t seq) { return fmt::format("{}{:016x}", kLogPrefix, seq); }
+std::string SeqKey(size_t log) { return fmt::format("~seq.{:x}", log); }
+std::string LogPrefix(size_t log) { return fmt::format("{}{:x}.", kLogPrefix, log); }
+std::string LogKey(size_t log, uint64_t seq) { return fmt::format("{}{:016x}", LogPrefix(log), seq); }
+
+// Format 2's entries were ~log.<16 hex digits>, with no log number.
+bool IsFormat2LogKey(const std::string& key) {
+  return key.size() == sizeof(kLogPrefix) - 1 + 16 && key.find('.', sizeof(kLogPrefix) - 1) == std::string::npos;
+}
+
+// The change log of image `id`'s changes. Any choice is correct (see
+// above); a stable one spreads the ids evenly.
+size_t LogOf(std::string_view id) { return std::hash<std::string_view>{}(id) % kChangeLogs; }
 
 bool IsReserved(const std::string& key) { return !key.empty() && key[0] == kReservedPrefix; }
 
@@ -98,8 +128,8 @@ class RadosCatalog final : public SharedCatalog {
       : cluster_(std::move(cluster)),
         ioctx_(std::move(ioctx)),
         where_(std::move(where)),
-        changes_kept_(std::max<uint64_t>(changes_kept, 1)),
-        trim_every_(std::max<uint64_t>(changes_kept_ / 32, 1)) {}
+        kept_per_log_(std::max<uint64_t>(changes_kept / kChangeLogs, 1)),
+        trim_every_(std::max<uint64_t>(kept_per_log_ / 32, 1)) {}
 
   // Creates the catalog (or upgrades a format-1 one) when needed.
   Status Initialize() {
@@ -115,7 +145,17 @@ class RadosCatalog final : public SharedCatalog {
     // Whoever stores the id first names the catalog; the others keep it.
     ret = CompareAndSet(kImagesObject, kCatalogIdKey, "", NewUuid());
     if (ret < 0 && ret != -ECANCELED) return Failed(ret, "name the catalog");
+    std::set<std::string> format2_log;
+    IMAGEFS_RETURN_IF_ERROR(ForEachKey(kImagesObject, kLogPrefix, "list format 2's log",
+                                       [&](const std::string& key) {
+                                         if (IsFormat2LogKey(key)) format2_log.insert(key);
+                                       }));
     librados::ObjectWriteOperation op;
+    op.create(false);
+    std::map<std::string, ceph::bufferlist> upgraded;
+    upgraded[kFormat2SeqKey].append(kUpgradedSeq);
+    op.omap_set(upgraded);
+    if (!format2_log.empty()) op.omap_rm_keys(format2_log);
     ceph::bufferlist format;
     format.append(std::to_string(kCatalogFormat));
     op.setxattr(kFormatAttribute, format);
@@ -204,29 +244,47 @@ class RadosCatalog final : public SharedCatalog {
   }
 
   Result<CatalogChanges> ChangesSince(const CatalogPosition& from) override {
-    // One read: the catalog's id, its counter, and the log right after `from`.
+    // One read: the catalog's id, every log's counter, and each log's
+    // entries right after where `from` stands in it.
     librados::ObjectReadOperation op;
-    std::map<std::string, ceph::bufferlist> head, log;
-    bool more = false;
-    int head_rval = 0, log_rval = 0;
-    op.omap_get_vals_by_keys({kCatalogIdKey, kSeqKey}, &head, &head_rval);
-    op.omap_get_vals2(LogKey(from.seq), kLogPrefix, changes_kept_ + trim_every_, &log, &more,
-                      &log_rval);
+    std::map<std::string, ceph::bufferlist> head;
+    std::array<std::map<std::string, ceph::bufferlist>, kChangeLogs> logs;
+    std::array<bool, kChangeLogs> more{};
+    std::array<int, kChangeLogs + 1> rvals{};
+    std::set<std::string> head_keys{kCatalogIdKey};
+    for (size_t log = 0; log < kChangeLogs; ++log) head_keys.insert(SeqKey(log));
+    op.omap_get_vals_by_keys(head_keys, &head, &rvals[kChangeLogs]);
+    bool continues = from.seqs.size() == kChangeLogs;
+    if (continues) {
+      for (size_t log = 0; log < kChangeLogs; ++log) {
+        op.omap_get_vals2(LogKey(log, from.seqs[log]), LogPrefix(log), kept_per_log_ + trim_every_,
+                          &logs[log], &more[log], &rvals[log]);
+      }
+    }
     int ret = ioctx_.operate(kImagesObject, &op, nullptr);
-    if (ret == 0 && head_rval < 0) ret = head_rval;
-    if (ret == 0 && log_rval < 0) ret = log_rval;
-    if (ret < 0) return Failed(ret, "read the change log");
+    for (int rval : rvals) {
+      if (ret == 0 && rval < 0) ret = rval;
+    }
+    if (ret < 0) return Failed(ret, "read the change logs");
     CatalogChanges changes;
-    changes.position = {ValueOf(head, kCatalogIdKey), ParseSeq(ValueOf(head, kSeqKey))};
-    uint64_t to = changes.position.seq;
-    if (changes.position.catalog != from.catalog || from.seq > to ||
-        (from.seq < to && (log.empty() || log.begin()->first != LogKey(from.seq + 1)))) {
-      return AllRecords(std::move(changes));
+    changes.position.catalog = ValueOf(head, kCatalogIdKey);
+    for (size_t log = 0; log < kChangeLogs; ++log) {
+      changes.position.seqs.push_back(ParseSeq(ValueOf(head, SeqKey(log))));
     }
+    continues = continues && changes.position.catalog == from.catalog;
     std::set<std::string> ids;
-    for (const auto& [key, id] : log) {
-      if (key <= LogKey(to)) ids.insert(id.to_str());
+    for (size_t log = 0; continues && log < kChangeLogs; ++log) {
+      uint64_t at = from.seqs[log], to = changes.position.seqs[log];
+      // Ahead of the catalog, or behind what the log keeps: read everything.
+      if (at > to || (at < to && (logs[log].empty() ||
+                                  logs[log].begin()->first != LogKey(log, at + 1)))) {
+        continues = false;
+      }
+      for (const auto& [key, id] : logs[log]) {
+        if (key <= LogKey(log, to)) ids.insert(id.to_str());
+      }
     }
+    if (!continues) return AllRecords(std::move(changes));
     std::vector<std::string> batch;
     for (auto it = ids.begin(); it != ids.end();) {
       batch.push_back(*it++);
@@ -341,6 +399,26 @@ class RadosCatalog final : public SharedCatalog {
     }
   }
 
+  // Calls `visit` with every key of `object`'s omap that starts with
+  // `prefix`, a page at a time; a missing object has none.
+  Status ForEachKey(const char* object, const std::string& prefix, std::string_view what,
+                    const std::function<void(const std::string&)>& visit) {
+    std::string after;
+    while (true) {
+      librados::ObjectReadOperation op;
+      std::map<std::string, ceph::bufferlist> values;
+      bool more = false;
+      int prval = 0;
+      op.omap_get_vals2(after, prefix, kPage, &values, &more, &prval);
+      int ret = ioctx_.operate(object, &op, nullptr);
+      if (ret == -ENOENT) return Ok();
+      if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, what);
+      for (auto& entry : values) visit(entry.first);
+      if (!more || values.empty()) return Ok();
+      after = values.rbegin()->first;
+    }
+  }
+
   Error Failed(int ret, std::string_view what) const {
     return ErrorFromNegative(ret, fmt::format("catalog {}: {}", where_, what));
   }
@@ -390,38 +468,40 @@ class RadosCatalog final : public SharedCatalog {
   Result<std::optional<std::string>> ChangeRecord(std::string_view id, std::string_view what,
                                                   const RecordChange& change) {
     std::string key(id);
+    size_t log = LogOf(id);
+    std::string seq_key = SeqKey(log);
     for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
-      auto values = ReadKeys(kImagesObject, {key, kSeqKey});
+      auto values = ReadKeys(kImagesObject, {key, seq_key});
       if (!values.ok()) return values.error();
       auto found = values->find(key);
       std::optional<std::string> current;
       if (found != values->end()) current = found->second.to_str();
       auto next = change(current);
       if (!next.ok()) return next.error();
-      std::string seq_text = ValueOf(*values, kSeqKey);
+      std::string seq_text = ValueOf(*values, seq_key);
       uint64_t seq = ParseSeq(seq_text) + 1;
 
       librados::ObjectWriteOperation op;
       op.create(false);
       std::map<std::string, std::pair<ceph::bufferlist, int>> assertions;
       assertions[key].first.append(current.value_or(""));
-      assertions[kSeqKey].first.append(seq_text);
+      assertions[seq_key].first.append(seq_text);
       for (auto& assertion : assertions) assertion.second.second = LIBRADOS_CMPXATTR_OP_EQ;
       int prval = 0;
       op.omap_cmp(assertions, &prval);
       std::map<std::string, ceph::bufferlist> set;
-      set[kSeqKey].append(std::to_string(seq));
-      set[LogKey(seq)].append(key);
+      set[seq_key].append(std::to_string(seq));
+      set[LogKey(log, seq)].append(key);
       std::set<std::string> removed;
       if (*next) {
         set[key].append(**next);
       } else {
         removed.insert(key);
       }
-      if (seq % trim_every_ == 0 && seq > changes_kept_) {
-        for (uint64_t old = seq - changes_kept_ - trim_every_ + 1; old <= seq - changes_kept_;
+      if (seq % trim_every_ == 0 && seq > kept_per_log_) {
+        for (uint64_t old = seq - kept_per_log_ - trim_every_ + 1; old <= seq - kept_per_log_;
              ++old) {
-          removed.insert(LogKey(old));
+          removed.insert(LogKey(log, old));
         }
       }
       op.omap_set(set);
@@ -433,7 +513,7 @@ class RadosCatalog final : public SharedCatalog {
         return std::move(next).value();
       }
       if (ret != -ECANCELED) return Failed(ret, fmt::format("{} image {}", what, id));
-      // The record or the change counter moved in between: read both again.
+      // The record or its log's counter moved in between: read both again.
       Metrics::Get().Count(Metric::kCatalogConflicts, {});
       BackOff(attempt);
     }
@@ -478,8 +558,8 @@ class RadosCatalog final : public SharedCatalog {
   std::shared_ptr<CephCluster> cluster_;  // outlives ioctx_
   librados::IoCtx ioctx_;
   const std::string where_;
-  const uint64_t changes_kept_;
-  const uint64_t trim_every_;  // log entries removed at once
+  const uint64_t kept_per_log_;  // entries each change log keeps
+  const uint64_t trim_every_;    // entries removed from a log at once
 };
 
 }  // namespace

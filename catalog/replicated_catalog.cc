@@ -32,7 +32,7 @@
 namespace imagefs {
 namespace {
 
-constexpr int64_t kReplicaSchema = 1;
+constexpr int64_t kReplicaSchema = 2;
 
 // Errors that mean central did not answer, as opposed to answers.
 bool IsUnreachable(int code) {
@@ -184,12 +184,14 @@ class ReplicaStore {
     MutexLock lock(&mutex_);
     IMAGEFS_RETURN_IF_ERROR(db_->EnsureSchema(
         kReplicaSchema,
+        // Schema 1 kept one count; a replica of it starts from nowhere.
         "CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, record TEXT NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS position (catalog TEXT NOT NULL, seq INTEGER NOT NULL);"));
-    Statement select(db_->get(), "SELECT catalog, seq FROM position");
+        "DROP TABLE IF EXISTS position;"
+        "CREATE TABLE position (catalog TEXT NOT NULL, seqs TEXT NOT NULL);"));
+    Statement select(db_->get(), "SELECT catalog, seqs FROM position");
     int rc = select.Step();
     if (rc == SQLITE_ROW) {
-      position_ = {select.Text(0), static_cast<uint64_t>(select.Int(1))};
+      position_ = CatalogPosition::Decode(select.Text(0), select.Text(1));
     } else if (rc != SQLITE_DONE) {
       return db_->Failed("read the position");
     }
@@ -208,9 +210,9 @@ class ReplicaStore {
       statement.Reset();
     }
     IMAGEFS_RETURN_IF_ERROR(db_->Exec("DELETE FROM position"));
-    Statement position(db_->get(), "INSERT INTO position (catalog, seq) VALUES (?, ?)");
+    Statement position(db_->get(), "INSERT INTO position (catalog, seqs) VALUES (?, ?)");
     position.Bind(1, changes.position.catalog);
-    position.Bind(2, static_cast<int64_t>(changes.position.seq));
+    position.Bind(2, changes.position.EncodeSeqs());
     if (position.Step() != SQLITE_DONE) return db_->Failed("store the position");
     return Ok();
   }
@@ -252,7 +254,7 @@ class ReplicatedCatalog final : public Catalog {
       Log(LogLevel::kWarning,
           "catalog: central has not answered within {} ms ({}); serving from the replica at {} "
           "(change {}) until it does",
-          options_.first_wait.count(), reason_, options_.replica_path, replica_->position().seq);
+          options_.first_wait.count(), reason_, options_.replica_path, replica_->position().Applied());
     }
     return Ok();
   }
@@ -410,7 +412,7 @@ class ReplicatedCatalog final : public Catalog {
     Log(LogLevel::kWarning,
         "catalog: central does not answer ({}); inspections answer from the replica (change {}), "
         "changes fail with EHOSTUNREACH until it does",
-        reason, replica_->position().seq);
+        reason, replica_->position().Applied());
   }
 
   void MarkLive(size_t caught_up) EXCLUDES(mutex_) {

@@ -4,8 +4,11 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <stdexcept>
 #include <thread>
 
+#include "ceph/cluster.h"
 #include "tests/ceph/ceph_test_cluster.h"
 #include "tests/conformance/catalog_conformance.h"
 
@@ -98,7 +101,7 @@ TEST(RadosCatalogTest, ChangesSinceGivesEveryChangeOnce) {
   auto changes = (*catalog)->ChangesSince(position);
   ASSERT_TRUE(changes.ok()) << changes.error().message;
   EXPECT_FALSE(changes->complete);
-  EXPECT_EQ(changes->position.seq, position.seq + 4);
+  EXPECT_EQ(changes->position.Applied(), position.Applied() + 4);
   ASSERT_EQ(changes->records.size(), 2u);  // each id once, at its current value
   EXPECT_EQ(changes->records[0].first, a);
   EXPECT_EQ(changes->records[1].first, b);
@@ -112,18 +115,24 @@ TEST(RadosCatalogTest, ChangesSinceGivesEveryChangeOnce) {
   EXPECT_TRUE(none->records.empty());
   EXPECT_FALSE(none->complete);
   // Another catalog's position, or one ahead of this catalog: everything.
-  auto other = (*catalog)->ChangesSince({"another", 1});
+  auto other = (*catalog)->ChangesSince({"another", changes->position.seqs});
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE(other->complete);
-  auto ahead = (*catalog)->ChangesSince({changes->position.catalog, changes->position.seq + 5});
+  CatalogPosition ahead_of_it = changes->position;
+  ahead_of_it.seqs.back() += 5;
+  auto ahead = (*catalog)->ChangesSince(ahead_of_it);
   ASSERT_TRUE(ahead.ok());
   EXPECT_TRUE(ahead->complete);
+  // A position with another number of logs (an older build's): everything.
+  auto one_log = (*catalog)->ChangesSince({changes->position.catalog, {changes->position.Applied()}});
+  ASSERT_TRUE(one_log.ok());
+  EXPECT_TRUE(one_log->complete);
 }
 
 TEST(RadosCatalogTest, ReplicaBehindTheKeptLogReadsEverythingAgain) {
   TemporaryDirectory directory;
   auto options = TestOptions(directory.path());
-  options.changes_kept = 16;
+  options.changes_kept = 16 * 16;  // 16 in each of the 16 logs
   auto catalog = OpenRadosCatalog(options);
   ASSERT_TRUE(catalog.ok()) << catalog.error().message;
   auto start = (*catalog)->ChangesSince({});
@@ -144,10 +153,23 @@ TEST(RadosCatalogTest, ReplicaBehindTheKeptLogReadsEverythingAgain) {
                              })
                     .ok());
   }
-  // 16 behind: still from the log. 41 behind: trimmed away, all again.
-  auto recent = (*catalog)->ChangesSince({near->position.catalog, near->position.seq + 24});
+  // The id's changes all went to one log. 16 behind in it: still from the
+  // log. 41 behind: trimmed away, all again.
+  auto now = (*catalog)->ChangesSince(near->position);
+  ASSERT_TRUE(now.ok());
+  CatalogPosition behind = now->position;
+  size_t changed_logs = 0;
+  for (size_t log = 0; log < behind.seqs.size(); ++log) {
+    if (behind.seqs[log] == near->position.seqs[log]) continue;
+    EXPECT_EQ(behind.seqs[log], near->position.seqs[log] + 40);
+    behind.seqs[log] -= 16;
+    ++changed_logs;
+  }
+  EXPECT_EQ(changed_logs, 1u);
+  auto recent = (*catalog)->ChangesSince(behind);
   ASSERT_TRUE(recent.ok());
   EXPECT_FALSE(recent->complete);
+  ASSERT_EQ(recent->records.size(), 1u);
   auto far = (*catalog)->ChangesSince(near->position);
   ASSERT_TRUE(far.ok());
   EXPECT_TRUE(far->complete);
@@ -173,8 +195,67 @@ TEST(RadosCatalogTest, ConcurrentChangesFromTwoHandlesAreAllLogged) {
   b.join();
   auto changes = (*two)->ChangesSince(start->position);
   ASSERT_TRUE(changes.ok());
-  EXPECT_EQ(changes->position.seq, start->position.seq + 2 * kEach);
+  EXPECT_EQ(changes->position.Applied(), start->position.Applied() + 2 * kEach);
   EXPECT_EQ(changes->records.size(), 2u * kEach);
+}
+
+// A format-2 catalog (one change log) as a daemon of the previous build
+// left it: this build upgrades it on open, keeps its records, removes the
+// old log, and leaves the old counter as text that no build parses as a
+// number, so that a daemon of the old build still running fails its
+// changes instead of logging them where no replica looks.
+TEST(RadosCatalogTest, Format2CatalogIsUpgradedAndOldWritersAreStopped) {
+  TemporaryDirectory directory;
+  auto options = TestOptions(directory.path());
+  auto cluster = CephCluster::Connect(options.client, "test");
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  CreateRbdPool(options.client, options.pool);
+  auto ioctx = (*cluster)->OpenPool(options.pool, options.name_space);
+  ASSERT_TRUE(ioctx.ok()) << ioctx.error().message;
+  std::string id = "00000000-0000-4000-8000-000000000002";
+  {
+    librados::ObjectWriteOperation op;
+    op.create(false);
+    std::map<std::string, ceph::bufferlist> values;
+    values[id].append(EncodeRecord(NewRecord(id)));
+    values["~catalog"].append("format-2-catalog");
+    values["~seq"].append("2");
+    values["~log.0000000000000001"].append(id);
+    values["~log.0000000000000002"].append(id);
+    op.omap_set(values);
+    ceph::bufferlist format;
+    format.append("2");
+    op.setxattr("imagefs.format", format);
+    ASSERT_EQ(ioctx->operate("imagefs.images", &op), 0);
+  }
+  auto catalog = OpenRadosCatalog(options);
+  ASSERT_TRUE(catalog.ok()) << catalog.error().message;
+  ASSERT_TRUE((*catalog)->Get(id).ok());
+  std::map<std::string, ceph::bufferlist> stored;
+  std::set<std::string> keys;
+  ASSERT_EQ(ioctx->omap_get_vals2("imagefs.images", "", "~", 100, &stored, nullptr), 0);
+  for (auto& [key, value] : stored) keys.insert(key);
+  EXPECT_EQ(keys.count("~log.0000000000000001"), 0u);
+  EXPECT_EQ(keys.count("~log.0000000000000002"), 0u);
+  ASSERT_EQ(keys.count("~seq"), 1u);
+  std::string old_counter = stored["~seq"].to_str();
+  EXPECT_THROW((void)std::stoull(old_counter), std::invalid_argument) << old_counter;
+  ceph::bufferlist format;
+  ASSERT_GT(ioctx->getxattr("imagefs.images", "imagefs.format", format), 0);
+  EXPECT_EQ(format.to_str(), "3");
+  // The catalog keeps its id; a replica from nowhere gets every record,
+  // and the next change is in the logs.
+  auto all = (*catalog)->ChangesSince({});
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->complete);
+  EXPECT_EQ(all->position.catalog, "format-2-catalog");
+  ASSERT_EQ(all->records.size(), 1u);
+  ASSERT_TRUE((*catalog)->Remove(id).ok());
+  auto next = (*catalog)->ChangesSince(all->position);
+  ASSERT_TRUE(next.ok());
+  EXPECT_FALSE(next->complete);
+  ASSERT_EQ(next->records.size(), 1u);
+  EXPECT_FALSE(next->records[0].second.has_value());
 }
 
 TEST(RadosCatalogTest, ManyImagesListInPages) {

@@ -119,8 +119,8 @@ class FakeShared final : public SharedCatalog {
       log = central_.log;
     }
     CatalogChanges changes;
-    changes.position = {central_.name, log.size()};
-    if (from.catalog != central_.name || from.seq > log.size()) {
+    changes.position = {central_.name, {log.size()}};
+    if (from.catalog != central_.name || from.seqs.size() != 1 || from.seqs[0] > log.size()) {
       changes.complete = true;
       auto records = central_.records->ListRecords();
       if (!records.ok()) return records.error();
@@ -129,7 +129,7 @@ class FakeShared final : public SharedCatalog {
       }
       return changes;
     }
-    for (size_t i = from.seq; i < log.size(); ++i) {
+    for (size_t i = from.seqs[0]; i < log.size(); ++i) {
       auto record = central_.records->Get(log[i]);
       changes.records.emplace_back(
           log[i], record.ok() ? std::optional(EncodeRecord(*record)) : std::nullopt);
@@ -195,6 +195,22 @@ class ReplicatedCatalogTest : public ::testing::Test {
   FakeShared elsewhere_{central_};  // another daemon's handle
   std::atomic<int> opens_{0};
 };
+
+// A replica stores its position as text (catalog/catalog.h); what is not
+// a list of counts reads as "from nowhere", which reads every record.
+TEST(CatalogPositionTest, CountsSurviveAsTextAndBadTextMeansFromNowhere) {
+  CatalogPosition position{"c", {3, 0, 7}};
+  EXPECT_EQ(position.EncodeSeqs(), "3,0,7");
+  EXPECT_EQ(position.Applied(), 10u);
+  auto decoded = CatalogPosition::Decode("c", position.EncodeSeqs());
+  EXPECT_EQ(decoded.catalog, "c");
+  EXPECT_EQ(decoded.seqs, position.seqs);
+  EXPECT_EQ(CatalogPosition::Decode("c", "42").seqs, std::vector<uint64_t>{42});
+  EXPECT_TRUE(CatalogPosition::Decode("c", "").seqs.empty());
+  for (const char* bad : {"3,", ",3", "3,,4", "x", "3;4", "-1", "3 ,4"}) {
+    EXPECT_TRUE(CatalogPosition::Decode("c", bad).seqs.empty()) << bad;
+  }
+}
 
 TEST_F(ReplicatedCatalogTest, LiveCallsGoToCentralAndSeeOtherDaemonsAtOnce) {
   auto catalog = Open();

@@ -1,0 +1,33 @@
+// What every catalog shares (catalog/catalog.h): a replica's position.
+#include "catalog/catalog.h"
+
+#include <charconv>
+#include <numeric>
+
+#include <fmt/ranges.h>
+
+namespace imagefs {
+
+uint64_t CatalogPosition::Applied() const {
+  return std::accumulate(seqs.begin(), seqs.end(), uint64_t{0});
+}
+
+std::string CatalogPosition::EncodeSeqs() const { return fmt::format("{}", fmt::join(seqs, ",")); }
+
+CatalogPosition CatalogPosition::Decode(std::string catalog, std::string_view text) {
+  CatalogPosition position{std::move(catalog), {}};
+  const char* at = text.data();
+  const char* end = text.data() + text.size();
+  while (at != end) {
+    uint64_t seq = 0;
+    auto [next, error] = std::from_chars(at, end, seq);
+    bool last = next == end;
+    if (error != std::errc() || (!last && *next != ',')) return {position.catalog, {}};
+    position.seqs.push_back(seq);
+    at = last ? end : next + 1;
+    if (at == end && !last) return {position.catalog, {}};  // a trailing comma
+  }
+  return position;
+}
+
+}  // namespace imagefs
