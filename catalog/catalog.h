@@ -78,7 +78,15 @@ class Catalog {
   // Every record, in id order, in one pass (rados: pages of values).
   virtual Result<std::vector<ListedRecord>> ListRecords() = 0;
   // Applies `mutate` to the current record and stores the result with a
-  // fresh updated_at; returns the stored record.
+  // fresh updated_at; returns the stored record. `mutate` may run several
+  // times, each on a fresher record (the rados catalog runs it again when
+  // another daemon changed the record in between, up to 1000 times), and
+  // its result may be thrown away: it must be pure and repeatable. It
+  // changes the record (through ImageRecord's transitions where there is
+  // one) and may assign what it computed to the caller's variables, which
+  // each run overwrites; logging, metrics and other side effects belong
+  // after Update returns, once its outcome is known. An error it returns
+  // stores nothing and is Update's result.
   virtual Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) = 0;
   virtual Status Remove(std::string_view id) = 0;
 

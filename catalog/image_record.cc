@@ -70,6 +70,120 @@ const Location* ImageRecord::FindLocation(std::string_view store) const {
   return it == locations.end() ? nullptr : &*it;
 }
 
+namespace {
+
+// Whether `value` was there.
+bool Erase(std::vector<std::string>& items, std::string_view value) {
+  return std::erase(items, value) > 0;
+}
+
+void AddOnce(std::vector<std::string>& items, std::string_view value) {
+  if (std::find(items.begin(), items.end(), value) == items.end()) items.emplace_back(value);
+}
+
+}  // namespace
+
+void ImageRecord::UploadStarted() {
+  if (status == ImageStatus::kQueued) status = ImageStatus::kUploading;
+}
+
+void ImageRecord::UploadAbandoned(std::string_view store) {
+  if (status != ImageStatus::kUploading) return;
+  status = ImageStatus::kQueued;
+  AddOnce(failed_import, store);
+}
+
+void ImageRecord::ImportStarted(const std::vector<std::string>& stores, bool upload) {
+  importing_to_stores = stores;
+  for (const auto& store : stores) Erase(failed_import, store);
+  if (upload) status = ImageStatus::kImporting;
+}
+
+void ImageRecord::ImportFailed(std::string_view store) {
+  Erase(importing_to_stores, store);
+  AddOnce(failed_import, store);
+}
+
+bool ImageRecord::ImportFailedIfImporting(std::string_view store) {
+  if (!Erase(importing_to_stores, store)) return false;
+  AddOnce(failed_import, store);
+  return true;
+}
+
+void ImageRecord::CopyPublished(const Location& location, const VerifiedData& data) {
+  locations.push_back(location);
+  Erase(importing_to_stores, location.store);
+  if (status == ImageStatus::kActive) {
+    // An image from before the chunk digest gets it from its first copy
+    // (verified by md5 and sha512).
+    if (chunks_xxh3.empty()) chunks_xxh3 = data.chunks_xxh3;
+    return;
+  }
+  if (data.disk_format) {
+    // The label was checked against the data (or the data converted): it
+    // is set from the data where the user left it unset.
+    if (disk_format.empty() || *data.disk_format == "raw") disk_format = *data.disk_format;
+    virtual_size = data.virtual_size;
+  }
+  status = ImageStatus::kActive;
+  size = data.size;
+  checksum = data.md5;
+  os_hash_algo = "sha512";
+  os_hash_value = data.sha512;
+  chunks_xxh3 = data.chunks_xxh3;
+  if (active_at == 0) active_at = NowNanos();
+}
+
+void ImageRecord::ImportEnded(bool upload) {
+  if (upload && locations.empty()) {
+    // Nothing reached a store: the image stays as it was before.
+    for (const auto& store : importing_to_stores) AddOnce(failed_import, store);
+    status = ImageStatus::kQueued;
+  }
+  importing_to_stores.clear();
+}
+
+void ImageRecord::ImportInterrupted() {
+  for (const auto& store : importing_to_stores) AddOnce(failed_import, store);
+  importing_to_stores.clear();
+  if (status == ImageStatus::kUploading || status == ImageStatus::kImporting ||
+      (status == ImageStatus::kActive && locations.empty())) {
+    status = locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
+  }
+}
+
+std::vector<std::string> ImageRecord::CopiesLost(const std::vector<std::string>& stores) {
+  std::vector<std::string> dropped;
+  std::erase_if(locations, [&](const Location& location) {
+    bool lost = std::find(stores.begin(), stores.end(), location.store) != stores.end();
+    if (lost) dropped.push_back(location.store);
+    return lost;
+  });
+  return dropped;
+}
+
+Result<Location> ImageRecord::DeleteCopy(std::string_view store, std::string_view central) {
+  const Location* location = FindLocation(store);
+  if (!location) return Fail(ENOENT, "image {}: store {} has no copy", id, store);
+  if (locations.size() == 1) {
+    return Fail(EPERM, "image {}: the copy in {} is the last one; rmdir the image to delete it",
+                id, store);
+  }
+  if (store == central) {
+    return Fail(EPERM, "image {}: central copy cannot go while edges ({}) hold copies", id,
+                fmt::join(StoreIds(), ","));
+  }
+  Location removed = *location;
+  locations.erase(locations.begin() + (location - locations.data()));
+  return removed;
+}
+
+void ImageRecord::CopyRestored(const Location& location) {
+  if (!HasStore(location.store)) locations.push_back(location);
+}
+
+void ImageRecord::CopyUnpublished(const Location& location) { std::erase(locations, location); }
+
 std::vector<std::string> ImageRecord::StoreIds() const {
   std::vector<std::string> ids;
   for (const auto& location : locations) ids.push_back(location.store);

@@ -30,6 +30,17 @@ struct Location {
   bool operator==(const Location&) const = default;
 };
 
+// What verified data says of the image, for the record's first copy: the
+// digests and, once inspected, the format and the disk a guest sees.
+struct VerifiedData {
+  uint64_t size = 0;
+  std::string md5;          // hex
+  std::string sha512;       // hex
+  std::string chunks_xxh3;  // the chunk digest, encoded (store/digest.h)
+  std::optional<std::string> disk_format;  // inspected: what the data is
+  std::optional<uint64_t> virtual_size;
+};
+
 struct ImageRecord {
   static constexpr int kFormatVersion = 1;
 
@@ -76,6 +87,50 @@ struct ImageRecord {
   std::string FileName() const;
   // Whether everyone may read its data (public, community).
   bool ReadableByAll() const { return visibility == "public" || visibility == "community"; }
+
+  // The transitions of an import, the only code that changes status,
+  // locations, os_glance_importing_to_stores or os_glance_failed_import
+  // (the planner, the runner and recovery all use them). Each depends on
+  // the record, its arguments and the clock only, so a catalog may apply
+  // it again to a fresher record (Catalog::Update).
+  //
+  // An upload into a queued image begins: queued -> uploading.
+  void UploadStarted();
+  // An upload that never reached the import ends (its writer went away):
+  // uploading -> queued, and `store` failed.
+  void UploadAbandoned(std::string_view store);
+  // An import begins writing `stores` (replacing what was importing): they
+  // are importing, and no longer failed; an upload's image is importing.
+  void ImportStarted(const std::vector<std::string>& stores, bool upload);
+  // The copy in `store` failed (whether or not it was still importing).
+  void ImportFailed(std::string_view store);
+  // The copy in `store` failed if it was importing; whether it was.
+  bool ImportFailedIfImporting(std::string_view store);
+  // A verified copy is published at `location`: the image is active, and
+  // its first copy sets size, digests and format from `data`.
+  void CopyPublished(const Location& location, const VerifiedData& data);
+  // The import ended. What still imports was rolled back or never started
+  // (not failed, as Glance's revert leaves it); an upload that published
+  // nothing leaves the image queued, with every target failed.
+  void ImportEnded(bool upload);
+  // The daemon that imported died (recovery): every store still importing
+  // failed, and the status is the one the locations support.
+  void ImportInterrupted();
+  // The copies in `stores` are gone from their stores (recovery): their
+  // locations go (ImportInterrupted then settles the status). Returns the
+  // stores whose locations were dropped.
+  std::vector<std::string> CopiesLost(const std::vector<std::string>& stores);
+
+  // The deletes' transitions. A per-store delete of the copy in `store`
+  // takes its location out, by the rules of docs/contract.md: ENOENT when
+  // there is none, EPERM for the last copy, and for central's while edges
+  // hold copies. Returns the location taken out.
+  Result<Location> DeleteCopy(std::string_view store, std::string_view central);
+  // The copy's data could not be removed: its location comes back.
+  void CopyRestored(const Location& location);
+  // A whole-image delete takes the location out, rules aside (the record
+  // goes once every copy has).
+  void CopyUnpublished(const Location& location);
 };
 
 std::string EncodeRecord(const ImageRecord& record);

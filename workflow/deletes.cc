@@ -16,18 +16,9 @@ Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const st
   if (!locked.ok()) return locked.error();
   std::optional<Location> removed;
   auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
-    const Location* location = record.FindLocation(site);
-    if (!location) return Fail(ENOENT, "image {}: store {} has no copy", id, site);
-    if (record.locations.size() == 1) {
-      return Fail(EPERM, "image {}: the copy in {} is the last one; rmdir the image to delete it",
-                  id, site);
-    }
-    if (site == core_.central()) {
-      return Fail(EPERM, "image {}: central copy cannot go while edges ({}) hold copies", id,
-                  fmt::join(record.StoreIds(), ","));
-    }
-    removed = *location;
-    record.locations.erase(record.locations.begin() + (location - record.locations.data()));
+    auto location = record.DeleteCopy(site, core_.central());
+    if (!location.ok()) return location.error();
+    removed = std::move(location).value();
     return Ok();
   });
   if (!updated.ok()) return updated.error();
@@ -41,7 +32,7 @@ Status Deletes::RemoveData(const std::string& id, const Location& location) {
     return Ok();
   }
   auto restored = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
-    if (!record.HasStore(location.store)) record.locations.push_back(location);
+    record.CopyRestored(location);
     return Ok();
   });
   if (!restored.ok()) Log(LogLevel::kError, "{}", restored.error().message);
@@ -73,7 +64,7 @@ Status Deletes::DeleteImage(const Caller& caller, const std::string& id) {
                         [&](const Location& l) { return l.store != core_.central(); });
   for (const auto& location : order) {
     auto updated = core_.catalog().Update(id, [&](ImageRecord& current) -> Status {
-      EraseValue(current.locations, location);
+      current.CopyUnpublished(location);
       return Ok();
     });
     if (!updated.ok()) return updated.error();

@@ -99,10 +99,9 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
   // upload as status uploading, a copy in os_glance_importing_to_stores.
   auto started = core_.catalog().Update(id, [&](ImageRecord& current) -> Status {
     if (upload) {
-      if (current.status == ImageStatus::kQueued) current.status = ImageStatus::kUploading;
+      current.UploadStarted();
     } else {
-      current.importing_to_stores = {std::string(site)};
-      EraseValue(current.failed_import, std::string(site));
+      current.ImportStarted({std::string(site)}, /*upload=*/false);
     }
     return Ok();
   });
@@ -122,11 +121,8 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
 
 void ImportPlanner::SettleUnimportedWrite(const std::string& id, const std::string& site) {
   auto settled = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
-    if (record.status == ImageStatus::kUploading) {
-      record.status = ImageStatus::kQueued;
-      AddUnique(record.failed_import, site);
-    }
-    if (EraseValue(record.importing_to_stores, site)) AddUnique(record.failed_import, site);
+    record.UploadAbandoned(site);
+    record.ImportFailedIfImporting(site);
     return Ok();
   });
   if (!settled.ok()) Log(LogLevel::kWarning, "{}", settled.error().message);

@@ -13,27 +13,15 @@
 namespace imagefs {
 namespace {
 
-void MarkActive(ImageRecord& record, const Digest& digest,
-                const std::optional<ImageFormat>& format) {
-  if (record.status == ImageStatus::kActive) {
-    // An image from before the chunk digest gets it from its first copy
-    // (verified by md5 and sha512).
-    if (record.chunks_xxh3.empty()) record.chunks_xxh3 = digest.chunks;
-    return;
+// What the plan's verified data says of the image, for its record.
+VerifiedData VerifiedDataOf(const ImportPlan& plan) {
+  const Digest& digest = *plan.expected;
+  VerifiedData data{digest.size, digest.md5, digest.sha512, digest.chunks};
+  if (plan.format) {
+    data.disk_format = plan.format->name;
+    data.virtual_size = plan.format->virtual_size;
   }
-  if (format) {
-    // The label was checked against the data (or the data converted):
-    // it is set from the data where the user left it unset.
-    if (record.disk_format.empty() || format->name == "raw") record.disk_format = format->name;
-    record.virtual_size = format->virtual_size;
-  }
-  record.status = ImageStatus::kActive;
-  record.size = digest.size;
-  record.checksum = digest.md5;
-  record.os_hash_algo = "sha512";
-  record.os_hash_value = digest.sha512;
-  record.chunks_xxh3 = digest.chunks;
-  if (record.active_at == 0) record.active_at = NowNanos();
+  return data;
 }
 
 // A copy verified by the image's chunk digest: only data is hashed, in
@@ -68,9 +56,7 @@ std::optional<Digest> DigestOf(const ImageRecord& record) {
 Status ImportRunner::Begin(const ImportPlan& plan) {
   bool upload = !plan.expected;
   auto started = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
-    record.importing_to_stores = plan.targets;
-    for (const auto& site : plan.targets) EraseValue(record.failed_import, site);
-    if (upload) record.status = ImageStatus::kImporting;
+    record.ImportStarted(plan.targets, upload);
     return Ok();
   });
   if (!started.ok()) return started.error();
@@ -154,12 +140,9 @@ Status ImportRunner::PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copi
     published.push_back({copy.store, *url});
   }
   if (status.ok()) {
+    VerifiedData data = VerifiedDataOf(plan);
     auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
-      for (const auto& location : published) {
-        record.locations.push_back(location);
-        EraseValue(record.importing_to_stores, location.store);
-      }
-      MarkActive(record, *plan.expected, plan.format);
+      for (const auto& location : published) record.CopyPublished(location, data);
       return Ok();
     });
     if (!updated.ok()) status = updated.error();
@@ -175,12 +158,7 @@ Status ImportRunner::PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copi
 
 void ImportRunner::End(const ImportPlan& plan, bool upload) {
   auto ended = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
-    if (upload && record.locations.empty()) {
-      // Nothing reached central: the image stays as it was before.
-      for (const auto& site : record.importing_to_stores) AddUnique(record.failed_import, site);
-      record.status = ImageStatus::kQueued;
-    }
-    record.importing_to_stores.clear();
+    record.ImportEnded(upload);
     return Ok();
   });
   if (!ended.ok()) Log(LogLevel::kError, "{}", ended.error().message);
@@ -324,10 +302,9 @@ Result<std::unique_ptr<StoreReader>> ImportRunner::OpenSource(const ImportPlan& 
 Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
   auto url = copy.writer->Publish();
   if (!url.ok()) return url.error();
+  VerifiedData data = VerifiedDataOf(plan);
   auto updated = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
-    record.locations.push_back({copy.store, *url});
-    EraseValue(record.importing_to_stores, copy.store);
-    MarkActive(record, *plan.expected, plan.format);
+    record.CopyPublished({copy.store, *url}, data);
     return Ok();
   });
   if (!updated.ok()) {
@@ -357,8 +334,7 @@ void ImportRunner::RecordFailure(const ImportPlan& plan, const std::string& site
   Log(LogLevel::kError, "image {}: import to store {} failed: {}", plan.image_id, site,
       error.message);
   auto updated = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
-    EraseValue(record.importing_to_stores, site);
-    AddUnique(record.failed_import, site);
+    record.ImportFailed(site);
     return Ok();
   });
   if (!updated.ok()) Log(LogLevel::kError, "{}", updated.error().message);

@@ -143,27 +143,23 @@ Status Recovery::RepairRecordLocked(const std::string& id) {
     }
     present[site] = *exists;
   }
+  std::vector<std::string> absent;
+  for (const auto& [site, exists] : present) {
+    if (!exists) absent.push_back(site);
+  }
   std::set<std::string> published;
+  std::vector<std::string> dropped;
   auto updated = core_.catalog().Update(id, [&](ImageRecord& current) -> Status {
-    std::erase_if(current.locations, [&](const Location& location) {
-      bool lost = present.count(location.store) && !present[location.store];
-      if (lost) {
-        Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id,
-            location.store);
-        Metrics::Get().Count(Metric::kRecoveryActions, {{"action", "location_dropped"}});
-      }
-      return lost;
-    });
-    for (const auto& site : current.importing_to_stores) AddUnique(current.failed_import, site);
-    current.importing_to_stores.clear();
-    if (current.status == ImageStatus::kUploading || current.status == ImageStatus::kImporting ||
-        (current.status == ImageStatus::kActive && current.locations.empty())) {
-      current.status = current.locations.empty() ? ImageStatus::kQueued : ImageStatus::kActive;
-    }
+    dropped = current.CopiesLost(absent);
+    current.ImportInterrupted();
     return Ok();
   });
   // ENOENT: the record is gone, so every copy of the image is unpublished.
   if (updated.ok()) {
+    for (const auto& site : dropped) {
+      Log(LogLevel::kError, "image {}: copy in {} is missing; location dropped", id, site);
+      Metrics::Get().Count(Metric::kRecoveryActions, {{"action", "location_dropped"}});
+    }
     for (const auto& location : updated->locations) published.insert(location.store);
   } else if (updated.code() != ENOENT) {
     return updated.error();

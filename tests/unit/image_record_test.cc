@@ -160,5 +160,176 @@ TEST(ImageRecordTest, NumbersOutOfRangeAreEinval) {
   EXPECT_EQ(fine->owner, 4294967295u);
 }
 
+// The import and delete transitions (image_record.h), one test each: the
+// only code that moves status, locations, importing and failed stores.
+
+ImageRecord Queued() {
+  ImageRecord record;
+  record.id = "00000000-0000-4000-8000-000000000001";
+  return record;
+}
+
+VerifiedData Data() { return {4096, "md5", "sha512", "chunks", "raw", 4096}; }
+
+ImageRecord Active(const std::vector<std::string>& stores) {
+  ImageRecord record = Queued();
+  for (const auto& store : stores) record.CopyPublished({store, "url-" + store}, Data());
+  return record;
+}
+
+using Stores = std::vector<std::string>;
+
+TEST(ImageRecordTransitionTest, UploadStartedMovesOnlyAQueuedImage) {
+  ImageRecord record = Queued();
+  record.UploadStarted();
+  EXPECT_EQ(record.status, ImageStatus::kUploading);
+  ImageRecord active = Active({"central"});
+  active.UploadStarted();
+  EXPECT_EQ(active.status, ImageStatus::kActive);
+}
+
+TEST(ImageRecordTransitionTest, UploadAbandonedQueuesAgainWithTheStoreFailed) {
+  ImageRecord record = Queued();
+  record.UploadStarted();
+  record.UploadAbandoned("central");
+  EXPECT_EQ(record.status, ImageStatus::kQueued);
+  EXPECT_EQ(record.failed_import, Stores{"central"});
+  // An image no longer uploading (recovery settled it) is left alone.
+  ImageRecord active = Active({"central"});
+  active.UploadAbandoned("dcn0");
+  EXPECT_EQ(active.status, ImageStatus::kActive);
+  EXPECT_TRUE(active.failed_import.empty());
+}
+
+TEST(ImageRecordTransitionTest, ImportStartedReplacesImportingAndClearsTheirFailures) {
+  ImageRecord record = Active({"central"});
+  record.failed_import = {"dcn0", "dcn1"};
+  record.importing_to_stores = {"dcn2"};
+  record.ImportStarted({"dcn0"}, /*upload=*/false);
+  EXPECT_EQ(record.importing_to_stores, Stores{"dcn0"});
+  EXPECT_EQ(record.failed_import, Stores{"dcn1"});
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  ImageRecord upload = Queued();
+  upload.ImportStarted({"central", "dcn0"}, /*upload=*/true);
+  EXPECT_EQ(upload.status, ImageStatus::kImporting);
+}
+
+TEST(ImageRecordTransitionTest, ImportFailedMovesTheStoreToFailedOnce) {
+  ImageRecord record = Active({"central"});
+  record.ImportStarted({"dcn0", "dcn1"}, false);
+  record.ImportFailed("dcn0");
+  record.ImportFailed("dcn0");
+  EXPECT_EQ(record.importing_to_stores, Stores{"dcn1"});
+  EXPECT_EQ(record.failed_import, Stores{"dcn0"});
+  EXPECT_FALSE(record.ImportFailedIfImporting("dcn2"));
+  EXPECT_EQ(record.failed_import, Stores{"dcn0"});
+  EXPECT_TRUE(record.ImportFailedIfImporting("dcn1"));
+  EXPECT_EQ(record.failed_import, (Stores{"dcn0", "dcn1"}));
+  EXPECT_TRUE(record.importing_to_stores.empty());
+}
+
+TEST(ImageRecordTransitionTest, CopyPublishedMakesActiveAndTheFirstSetsTheData) {
+  ImageRecord record = Queued();
+  record.disk_format = "qcow2";  // converted: raw is what the store holds
+  record.ImportStarted({"central", "dcn0"}, true);
+  record.CopyPublished({"central", "rbd://a"}, Data());
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_EQ(record.StoreIds(), Stores{"central"});
+  EXPECT_EQ(record.importing_to_stores, Stores{"dcn0"});
+  EXPECT_EQ(record.size, 4096u);
+  EXPECT_EQ(record.checksum, "md5");
+  EXPECT_EQ(record.os_hash_algo, "sha512");
+  EXPECT_EQ(record.os_hash_value, "sha512");
+  EXPECT_EQ(record.chunks_xxh3, "chunks");
+  EXPECT_EQ(record.disk_format, "raw");
+  EXPECT_EQ(record.virtual_size, 4096u);
+  EXPECT_GT(record.active_at, 0);
+  int64_t first_active = record.active_at;
+  // A later copy changes no data field; an old image gets the chunk digest.
+  record.chunks_xxh3.clear();
+  VerifiedData other = Data();
+  other.md5 = "other";
+  record.CopyPublished({"dcn0", "rbd://b"}, other);
+  EXPECT_EQ(record.StoreIds(), (Stores{"central", "dcn0"}));
+  EXPECT_EQ(record.checksum, "md5");
+  EXPECT_EQ(record.chunks_xxh3, "chunks");
+  EXPECT_EQ(record.active_at, first_active);
+  EXPECT_TRUE(record.importing_to_stores.empty());
+}
+
+TEST(ImageRecordTransitionTest, ImportEndedDropsWhatStillImportsWithoutFailingIt) {
+  // A copy rolled back (must-succeed): the others leave importing, unfailed.
+  ImageRecord copy = Active({"central"});
+  copy.ImportStarted({"dcn0", "dcn1"}, false);
+  copy.ImportFailed("dcn1");
+  copy.ImportEnded(/*upload=*/false);
+  EXPECT_TRUE(copy.importing_to_stores.empty());
+  EXPECT_EQ(copy.failed_import, Stores{"dcn1"});
+  EXPECT_EQ(copy.status, ImageStatus::kActive);
+  // An upload that published nothing: queued, every target failed.
+  ImageRecord upload = Queued();
+  upload.ImportStarted({"central", "dcn0"}, true);
+  upload.ImportEnded(/*upload=*/true);
+  EXPECT_EQ(upload.status, ImageStatus::kQueued);
+  EXPECT_EQ(upload.failed_import, (Stores{"central", "dcn0"}));
+}
+
+TEST(ImageRecordTransitionTest, ImportInterruptedFailsWhatImportedAndFixesTheStatus) {
+  ImageRecord upload = Queued();
+  upload.ImportStarted({"central"}, true);
+  upload.ImportInterrupted();
+  EXPECT_EQ(upload.status, ImageStatus::kQueued);
+  EXPECT_EQ(upload.failed_import, Stores{"central"});
+  ImageRecord uploading = Queued();
+  uploading.UploadStarted();
+  uploading.ImportInterrupted();
+  EXPECT_EQ(uploading.status, ImageStatus::kQueued);
+  ImageRecord copying = Active({"central"});
+  copying.ImportStarted({"dcn0"}, false);
+  copying.ImportInterrupted();
+  EXPECT_EQ(copying.status, ImageStatus::kActive);
+  EXPECT_EQ(copying.failed_import, Stores{"dcn0"});
+  EXPECT_TRUE(copying.importing_to_stores.empty());
+  ImageRecord half = Queued();
+  half.ImportStarted({"central", "dcn0"}, true);
+  half.CopyPublished({"central", "rbd://a"}, Data());
+  half.status = ImageStatus::kImporting;  // as a record of an older build may be
+  half.ImportInterrupted();
+  EXPECT_EQ(half.status, ImageStatus::kActive);
+}
+
+TEST(ImageRecordTransitionTest, CopiesLostDropsTheirLocations) {
+  ImageRecord record = Active({"central", "dcn0", "dcn1"});
+  EXPECT_EQ(record.CopiesLost({"dcn0", "dcn2"}), Stores{"dcn0"});
+  EXPECT_EQ(record.StoreIds(), (Stores{"central", "dcn1"}));
+  ImageRecord only = Active({"central"});
+  EXPECT_EQ(only.CopiesLost({"central"}), Stores{"central"});
+  only.ImportInterrupted();
+  EXPECT_EQ(only.status, ImageStatus::kQueued);
+}
+
+TEST(ImageRecordTransitionTest, DeleteCopyKeepsTheRules) {
+  ImageRecord record = Active({"central", "dcn0"});
+  EXPECT_EQ(record.DeleteCopy("dcn1", "central").code(), ENOENT);
+  EXPECT_EQ(record.DeleteCopy("central", "central").code(), EPERM);
+  auto removed = record.DeleteCopy("dcn0", "central");
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->url, "url-dcn0");
+  EXPECT_EQ(record.StoreIds(), Stores{"central"});
+  EXPECT_EQ(record.DeleteCopy("central", "central").code(), EPERM);  // the last copy
+  EXPECT_EQ(record.StoreIds(), Stores{"central"});
+}
+
+TEST(ImageRecordTransitionTest, CopyRestoredAndUnpublishedAreIdempotent) {
+  ImageRecord record = Active({"central", "dcn0"});
+  Location dcn0 = *record.FindLocation("dcn0");
+  record.CopyUnpublished(dcn0);
+  record.CopyUnpublished(dcn0);
+  EXPECT_EQ(record.StoreIds(), Stores{"central"});
+  record.CopyRestored(dcn0);
+  record.CopyRestored(dcn0);
+  EXPECT_EQ(record.StoreIds(), (Stores{"central", "dcn0"}));
+}
+
 }  // namespace
 }  // namespace imagefs
