@@ -1,10 +1,12 @@
 # Ceph only: one site's OSD stops answering (SIGSTOP) with the default
-# rados_op_timeout of 60 s; 32 readers and 8 writers of that site wait on
-# it. Opening, reading and writing a copy run on that store's own threads
+# rados_op_timeout of 60 s; 32 readers and 16 writers of that site wait on
+# it, and 8 of the writers are killed (SIGKILL) while they wait. Opening,
+# reading, writing and discarding a copy run on that store's own threads
 # and reply from there, so no FUSE thread waits: `ls -l`, `getfattr` and
 # reads of the other sites keep answering within a second each. When the
-# OSD answers again, the readers finish with the right data and the
-# uploads are published.
+# OSD answers again, the readers finish with the right data, the uploads
+# of the 8 live writers are published, those of the killed ones are
+# discarded (queued, no copy anywhere), and nothing is left behind.
 source "$(dirname "$0")/lib.sh"
 [ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
 start_own_clusters --no-mgr  # no df here: seconds sooner
@@ -37,7 +39,19 @@ for i in $(seq "$WRITERS"); do
   cp "$WORK/img" "$MNT/images/$upload/stores/dcn1/disk.raw" &
   writers+=($!)
 done
+killed=()
+doomed=()
+for i in $(seq "$WRITERS"); do
+  upload=$(new_uuid)
+  mkdir "$MNT/images/$upload"
+  doomed+=("$upload")
+  cp "$WORK/img" "$MNT/images/$upload/stores/dcn1/disk.raw" &
+  killed+=($!)
+done
 sleep 2  # every reader and writer is waiting on dcn1 now
+# A writer whose write the daemon already took ends when that write is
+# answered (the kernel waits for it): these end once dcn1 answers.
+kill -KILL "${killed[@]}"
 
 # timed SECONDS LABEL COMMAND...: the command succeeds within SECONDS.
 timed() {
@@ -69,10 +83,18 @@ for i in $(seq "$READERS"); do
   assert_eq "$(cat "$WORK/reader.$i")" ok "reader $i of dcn1 after the OSD answered again"
 done
 for pid in "${writers[@]}"; do wait "$pid" || fail "a writer into dcn1 failed"; done
+for pid in "${killed[@]}"; do
+  wait "$pid" && fail "a killed writer into dcn1 exited 0"
+done
 md5=$(md5sum < "$WORK/img" | cut -d' ' -f1)
 for upload in "${uploads[@]}"; do
   assert_eq "$(xattr "$upload" stores)" central,dcn1 "upload $upload into dcn1"
   assert_eq "$(xattr "$upload" checksum)" "$md5" "upload $upload: md5"
 done
+for upload in "${doomed[@]}"; do
+  wait_for_xattr "$upload" status queued
+  assert_eq "$(xattr "$upload" stores || true)" "" "killed upload $upload: locations"
+done
+check_consistency
 unmount_imagefs
 pass
