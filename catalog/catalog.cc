@@ -7,6 +7,19 @@
 #include <fmt/ranges.h>
 
 namespace imagefs {
+namespace {
+
+thread_local bool without_network_waits = false;
+
+}  // namespace
+
+WithoutNetworkWaits::WithoutNetworkWaits() : outer_(without_network_waits) {
+  without_network_waits = true;
+}
+
+WithoutNetworkWaits::~WithoutNetworkWaits() { without_network_waits = outer_; }
+
+bool WithoutNetworkWaits::Here() { return without_network_waits; }
 
 uint64_t CatalogPosition::Applied() const {
   return std::accumulate(seqs.begin(), seqs.end(), uint64_t{0});

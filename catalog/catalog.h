@@ -57,6 +57,26 @@ struct CatalogHealth {
   std::string reason;             // why not live
 };
 
+// Marks the current thread as one that must not wait on the network (a
+// FUSE thread) while it lives. An inspection there that would have to ask
+// another machine (a replicated catalog's central, for a record its cache
+// does not hold) fails at once with EWOULDBLOCK instead; the caller then
+// asks again from a thread that may wait (fs/filesystem.cc). What is local
+// (SQLite, the cache, the replica while central is unreachable) answers
+// as always.
+class WithoutNetworkWaits {
+ public:
+  WithoutNetworkWaits();
+  ~WithoutNetworkWaits();
+  WithoutNetworkWaits(const WithoutNetworkWaits&) = delete;
+  WithoutNetworkWaits& operator=(const WithoutNetworkWaits&) = delete;
+  // Whether one lives on this thread.
+  static bool Here();
+
+ private:
+  bool outer_;  // what Here() said before this one
+};
+
 class Catalog {
  public:
   using Mutation = std::function<Status(ImageRecord&)>;

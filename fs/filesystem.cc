@@ -12,6 +12,7 @@
 #include <map>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "common/log.h"
 #include "common/mutex.h"
 #include "common/time.h"
@@ -162,14 +163,34 @@ class FilesystemImpl final : public Filesystem {
     req.Attr(attributes->attr, attributes->timeout);
   }
 
+  // An inspection answers on the FUSE thread when it needs no network
+  // (SQLite, the catalog's cache, the replica while central is away); one
+  // that must ask central is computed again on the service's inspection
+  // threads and answered from there (WithoutNetworkWaits, catalog.h).
+  // `compute` has no effect until it succeeds.
+  template <typename Compute, typename Reply>
+  void Inspect(Compute compute, Reply reply) {
+    {
+      WithoutNetworkWaits here;
+      auto result = compute();
+      if (result.code() != EWOULDBLOCK) return reply(result);
+    }
+    service_->RunForInspection(
+        [compute = std::move(compute), reply = std::move(reply)]() mutable { reply(compute()); });
+  }
+
   void Lookup(const Request& req, fuse_ino_t parent, const char* name) {
-    ReplyEntry(req, tree_->Lookup(parent, name), "lookup");
+    Inspect([this, parent, name = std::string(name)] { return tree_->Lookup(parent, name); },
+            [this, req](const Result<EntryAttributes>& entry) { ReplyEntry(req, entry, "lookup"); });
   }
 
   void Forget(fuse_ino_t ino, uint64_t count) { tree_->Forget(ino, count); }
 
   void GetAttr(const Request& req, fuse_ino_t ino) {
-    ReplyAttributes(req, tree_->Attributes(ino), "getattr");
+    Inspect([this, ino] { return tree_->Attributes(ino); },
+            [this, req](const Result<EntryAttributes>& attributes) {
+              ReplyAttributes(req, attributes, "getattr");
+            });
   }
 
   // Mode and owner are fixed by the catalog; accepting the change without
@@ -218,8 +239,11 @@ class FilesystemImpl final : public Filesystem {
     tree_->RemoveImage(CallerOf(req), parent, name, ReplyLater(req, "rmdir"));
   }
 
+  // It reads the record before it deletes: at the catalog's threads.
   void Unlink(const Request& req, fuse_ino_t parent, const char* name) {
-    tree_->Unlink(CallerOf(req), parent, name, ReplyLater(req, "unlink"));
+    AtCatalog([this, req, caller = CallerOf(req), parent, name = std::string(name)] {
+      tree_->Unlink(caller, parent, name, ReplyLater(req, "unlink"));
+    });
   }
 
   // After a rename the kernel gives the new name the old name's inode. A
@@ -353,12 +377,14 @@ class FilesystemImpl final : public Filesystem {
   // ---- directories ----
 
   void OpenDir(const Request& req, fuse_ino_t ino, fuse_file_info* fi) {
-    auto entries = tree_->List(ino);
-    if (!entries.ok()) return ReplyError(req, entries.error(), "opendir");
-    auto directory = std::make_unique<OpenDirectory>();
-    directory->entries = std::move(entries).value();
-    fi->fh = directories_held_.Keep(std::move(directory));
-    if (req.Open(*fi) != 0) directories_held_.Take(fi->fh);
+    Inspect([this, ino] { return tree_->List(ino); },
+            [this, req, reply = *fi](Result<std::vector<DirectoryEntry>> entries) mutable {
+              if (!entries.ok()) return ReplyError(req, entries.error(), "opendir");
+              auto directory = std::make_unique<OpenDirectory>();
+              directory->entries = std::move(entries).value();
+              reply.fh = directories_held_.Keep(std::move(directory));
+              if (req.Open(reply) != 0) directories_held_.Take(reply.fh);
+            });
   }
 
   // Plain entries do not count as lookups.
@@ -432,11 +458,17 @@ class FilesystemImpl final : public Filesystem {
   // ---- xattrs ----
 
   void GetXattr(const Request& req, fuse_ino_t ino, const char* name, size_t size) {
-    ReplyXattr(req, tree_->GetAttribute(ino, name), size, "getxattr");
+    Inspect([this, ino, name = std::string(name)] { return tree_->GetAttribute(ino, name); },
+            [req, size](const Result<std::string>& value) {
+              ReplyXattr(req, value, size, "getxattr");
+            });
   }
 
   void ListXattr(const Request& req, fuse_ino_t ino, size_t size) {
-    ReplyXattr(req, tree_->ListAttributes(ino), size, "listxattr");
+    Inspect([this, ino] { return tree_->ListAttributes(ino); },
+            [req, size](const Result<std::string>& names) {
+              ReplyXattr(req, names, size, "listxattr");
+            });
   }
 
   // Properties and import requests change the record (an import takes the

@@ -157,6 +157,14 @@ void OpenFiles::Open(const Requester& who, InodeNumber ino, int flags, Opened op
 // `qemu-img convert` and `truncate` + `dd conv=notrunc` do). Its closes
 // after writing commit, as the creator's would.
 void OpenFiles::ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened) {
+  // It reads the record first (a round trip to central on rados).
+  service_.RunAtCatalog([this, who, node, flags, opened = std::move(opened)]() mutable {
+    ContinueUploadNow(who, node, flags, std::move(opened));
+  });
+}
+
+void OpenFiles::ContinueUploadNow(const Requester& who, const Node& node, int flags,
+                                  Opened opened) {
   auto record = service_.GetImage(node.image);
   if (!record.ok()) return opened(record.error());
   if (!service_.IsAuthorized(who.caller, *record)) {

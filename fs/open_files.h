@@ -173,6 +173,7 @@ class OpenFiles {
   std::unique_ptr<OpenFile> WriteHandle(const Requester& who, const Upload& upload,
                                         const UploadRegistry::Key& key);
   void ContinueUpload(const Requester& who, const Node& node, int flags, Opened opened);
+  void ContinueUploadNow(const Requester& who, const Node& node, int flags, Opened opened);
   void NoteWrite(UploadHandle& file, pid_t pid);
   void TruncateAtStore(std::shared_ptr<StagedWrite> write, uint64_t size, Done done);
   std::optional<Result<std::pair<std::string, std::string>>> MoveBetweenSites(

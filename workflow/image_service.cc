@@ -259,6 +259,9 @@ class ImageServiceImpl final : public ImageService {
     core_.RunAtStore(site, std::move(job));
   }
   void RunAtCatalog(std::function<void()> job) override { core_.RunAtCatalog(std::move(job)); }
+  void RunForInspection(std::function<void()> job) override {
+    core_.RunForInspection(std::move(job));
+  }
   void ReturnIdleMemory() override { core_.ReturnIdleMemory(); }
 
   Status Recover() override { return recovery_.RecoverAll(); }

@@ -188,6 +188,9 @@ class ImageService {
   // catalog) waits there, not on the caller's thread, and a central that
   // does not answer holds those threads only.
   virtual void RunAtCatalog(std::function<void()> job) = 0;
+  // Runs `job` on the service's inspection threads: an inspection that
+  // must ask central (WithoutNetworkWaits, catalog/catalog.h) waits there.
+  virtual void RunForInspection(std::function<void()> job) = 0;
   // Hands the allocator's free memory back to the system while no job
   // runs (a reader closed: its read-ahead held tens of MiB).
   virtual void ReturnIdleMemory() = 0;

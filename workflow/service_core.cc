@@ -19,6 +19,9 @@ constexpr size_t kThreadsPerStore = 4;
 // Threads for changes of the catalog: as many wait at once on a central
 // that does not answer (until it is known unreachable, seconds).
 constexpr size_t kCatalogThreads = 4;
+// Threads for inspections that must ask central: each waits inspect_wait
+// at most, then the replica answers.
+constexpr size_t kInspectionThreads = 4;
 
 size_t HashThreads() { return std::max(2u, std::thread::hardware_concurrency()); }
 
@@ -32,7 +35,8 @@ ServiceCore::ServiceCore(ImageService::Options options)
       workers_(std::make_unique<boost::asio::thread_pool>(
           static_cast<size_t>(std::max(1, options_.workers)))),
       hash_threads_(std::make_unique<boost::asio::thread_pool>(HashThreads())),
-      catalog_threads_(std::make_unique<boost::asio::thread_pool>(kCatalogThreads)) {
+      catalog_threads_(std::make_unique<boost::asio::thread_pool>(kCatalogThreads)),
+      inspection_threads_(std::make_unique<boost::asio::thread_pool>(kInspectionThreads)) {
   for (auto& store : options_.stores) {
     store_ids_.push_back(store->id());
     stores_[store->id()] = store.get();
@@ -98,6 +102,11 @@ void ServiceCore::PostOrRun(boost::asio::thread_pool& threads, bool ServiceCore:
 
 void ServiceCore::RunAtCatalog(std::function<void()> job) {
   PostOrRun(*catalog_threads_, &ServiceCore::catalog_joined_, "catalog thread", std::move(job));
+}
+
+void ServiceCore::RunForInspection(std::function<void()> job) {
+  PostOrRun(*inspection_threads_, &ServiceCore::catalog_joined_, "inspection thread",
+            std::move(job));
 }
 
 void ServiceCore::RunAtStore(std::string_view site, std::function<void()> job) {
@@ -180,6 +189,7 @@ void ServiceCore::JoinCatalogThreads() {
     catalog_joined_ = true;
   }
   catalog_threads_->join();
+  inspection_threads_->join();
 }
 
 void ServiceCore::JoinThreads() {

@@ -97,6 +97,9 @@ class ServiceCore {
   // Runs `job` on the catalog threads (changes of the catalog asked from
   // the mount); on the caller's thread once the threads were joined.
   void RunAtCatalog(std::function<void()> job) EXCLUDES(joined_mutex_);
+  // Runs `job` on the inspection threads (inspections asked from the mount
+  // that must ask central); on the caller's thread once they were joined.
+  void RunForInspection(std::function<void()> job) EXCLUDES(joined_mutex_);
   // Where pipelines hash: the service's hash threads.
   HashExecutor hash_executor();
   // A pipeline's options, from the service's copy settings.
@@ -111,8 +114,8 @@ class ServiceCore {
   std::string ProgressOf(const std::string& id) EXCLUDES(progress_mutex_);
   void EndProgress(const std::string& id) EXCLUDES(progress_mutex_);
   // Waits for the changes asked on the catalog threads, which may still
-  // start jobs (a written file's close commits); then RunAtCatalog runs
-  // on its caller.
+  // start jobs (a written file's close commits), and for the inspections;
+  // then RunAtCatalog and RunForInspection run on their caller.
   void JoinCatalogThreads() EXCLUDES(joined_mutex_);
   // Waits for the catalog threads', workers' and stores' jobs (after the
   // sweeper stopped).
@@ -156,6 +159,9 @@ class ServiceCore {
   // For changes of the catalog asked from the mount, which may wait on
   // central.
   std::unique_ptr<boost::asio::thread_pool> catalog_threads_;
+  // For inspections asked from the mount that must ask central: apart
+  // from the changes, which may wait longer.
+  std::unique_ptr<boost::asio::thread_pool> inspection_threads_;
   // Each store's own threads, for work that waits on that store alone.
   std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
   // Runs `job` on `threads` (what it throws logged as `where`'s), or on

@@ -159,6 +159,7 @@ class FakeImageService final : public ImageService {
   }
   void RunAtStore(std::string_view, std::function<void()> job) override { job(); }
   void RunAtCatalog(std::function<void()> job) override { job(); }
+  void RunForInspection(std::function<void()> job) override { job(); }
   void ReturnIdleMemory() override {}
 
   Status Recover() override { return Ok(); }

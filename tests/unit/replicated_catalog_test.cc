@@ -226,6 +226,34 @@ TEST_F(ReplicatedCatalogTest, LiveCallsGoToCentralAndSeeOtherDaemonsAtOnce) {
   EXPECT_EQ(all->size(), 2u);
 }
 
+// On a thread that must not wait (a FUSE thread), an inspection that
+// must ask central fails at once with EWOULDBLOCK, and the caller asks
+// again where it may wait; what is cached, or the replica while central
+// is away, answers there as anywhere.
+TEST_F(ReplicatedCatalogTest, WithoutNetworkWaitsOnlyWhatIsLocalAnswers) {
+  auto catalog = Open(kFollow, std::chrono::seconds(60));
+  ASSERT_TRUE(catalog->Create(Record(kA)).ok());
+  ASSERT_TRUE(elsewhere_.Create(Record(kB)).ok());
+  {
+    WithoutNetworkWaits here;
+    EXPECT_TRUE(WithoutNetworkWaits::Here());
+    EXPECT_EQ(catalog->Inspect(kB).code(), EWOULDBLOCK);
+    EXPECT_EQ(catalog->InspectAll().code(), EWOULDBLOCK);
+  }
+  EXPECT_FALSE(WithoutNetworkWaits::Here());
+  ASSERT_TRUE(catalog->Inspect(kB).ok());  // now cached
+  {
+    WithoutNetworkWaits here;
+    EXPECT_TRUE(catalog->Inspect(kB).ok());
+  }
+  ASSERT_TRUE(ReplicaHas(*catalog, kA));
+  central_.down = true;
+  ASSERT_TRUE(BecomesLive(*catalog, false));
+  WithoutNetworkWaits here;
+  EXPECT_TRUE(catalog->Inspect(kA).ok());
+  EXPECT_TRUE(catalog->InspectAll().ok());
+}
+
 TEST_F(ReplicatedCatalogTest, CutOffItAnswersInspectionsFromTheReplicaAndRefusesTheRest) {
   auto catalog = Open();
   ASSERT_TRUE(catalog->Create(Record(kA)).ok());
