@@ -51,7 +51,7 @@ sleep 0.5
 
 echo "--- metrics after a copy and a failed copy"
 cp "$MNT/sites/central/$id" "$MNT/sites/dcn0/$id"
-! cp "$MNT/sites/central/$id" "$MNT/sites/dcn1/$id" 2> /dev/null || fail "a copy into a full store"
+expect_error "No space left on device" cp "$MNT/sites/central/$id" "$MNT/sites/dcn1/$id"
 sleep 2.5  # two writes of the file
 python3 - "$METRICS" "$size" <<'EOF' || fail "the metrics file: $(cat "$METRICS")"
 import math, re, sys

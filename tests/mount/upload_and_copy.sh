@@ -52,7 +52,8 @@ assert_eq "$(xattr "$twin" status)" active "status of the server-side upload"
 assert_eq "$(xattr "$twin" checksum)" "$(xattr "$id" checksum)" "checksum of the server-side upload"
 assert_logged "upload of 5242880 bytes written into central (server-side, from image $id in dcn0)"
 cmp "$WORK/disk.qcow2" "$MNT/sites/central/$twin" || fail "the server-side upload differs"
-rm -r "$MNT/images/$twin/stores/central/twin.raw" 2>/dev/null && fail "the last copy could be deleted"
+expect_error "Operation not permitted" rm "$MNT/images/$twin/stores/central/twin.raw"
+assert_eq "$(xattr "$twin" stores)" central "the last copy after a refused rm"
 rmdir "$MNT/images/$twin"
 
 # In a store directory the file has the image's name, and only that name.
