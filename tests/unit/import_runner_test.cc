@@ -1,0 +1,199 @@
+// Imports (workflow/import_runner.h and import_planner.h): uploads, copies
+// through files and server-side, allow-failure and must-succeed, through
+// the service over real stores.
+#include "tests/unit/workflow_fixture.h"
+
+namespace imagefs {
+namespace {
+
+TEST_F(WorkflowTest, UploadToCentralMakesTheImageActiveWithDigests) {
+  std::string data = RandomData(300'000);
+  CreateActiveImage(data);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_EQ(record.size, data.size());
+  Hasher hasher;
+  hasher.Update(data);
+  Digest digest = hasher.Finish();
+  EXPECT_EQ(record.checksum, digest.md5);
+  EXPECT_EQ(record.os_hash_algo, "sha512");
+  EXPECT_EQ(record.os_hash_value, digest.sha512);
+  EXPECT_EQ(record.chunks_xxh3, digest.chunks);
+  EXPECT_EQ(record.StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_GT(record.active_at, 0);
+  EXPECT_EQ(ReadCopy("central"), data);
+}
+
+TEST_F(WorkflowTest, AnImageWithoutAChunkDigestGetsOneFromItsFirstCopy) {
+  std::string data = RandomData(300'000);
+  CreateActiveImage(data);
+  std::string chunks = Record().chunks_xxh3;
+  ASSERT_EQ(chunks.size(), 32u);
+  // As a record made before the chunk digest (or by an older daemon).
+  ASSERT_TRUE(OtherCatalog()
+                  ->Update(kId,
+                           [](ImageRecord& record) -> Status {
+                             record.chunks_xxh3.clear();
+                             return Ok();
+                           })
+                  .ok());
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());  // verified by md5 and sha512
+  EXPECT_EQ(Record().chunks_xxh3, chunks);
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+}
+
+TEST_F(WorkflowTest, UploadAtAnEdgeReachesCentralFirst) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  ASSERT_TRUE(WriteFile(kOwner, "dcn0", "edge data").ok());
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0"}));
+  EXPECT_EQ(ReadCopy("central"), "edge data");
+  EXPECT_EQ(ReadCopy("dcn0"), "edge data");
+}
+
+TEST_F(WorkflowTest, UploadWhoseCentralCopyFailsReachesNoEdge) {
+  ASSERT_TRUE(service_->CreateImage(kOwner, kId).ok());
+  faults_["central"]->SetPlan({.fail_write_number = 1});
+  Status uploaded = WriteFile(kOwner, "dcn0", "edge data");
+  EXPECT_EQ(uploaded.code(), EIO);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.status, ImageStatus::kQueued);
+  EXPECT_TRUE(record.locations.empty());
+  EXPECT_EQ(record.failed_import, (std::vector<std::string>{"central", "dcn0"}));
+  EXPECT_FALSE(StoreHas("dcn0"));  // written beside central, never published
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("central"));
+}
+
+TEST_F(WorkflowTest, CopyThroughAFileMustEqualTheImage) {
+  std::string data = RandomData(100'000);
+  CreateActiveImage(data);
+  std::string other = data;
+  other[5000] ^= 1;
+  EXPECT_EQ(WriteFile(kOwner, "dcn0", other).code(), EIO);
+  EXPECT_EQ(WriteFile(kOwner, "dcn0", data.substr(1)).code(), EIO);
+  EXPECT_FALSE(Record().HasStore("dcn0"));
+  EXPECT_EQ(Record().failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_TRUE(Record().importing_to_stores.empty());
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  ASSERT_TRUE(WriteFile(kOwner, "dcn0", data).ok());
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_EQ(WriteFile(kOwner, "dcn0", data).code(), EEXIST);
+}
+
+TEST_F(WorkflowTest, ServerSideCopyCopiesStoreToStore) {
+  std::string data = RandomData(9 << 20);
+  CreateActiveImage(data);
+  auto commit = [&](const std::shared_ptr<StagedWrite>& write) {
+    return Wait([&](auto cb) { service_->CommitWrite(write, cb); });
+  };
+  StagedWrite::CopySource central{kId, "central"};
+  {
+    // Only whole copies from offset 0 qualify; then nothing else may mix in.
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    EXPECT_EQ((*write)->AddCopyRange(central, 4096, 4096, 100).code(), EXDEV);
+    ASSERT_TRUE((*write)->AddCopyRange(central, 0, 0, 1 << 20).ok());
+    EXPECT_EQ((*write)->AddCopyRange({kId, "dcn1"}, 1 << 20, 1 << 20, 100).code(), EXDEV);
+    EXPECT_EQ((*write)->Write(1 << 20, "x").code(), EIO);
+    EXPECT_EQ(commit(*write).code(), EIO);
+  }
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    ASSERT_TRUE((*write)->AddCopyRange(central, 0, 0, 1 << 20).ok());
+    EXPECT_EQ(commit(*write).code(), EIO);  // a short copy is not the image
+  }
+  {
+    auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+    ASSERT_TRUE(write.ok());
+    ASSERT_TRUE((*write)->Write(0, "a").ok());
+    EXPECT_EQ((*write)->AddCopyRange(central, 0, 0, data.size()).code(), EXDEV);
+  }
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE((*write)->AddCopyRange(central, 0, 0, 5 << 20).ok());
+  ASSERT_TRUE((*write)->AddCopyRange(central, 5 << 20, 5 << 20, data.size() - (5 << 20)).ok());
+  EXPECT_EQ((*write)->Size(), data.size());
+  int central_writes = faults_["central"]->writes_seen();
+  ASSERT_TRUE(commit(*write).ok());
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_EQ(faults_["central"]->writes_seen(), central_writes);
+}
+
+TEST_F(WorkflowTest, ExplicitStoreThatHoldsACopyIsEexistAndUnknownIsEnoent) {
+  CreateActiveImage("abc");
+  EXPECT_EQ(CopyTo(kOwner, {"central"}).code(), EEXIST);
+  EXPECT_EQ(CopyTo(kOwner, {"dcn9"}).code(), ENOENT);
+}
+
+TEST_F(WorkflowTest, AllStoresSkipsStoresThatHoldACopy) {
+  CreateActiveImage("abc");
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
+  int dcn0_writes = faults_["dcn0"]->writes_seen();
+  ASSERT_TRUE(CopyToAll(kOwner, false).ok());
+  EXPECT_EQ(Record().StoreIds(), (std::vector<std::string>{"central", "dcn0", "dcn1"}));
+  EXPECT_EQ(faults_["dcn0"]->writes_seen(), dcn0_writes);
+}
+
+TEST_F(WorkflowTest, AllowFailureGoesOnAndListsTheFailedStore) {
+  std::string data = RandomData(9 << 20);  // three 4 MiB units: dcn0 fails in the middle
+  CreateActiveImage(data);
+  faults_["dcn0"]->SetPlan({.fail_write_number = 2});
+  EXPECT_TRUE(CopyToAll(kOwner, false).ok());
+  ImageRecord record = Record();
+  EXPECT_EQ(record.StoreIds(), (std::vector<std::string>{"central", "dcn1"}));
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  EXPECT_EQ(ReadCopy("dcn1"), data);
+}
+
+TEST_F(WorkflowTest, MustSucceedRollsBackEveryCopyOfTheImport) {
+  std::string data = RandomData(200'000);
+  CreateActiveImage(data);
+  faults_["dcn1"]->SetPlan({.fail_write_number = 1, .write_errno = ENOSPC});
+  EXPECT_EQ(CopyToAll(kOwner, true).code(), ENOSPC);
+  ImageRecord record = Record();
+  EXPECT_EQ(record.StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn1"});
+  EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  EXPECT_FALSE(StoreHasTemporaries("dcn1"));
+  EXPECT_EQ(ReadCopy("central"), data);  // the source is kept
+}
+
+TEST_F(WorkflowTest, MustSucceedUndoesPublishedCopiesWhenALaterPublishFails) {
+  CreateActiveImage("abc");
+  faults_["dcn1"]->SetPlan({.fail_publish = true});
+  EXPECT_EQ(CopyToAll(kOwner, true).code(), EIO);
+  EXPECT_EQ(Record().StoreIds(), std::vector<std::string>{"central"});
+  EXPECT_FALSE(StoreHas("dcn0"));
+  EXPECT_FALSE(StoreHas("dcn1"));
+}
+
+TEST_F(WorkflowTest, ImportingListIsLiveAndASecondImportIsBusy) {
+  CreateActiveImage(RandomData(64 << 10 << 3));  // 8 chunks
+  faults_["dcn0"]->SetPlan({.write_stall = std::chrono::milliseconds(100)});
+  std::promise<Status> done;
+  ImportRequest all;
+  all.all_stores = true;
+  ASSERT_TRUE(service_->StartImport(kOwner, kId, all, [&](Status s) { done.set_value(s); }).ok());
+  // Visible to another catalog handle (another daemon) while it runs.
+  auto other = OtherCatalog();
+  auto during = other->Get(kId);
+  ASSERT_TRUE(during.ok());
+  EXPECT_EQ(during->importing_to_stores, (std::vector<std::string>{"dcn0", "dcn1"}));
+  EXPECT_EQ(service_->StartImport(kOwner, kId, all).code(), EBUSY);
+  EXPECT_EQ(service_->BeginWrite(kOwner, kId, "dcn1").code(), EBUSY);
+  EXPECT_EQ(Wait([&](auto cb) { service_->DeleteImage(kOwner, kId, cb); }).code(), EBUSY);
+  EXPECT_TRUE(done.get_future().get().ok());
+  ImageRecord record = Record();
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_EQ(record.StoreIds().size(), 3u);
+}
+
+}  // namespace
+}  // namespace imagefs
