@@ -223,9 +223,9 @@ const std::vector<Key<Config>>& DaemonKeys() {
        [](const ConfigReader& reader, std::string_view section, std::string_view key,
           Config& config) -> Status {
          IMAGEFS_RETURN_IF_ERROR(
-             NumberIn(&Config::copy_chunk_mib, uint64_t{4}, uint64_t{256},
+             NumberIn(&Config::copy_unit_mib, uint64_t{4}, uint64_t{256},
                       "must be a multiple of 4, 4..256 MiB")(reader, section, key, config));
-         if (config.copy_chunk_mib % 4 != 0) {
+         if (config.copy_unit_mib % 4 != 0) {
            return reader.Bad(section, key, "must be a multiple of 4, 4..256 MiB");
          }
          return Ok();

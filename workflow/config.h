@@ -18,8 +18,9 @@
 //               serves from its replica); replica_path = <state
 //               dir>/catalog-replica.db (rados)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
-//               workers = 4; copy_chunk_size = 8 (MiB, a multiple of 4);
-//               copy_in_flight = 8 (chunks read and written at once);
+//               workers = 4; copy_chunk_size = 8 (the pipeline's unit, MiB, a
+//               multiple of 4);
+//               copy_in_flight = 8 (units read and written at once);
 //               stream_writes = true (data written through the mount goes
 //               to the stores as it arrives; false: staged, copied at close);
 //               web_download_connect_timeout = 30, web_download_stall_timeout
@@ -98,7 +99,7 @@ struct Config {
   std::vector<uint32_t> admin_uids = ServiceDefaults().admin_uids;
   int lease_ttl_seconds = static_cast<int>(ServiceDefaults().lease_ttl.count());
   int workers = ServiceDefaults().workers;
-  uint64_t copy_chunk_mib = ServiceDefaults().pipeline.unit_bytes >> 20;
+  uint64_t copy_unit_mib = ServiceDefaults().pipeline.unit_bytes >> 20;
   int copy_in_flight = ServiceDefaults().pipeline.units_in_flight;
   bool stream_writes = ServiceDefaults().stream_writes;
   int download_connect_seconds =

@@ -1,6 +1,6 @@
 // The store conformance suite on the rbd driver against the real central
 // cluster, and what is particular to RBD: the protected snapshot, thin
-// (zero chunks unwritten) images, clones keeping a copy in use.
+// (zero blocks unwritten) images, clones keeping a copy in use.
 #include <rbd/librbd.hpp>
 
 #include "ceph/cluster.h"
@@ -66,11 +66,11 @@ TEST_F(RbdStoreTest, PublishedImageHasProtectedSnapshotAndGlanceLocation) {
   EXPECT_TRUE(features & RBD_FEATURE_LAYERING);
   librbd::image_info_t info;
   ASSERT_EQ(image.stat(info, sizeof(info)), 0);
-  EXPECT_EQ(info.obj_size, 1u << 20) << "object size is the chunk size";
+  EXPECT_EQ(info.obj_size, 1u << 20) << "the object size is rbd_store_chunk_size";
 }
 
-TEST_F(RbdStoreTest, ZeroChunksAreNotWritten) {
-  // 8 MiB: chunks 0 and 5 hold data, the rest are zeros.
+TEST_F(RbdStoreTest, ZeroBlocksAreNotWritten) {
+  // 8 MiB: its 1 MiB blocks 0 and 5 hold data, the rest are zeros.
   std::string data(8 << 20, '\0');
   data[10] = 'a';
   data[(5 << 20) + 7] = 'b';

@@ -43,16 +43,16 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreDriver> {
     store_ = std::move(opened).value();
   }
 
-  // Writes every chunk at once, last first, as the copy engine may.
-  Result<std::string> Put(const std::string& data, size_t chunk = 1 << 20) {
+  // Writes every block at once, last first, as the pipeline may.
+  Result<std::string> Put(const std::string& data, size_t block = 1 << 20) {
     auto writer = store_->CreateWriter(kStoreTestId, data.size());
     if (!writer.ok()) return writer.error();
     std::vector<std::future<Status>> written;
-    for (size_t at = (data.size() - 1) / chunk * chunk; at < data.size(); at -= chunk) {
+    for (size_t at = (data.size() - 1) / block * block; at < data.size(); at -= block) {
       auto done = std::make_shared<std::promise<Status>>();
       written.push_back(done->get_future());
       (*writer)->WriteAt(at,
-                         std::span<const char>(data.data() + at, std::min(chunk, data.size() - at)),
+                         std::span<const char>(data.data() + at, std::min(block, data.size() - at)),
                          [done](Status status) { done->set_value(std::move(status)); });
       if (at == 0) break;
     }

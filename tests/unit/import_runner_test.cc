@@ -175,7 +175,7 @@ TEST_F(WorkflowTest, MustSucceedUndoesPublishedCopiesWhenALaterPublishFails) {
 }
 
 TEST_F(WorkflowTest, ImportingListIsLiveAndASecondImportIsBusy) {
-  CreateActiveImage(RandomData(64 << 10 << 3));  // 8 chunks
+  CreateActiveImage(RandomData(64 << 10 << 3));  // 8 units
   faults_["dcn0"]->SetPlan({.write_stall = std::chrono::milliseconds(100)});
   std::promise<Status> done;
   ImportRequest all;

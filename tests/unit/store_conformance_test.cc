@@ -45,7 +45,7 @@ struct stat PublishFile(const TemporaryDirectory& directory,
   return st;
 }
 
-TEST(FileStoreTest, ZeroChunksAreHoles) {
+TEST(FileStoreTest, ZeroBlocksAreHoles) {
   TemporaryDirectory directory;
   struct stat st =
       PublishFile(directory, {{0, std::string(8 << 20, '\0')}, {8 << 20, "x"}}, (8 << 20) + 1);
