@@ -376,33 +376,12 @@ class RadosCatalog final : public SharedCatalog {
   }
 
  private:
-  // Calls `visit` with every key and value of `object`'s omap, a page at a
-  // time; a missing object has none.
-  Status ForEachValue(const char* object, std::string_view what,
-                      const std::function<void(const std::string&, ceph::bufferlist&)>& visit) {
-    std::string after;
-    while (true) {
-      librados::ObjectReadOperation op;
-      std::map<std::string, ceph::bufferlist> values;
-      bool more = false;
-      int prval = 0;
-      op.omap_get_vals2(after, kPage, &values, &more, &prval);
-      int ret = ioctx_.operate(object, &op, nullptr);
-      if (ret == -ENOENT) return Ok();
-      if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, what);
-      for (auto& [key, value] : values) {
-        if (IsReserved(key)) return Ok();
-        visit(key, value);
-      }
-      if (!more || values.empty()) return Ok();
-      after = values.rbegin()->first;
-    }
-  }
-
-  // Calls `visit` with every key of `object`'s omap that starts with
-  // `prefix`, a page at a time; a missing object has none.
-  Status ForEachKey(const char* object, const std::string& prefix, std::string_view what,
-                    const std::function<void(const std::string&)>& visit) {
+  // Calls `visit` with each key and value of `object`'s omap that starts
+  // with `prefix`, in order, a page at a time, until it returns false; a
+  // missing object has none.
+  Status ForEachEntry(
+      const char* object, const std::string& prefix, std::string_view what,
+      const std::function<bool(const std::string&, ceph::bufferlist&)>& visit) {
     std::string after;
     while (true) {
       librados::ObjectReadOperation op;
@@ -413,10 +392,31 @@ class RadosCatalog final : public SharedCatalog {
       int ret = ioctx_.operate(object, &op, nullptr);
       if (ret == -ENOENT) return Ok();
       if (ret < 0 || prval < 0) return Failed(ret < 0 ? ret : prval, what);
-      for (auto& entry : values) visit(entry.first);
+      for (auto& [key, value] : values) {
+        if (!visit(key, value)) return Ok();
+      }
       if (!more || values.empty()) return Ok();
       after = values.rbegin()->first;
     }
+  }
+
+  // Every image id (or lease) and its value: the keys before the reserved.
+  Status ForEachValue(const char* object, std::string_view what,
+                      const std::function<void(const std::string&, ceph::bufferlist&)>& visit) {
+    return ForEachEntry(object, "", what, [&](const std::string& key, ceph::bufferlist& value) {
+      if (IsReserved(key)) return false;
+      visit(key, value);
+      return true;
+    });
+  }
+
+  // Every key that starts with `prefix`.
+  Status ForEachKey(const char* object, const std::string& prefix, std::string_view what,
+                    const std::function<void(const std::string&)>& visit) {
+    return ForEachEntry(object, prefix, what, [&](const std::string& key, ceph::bufferlist&) {
+      visit(key);
+      return true;
+    });
   }
 
   Error Failed(int ret, std::string_view what) const {

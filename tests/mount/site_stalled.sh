@@ -30,24 +30,22 @@ for i in $(seq "$READERS"); do
   readers+=($!)
 done
 WRITERS=8
-writers=()
-uploads=()
-for i in $(seq "$WRITERS"); do
-  upload=$(new_uuid)
-  mkdir "$MNT/images/$upload"
-  uploads+=("$upload")
-  cp "$WORK/img" "$MNT/images/$upload/stores/dcn1/disk.raw" &
-  writers+=($!)
-done
-killed=()
-doomed=()
-for i in $(seq "$WRITERS"); do
-  upload=$(new_uuid)
-  mkdir "$MNT/images/$upload"
-  doomed+=("$upload")
-  cp "$WORK/img" "$MNT/images/$upload/stores/dcn1/disk.raw" &
-  killed+=($!)
-done
+# start_writers IMAGES PIDS: WRITERS uploads into dcn1, each into a new
+# image; their ids and cp's pids are appended to the arrays named.
+start_writers() {
+  local -n images=$1 pids=$2
+  local upload
+  for _ in $(seq "$WRITERS"); do
+    upload=$(new_uuid)
+    mkdir "$MNT/images/$upload"
+    images+=("$upload")
+    cp "$WORK/img" "$MNT/images/$upload/stores/dcn1/disk.raw" &
+    pids+=($!)
+  done
+}
+uploads=() writers=() doomed=() killed=()
+start_writers uploads writers
+start_writers doomed killed
 sleep 2  # every reader and writer is waiting on dcn1 now
 # A writer whose write the daemon already took ends when that write is
 # answered (the kernel waits for it): these end once dcn1 answers.
