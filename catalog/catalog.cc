@@ -1,10 +1,10 @@
 // What every catalog shares (catalog/catalog.h): a replica's position.
 #include "catalog/catalog.h"
 
+#include <fmt/ranges.h>
+
 #include <charconv>
 #include <numeric>
-
-#include <fmt/ranges.h>
 
 namespace imagefs {
 namespace {

@@ -166,8 +166,8 @@ Result<Location> ImageRecord::DeleteCopy(std::string_view store, std::string_vie
   const Location* location = FindLocation(store);
   if (!location) return Fail(ENOENT, "image {}: store {} has no copy", id, store);
   if (locations.size() == 1) {
-    return Fail(EPERM, "image {}: the copy in {} is the last one; rmdir the image to delete it",
-                id, store);
+    return Fail(EPERM, "image {}: the copy in {} is the last one; rmdir the image to delete it", id,
+                store);
   }
   if (store == central) {
     return Fail(EPERM, "image {}: central copy cannot go while edges ({}) hold copies", id,

@@ -34,9 +34,9 @@ struct Location {
 // digests and, once inspected, the format and the disk a guest sees.
 struct VerifiedData {
   uint64_t size = 0;
-  std::string md5;          // hex
-  std::string sha512;       // hex
-  std::string chunks_xxh3;  // the chunk digest, encoded (store/digest.h)
+  std::string md5;                         // hex
+  std::string sha512;                      // hex
+  std::string chunks_xxh3;                 // the chunk digest, encoded (store/digest.h)
   std::optional<std::string> disk_format;  // inspected: what the data is
   std::optional<uint64_t> virtual_size;
 };

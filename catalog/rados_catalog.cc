@@ -71,11 +71,14 @@ constexpr char kUpgradedSeq[] = "upgraded to format 3";
 
 std::string SeqKey(size_t log) { return fmt::format("~seq.{:x}", log); }
 std::string LogPrefix(size_t log) { return fmt::format("{}{:x}.", kLogPrefix, log); }
-std::string LogKey(size_t log, uint64_t seq) { return fmt::format("{}{:016x}", LogPrefix(log), seq); }
+std::string LogKey(size_t log, uint64_t seq) {
+  return fmt::format("{}{:016x}", LogPrefix(log), seq);
+}
 
 // Format 2's entries were ~log.<16 hex digits>, with no log number.
 bool IsFormat2LogKey(const std::string& key) {
-  return key.size() == sizeof(kLogPrefix) - 1 + 16 && key.find('.', sizeof(kLogPrefix) - 1) == std::string::npos;
+  return key.size() == sizeof(kLogPrefix) - 1 + 16 &&
+         key.find('.', sizeof(kLogPrefix) - 1) == std::string::npos;
 }
 
 // The change log of image `id`'s changes. Any choice is correct (see
@@ -146,10 +149,10 @@ class RadosCatalog final : public SharedCatalog {
     ret = CompareAndSet(kImagesObject, kCatalogIdKey, "", NewUuid());
     if (ret < 0 && ret != -ECANCELED) return Failed(ret, "name the catalog");
     std::set<std::string> format2_log;
-    IMAGEFS_RETURN_IF_ERROR(ForEachKey(kImagesObject, kLogPrefix, "list format 2's log",
-                                       [&](const std::string& key) {
-                                         if (IsFormat2LogKey(key)) format2_log.insert(key);
-                                       }));
+    IMAGEFS_RETURN_IF_ERROR(
+        ForEachKey(kImagesObject, kLogPrefix, "list format 2's log", [&](const std::string& key) {
+          if (IsFormat2LogKey(key)) format2_log.insert(key);
+        }));
     librados::ObjectWriteOperation op;
     op.create(false);
     std::map<std::string, ceph::bufferlist> upgraded;
@@ -276,8 +279,8 @@ class RadosCatalog final : public SharedCatalog {
     for (size_t log = 0; continues && log < kChangeLogs; ++log) {
       uint64_t at = from.seqs[log], to = changes.position.seqs[log];
       // Ahead of the catalog, or behind what the log keeps: read everything.
-      if (at > to || (at < to && (logs[log].empty() ||
-                                  logs[log].begin()->first != LogKey(log, at + 1)))) {
+      if (at > to ||
+          (at < to && (logs[log].empty() || logs[log].begin()->first != LogKey(log, at + 1)))) {
         continues = false;
       }
       for (const auto& [key, id] : logs[log]) {
@@ -379,9 +382,8 @@ class RadosCatalog final : public SharedCatalog {
   // Calls `visit` with each key and value of `object`'s omap that starts
   // with `prefix`, in order, a page at a time, until it returns false; a
   // missing object has none.
-  Status ForEachEntry(
-      const char* object, const std::string& prefix, std::string_view what,
-      const std::function<bool(const std::string&, ceph::bufferlist&)>& visit) {
+  Status ForEachEntry(const char* object, const std::string& prefix, std::string_view what,
+                      const std::function<bool(const std::string&, ceph::bufferlist&)>& visit) {
     std::string after;
     while (true) {
       librados::ObjectReadOperation op;

@@ -254,7 +254,8 @@ class ReplicatedCatalog final : public Catalog {
       Log(LogLevel::kWarning,
           "catalog: central has not answered within {} ms ({}); serving from the replica at {} "
           "(change {}) until it does",
-          options_.first_wait.count(), reason_, options_.replica_path, replica_->position().Applied());
+          options_.first_wait.count(), reason_, options_.replica_path,
+          replica_->position().Applied());
     }
     return Ok();
   }
@@ -378,8 +379,10 @@ class ReplicatedCatalog final : public Catalog {
     }
     ++late_reads_;
     if (late->exchange(true)) --late_reads_;  // it answered just now
-    Log(LogLevel::kDebug, "catalog: central did not answer an inspection within {} ms; the "
-        "replica answers", options_.inspect_wait.count());
+    Log(LogLevel::kDebug,
+        "catalog: central did not answer an inspection within {} ms; the "
+        "replica answers",
+        options_.inspect_wait.count());
     return replica();
   }
 

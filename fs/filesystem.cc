@@ -180,8 +180,9 @@ class FilesystemImpl final : public Filesystem {
   }
 
   void Lookup(const Request& req, fuse_ino_t parent, const char* name) {
-    Inspect([this, parent, name = std::string(name)] { return tree_->Lookup(parent, name); },
-            [this, req](const Result<EntryAttributes>& entry) { ReplyEntry(req, entry, "lookup"); });
+    Inspect(
+        [this, parent, name = std::string(name)] { return tree_->Lookup(parent, name); },
+        [this, req](const Result<EntryAttributes>& entry) { ReplyEntry(req, entry, "lookup"); });
   }
 
   void Forget(fuse_ino_t ino, uint64_t count) { tree_->Forget(ino, count); }

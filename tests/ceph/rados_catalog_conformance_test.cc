@@ -124,7 +124,8 @@ TEST(RadosCatalogTest, ChangesSinceGivesEveryChangeOnce) {
   ASSERT_TRUE(ahead.ok());
   EXPECT_TRUE(ahead->complete);
   // A position with another number of logs (an older build's): everything.
-  auto one_log = (*catalog)->ChangesSince({changes->position.catalog, {changes->position.Applied()}});
+  auto one_log =
+      (*catalog)->ChangesSince({changes->position.catalog, {changes->position.Applied()}});
   ASSERT_TRUE(one_log.ok());
   EXPECT_TRUE(one_log->complete);
 }
