@@ -27,11 +27,11 @@ class Pipeline::Run {
 
   // One buffer and the unit of the image it holds.
   struct Unit {
-    explicit Unit(size_t bytes) : buffer(bytes) {}
+    Unit(size_t bytes, size_t slot) : buffer(bytes), slot(slot) {}
     SharedBuffer buffer;  // writers may hold it after their write (rbd)
+    const size_t slot;    // its entry in pending_
     uint64_t index = 0;   // the unit's number: it starts at index * unit_bytes
     size_t length = 0;    // bytes of it filled (or to read) from its start
-    int pending = 0;      // its fill or read, writes and chunk hash not yet done
     uint64_t order = 0;   // its entry in the in-order digests
   };
 
@@ -158,7 +158,11 @@ class Pipeline::Run {
     // Every read dispatched before the end is fed.
     MutexLock lock(&mutex_);
     while (reads_in_flight_ > 0 || !completed_.empty()) {
-      DispatchCompleted();
+      while (Unit* unit = NextCompleted()) {
+        lock.Unlock();
+        Dispatch(unit);
+        lock.Lock();
+      }
       if (reads_in_flight_ > 0 && completed_.empty()) changed_.Wait();
     }
     lock.Unlock();
@@ -237,18 +241,16 @@ class Pipeline::Run {
   }
 
   // Hands every finished read on (the mutex is stepped out of meanwhile).
-  void DispatchCompleted() REQUIRES(mutex_) {
+  // The next finished read to dispatch (outside the lock), or null. A
+  // failed read, or any once the pipeline failed, only frees its unit.
+  Unit* NextCompleted() REQUIRES(mutex_) {
     while (!completed_.empty()) {
       Completion done = completed_.front();
       completed_.pop_front();
-      if (!done.ok || failure_) {
-        done.unit->pending = 0;
-        continue;
-      }
-      mutex_.Unlock();
-      Dispatch(done.unit);
-      mutex_.Lock();
+      if (done.ok && !failure_) return done.unit;
+      pending_[done.unit->slot] = 0;
     }
+    return nullptr;
   }
 
   // Moves the position on by `bytes` put into the filling unit; a full unit
@@ -296,7 +298,11 @@ class Pipeline::Run {
     auto held_since = std::chrono::steady_clock::now();
     while (!unit) {
       if (failure_) return *failure_;
-      DispatchCompleted();
+      while (Unit* done = NextCompleted()) {
+        lock.Unlock();
+        Dispatch(done);
+        lock.Lock();
+      }
       Reclaim();
       auto free = std::find_if(free_.begin(), free_.end(), [](const std::unique_ptr<Unit>& u) {
         return !u->buffer.HeldElsewhere();
@@ -305,8 +311,8 @@ class Pipeline::Run {
         unit = std::move(*free);
         free_.erase(free);
       } else if (units_made_ < std::max(1, options_.units_in_flight)) {
-        ++units_made_;
-        unit = std::make_unique<Unit>(unit_bytes_);
+        unit = std::make_unique<Unit>(unit_bytes_, units_made_++);
+        pending_.push_back(0);
       } else if (free_.empty()) {
         changed_.Wait();
         held_since = std::chrono::steady_clock::now();
@@ -326,7 +332,7 @@ class Pipeline::Run {
     unit->buffer.Rewrite();
     unit->index = position() / unit_bytes_;
     unit->length = 0;
-    unit->pending = 1;  // its fill or read
+    pending_[unit->slot] = 1;  // its fill or read
     unit->order = order_base_ + order_.size();
     if (options_.full_digest) order_.push_back(Ordered{unit.get(), 0, false});
     busy_.push_back(std::move(unit));
@@ -348,7 +354,7 @@ class Pipeline::Run {
         entry = Ordered{zero ? nullptr : unit, unit->length, true};
       }
       targets = writer_status_.Live();
-      unit->pending = zero ? 0 : static_cast<int>(targets.size()) + 1;
+      pending_[unit->slot] = zero ? 0 : static_cast<int>(targets.size()) + 1;
       if (!zero) ++jobs_;
       KickHashers();
       changed_.SignalAll();
@@ -366,14 +372,14 @@ class Pipeline::Run {
                                  if (status.ok() && options_.written) options_.written(i, bytes);
                                  MutexLock lock(&mutex_);
                                  if (writer_status_.Record(i, status)) Stop(status.error());
-                                 --unit->pending;
+                                 --pending_[unit->slot];
                                  changed_.SignalAll();
                                });
     }
     hash_([this, unit, offset, data] {
       chunks_.SetRange(offset, data);
       MutexLock lock(&mutex_);
-      --unit->pending;
+      --pending_[unit->slot];
       --jobs_;
       changed_.SignalAll();
     });
@@ -398,7 +404,7 @@ class Pipeline::Run {
     for (auto it = busy_.begin(); it != busy_.end();) {
       Unit& unit = **it;
       bool done = unit.order < hashed || (stopped && !BeingHashed(unit));
-      if (unit.pending == 0 && done && &unit != filling_) {
+      if (pending_[unit.slot] == 0 && done && &unit != filling_) {
         free_.push_back(std::move(*it));
         it = busy_.erase(it);
       } else {
@@ -411,9 +417,10 @@ class Pipeline::Run {
   bool Quiet() REQUIRES(mutex_) {
     Reclaim();
     if (jobs_ > 0 || reads_in_flight_ > 0) return false;
-    return std::none_of(busy_.begin(), busy_.end(), [&](const std::unique_ptr<Unit>& unit) {
-      return unit->pending > 0 && unit.get() != filling_;
-    });
+    for (const auto& unit : busy_) {
+      if (pending_[unit->slot] > 0 && unit.get() != filling_) return false;
+    }
+    return true;
   }
 
   // Starts the next job of each in-order digester whose next entry is
@@ -473,6 +480,9 @@ class Pipeline::Run {
   std::vector<std::unique_ptr<Unit>> free_ GUARDED_BY(mutex_);
   std::list<std::unique_ptr<Unit>> busy_ GUARDED_BY(mutex_);  // filled, read, or being either
   int units_made_ GUARDED_BY(mutex_) = 0;
+  // Per unit (by its slot): its fill or read, writes and digest chunk hash
+  // not yet done.
+  std::vector<int> pending_ GUARDED_BY(mutex_);
   int buffers_left_ GUARDED_BY(mutex_) = 0;  // units' memory left to a writer holding it
   std::deque<Completion> completed_ GUARDED_BY(mutex_);  // pull: reads to dispatch
   int reads_in_flight_ GUARDED_BY(mutex_) = 0;
