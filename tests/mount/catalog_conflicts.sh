@@ -35,14 +35,7 @@ for i in "${!ids[@]}"; do
 done
 for pid in "${pids[@]}"; do wait "$pid" || fail "an import request failed"; done
 for id in "${ids[@]}"; do wait_for_xattr "$id" stores central,dcn0; done
-# Both metrics files written again after the last change.
-touch "$WORK/copied"
-sleep 0.01
-rewritten() {
-  [ "$WORK/metrics.prom" -nt "$WORK/copied" ] && [ "$WORK/metrics2.prom" -nt "$WORK/copied" ] &&
-    echo yes
-}
-wait_for_value rewritten metrics files yes
+wait_until_rewritten "$WORK/metrics.prom" "$WORK/metrics2.prom"
 
 value() { awk -v name="$2" '$1 == name { print $2 }' "$1"; }
 changes=0

@@ -429,6 +429,23 @@ wait_for_value() {
   fail "image $1: $2 is '$("$read" "$1" "$2")' ($read), expected '$3'"
 }
 
+# wait_until_rewritten FILE...: waits (up to 10 s) until every FILE was
+# written again after this call, twice: the first write may have begun
+# before the call (the metrics file, rewritten every metrics_interval).
+wait_until_rewritten() {
+  local mark file fresh round
+  for round in 1 2; do
+    mark=$(mktemp "$WORK/mark.XXXXXX")
+    for _ in $(seq 100); do
+      sleep 0.1
+      fresh=1
+      for file in "$@"; do [ "$file" -nt "$mark" ] || fresh=0; done
+      [ "$fresh" -eq 1 ] && continue 2
+    done
+    fail "not written again within 10 s (round $round): $*"
+  done
+}
+
 # The log line docs/contract.md promises for an error.
 assert_logged() {
   grep -q -- "$1" "$LOG" || fail "no log line matching '$1'"

@@ -52,7 +52,7 @@ sleep 0.5
 echo "--- metrics after a copy and a failed copy"
 cp "$MNT/sites/central/$id" "$MNT/sites/dcn0/$id"
 expect_error "No space left on device" cp "$MNT/sites/central/$id" "$MNT/sites/dcn1/$id"
-sleep 2.5  # two writes of the file
+wait_until_rewritten "$METRICS"
 python3 - "$METRICS" "$size" <<'EOF' || fail "the metrics file: $(cat "$METRICS")"
 import math, re, sys
 path, size = sys.argv[1], float(sys.argv[2])
@@ -155,8 +155,7 @@ mkdir "$MNT/images/$slow"
 uri="http://127.0.0.1:$(cat "$WORK/slow.port")/disk.raw"
 setfattr -n user.glance.import -v "{\"method\":{\"name\":\"web-download\",\"uri\":\"$uri\"}}" \
   "$MNT/images/$slow"
-sleep 1
-assert_eq "$(xattr "$slow" status)" importing "the trickling import runs"
+wait_for_xattr "$slow" status importing
 started=$EPOCHREALTIME
 kill -TERM "$DAEMON_PID"
 if wait "$DAEMON_PID"; then fail "a stop that left an import running exited 0"; fi
