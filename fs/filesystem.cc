@@ -187,10 +187,14 @@ class FilesystemImpl final : public Filesystem {
 
   void Forget(fuse_ino_t ino, uint64_t count) { tree_->Forget(ino, count); }
 
-  void GetAttr(const Request& req, fuse_ino_t ino) {
+  void GetAttr(const Request& req, fuse_ino_t ino) { ReplyAttributesOf(req, ino, "getattr"); }
+
+  // Answers with the attributes `ino` has now (an inspection). `operation`
+  // is a literal: the answer may come later.
+  void ReplyAttributesOf(const Request& req, fuse_ino_t ino, std::string_view operation) {
     Inspect([this, ino] { return tree_->Attributes(ino); },
-            [this, req](const Result<EntryAttributes>& attributes) {
-              ReplyAttributes(req, attributes, "getattr");
+            [this, req, operation](const Result<EntryAttributes>& attributes) {
+              ReplyAttributes(req, attributes, operation);
             });
   }
 
@@ -222,8 +226,7 @@ class FilesystemImpl final : public Filesystem {
       Status timed = files_->SetDataTime(CallerOf(req), ino, nanos);
       if (!timed.ok()) return ReplyError(req, timed.error(), "setattr");
     }
-    if (!(to_set & FUSE_SET_ATTR_SIZE))
-      return ReplyAttributes(req, tree_->Attributes(ino), "setattr");
+    if (!(to_set & FUSE_SET_ATTR_SIZE)) return ReplyAttributesOf(req, ino, "setattr");
     files_->Truncate(ino, static_cast<uint64_t>(attr->st_size), [this, req, ino](Status truncated) {
       if (!truncated.ok()) return ReplyError(req, truncated.error(), "truncate");
       ReplyAttributes(req, tree_->Attributes(ino), "setattr");
