@@ -9,20 +9,22 @@ namespace imagefs {
 Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const std::string& site) {
   OperationTimer timer("delete_copy");
   if (!core_.HasStore(site)) return Fail(ENOENT, "image {}: store {} is not configured", id, site);
-  auto locked = core_.LockImage(id, fmt::format("delete copy in {} by uid {}", site, caller.uid),
-                                [&](const ImageRecord& record) {
-                                  return core_.CheckAuthorized(caller, record, "delete copies of");
-                                });
-  if (!locked.ok()) return locked.error();
-  std::optional<Location> removed;
-  auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
-    auto location = record.DeleteCopy(site, core_.central());
-    if (!location.ok()) return location.error();
-    removed = std::move(location).value();
-    return Ok();
-  });
-  if (!updated.ok()) return updated.error();
-  return RemoveData(id, *removed);
+  return core_.UnderLease(
+      id, fmt::format("delete copy in {} by uid {}", site, caller.uid),
+      [&](const ImageRecord& record) {
+        return core_.CheckAuthorized(caller, record, "delete copies of");
+      },
+      [&](LockedImage&) -> Status {
+        std::optional<Location> removed;
+        auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+          auto location = record.DeleteCopy(site, core_.central());
+          if (!location.ok()) return location.error();
+          removed = std::move(location).value();
+          return Ok();
+        });
+        if (!updated.ok()) return updated.error();
+        return RemoveData(id, *removed);
+      });
 }
 
 Status Deletes::RemoveData(const std::string& id, const Location& location) {
@@ -41,11 +43,14 @@ Status Deletes::RemoveData(const std::string& id, const Location& location) {
 
 Status Deletes::DeleteImage(const Caller& caller, const std::string& id) {
   OperationTimer timer("delete_image");
-  auto locked = core_.LockImage(
+  return core_.UnderLease(
       id, fmt::format("delete image by uid {}", caller.uid),
-      [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, "delete"); });
-  if (!locked.ok()) return locked.error();
-  const ImageRecord& record = locked->record;
+      [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, "delete"); },
+      [&](LockedImage& locked) { return DeleteImageLocked(caller, locked.record); });
+}
+
+Status Deletes::DeleteImageLocked(const Caller& caller, const ImageRecord& record) {
+  const std::string& id = record.id;
   if (record.is_protected) {
     return Fail(EPERM, "image {}: protected; set user.glance.protected to false to delete it", id);
   }

@@ -30,6 +30,8 @@ class Deletes {
   Status DeleteImage(const Caller& caller, const std::string& id);
 
  private:
+  // DeleteImage's work once the lease is held.
+  Status DeleteImageLocked(const Caller& caller, const ImageRecord& record);
   // Removes unpublished data; if the store refuses, the location comes back.
   Status RemoveData(const std::string& id, const Location& location);
 

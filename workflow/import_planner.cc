@@ -17,11 +17,17 @@ Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanRequest(const Caller& cal
     }
   }
   std::string_view action = download ? "import into" : "copy";
-  auto locked = core_.LockImage(
+  return core_.UnderLease(
       id, fmt::format("{} by uid {}", request.uri.empty() ? "copy-image" : request.uri, caller.uid),
-      [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, action); });
-  if (!locked.ok()) return locked.error();
-  const ImageRecord& record = locked->record;
+      [&](const ImageRecord& record) { return core_.CheckAuthorized(caller, record, action); },
+      [&](LockedImage& locked) { return PlanLocked(locked, request); });
+}
+
+Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanLocked(LockedImage& locked,
+                                                              const ImportRequest& request) {
+  bool download = request.method == ImportRequest::Method::kWebDownload;
+  const ImageRecord& record = locked.record;
+  const std::string& id = record.id;
   if (download && record.status != ImageStatus::kQueued) {
     return Fail(EINVAL, "image {}: web-download needs a queued image (status {})", id,
                 StatusName(record.status));
@@ -38,7 +44,7 @@ Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanRequest(const Caller& cal
   }
   auto plan = std::make_shared<ImportPlan>();
   plan->image_id = id;
-  plan->lease = std::move(locked->lease);
+  plan->lease = std::move(locked.lease);
   plan->source_store = SourceStore(record);
   plan->targets = CentralFirst(record, std::move(targets).value());
   plan->must_succeed = request.all_stores_must_succeed;
@@ -77,7 +83,7 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
   if (!core_.HasStore(site)) {
     return Fail(ENOENT, "image {}: store {} is not configured", id, site);
   }
-  auto locked = core_.LockImage(
+  return core_.UnderLease(
       id, fmt::format("write into {} by uid {}", site, caller.uid),
       [&](const ImageRecord& record) -> Status {
         IMAGEFS_RETURN_IF_ERROR(core_.CheckAuthorized(caller, record, "write into"));
@@ -85,15 +91,20 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
           return Fail(EEXIST, "image {}: store {} already holds a copy", id, site);
         }
         return Ok();
-      });
-  if (!locked.ok()) return locked.error();
-  const ImageRecord& record = locked->record;
+      },
+      [&](LockedImage& locked) { return BeginWriteLocked(locked, site); });
+}
+
+Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWriteLocked(LockedImage& locked,
+                                                                     std::string_view site) {
+  const ImageRecord& record = locked.record;
+  const std::string& id = record.id;
   bool upload = record.status == ImageStatus::kQueued;
   if (!upload && record.status != ImageStatus::kActive) {
     return Fail(EBUSY, "image {}: status is {}", id, StatusName(record.status));
   }
   auto staged = StagedWrite::Create(core_.options().staging_dir, std::string(id), std::string(site),
-                                    std::move(locked->lease), core_.budget());
+                                    std::move(locked.lease), core_.budget());
   if (!staged.ok()) return staged.error();
   // The write is visible at once, to this mount and every other one: an
   // upload as status uploading, a copy in os_glance_importing_to_stores.
@@ -105,7 +116,10 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWrite(const Caller& cal
     }
     return Ok();
   });
-  if (!started.ok()) return started.error();
+  if (!started.ok()) {
+    (*staged)->Discard();  // releases the lease; the record was not changed
+    return started.error();
+  }
   (*staged)->SetAbandonHook([this, image = std::string(id), site = std::string(site)] {
     SettleUnimportedWrite(image, site);
   });

@@ -52,6 +52,10 @@ class ImportPlanner {
   void SettleUnimportedWrite(const std::string& id, const std::string& site);
 
  private:
+  // PlanRequest's and BeginWrite's work once the lease is held; each
+  // takes the lease along when it succeeds.
+  Result<std::shared_ptr<ImportPlan>> PlanLocked(LockedImage& locked, const ImportRequest& request);
+  Result<std::shared_ptr<StagedWrite>> BeginWriteLocked(LockedImage& locked, std::string_view site);
   std::string SourceStore(const ImageRecord& record) const;
   std::vector<std::string> CentralFirst(const ImageRecord& record,
                                         std::vector<std::string> targets) const;

@@ -37,6 +37,7 @@ ScratchFile::~ScratchFile() {
 void ImportPlan::Close() {
   if (stream && stream->pipeline) stream->pipeline->Discard();  // unfinished
   stream.reset();
+  if (lease) lease->Release();
   lease.reset();
   staged.reset();
 }

@@ -10,7 +10,18 @@
 
 namespace imagefs {
 
-HeldLease::~HeldLease() { keeper_.Release(this); }
+HeldLease::~HeldLease() {
+  if (released_.load()) return;
+  Log(LogLevel::kError, "image {}: lease dropped without Release; the keeper's thread releases it",
+      lease_.image_id);
+  keeper_.Forget(this, /*release_later=*/true);
+}
+
+void HeldLease::Release() {
+  if (released_.exchange(true)) return;
+  keeper_.Forget(this, /*release_later=*/false);
+  keeper_.ReleaseInCatalog(lease_);
+}
 
 LeaseKeeper::LeaseKeeper(Catalog& catalog, std::chrono::seconds ttl, std::string daemon_id)
     : catalog_(catalog),
@@ -44,24 +55,41 @@ Result<std::unique_ptr<HeldLease>> LeaseKeeper::Acquire(std::string_view image_i
   return held;
 }
 
-void LeaseKeeper::Release(HeldLease* lease) {
-  {
-    MutexLock lock(&mutex_);
-    held_.erase(lease);
-    Metrics::Get().Set(Metric::kLeasesHeld, {}, static_cast<double>(held_.size()));
+void LeaseKeeper::Forget(HeldLease* lease, bool release_later) {
+  MutexLock lock(&mutex_);
+  held_.erase(lease);
+  Metrics::Get().Set(Metric::kLeasesHeld, {}, static_cast<double>(held_.size()));
+  if (release_later) {
+    dropped_.push_back(lease->lease_);
+    wake_.SignalAll();
   }
-  Status released = catalog_.ReleaseLease(lease->lease_.image_id, lease->lease_.holder);
+}
+
+void LeaseKeeper::ReleaseInCatalog(const Lease& lease) {
+  Status released = catalog_.ReleaseLease(lease.image_id, lease.holder);
   if (!released.ok()) {
     Log(LogLevel::kWarning, "image {}: release of lease failed (it expires on its own): {}",
-        lease->lease_.image_id, released.error().message);
+        lease.image_id, released.error().message);
   }
 }
 
 void LeaseKeeper::RenewLoop() {
   MutexLock lock(&mutex_);
-  while (!stopping_) {
-    wake_.WaitFor(ttl_ / 3);
+  auto next_renewal = std::chrono::steady_clock::now() + ttl_ / 3;
+  while (true) {
+    auto now = std::chrono::steady_clock::now();
+    if (!stopping_ && dropped_.empty() && now < next_renewal) wake_.WaitFor(next_renewal - now);
+    if (!dropped_.empty()) {
+      std::vector<Lease> dropped = std::move(dropped_);
+      dropped_.clear();
+      lock.Unlock();
+      for (const auto& lease : dropped) ReleaseInCatalog(lease);
+      lock.Lock();
+      continue;  // another may have been dropped meanwhile
+    }
     if (stopping_) break;
+    if (std::chrono::steady_clock::now() < next_renewal) continue;
+    next_renewal = std::chrono::steady_clock::now() + ttl_ / 3;
     std::vector<Lease> current;
     for (HeldLease* held : held_) current.push_back(held->lease_);
     lock.Unlock();

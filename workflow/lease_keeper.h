@@ -3,7 +3,9 @@
 // lease goes stale after its ttl.
 //
 // Thread safety: all methods may be called from any thread. Lock order: the
-// keeper's mutex is a leaf; no catalog call is made while holding it.
+// keeper's mutex is a leaf; no catalog call is made while holding it. The
+// keeper's one thread renews the leases held and releases those dropped
+// without Release; it drains them before the keeper goes.
 // Errors: Acquire returns the catalog's EBUSY (naming the holder's purpose).
 #pragma once
 
@@ -13,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "catalog/catalog.h"
 #include "common/mutex.h"
@@ -21,10 +24,19 @@ namespace imagefs {
 
 class LeaseKeeper;
 
-// An acquired lease; destroying it releases the lease.
+// An acquired lease. Its holder ends it with Release(), on a service
+// thread, before it answers whoever asked (so that the caller's next
+// operation does not find the image busy). The destructor only frees
+// memory: a lease dropped without Release is handed to the keeper's own
+// thread, which releases it, and an error line says so (a bug: the mount
+// tests fail on it).
 class HeldLease {
  public:
   ~HeldLease();
+  // Gives the lease back to the catalog, on the calling thread; the
+  // second call does nothing. A failure is logged: the lease then
+  // expires after its ttl.
+  void Release();
   HeldLease(const HeldLease&) = delete;
   HeldLease& operator=(const HeldLease&) = delete;
 
@@ -39,6 +51,7 @@ class HeldLease {
   LeaseKeeper& keeper_;
   Lease lease_;
   std::atomic<bool> lost_{false};
+  std::atomic<bool> released_{false};
 };
 
 class LeaseKeeper {
@@ -55,7 +68,10 @@ class LeaseKeeper {
 
  private:
   friend class HeldLease;
-  void Release(HeldLease* lease);
+  // Stops renewing `lease`; with `release_later`, its release is queued
+  // for the keeper's thread (a lease dropped without Release).
+  void Forget(HeldLease* lease, bool release_later);
+  void ReleaseInCatalog(const Lease& lease);
   void RenewLoop();
 
   Catalog& catalog_;
@@ -65,6 +81,7 @@ class LeaseKeeper {
   Mutex mutex_;
   CondVar wake_{&mutex_};
   std::set<HeldLease*> held_ GUARDED_BY(mutex_);
+  std::vector<Lease> dropped_ GUARDED_BY(mutex_);  // released by RenewLoop
   bool stopping_ GUARDED_BY(mutex_) = false;
   std::thread renewer_;
 };

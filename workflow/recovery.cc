@@ -115,6 +115,13 @@ Status Recovery::RepairImage(const std::string& id,
   // Recovery locks an id, not a record: data may have outlived its record.
   auto lease = core_.leases().Acquire(id, "recovery");
   if (!lease.ok()) return lease.error();
+  Status repaired = RepairLocked(id, temporaries);
+  (*lease)->Release();
+  return repaired;
+}
+
+Status Recovery::RepairLocked(const std::string& id,
+                              const std::vector<std::pair<Store*, StoreTemporary>>& temporaries) {
   IMAGEFS_RETURN_IF_ERROR(RepairRecordLocked(id));
   std::optional<Error> failure;
   for (const auto& [store, temporary] : temporaries) {

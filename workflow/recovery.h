@@ -61,6 +61,9 @@ class Recovery {
   Status RepairCandidates(const Candidates& candidates);
   Status RepairImage(const std::string& id,
                      const std::vector<std::pair<Store*, StoreTemporary>>& temporaries);
+  // RepairImage's work once the lease is held.
+  Status RepairLocked(const std::string& id,
+                      const std::vector<std::pair<Store*, StoreTemporary>>& temporaries);
   Status RepairRecordLocked(const std::string& id);
   void SweepStaleLeases();
   void RepairUnsettled();

@@ -71,8 +71,11 @@ Result<LockedImage> ServiceCore::LockImage(std::string_view id, std::string purp
   if (!lease.ok()) return lease.error();
   // With the lease held, the record can no longer change under us.
   record = catalog_->Get(id);
-  if (!record.ok()) return record.error();
-  IMAGEFS_RETURN_IF_ERROR(check(*record));
+  Status checked = record.ok() ? check(*record) : Status(record.error());
+  if (!checked.ok()) {
+    (*lease)->Release();
+    return checked.error();
+  }
   return LockedImage{std::move(lease).value(), std::move(record).value()};
 }
 

@@ -87,6 +87,19 @@ class ServiceCore {
   // ENOENT no such image; EBUSY another operation holds it; check's error.
   using RecordCheck = std::function<Status(const ImageRecord&)>;
   Result<LockedImage> LockImage(std::string_view id, std::string purpose, const RecordCheck& check);
+  // Runs `body` on image `id` under its lease (LockImage), then releases
+  // the lease on this thread, unless `body` took it along (moved it out
+  // into a plan or an upload, whose end releases it). Returns body's
+  // result, or LockImage's error.
+  template <typename Body>
+  auto UnderLease(std::string_view id, std::string purpose, const RecordCheck& check, Body body)
+      -> decltype(body(std::declval<LockedImage&>())) {
+    auto locked = LockImage(id, std::move(purpose), check);
+    if (!locked.ok()) return locked.error();
+    auto result = body(*locked);
+    if (locked->lease) locked->lease->Release();
+    return result;
+  }
 
   // Runs `job` on the service's worker threads (imports, deletes).
   void Post(std::function<void()> job);

@@ -25,7 +25,7 @@ bool StagingBudget::Grow(uint64_t from, uint64_t to) {
 
 Result<std::shared_ptr<StagedWrite>> StagedWrite::Create(const std::string& staging_dir,
                                                          std::string image_id, std::string site,
-                                                         std::unique_ptr<HeldLease> lease,
+                                                         std::unique_ptr<HeldLease>&& lease,
                                                          StagingBudget& budget) {
   std::string path = fmt::format("{}/{}.{}", staging_dir, image_id, NewUuid());
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -82,6 +82,7 @@ void StagedWrite::Discard() {
   // whoever sees it settled finds nothing of it left in the stores.
   if (stream) stream->pipeline->Discard();
   if (abandon_hook_ && lease_ && !lease_->lost()) abandon_hook_();
+  if (lease_) lease_->Release();
   lease_.reset();
 }
 

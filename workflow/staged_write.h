@@ -72,9 +72,11 @@ class StagingBudget {
 
 class StagedWrite {
  public:
+  // Takes `lease` along only when it succeeds; on a failure the caller
+  // still holds it.
   static Result<std::shared_ptr<StagedWrite>> Create(const std::string& staging_dir,
                                                      std::string image_id, std::string site,
-                                                     std::unique_ptr<HeldLease> lease,
+                                                     std::unique_ptr<HeldLease>&& lease,
                                                      StagingBudget& budget);
   ~StagedWrite();
   StagedWrite(const StagedWrite&) = delete;

@@ -41,7 +41,7 @@ cleanup() {
   local log dropped
   for log in "$LOG" "$LOG2"; do
     [ -f "$log" ] || continue
-    dropped=$(grep -E "dropped unpublished|dropped without (an end|Close)" "$log" || true)
+    dropped=$(grep -E "dropped unpublished|dropped without (an end|Close|Release)" "$log" || true)
     if [ -n "$dropped" ] && [ $status -eq 0 ]; then
       echo "FAIL: dropped without an end ($log): $dropped" >&2
       status=1

@@ -58,6 +58,7 @@ class StagedWriteTest : public ::testing::Test {
 
   bool LeaseFree() {
     auto lease = leases_->Acquire(kImage, "probe");
+    if (lease.ok()) (*lease)->Release();
     return lease.ok();
   }
 
