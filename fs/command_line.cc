@@ -22,7 +22,7 @@ namespace {
 // What fuse_opt_parse fills in: strdup'd values, and the arguments that
 // are not options (SOURCE and MOUNTPOINT).
 struct Parsed {
-  char* config = nullptr;
+  std::vector<std::string> configs;  // each --config= and -o config=, in order
   char* state_dir = nullptr;
   char* log_file = nullptr;
   char* log_level = nullptr;
@@ -30,9 +30,10 @@ struct Parsed {
 };
 
 // Each setting as a long option and as an -o option (mount(8), fstab).
+constexpr int kConfigKey = 1;  // may be given more than once: collected
 const fuse_opt kOptions[] = {
-    {"--config=%s", offsetof(Parsed, config), 0},
-    {"config=%s", offsetof(Parsed, config), 0},
+    FUSE_OPT_KEY("--config=", kConfigKey),
+    FUSE_OPT_KEY("config=", kConfigKey),
     {"--state-dir=%s", offsetof(Parsed, state_dir), 0},
     {"state_dir=%s", offsetof(Parsed, state_dir), 0},
     {"--log-file=%s", offsetof(Parsed, log_file), 0},
@@ -51,6 +52,11 @@ bool ForMountOnly(std::string_view option) {
 }
 
 int KeepOrCollect(void* data, const char* arg, int key, fuse_args*) {
+  if (key == kConfigKey) {
+    std::string_view option(arg);
+    static_cast<Parsed*>(data)->configs.emplace_back(option.substr(option.find('=') + 1));
+    return 0;
+  }
   if (key == FUSE_OPT_KEY_OPT) return ForMountOnly(arg) ? 0 : 1;  // else libfuse's
   if (key != FUSE_OPT_KEY_NONOPT) return 1;
   static_cast<Parsed*>(data)->positional.emplace_back(arg);
@@ -74,7 +80,7 @@ Result<CommandLine> ParseCommandLine(fuse_args& args) {
     return Fail(EINVAL, "cannot parse the options");
   }
   CommandLine line;
-  line.config = Take(parsed.config);
+  line.configs = parsed.configs;
   line.state_dir = Take(parsed.state_dir);
   line.log_file = Take(parsed.log_file);
   if (auto level = Take(parsed.log_level)) {
@@ -91,14 +97,18 @@ Result<CommandLine> ParseCommandLine(fuse_args& args) {
   }
   line.mountpoint = positional.back();
   if (positional.size() == 2) {
+    // SOURCE is the first file (a repeat of it in config= is the same
+    // file); `default` is the embedded default, which takes no file.
     const std::string& source = positional.front();
-    std::optional<std::string> named;
-    if (source != "default") named = source;
-    if (line.config && line.config != named) {
-      return Fail(EINVAL, "SOURCE '{}' and config={} name different configurations", source,
-                  *line.config);
+    if (source == "default") {
+      if (!line.configs.empty()) {
+        return Fail(EINVAL, "SOURCE 'default' and config={} name different configurations",
+                    line.configs.front());
+      }
+    } else {
+      std::erase(line.configs, source);
+      line.configs.insert(line.configs.begin(), source);
     }
-    line.config = named;
   }
   if (fuse_opt_add_arg(&args, line.mountpoint.c_str()) != 0) return Fail(ENOMEM, "arguments");
   return line;

@@ -20,6 +20,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/log.h"
 #include "common/result.h"
@@ -27,7 +28,9 @@
 namespace imagefs {
 
 struct CommandLine {
-  std::optional<std::string> config;  // none: the embedded default
+  // The configuration files, read in order (config.h, LoadConfigFiles):
+  // SOURCE first, then each config=; none: the embedded default.
+  std::vector<std::string> configs;
   std::optional<std::string> state_dir;
   std::optional<std::string> log_file;
   std::optional<LogLevel> log_level;

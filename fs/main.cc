@@ -46,7 +46,8 @@ void PrintUsage(const char* program) {
   std::printf(
       "usage: %s [SOURCE] MOUNTPOINT [-f] [-o OPTIONS]\n\n"
       "  SOURCE             a configuration file, or `default` (the embedded default)\n"
-      "  -o config=FILE     Glance-style INI configuration (also --config=FILE)\n"
+      "  -o config=FILE     Glance-style INI configuration (also --config=FILE); may be\n"
+      "                     repeated, read after SOURCE in order, a later key winning\n"
       "  -o state_dir=DIR   catalog, replica, staging, default stores (also --state-dir=DIR;\n"
       "                     default: %s)\n"
       "  -o log_file=FILE   append log lines to FILE, reopened on SIGHUP (also --log-file=FILE;\n"
@@ -67,7 +68,7 @@ bool Asked(int argc, char* argv[], std::string_view short_name, std::string_view
 
 imagefs::Result<imagefs::Config> LoadConfig(const imagefs::CommandLine& line) {
   std::string state_dir = line.state_dir.value_or(imagefs::DefaultStateDir());
-  if (line.config) return imagefs::LoadConfigFile(*line.config, state_dir);
+  if (!line.configs.empty()) return imagefs::LoadConfigFiles(line.configs, state_dir);
   return imagefs::DefaultConfig(state_dir);
 }
 

@@ -45,13 +45,18 @@ int LineOf(std::string_view text, std::string_view section, std::string_view key
 
 class ConfigReader {
  public:
-  ConfigReader(std::string_view text, std::string_view source, const pt::ptree& tree)
-      : text_(text), source_(source), tree_(tree) {}
+  // `files` in the order read (a later file's key wins); `tree` their merge.
+  ConfigReader(const std::vector<ConfigText>& files, const pt::ptree& tree)
+      : files_(files), tree_(tree) {}
 
+  // Names the file and line the key came from: the last file that has it.
   Error Bad(std::string_view section, std::string_view key, std::string_view why) const {
-    int line = LineOf(text_, section, key);
-    if (line == 0) return Fail(EINVAL, "{}: [{}] {}: {}", source_, section, key, why);
-    return Fail(EINVAL, "{}:{}: [{}] {}: {}", source_, line, section, key, why);
+    for (auto file = files_.rbegin(); file != files_.rend(); ++file) {
+      int line = LineOf(file->text, section, key);
+      if (line != 0)
+        return Fail(EINVAL, "{}:{}: [{}] {}: {}", file->source, line, section, key, why);
+    }
+    return Fail(EINVAL, "{}: [{}] {}: {}", files_.back().source, section, key, why);
   }
 
   std::string Get(std::string_view section, std::string_view key, std::string fallback = "") const {
@@ -88,8 +93,7 @@ class ConfigReader {
   }
 
  private:
-  std::string_view text_;
-  std::string_view source_;
+  const std::vector<ConfigText>& files_;
   const pt::ptree& tree_;
 };
 
@@ -396,14 +400,35 @@ Result<std::vector<StoreConfig>> ParseStores(ConfigReader& reader) {
 
 Result<Config> ParseConfig(std::string_view text, std::string_view source,
                            const std::string& state_dir) {
+  return ParseConfigFiles({{std::string(text), std::string(source)}}, state_dir);
+}
+
+Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
+                                const std::string& state_dir) {
+  if (files.empty()) return Fail(EINVAL, "no configuration file");
+  // One tree of every file's sections; a later file's key replaces an
+  // earlier one's. Sections and keys imagefs does not read (the rest of a
+  // glance-api.conf) are never looked at.
   pt::ptree tree;
-  try {
-    std::istringstream input{std::string(text)};
-    pt::ini_parser::read_ini(input, tree);
-  } catch (const pt::ini_parser_error& e) {
-    return Fail(EINVAL, "{}:{}: {}", source, e.line(), e.message());
+  for (const auto& file : files) {
+    pt::ptree one;
+    try {
+      std::istringstream input{file.text};
+      pt::ini_parser::read_ini(input, one);
+    } catch (const pt::ini_parser_error& e) {
+      return Fail(EINVAL, "{}:{}: {}", file.source, e.line(), e.message());
+    }
+    for (const auto& [section, keys] : one) {
+      auto merged = tree.get_child_optional(pt::ptree::path_type(section, '|'));
+      if (!merged) {
+        tree.add_child(pt::ptree::path_type(section, '|'), keys);
+        continue;
+      }
+      for (const auto& [key, value] : keys)
+        merged->put_child(pt::ptree::path_type(key, '|'), value);
+    }
   }
-  ConfigReader reader(text, source, tree);
+  ConfigReader reader(files, tree);
   Config config;
   config.state_dir = reader.Get("imagefs", "state_dir", state_dir);
 
@@ -442,9 +467,20 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
     }
     config.catalog.replica.replica_path = config.state_dir + "/catalog-replica.db";
     IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, CatalogKeys(), "catalog", config.catalog));
+  } else if (config.catalog.backend == "glance") {
+    config.catalog.os_cloud = reader.Get("catalog", "os_cloud");
+    config.catalog.lease_path =
+        reader.Get("catalog", "lease_path", config.state_dir + "/glance-leases.db");
+    auto timeout = reader.GetNumber<int>("catalog", "glance_timeout", 30);
+    if (!timeout.ok()) return timeout.error();
+    if (*timeout < 1 || *timeout > 3600) {
+      return reader.Bad("catalog", "glance_timeout", "must be 1..3600");
+    }
+    config.catalog.glance_timeout_seconds = *timeout;
   } else {
-    return reader.Bad("catalog", "backend",
-                      fmt::format("'{}' is unknown (embedded, rados)", config.catalog.backend));
+    return reader.Bad(
+        "catalog", "backend",
+        fmt::format("'{}' is unknown (embedded, rados, glance)", config.catalog.backend));
   }
 
   IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, DaemonKeys(), "imagefs", config));
@@ -452,11 +488,20 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source,
 }
 
 Result<Config> LoadConfigFile(const std::string& path, const std::string& state_dir) {
-  std::ifstream file(path);
-  if (!file) return Fail(ENOENT, "cannot read configuration {}", path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return ParseConfig(text.str(), path, state_dir);
+  return LoadConfigFiles({path}, state_dir);
+}
+
+Result<Config> LoadConfigFiles(const std::vector<std::string>& paths,
+                               const std::string& state_dir) {
+  std::vector<ConfigText> files;
+  for (const auto& path : paths) {
+    std::ifstream file(path);
+    if (!file) return Fail(ENOENT, "cannot read configuration {}", path);
+    std::stringstream text;
+    text << file.rdbuf();
+    files.push_back({text.str(), path});
+  }
+  return ParseConfigFiles(files, state_dir);
 }
 
 }  // namespace imagefs

@@ -10,7 +10,9 @@
 //               an unreachable cluster fails after it; 0 = waits)      (rbd)
 //               store_description (Glance's; any driver)
 //   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
-//   [catalog]   backend = embedded | rados; path = <sqlite file>;
+//   [catalog]   backend = embedded | rados | glance; path = <sqlite file>;
+//               glance: os_cloud = <clouds.yaml cloud>, lease_path = <state
+//               dir>/glance-leases.db, glance_timeout = 30 (seconds);
 //               rados_pool, rados_namespace, and rados_ceph_conf,
 //               rados_user, rados_keyring (default: the central store's);
 //               rados_connect_timeout = 5, rados_op_timeout = 3 (seconds:
@@ -81,6 +83,11 @@ struct CatalogConfig {
   std::string rados_pool;
   std::string rados_namespace;
   ReplicaOptions replica;  // rados: how it follows central
+  // glance: the cloud of clouds.yaml ("": $OS_CLOUD, else the only one),
+  // the leases' SQLite file, and how long a call to Glance may take.
+  std::string os_cloud;
+  std::string lease_path;
+  int glance_timeout_seconds = 30;
 };
 
 // The image service's default options.
@@ -123,5 +130,18 @@ Config DefaultConfig(const std::string& state_dir);
 Result<Config> ParseConfig(std::string_view text, std::string_view source,
                            const std::string& state_dir);
 Result<Config> LoadConfigFile(const std::string& path, const std::string& state_dir);
+
+// Several files read as one, in order: a key in a later file replaces the
+// same key of an earlier one, so that a glance-api.conf can supply the
+// stores ([DEFAULT] enabled_backends, [glance_store], the store sections,
+// [os_glance_staging_store]) and an imagefs file the rest. Keys imagefs
+// does not read are not looked at. A message names the file and line of
+// the key it is about.
+struct ConfigText {
+  std::string text;
+  std::string source;  // names it in messages
+};
+Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files, const std::string& state_dir);
+Result<Config> LoadConfigFiles(const std::vector<std::string>& paths, const std::string& state_dir);
 
 }  // namespace imagefs

@@ -31,7 +31,7 @@ TEST(CommandLineTest, MountpointAloneIsTheEmbeddedDefault) {
   auto line = Parse({"/mnt/imagefs", "-f"}, &left);
   ASSERT_TRUE(line.ok()) << line.error().message;
   EXPECT_EQ(line->mountpoint, "/mnt/imagefs");
-  EXPECT_FALSE(line->config);
+  EXPECT_TRUE(line->configs.empty());
   EXPECT_EQ(left, "-f /mnt/imagefs");
 }
 
@@ -43,7 +43,7 @@ TEST(CommandLineTest, AsMountFuse3RunsIt) {
                      "log_level=warning,_netdev,nofail,x-systemd.automount"},
                     &left);
   ASSERT_TRUE(line.ok()) << line.error().message;
-  EXPECT_EQ(line->config, "/etc/imagefs/imagefs.conf");
+  EXPECT_EQ(line->configs, std::vector<std::string>{"/etc/imagefs/imagefs.conf"});
   EXPECT_EQ(line->state_dir, "/var/lib/x");
   EXPECT_EQ(line->log_file, "/var/log/imagefs.log");
   EXPECT_EQ(line->log_level, LogLevel::kWarning);
@@ -55,20 +55,35 @@ TEST(CommandLineTest, AsMountFuse3RunsIt) {
 TEST(CommandLineTest, DefaultSourceAndLongOptions) {
   auto line = Parse({"default", "/m", "--state-dir=/s", "--log-level=debug"});
   ASSERT_TRUE(line.ok()) << line.error().message;
-  EXPECT_FALSE(line->config);
+  EXPECT_TRUE(line->configs.empty());
   EXPECT_EQ(line->state_dir, "/s");
   EXPECT_EQ(line->log_level, LogLevel::kDebug);
   auto configured = Parse({"/m", "-o", "config=/c.conf"});
   ASSERT_TRUE(configured.ok());
-  EXPECT_EQ(configured->config, "/c.conf");
+  EXPECT_EQ(configured->configs, std::vector<std::string>{"/c.conf"});
   auto same = Parse({"/c.conf", "/m", "--config=/c.conf"});
-  EXPECT_TRUE(same.ok());
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->configs, std::vector<std::string>{"/c.conf"});
+}
+
+// A glance-api.conf as SOURCE (fstab's first field) and imagefs's own file
+// beside it: read in that order.
+TEST(CommandLineTest, ConfigMayBeGivenMoreThanOnce) {
+  std::string left;
+  auto line = Parse({"/etc/glance/glance-api.conf", "/m", "-o", "config=/etc/imagefs/glance.conf",
+                     "--config=/etc/imagefs/local.conf", "--config=/etc/glance/glance-api.conf"},
+                    &left);
+  ASSERT_TRUE(line.ok()) << line.error().message;
+  EXPECT_EQ(line->configs,
+            (std::vector<std::string>{"/etc/glance/glance-api.conf", "/etc/imagefs/glance.conf",
+                                      "/etc/imagefs/local.conf"}));
+  EXPECT_EQ(left, "/m");
+  EXPECT_EQ(Parse({"default", "/m", "--config=/c.conf"}).code(), EINVAL);
 }
 
 TEST(CommandLineTest, MistakesAreRefusedWithTheReason) {
   EXPECT_EQ(Parse({"-f"}).code(), EINVAL);           // no mountpoint
   EXPECT_EQ(Parse({"a", "b", "c"}).code(), EINVAL);  // too many
-  EXPECT_EQ(Parse({"/a.conf", "/m", "-o", "config=/b.conf"}).code(), EINVAL);
   EXPECT_EQ(Parse({"default", "/m", "-o", "config=/b.conf"}).code(), EINVAL);
   auto level = Parse({"/m", "-o", "log_level=loud"});
   EXPECT_EQ(level.code(), EINVAL);
