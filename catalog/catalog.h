@@ -109,6 +109,15 @@ class Catalog {
   // stores nothing and is Update's result.
   virtual Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) = 0;
   virtual Status Remove(std::string_view id) = 0;
+  // Whether the catalog removes a copy's data itself when the copy goes
+  // (Glance removes the data of a location it deletes): then deletes leave
+  // the stores alone and call Remove and RemoveCopy alone.
+  virtual bool RemovesData() const { return false; }
+  // Takes the copy in `store` out, its data and its location (Glance's
+  // DELETE /v2/stores/<store>/<id>). Only where RemovesData().
+  virtual Status RemoveCopy(std::string_view id, std::string_view store) {
+    return Fail(EOPNOTSUPP, "image {}: this catalog does not remove copies of {}", id, store);
+  }
 
   virtual Status AcquireLease(const Lease& lease) = 0;
   virtual Status RenewLease(std::string_view image_id, std::string_view holder,
@@ -224,5 +233,42 @@ struct ReplicaOptions {
 using SharedCatalogOpener = std::function<Result<std::unique_ptr<SharedCatalog>>()>;
 Result<std::unique_ptr<Catalog>> OpenReplicatedCatalog(SharedCatalogOpener open,
                                                        const ReplicaOptions& options);
+
+}  // namespace imagefs
+
+#include "cloud/clouds_yaml.h"
+#include "cloud/http_client.h"
+
+namespace imagefs {
+
+struct GlanceCatalogOptions {
+  CloudConfig cloud;       // clouds.yaml's cloud (cloud/clouds_yaml.h)
+  HttpOptions http;        // timeouts; TLS from the cloud
+  std::string lease_path;  // SQLite file holding the import leases
+  uint32_t own_uid = 0;    // the uid of the token project's images
+  // A record read this recently answers inspections without asking Glance
+  // (the kernel's attribute timeout).
+  std::chrono::milliseconds inspect_for{1000};
+};
+
+// The Glance catalog (docs/contract.md, "Glance as the catalog"): the
+// records are the images of a real Glance (API v2), through the cloud's
+// identity (cloud/identity.h):
+// - Get and ListRecords ask Glance (a listing is paged); Inspect and
+//   InspectAll answer from what was read within `inspect_for`, and on a
+//   thread that must not wait on the network (WithoutNetworkWaits) fail
+//   with EWOULDBLOCK instead of asking.
+// - Create is POST /v2/images with the id; Update sends the difference as
+//   one JSON patch (glance_records.h): a property Glance refuses is EPERM,
+//   and a change that needs data written (status, locations, digests) is
+//   EOPNOTSUPP, as imagefs writes no data through Glance yet.
+// - Remove is DELETE /v2/images/<id>; RemoveCopy DELETE
+//   /v2/stores/<store>/<id>: Glance removes the data (RemovesData).
+// - Leases live in an SQLite file of this mount's (`lease_path`): they
+//   exclude the operations of the daemons that share that file, that is
+//   one host's.
+// Opening lists the images once, so a wrong cloud or password fails the
+// mount at once (Keystone's or Glance's errno).
+Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options);
 
 }  // namespace imagefs

@@ -14,7 +14,16 @@ Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const st
       [&](const ImageRecord& record) {
         return core_.CheckAuthorized(caller, record, "delete copies of");
       },
-      [&](LockedImage&) -> Status {
+      [&](LockedImage& locked) -> Status {
+        if (core_.catalog().RemovesData()) {
+          // The rules are checked here; the catalog removes data and location.
+          ImageRecord checked = locked.record;
+          auto location = checked.DeleteCopy(site, core_.central());
+          if (!location.ok()) return location.error();
+          IMAGEFS_RETURN_IF_ERROR(core_.catalog().RemoveCopy(id, site));
+          Log(LogLevel::kInfo, "image {}: copy in {} deleted", id, site);
+          return Ok();
+        }
         std::optional<Location> removed;
         auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
           auto location = record.DeleteCopy(site, core_.central());
@@ -62,6 +71,11 @@ Status Deletes::DeleteImageLocked(const Caller& caller, const ImageRecord& recor
       return Fail(EBUSY, "image {}: the copy in {} is in use (has clones); nothing deleted", id,
                   location.store);
     }
+  }
+  if (core_.catalog().RemovesData()) {
+    IMAGEFS_RETURN_IF_ERROR(core_.catalog().Remove(id));
+    Log(LogLevel::kInfo, "image {}: deleted by uid {}", id, caller.uid);
+    return Ok();
   }
   // Edges first, central last: central holds a copy as long as any edge does.
   std::vector<Location> order = record.locations;

@@ -9,6 +9,9 @@
 //
 // A location is always unpublished before its data goes, so a crash
 // leaves orphan data (recovery removes it), never a location without data.
+// On a catalog that removes data itself (Glance: RemovesData), the rules
+// and the checks are the same, and the catalog's RemoveCopy or Remove
+// does the rest.
 //
 // Thread safety: any thread (the service runs them on its workers).
 // Errors: DeleteCopy EPERM the last copy, or central while edges hold

@@ -58,6 +58,18 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
         std::filesystem::path(config.catalog.replica.replica_path).parent_path(), error);
     catalog =
         OpenReplicatedCatalog([rados] { return OpenRadosCatalog(rados); }, config.catalog.replica);
+  } else if (config.catalog.backend == "glance") {
+    auto cloud = LoadCloud(config.catalog.os_cloud);
+    if (!cloud.ok()) return cloud.error();
+    GlanceCatalogOptions glance{.cloud = *cloud, .lease_path = config.catalog.lease_path};
+    glance.http.timeout = std::chrono::seconds(config.catalog.glance_timeout_seconds);
+    glance.http.cacert = cloud->cacert;
+    glance.http.verify = cloud->verify;
+    glance.own_uid = ::geteuid();
+    std::error_code error;
+    std::filesystem::create_directories(std::filesystem::path(glance.lease_path).parent_path(),
+                                        error);
+    catalog = OpenGlanceCatalog(glance);
   } else {
     std::error_code error;
     std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),

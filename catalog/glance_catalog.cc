@@ -1,0 +1,215 @@
+// The Glance catalog (catalog.h, OpenGlanceCatalog): records are a real
+// Glance's images; leases live in an SQLite file of the mount's.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "catalog/catalog.h"
+#include "catalog/glance_records.h"
+#include "cloud/glance_client.h"
+#include "common/log.h"
+#include "common/mutex.h"
+#include "common/time.h"
+
+namespace imagefs {
+namespace {
+
+class GlanceCatalog final : public Catalog {
+ public:
+  GlanceCatalog(const GlanceCatalogOptions& options, std::unique_ptr<Catalog> leases)
+      : options_(options),
+        http_(options.http),
+        identity_(OpenIdentity(options.cloud, http_)),
+        glance_(*identity_, http_),
+        leases_(std::move(leases)) {}
+
+  Result<ImageRecord> Inspect(std::string_view id) override {
+    if (auto cached = Cached(id)) return *cached;
+    if (WithoutNetworkWaits::Here()) {
+      return Fail(EWOULDBLOCK, "image {}: Glance must be asked, not from this thread", id);
+    }
+    return Get(id);
+  }
+
+  Result<std::vector<ListedRecord>> InspectAll() override {
+    if (auto listing = CachedListing()) return *listing;
+    if (WithoutNetworkWaits::Here()) {
+      return Fail(EWOULDBLOCK, "the image list must be asked of Glance, not from this thread");
+    }
+    return ListRecords();
+  }
+
+  Status Create(const ImageRecord& record) override {
+    auto created = glance_.CreateImage(GlanceCreateFields(record));
+    if (!created.ok()) return created.error();
+    auto remembered = Remember(*created);
+    if (!remembered.ok()) return remembered.error();
+    return Ok();
+  }
+
+  Result<ImageRecord> Get(std::string_view id) override {
+    auto image = glance_.GetImage(std::string(id));
+    if (!image.ok()) {
+      if (image.code() == ENOENT) Forget(id);
+      return image.error();
+    }
+    return Remember(*image);
+  }
+
+  Result<std::vector<std::string>> ListIds() override {
+    auto listed = ListRecords();
+    if (!listed.ok()) return listed.error();
+    std::vector<std::string> ids;
+    for (const auto& entry : *listed) ids.push_back(entry.id);
+    return ids;
+  }
+
+  Result<std::vector<ListedRecord>> ListRecords() override {
+    auto images = glance_.ListImages();
+    if (!images.ok()) return images.error();
+    auto ownership = Ownership();
+    if (!ownership.ok()) return ownership.error();
+    std::vector<ListedRecord> listed;
+    for (const auto& image : *images) {
+      auto record = RecordOfGlanceImage(image, *ownership);
+      if (!record.ok() && record.code() == ENOENT) continue;  // being deleted
+      std::string id = record.ok() ? record->id : image.value("id", "");
+      listed.push_back({std::move(id), std::move(record)});
+    }
+    std::sort(listed.begin(), listed.end(),
+              [](const ListedRecord& a, const ListedRecord& b) { return a.id < b.id; });
+    MutexLock lock(&mutex_);
+    cache_.clear();
+    int64_t now = NowNanos();
+    for (const auto& entry : listed) {
+      if (entry.record.ok()) cache_[entry.id] = {*entry.record, now};
+    }
+    listing_ = listed;
+    listed_at_ = now;
+    return listed;
+  }
+
+  // Glance has no conditional update: the record is read, changed and the
+  // difference sent as one JSON patch naming only what changed, so that
+  // changes of other fields made meanwhile (by Glance or another client)
+  // stay. imagefs's own changes of one image are serialised by its lease.
+  Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
+    auto before = Get(id);
+    if (!before.ok()) return before.error();
+    ImageRecord after = *before;
+    IMAGEFS_RETURN_IF_ERROR(mutate(after));
+    auto patch = GlancePatch(*before, after);
+    if (!patch.ok()) return patch.error();
+    if (patch->empty()) return *before;
+    auto patched = glance_.PatchImage(std::string(id), *patch);
+    if (!patched.ok()) {
+      // Glance's 403 on a property is a refusal of that property: EPERM.
+      if (patched.code() == EACCES) return Error{EPERM, patched.error().message};
+      return patched.error();
+    }
+    return Remember(*patched);
+  }
+
+  Status Remove(std::string_view id) override {
+    IMAGEFS_RETURN_IF_ERROR(glance_.DeleteImage(std::string(id)));
+    Forget(id);
+    return Ok();
+  }
+
+  bool RemovesData() const override { return true; }
+
+  Status RemoveCopy(std::string_view id, std::string_view store) override {
+    IMAGEFS_RETURN_IF_ERROR(glance_.DeleteFromStore(std::string(store), std::string(id)));
+    Forget(id);
+    return Ok();
+  }
+
+  Status AcquireLease(const Lease& lease) override { return leases_->AcquireLease(lease); }
+  Status RenewLease(std::string_view image_id, std::string_view holder,
+                    int64_t expires_at) override {
+    return leases_->RenewLease(image_id, holder, expires_at);
+  }
+  Status ReleaseLease(std::string_view image_id, std::string_view holder) override {
+    return leases_->ReleaseLease(image_id, holder);
+  }
+  Result<std::optional<Lease>> GetLease(std::string_view image_id) override {
+    return leases_->GetLease(image_id);
+  }
+  Result<std::vector<Lease>> ListStaleLeases(int64_t now) override {
+    return leases_->ListStaleLeases(now);
+  }
+
+ private:
+  struct Entry {
+    ImageRecord record;
+    int64_t read_at = 0;
+  };
+
+  Result<GlanceOwnership> Ownership() {
+    auto project = glance_.ProjectId();
+    if (!project.ok()) return project.error();
+    return GlanceOwnership{*project, options_.own_uid};
+  }
+
+  Result<ImageRecord> Remember(const nlohmann::json& image) {
+    auto ownership = Ownership();
+    if (!ownership.ok()) return ownership.error();
+    auto record = RecordOfGlanceImage(image, *ownership);
+    if (!record.ok()) return record.error();
+    MutexLock lock(&mutex_);
+    cache_[record->id] = {*record, NowNanos()};
+    listed_at_ = 0;  // the listing no longer holds this record as it is
+    return record;
+  }
+
+  void Forget(std::string_view id) {
+    MutexLock lock(&mutex_);
+    cache_.erase(std::string(id));
+    listed_at_ = 0;
+  }
+
+  bool Fresh(int64_t read_at) const {
+    return NowNanos() - read_at <
+           std::chrono::duration_cast<std::chrono::nanoseconds>(options_.inspect_for).count();
+  }
+
+  std::optional<ImageRecord> Cached(std::string_view id) {
+    MutexLock lock(&mutex_);
+    auto found = cache_.find(std::string(id));
+    if (found == cache_.end() || !Fresh(found->second.read_at)) return std::nullopt;
+    return found->second.record;
+  }
+
+  std::optional<std::vector<ListedRecord>> CachedListing() {
+    MutexLock lock(&mutex_);
+    if (listed_at_ == 0 || !Fresh(listed_at_)) return std::nullopt;
+    return listing_;
+  }
+
+  const GlanceCatalogOptions options_;
+  HttpClient http_;
+  std::unique_ptr<Identity> identity_;
+  GlanceClient glance_;
+  std::unique_ptr<Catalog> leases_;
+  Mutex mutex_;
+  std::map<std::string, Entry> cache_ GUARDED_BY(mutex_);
+  std::vector<ListedRecord> listing_ GUARDED_BY(mutex_);
+  int64_t listed_at_ GUARDED_BY(mutex_) = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options) {
+  auto leases = OpenSqliteCatalog(options.lease_path);
+  if (!leases.ok()) return leases.error();
+  auto catalog = std::make_unique<GlanceCatalog>(options, std::move(leases).value());
+  // The first listing proves the cloud answers and the credentials hold.
+  auto listed = catalog->ListRecords();
+  if (!listed.ok()) return listed.error();
+  Log(LogLevel::kInfo, "catalog: Glance of cloud {} ({}), {} images", options.cloud.name,
+      options.cloud.source, listed->size());
+  return std::unique_ptr<Catalog>(std::move(catalog));
+}
+
+}  // namespace imagefs

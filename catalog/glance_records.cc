@@ -1,0 +1,208 @@
+// Glance's images as records, and changes as JSON patches
+// (catalog/glance_records.h).
+#include "catalog/glance_records.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <set>
+
+#include "common/time.h"
+
+namespace imagefs {
+namespace {
+
+using nlohmann::json;
+
+// Fields that are the record's own, or Glance's read-only ones: never
+// custom properties.
+const std::set<std::string>& NotProperties() {
+  static const std::set<std::string> kFields{"id",           "name",          "status",
+                                             "owner",        "disk_format",   "container_format",
+                                             "size",         "virtual_size",  "checksum",
+                                             "os_hash_algo", "os_hash_value", "visibility",
+                                             "protected",    "os_hidden",     "created_at",
+                                             "updated_at",   "locations",     "direct_url",
+                                             "file",         "schema",        "self",
+                                             "tags",         "stores"};
+  return kFields;
+}
+
+bool IsNumberProperty(std::string_view name) { return name == "min_ram" || name == "min_disk"; }
+
+std::string Text(const json& image, const char* key) {
+  auto found = image.find(key);
+  if (found == image.end() || found->is_null()) return "";
+  if (found->is_string()) return found->get<std::string>();
+  return found->dump();
+}
+
+std::optional<uint64_t> Number(const json& image, const char* key) {
+  auto found = image.find(key);
+  if (found == image.end() || !found->is_number_unsigned()) return std::nullopt;
+  return found->get<uint64_t>();
+}
+
+std::vector<std::string> CommaList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) items.push_back(item);
+    start = end + 1;
+  }
+  return items;
+}
+
+// "2026-12-06T05:20:20Z" -> ns since the epoch; 0 when unreadable.
+int64_t ParseGlanceTime(const std::string& text) {
+  std::tm tm{};
+  if (::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
+  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000;
+}
+
+std::string Escape(std::string_view name) {
+  // JSON pointer (RFC 6901): ~ is ~0, / is ~1.
+  std::string out;
+  for (char c : name) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+json PropertyValue(const std::string& name, const std::string& value) {
+  if (IsNumberProperty(name)) {
+    try {
+      return std::stoll(value);
+    } catch (const std::exception&) {
+      return value;  // Glance refuses it, with its message
+    }
+  }
+  return value;
+}
+
+}  // namespace
+
+Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership& ownership) {
+  if (!image.is_object() || Text(image, "id").empty()) {
+    return Fail(EIO, "glance: an image without an id: {}", image.dump().substr(0, 200));
+  }
+  ImageRecord record;
+  record.id = Text(image, "id");
+  std::string status = Text(image, "status");
+  if (status == "deleted" || status == "pending_delete") {
+    return Fail(ENOENT, "image {}: being deleted in Glance ({})", record.id, status);
+  }
+  if (status == "active" || status == "deactivated") {
+    record.status = ImageStatus::kActive;
+  } else if (status == "saving" || status == "uploading") {
+    record.status = ImageStatus::kUploading;
+  } else if (status == "importing") {
+    record.status = ImageStatus::kImporting;
+  } else {
+    record.status = ImageStatus::kQueued;  // queued, killed
+  }
+  record.name = Text(image, "name");
+  record.owner = Text(image, "owner") == ownership.project_id ? ownership.own_uid : 65534;
+  record.disk_format = Text(image, "disk_format");
+  record.container_format = Text(image, "container_format");
+  record.size = Number(image, "size");
+  record.virtual_size = Number(image, "virtual_size");
+  record.checksum = Text(image, "checksum");
+  record.os_hash_algo = Text(image, "os_hash_algo");
+  record.os_hash_value = Text(image, "os_hash_value");
+  record.visibility = Text(image, "visibility");
+  if (record.visibility.empty()) record.visibility = "shared";
+  record.is_protected = image.value("protected", false);
+  record.os_hidden = image.value("os_hidden", false);
+  record.created_at = ParseGlanceTime(Text(image, "created_at"));
+  record.updated_at = ParseGlanceTime(Text(image, "updated_at"));
+  if (record.status == ImageStatus::kActive) record.active_at = record.created_at;
+  if (auto locations = image.find("locations"); locations != image.end() && locations->is_array()) {
+    for (const auto& location : *locations) {
+      std::string url = Text(location, "url");
+      std::string store;
+      if (auto metadata = location.find("metadata");
+          metadata != location.end() && metadata->is_object()) {
+        store = Text(*metadata, "store");
+      }
+      if (!url.empty() && !store.empty()) record.locations.push_back({store, url});
+    }
+  }
+  record.importing_to_stores = CommaList(Text(image, "os_glance_importing_to_stores"));
+  record.failed_import = CommaList(Text(image, "os_glance_failed_import"));
+  for (const auto& [key, value] : image.items()) {
+    if (NotProperties().count(key) || key.starts_with("os_glance_")) continue;
+    record.properties[key] = value.is_string() ? value.get<std::string>() : value.dump();
+  }
+  return record;
+}
+
+Result<json> GlancePatch(const ImageRecord& before, const ImageRecord& after) {
+  auto data_changed = [&](std::string_view what) {
+    return Fail(EOPNOTSUPP,
+                "image {}: changing its {} means writing data, which imagefs does not do "
+                "through a Glance catalog yet",
+                after.id, what);
+  };
+  if (after.status != before.status) return data_changed("status");
+  if (after.locations != before.locations) return data_changed("locations");
+  if (after.size != before.size || after.checksum != before.checksum ||
+      after.os_hash_value != before.os_hash_value || after.virtual_size != before.virtual_size) {
+    return data_changed("size or checksums");
+  }
+  if (after.importing_to_stores != before.importing_to_stores ||
+      after.failed_import != before.failed_import) {
+    return data_changed("import lists");
+  }
+  if (after.data_mtime != before.data_mtime) return data_changed("data's mtime");
+  json operations = json::array();
+  auto replace = [&](const std::string& path, json value) {
+    operations.push_back({{"op", "replace"}, {"path", "/" + path}, {"value", std::move(value)}});
+  };
+  if (after.name != before.name) replace("name", after.name);
+  if (after.disk_format != before.disk_format) replace("disk_format", after.disk_format);
+  if (after.container_format != before.container_format) {
+    replace("container_format", after.container_format);
+  }
+  if (after.visibility != before.visibility) replace("visibility", after.visibility);
+  if (after.is_protected != before.is_protected) replace("protected", after.is_protected);
+  if (after.os_hidden != before.os_hidden) replace("os_hidden", after.os_hidden);
+  for (const auto& [name, value] : after.properties) {
+    auto old = before.properties.find(name);
+    if (old != before.properties.end() && old->second == value) continue;
+    operations.push_back({{"op", old == before.properties.end() ? "add" : "replace"},
+                          {"path", "/" + Escape(name)},
+                          {"value", PropertyValue(name, value)}});
+  }
+  for (const auto& [name, value] : before.properties) {
+    if (!after.properties.count(name)) {
+      operations.push_back({{"op", "remove"}, {"path", "/" + Escape(name)}});
+    }
+  }
+  return operations;
+}
+
+json GlanceCreateFields(const ImageRecord& record) {
+  json fields{{"id", record.id}};
+  if (!record.name.empty()) fields["name"] = record.name;
+  if (!record.disk_format.empty()) fields["disk_format"] = record.disk_format;
+  if (!record.container_format.empty()) fields["container_format"] = record.container_format;
+  if (!record.visibility.empty()) fields["visibility"] = record.visibility;
+  if (record.is_protected) fields["protected"] = true;
+  if (record.os_hidden) fields["os_hidden"] = true;
+  for (const auto& [name, value] : record.properties) fields[name] = PropertyValue(name, value);
+  return fields;
+}
+
+}  // namespace imagefs
