@@ -7,12 +7,14 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libfuse3-dev fuse3 libsystemd-dev systemd scdoc man-db
   libsqlite3-dev libssl-dev libxxhash-dev nlohmann-json3-dev libfmt-dev libboost-dev libcurl4-openssl-dev
+  libyaml-cpp-dev
   libgtest-dev googletest
   librados-dev libradospp-dev librbd-dev
   ceph-mon ceph-osd ceph-mgr ceph-common
   rsync attr util-linux openssl iproute2
   qemu-utils genisoimage curl wget
   clang-19 libclang-rt-19-dev llvm
+  keystone glance-api python3-glanceclient python3-keystoneclient python3-yaml
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs every test: unit tests, the
 # real-mount tests (these need root and /dev/fuse), the tests on real Ceph
-# clusters, the same unit and embedded mount tests under AddressSanitizer
+# clusters and on a real OpenStack cloud (Keystone, glance-api), the same unit and embedded mount tests under AddressSanitizer
 # and UndefinedBehaviorSanitizer, and the fuzzers (the sanitizer build,
 # build-check/; each fuzzer runs IMAGEFS_FUZZ_SECONDS, default 20, from
 # its seed corpus). Arguments go to ctest for the release build alone
@@ -15,13 +15,14 @@ if [ $# -gt 0 ]; then
   exec ctest --output-on-failure --timeout 300 "$@"
 fi
 
-# The release build: everything on the three Ceph clusters, and the scale
-# test (the daemon as operators run it). The unit tests and the embedded
+# The release build: everything on the three Ceph clusters, the Glance
+# catalog on a real Keystone and glance-api, and the scale test (the
+# daemon as operators run it). The unit tests and the embedded
 # mount tests run in the sanitizer build below, so only what these need
 # is built here.
 scripts/build.sh imagefs imagefs_man imagefs_test_source_address rados_catalog_conformance_test \
   rbd_store_conformance_test recovery_scale_test
-(cd build && ctest --output-on-failure --timeout 300 -L '^(ceph|scale)$')
+(cd build && ctest --output-on-failure --timeout 300 -L '^(ceph|scale|glance)$')
 
 # The sanitizer build (build-check/, clang 19): every source with
 # AddressSanitizer and UndefinedBehaviorSanitizer, and with clang's
