@@ -118,6 +118,13 @@ class Catalog {
   virtual Status RemoveCopy(std::string_view id, std::string_view store) {
     return Fail(EOPNOTSUPP, "image {}: this catalog does not remove copies of {}", id, store);
   }
+  // Whether a copy at `url` may be published in this catalog: Glance
+  // refuses some schemes (EOPNOTSUPP). Asked before any data is written.
+  virtual Status CheckLocation(std::string_view id, std::string_view url) {
+    (void)id;
+    (void)url;
+    return Ok();
+  }
 
   virtual Status AcquireLease(const Lease& lease) = 0;
   virtual Status RenewLease(std::string_view image_id, std::string_view holder,
@@ -242,10 +249,14 @@ Result<std::unique_ptr<Catalog>> OpenReplicatedCatalog(SharedCatalogOpener open,
 namespace imagefs {
 
 struct GlanceCatalogOptions {
-  CloudConfig cloud;       // clouds.yaml's cloud (cloud/clouds_yaml.h)
-  HttpOptions http;        // timeouts; TLS from the cloud
-  std::string lease_path;  // SQLite file holding the import leases
-  uint32_t own_uid = 0;    // the uid of the token project's images
+  CloudConfig cloud;  // clouds.yaml's cloud (cloud/clouds_yaml.h)
+  HttpOptions http;   // timeouts; TLS from the cloud
+  // Where the import leases live: `open_leases` when set (the rados
+  // catalog on the central cluster, shared by every site's mount), else
+  // an SQLite file of this mount's.
+  std::function<Result<std::unique_ptr<Catalog>>()> open_leases;
+  std::string lease_path;
+  uint32_t own_uid = 0;  // the uid of the token project's images
   // A record read this recently answers inspections without asking Glance
   // (the kernel's attribute timeout).
   std::chrono::milliseconds inspect_for{1000};
@@ -259,14 +270,18 @@ struct GlanceCatalogOptions {
 //   thread that must not wait on the network (WithoutNetworkWaits) fail
 //   with EWOULDBLOCK instead of asking.
 // - Create is POST /v2/images with the id; Update sends the difference as
-//   one JSON patch (glance_records.h): a property Glance refuses is EPERM,
-//   and a change that needs data written (status, locations, digests) is
-//   EOPNOTSUPP, as imagefs writes no data through Glance yet.
+//   one JSON patch (glance_records.h): a property Glance refuses is EPERM.
+//   A copy imagefs wrote and verified is added as a location (the first
+//   with its validation data, which makes the image active); what Glance
+//   cannot hold (imagefs's import lists and status while it copies, the
+//   chunk digest) is kept in memory (OwnState) and shown with Glance's.
+//   CheckLocation refuses file:// stores, whose locations Glance refuses.
 // - Remove is DELETE /v2/images/<id>; RemoveCopy DELETE
 //   /v2/stores/<store>/<id>: Glance removes the data (RemovesData).
-// - Leases live in an SQLite file of this mount's (`lease_path`): they
-//   exclude the operations of the daemons that share that file, that is
-//   one host's.
+// - Leases live where `open_leases` keeps them (the service factory opens
+//   a rados catalog on the central store's cluster when that store is rbd,
+//   so daemons at every site exclude each other), else in an SQLite file
+//   of this mount's (`lease_path`), which excludes one host's daemons.
 // Opening lists the images once, so a wrong cloud or password fails the
 // mount at once (Keystone's or Glance's errno).
 Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options);

@@ -1,5 +1,5 @@
 // The Glance catalog (catalog.h, OpenGlanceCatalog): records are a real
-// Glance's images; leases live in an SQLite file of the mount's.
+// Glance's images; leases live in a catalog of imagefs's (rados or SQLite).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -25,7 +25,7 @@ class GlanceCatalog final : public Catalog {
         leases_(std::move(leases)) {}
 
   Result<ImageRecord> Inspect(std::string_view id) override {
-    if (auto cached = Cached(id)) return *cached;
+    if (auto cached = Cached(id)) return WithOwn(*cached);
     if (WithoutNetworkWaits::Here()) {
       return Fail(EWOULDBLOCK, "image {}: Glance must be asked, not from this thread", id);
     }
@@ -33,7 +33,7 @@ class GlanceCatalog final : public Catalog {
   }
 
   Result<std::vector<ListedRecord>> InspectAll() override {
-    if (auto listing = CachedListing()) return *listing;
+    if (auto listing = CachedListing()) return WithOwn(std::move(listing).value());
     if (WithoutNetworkWaits::Here()) {
       return Fail(EWOULDBLOCK, "the image list must be asked of Glance, not from this thread");
     }
@@ -49,12 +49,9 @@ class GlanceCatalog final : public Catalog {
   }
 
   Result<ImageRecord> Get(std::string_view id) override {
-    auto image = glance_.GetImage(std::string(id));
-    if (!image.ok()) {
-      if (image.code() == ENOENT) Forget(id);
-      return image.error();
-    }
-    return Remember(*image);
+    auto record = GetFromGlance(id);
+    if (!record.ok()) return record.error();
+    return WithOwn(*record);
   }
 
   Result<std::vector<std::string>> ListIds() override {
@@ -79,41 +76,75 @@ class GlanceCatalog final : public Catalog {
     }
     std::sort(listed.begin(), listed.end(),
               [](const ListedRecord& a, const ListedRecord& b) { return a.id < b.id; });
-    MutexLock lock(&mutex_);
-    cache_.clear();
-    int64_t now = NowNanos();
-    for (const auto& entry : listed) {
-      if (entry.record.ok()) cache_[entry.id] = {*entry.record, now};
+    {
+      MutexLock lock(&mutex_);
+      cache_.clear();
+      int64_t now = NowNanos();
+      for (const auto& entry : listed) {
+        if (entry.record.ok()) cache_[entry.id] = {*entry.record, now};
+      }
+      listing_ = listed;
+      listed_at_ = now;
     }
-    listing_ = listed;
-    listed_at_ = now;
-    return listed;
+    return WithOwn(std::move(listed));
   }
 
   // Glance has no conditional update: the record is read, changed and the
   // difference sent as one JSON patch naming only what changed, so that
   // changes of other fields made meanwhile (by Glance or another client)
-  // stay. imagefs's own changes of one image are serialised by its lease.
+  // stay. imagefs's own changes of one image are serialised by its lease;
+  // what Glance cannot hold is kept here (OwnState), and only when this
+  // change changed it.
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
-    auto before = Get(id);
-    if (!before.ok()) return before.error();
-    ImageRecord after = *before;
+    auto glance = GetFromGlance(id);
+    if (!glance.ok()) return glance.error();
+    OwnState own = OwnOf(id);
+    ImageRecord after = WithOwnState(*glance, own);
     IMAGEFS_RETURN_IF_ERROR(mutate(after));
-    auto patch = GlancePatch(*before, after);
-    if (!patch.ok()) return patch.error();
-    if (patch->empty()) return *before;
-    auto patched = glance_.PatchImage(std::string(id), *patch);
-    if (!patched.ok()) {
-      // Glance's 403 on a property is a refusal of that property: EPERM.
-      if (patched.code() == EACCES) return Error{EPERM, patched.error().message};
-      return patched.error();
+    auto change = GlanceChangeOf(*glance, own, after);
+    if (!change.ok()) return change.error();
+    ImageRecord stored = *glance;
+    if (!change->patch.empty()) {
+      auto patched = glance_.PatchImage(std::string(id), change->patch);
+      if (!patched.ok()) {
+        // Glance's 403 is a refusal of what was asked: EPERM.
+        if (patched.code() == EACCES) return Error{EPERM, patched.error().message};
+        return patched.error();
+      }
+      auto remembered = Remember(*patched);
+      if (!remembered.ok()) return remembered.error();
+      stored = *remembered;
     }
-    return Remember(*patched);
+    if (!(change->own == own)) {
+      MutexLock lock(&mutex_);
+      if (change->own == OwnState{}) {
+        own_.erase(std::string(id));
+      } else {
+        own_[std::string(id)] = change->own;
+      }
+    }
+    return WithOwnState(stored, change->own);
   }
 
   Status Remove(std::string_view id) override {
     IMAGEFS_RETURN_IF_ERROR(glance_.DeleteImage(std::string(id)));
     Forget(id);
+    MutexLock lock(&mutex_);
+    own_.erase(std::string(id));
+    return Ok();
+  }
+
+  // Glance refuses locations of the schemes it restricts (file,
+  // filesystem, swift+config, sql: glance/common/store_utils.py).
+  Status CheckLocation(std::string_view id, std::string_view url) override {
+    for (std::string_view scheme : {"file:", "filesystem:", "swift+config:", "sql:"}) {
+      if (url.starts_with(scheme)) {
+        return Fail(EOPNOTSUPP,
+                    "image {}: Glance accepts no {}// location ({}); imagefs writes data into "
+                    "a Glance catalog's rbd stores only",
+                    id, scheme, url);
+      }
+    }
     return Ok();
   }
 
@@ -150,6 +181,38 @@ class GlanceCatalog final : public Catalog {
     auto project = glance_.ProjectId();
     if (!project.ok()) return project.error();
     return GlanceOwnership{*project, options_.own_uid};
+  }
+
+  // Glance's record of the image, as Glance has it (no OwnState).
+  Result<ImageRecord> GetFromGlance(std::string_view id) {
+    auto image = glance_.GetImage(std::string(id));
+    if (!image.ok()) {
+      if (image.code() == ENOENT) Forget(id);
+      return image.error();
+    }
+    return Remember(*image);
+  }
+
+  OwnState OwnOf(std::string_view id) {
+    MutexLock lock(&mutex_);
+    auto found = own_.find(std::string(id));
+    return found == own_.end() ? OwnState{} : found->second;
+  }
+
+  ImageRecord WithOwn(ImageRecord record) {
+    return WithOwnState(std::move(record), OwnOf(record.id));
+  }
+
+  std::vector<ListedRecord> WithOwn(std::vector<ListedRecord> listed) {
+    MutexLock lock(&mutex_);
+    if (own_.empty()) return listed;
+    for (auto& entry : listed) {
+      auto found = own_.find(entry.id);
+      if (entry.record.ok() && found != own_.end()) {
+        entry.record = WithOwnState(std::move(entry.record).value(), found->second);
+      }
+    }
+    return listed;
   }
 
   Result<ImageRecord> Remember(const nlohmann::json& image) {
@@ -193,7 +256,8 @@ class GlanceCatalog final : public Catalog {
   GlanceClient glance_;
   std::unique_ptr<Catalog> leases_;
   Mutex mutex_;
-  std::map<std::string, Entry> cache_ GUARDED_BY(mutex_);
+  std::map<std::string, Entry> cache_ GUARDED_BY(mutex_);  // as Glance has them
+  std::map<std::string, OwnState> own_ GUARDED_BY(mutex_);
   std::vector<ListedRecord> listing_ GUARDED_BY(mutex_);
   int64_t listed_at_ GUARDED_BY(mutex_) = 0;
 };
@@ -201,7 +265,7 @@ class GlanceCatalog final : public Catalog {
 }  // namespace
 
 Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options) {
-  auto leases = OpenSqliteCatalog(options.lease_path);
+  auto leases = options.open_leases ? options.open_leases() : OpenSqliteCatalog(options.lease_path);
   if (!leases.ok()) return leases.error();
   auto catalog = std::make_unique<GlanceCatalog>(options, std::move(leases).value());
   // The first listing proves the cloud answers and the credentials hold.

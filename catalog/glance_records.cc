@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <set>
 
@@ -26,6 +27,15 @@ const std::set<std::string>& NotProperties() {
                                              "file",         "schema",        "self",
                                              "tags",         "stores"};
   return kFields;
+}
+
+template <typename T>
+bool Contains(const std::vector<T>& items, const T& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+void AddOnce(std::vector<std::string>& items, const std::string& item) {
+  if (!Contains(items, item)) items.push_back(item);
 }
 
 bool IsNumberProperty(std::string_view name) { return name == "min_ram" || name == "min_disk"; }
@@ -148,33 +158,65 @@ Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership
   return record;
 }
 
-Result<json> GlancePatch(const ImageRecord& before, const ImageRecord& after) {
-  auto data_changed = [&](std::string_view what) {
-    return Fail(EOPNOTSUPP,
-                "image {}: changing its {} means writing data, which imagefs does not do "
-                "through a Glance catalog yet",
-                after.id, what);
-  };
-  if (after.status != before.status) return data_changed("status");
-  if (after.locations != before.locations) return data_changed("locations");
-  if (after.size != before.size || after.checksum != before.checksum ||
-      after.os_hash_value != before.os_hash_value || after.virtual_size != before.virtual_size) {
-    return data_changed("size or checksums");
+ImageRecord WithOwnState(ImageRecord glance, const OwnState& own) {
+  if (own.status && glance.status == ImageStatus::kQueued) glance.status = *own.status;
+  for (const auto& store : own.importing_to_stores) AddOnce(glance.importing_to_stores, store);
+  for (const auto& store : own.failed_import) AddOnce(glance.failed_import, store);
+  glance.chunks_xxh3 = own.chunks_xxh3;
+  if (!glance.virtual_size) glance.virtual_size = own.virtual_size;
+  glance.data_mtime = own.data_mtime;
+  return glance;
+}
+
+Result<GlanceChange> GlanceChangeOf(const ImageRecord& glance, const OwnState& own,
+                                    const ImageRecord& after) {
+  ImageRecord before = WithOwnState(glance, own);
+  GlanceChange change;
+  // What imagefs keeps: what `after` says beyond what Glance says.
+  if (after.status == ImageStatus::kUploading || after.status == ImageStatus::kImporting) {
+    change.own.status = after.status;
   }
-  if (after.importing_to_stores != before.importing_to_stores ||
-      after.failed_import != before.failed_import) {
-    return data_changed("import lists");
+  for (const auto& store : after.importing_to_stores) {
+    if (!Contains(glance.importing_to_stores, store)) {
+      change.own.importing_to_stores.push_back(store);
+    }
   }
-  if (after.data_mtime != before.data_mtime) return data_changed("data's mtime");
-  json operations = json::array();
+  for (const auto& store : after.failed_import) {
+    if (!Contains(glance.failed_import, store)) change.own.failed_import.push_back(store);
+  }
+  change.own.chunks_xxh3 = after.chunks_xxh3;
+  if (after.virtual_size != glance.virtual_size) change.own.virtual_size = after.virtual_size;
+  change.own.data_mtime = after.data_mtime;
+
+  json& operations = change.patch = json::array();
   auto replace = [&](const std::string& path, json value) {
     operations.push_back({{"op", "replace"}, {"path", "/" + path}, {"value", std::move(value)}});
   };
+  // Locations removed go first, by index, highest first: each removal
+  // moves the ones after it.
+  for (size_t index = glance.locations.size(); index-- > 0;) {
+    if (!Contains(after.locations, glance.locations[index])) {
+      operations.push_back({{"op", "remove"}, {"path", fmt::format("/locations/{}", index)}});
+    }
+  }
+  std::vector<Location> added;
+  for (const auto& location : after.locations) {
+    if (!Contains(glance.locations, location)) added.push_back(location);
+  }
+  bool first = glance.locations.empty() && !added.empty();
+  bool data_changed = after.size != before.size || after.checksum != before.checksum ||
+                      after.os_hash_value != before.os_hash_value;
+  if (data_changed && !first) {
+    return Fail(EOPNOTSUPP,
+                "image {}: Glance takes size and checksums only with the image's first "
+                "location",
+                after.id);
+  }
+  std::string container_format = after.container_format;
+  if (first && container_format.empty()) container_format = "bare";
   if (after.name != before.name) replace("name", after.name);
   if (after.disk_format != before.disk_format) replace("disk_format", after.disk_format);
-  if (after.container_format != before.container_format) {
-    replace("container_format", after.container_format);
-  }
+  if (container_format != before.container_format) replace("container_format", container_format);
   if (after.visibility != before.visibility) replace("visibility", after.visibility);
   if (after.is_protected != before.is_protected) replace("protected", after.is_protected);
   if (after.os_hidden != before.os_hidden) replace("os_hidden", after.os_hidden);
@@ -190,7 +232,17 @@ Result<json> GlancePatch(const ImageRecord& before, const ImageRecord& after) {
       operations.push_back({{"op", "remove"}, {"path", "/" + Escape(name)}});
     }
   }
-  return operations;
+  for (const auto& location : added) {
+    json value{{"url", location.url}, {"metadata", {{"store", location.store}}}};
+    if (first) {
+      value["validation_data"] = {{"checksum", after.checksum},
+                                  {"os_hash_algo", after.os_hash_algo},
+                                  {"os_hash_value", after.os_hash_value}};
+      first = false;
+    }
+    operations.push_back({{"op", "add"}, {"path", "/locations/-"}, {"value", std::move(value)}});
+  }
+  return change;
 }
 
 json GlanceCreateFields(const ImageRecord& record) {

@@ -21,7 +21,9 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "catalog/image_record.h"
 #include "common/result.h"
@@ -38,13 +40,46 @@ struct GlanceOwnership {
 Result<ImageRecord> RecordOfGlanceImage(const nlohmann::json& image,
                                         const GlanceOwnership& ownership);
 
-// The JSON patch that makes Glance's image `before` into `after`: fields
-// imagefs may change (name, formats, visibility, protected, os_hidden)
-// and custom properties (min_ram and min_disk as numbers). EOPNOTSUPP
-// when `after` changes what only a write of data changes (status,
-// locations, size, digests, the import lists): imagefs does not write data
-// through a Glance catalog yet. An empty list: nothing to change.
-Result<nlohmann::json> GlancePatch(const ImageRecord& before, const ImageRecord& after);
+// What imagefs keeps of an image that Glance cannot hold: the state of
+// imagefs's own imports (Glance reserves os_glance_* and sets status
+// itself), the chunk digest, the inspected virtual size and the mtime a
+// writer set. The Glance catalog keeps it in memory, per image.
+struct OwnState {
+  std::optional<ImageStatus> status;             // uploading or importing, Glance's being queued
+  std::vector<std::string> importing_to_stores;  // imagefs's, beside Glance's own
+  std::vector<std::string> failed_import;        // likewise
+  std::string chunks_xxh3;
+  std::optional<uint64_t> virtual_size;  // where Glance has none
+  int64_t data_mtime = 0;
+
+  bool operator==(const OwnState&) const = default;
+};
+
+// The record the mount sees: Glance's, with imagefs's own state: imagefs's
+// status while Glance's is queued, the import lists joined, the rest
+// filled in where Glance has nothing.
+ImageRecord WithOwnState(ImageRecord glance, const OwnState& own);
+
+// A change of a record, split into what Glance gets and what imagefs keeps.
+struct GlanceChange {
+  // The JSON patch (an empty list: nothing for Glance):
+  // - fields imagefs may change (name, formats, visibility, protected,
+  //   os_hidden) and custom properties (min_ram and min_disk as numbers);
+  // - locations removed, by index, highest first; locations added
+  //   (`add /locations/-` with the store in metadata). The first location
+  //   of an image carries validation_data (md5 checksum, os_hash_algo,
+  //   os_hash_value) and follows the formats it needs (container_format
+  //   bare when unset), so that Glance makes the image active.
+  nlohmann::json patch;
+  OwnState own;
+};
+
+// The change that makes `glance` (Glance's record as read) with `own` into
+// `after`. EOPNOTSUPP when `after` changes size or digests other than with
+// the image's first location: Glance takes those only as its validation
+// data.
+Result<GlanceChange> GlanceChangeOf(const ImageRecord& glance, const OwnState& own,
+                                    const ImageRecord& after);
 
 // The body of POST /v2/images for a new record.
 nlohmann::json GlanceCreateFields(const ImageRecord& record);

@@ -47,9 +47,18 @@ Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanLocked(LockedImage& locke
   plan->lease = std::move(locked.lease);
   plan->source_store = SourceStore(record);
   plan->targets = CentralFirst(record, std::move(targets).value());
+  IMAGEFS_RETURN_IF_ERROR(CheckPublishable(id, plan->targets));
   plan->must_succeed = request.all_stores_must_succeed;
   if (!download) plan->expected = DigestOf(record);  // a download defines the image
   return plan;
+}
+
+Status ImportPlanner::CheckPublishable(const std::string& id,
+                                       const std::vector<std::string>& targets) const {
+  for (const auto& site : targets) {
+    IMAGEFS_RETURN_IF_ERROR(core_.catalog().CheckLocation(id, core_.StoreAt(site).LocationUrl(id)));
+  }
+  return Ok();
 }
 
 // The stores a request asks for: all stores skips those holding the image;
@@ -103,6 +112,7 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWriteLocked(LockedImage
   if (!upload && record.status != ImageStatus::kActive) {
     return Fail(EBUSY, "image {}: status is {}", id, StatusName(record.status));
   }
+  IMAGEFS_RETURN_IF_ERROR(CheckPublishable(id, CentralFirst(record, {std::string(site)})));
   auto staged = StagedWrite::Create(core_.options().staging_dir, std::string(id), std::string(site),
                                     std::move(locked.lease), core_.budget());
   if (!staged.ok()) return staged.error();

@@ -56,6 +56,9 @@ class ImportPlanner {
   // takes the lease along when it succeeds.
   Result<std::shared_ptr<ImportPlan>> PlanLocked(LockedImage& locked, const ImportRequest& request);
   Result<std::shared_ptr<StagedWrite>> BeginWriteLocked(LockedImage& locked, std::string_view site);
+  // Whether the catalog takes a copy in each of `targets` (Glance refuses
+  // file:// locations), asked before any data is written.
+  Status CheckPublishable(const std::string& id, const std::vector<std::string>& targets) const;
   std::string SourceStore(const ImageRecord& record) const;
   std::vector<std::string> CentralFirst(const ImageRecord& record,
                                         std::vector<std::string> targets) const;

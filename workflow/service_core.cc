@@ -236,7 +236,9 @@ Result<std::unique_ptr<StoreReader>> ServiceCore::OpenPublishedCopy(const ImageR
 
 void ServiceCore::RemoveQuietly(const std::string& site, const std::string& image_id) {
   Status removed = StoreAt(site).Remove(image_id);
-  if (!removed.ok()) {
+  // Gone already: a catalog that removes data with the location (Glance)
+  // took it when the location went.
+  if (!removed.ok() && removed.code() != ENOENT) {
     Log(LogLevel::kError, "image {}: rollback of the copy in {} failed: {}", image_id, site,
         removed.error().message);
   }

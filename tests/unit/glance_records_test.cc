@@ -88,30 +88,97 @@ TEST(GlanceRecordsTest, AChangeIsAPatchOfWhatChangedOnly) {
   after.properties["min_ram"] = "512";
   after.properties.erase("hw_disk_bus");
   after.properties["a/b"] = "slash";
-  auto patch = GlancePatch(before, after);
-  ASSERT_TRUE(patch.ok()) << patch.error().message;
-  EXPECT_EQ(*patch, json::parse(R"([
+  auto change = GlanceChangeOf(before, {}, after);
+  ASSERT_TRUE(change.ok()) << change.error().message;
+  EXPECT_EQ(change->patch, json::parse(R"([
     {"op": "replace", "path": "/name", "value": "cirros-0.6"},
     {"op": "replace", "path": "/protected", "value": true},
     {"op": "add", "path": "/a~1b", "value": "slash"},
     {"op": "replace", "path": "/min_ram", "value": 512},
     {"op": "add", "path": "/os_distro", "value": "cirros"},
     {"op": "remove", "path": "/hw_disk_bus"}])"));
-  EXPECT_TRUE(GlancePatch(before, before)->empty());
+  EXPECT_EQ(change->own, OwnState{});
+  EXPECT_TRUE(GlanceChangeOf(before, {}, before)->patch.empty());
 }
 
-// What only a write of data changes is refused, not half sent.
-TEST(GlanceRecordsTest, ChangesThatNeedDataAreNotSupportedYet) {
-  ImageRecord before = *RecordOfGlanceImage(ActiveImage(), {});
-  ImageRecord after = before;
-  after.ImportStarted({"dcn2"}, /*upload=*/false);
-  EXPECT_EQ(GlancePatch(before, after).code(), EOPNOTSUPP);
-  after = before;
-  after.CopyUnpublished(before.locations[1]);
-  EXPECT_EQ(GlancePatch(before, after).code(), EOPNOTSUPP);
-  after = before;
-  after.data_mtime = 1;
-  EXPECT_EQ(GlancePatch(before, after).code(), EOPNOTSUPP);
+// An upload through the mount: imagefs's status and lists stay with
+// imagefs until the verified copy is Glance's first location, which
+// carries the validation data and the formats Glance needs.
+TEST(GlanceRecordsTest, TheFirstLocationMakesTheImageActive) {
+  json queued = json::parse(R"({"id": "q", "status": "queued", "locations": [],
+                                "disk_format": null, "container_format": null})");
+  ImageRecord glance = *RecordOfGlanceImage(queued, {});
+  ImageRecord uploading = glance;
+  uploading.UploadStarted();
+  uploading.ImportStarted({"central", "dcn0"}, /*upload=*/true);
+  auto started = GlanceChangeOf(glance, {}, uploading);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  EXPECT_TRUE(started->patch.empty());  // nothing Glance can hold
+  EXPECT_EQ(started->own.status, ImageStatus::kImporting);
+  EXPECT_EQ(started->own.importing_to_stores, (std::vector<std::string>{"central", "dcn0"}));
+  EXPECT_EQ(WithOwnState(glance, started->own), uploading);  // what the mount shows
+
+  ImageRecord published = uploading;
+  VerifiedData data{3, "md5hex", "sha512hex", "chunks", "raw", 3};
+  published.CopyPublished({"central", "rbd://f/images/q/snap"}, data);
+  auto change = GlanceChangeOf(glance, started->own, published);
+  ASSERT_TRUE(change.ok()) << change.error().message;
+  EXPECT_EQ(change->patch, json::parse(R"([
+    {"op": "replace", "path": "/disk_format", "value": "raw"},
+    {"op": "replace", "path": "/container_format", "value": "bare"},
+    {"op": "add", "path": "/locations/-", "value": {
+      "url": "rbd://f/images/q/snap", "metadata": {"store": "central"},
+      "validation_data": {"checksum": "md5hex", "os_hash_algo": "sha512",
+                          "os_hash_value": "sha512hex"}}}])"));
+  EXPECT_FALSE(change->own.status);  // Glance says active from now on
+  EXPECT_EQ(change->own.importing_to_stores, std::vector<std::string>{"dcn0"});
+  EXPECT_EQ(change->own.chunks_xxh3, "chunks");
+  EXPECT_EQ(change->own.virtual_size, 3u);
+}
+
+TEST(GlanceRecordsTest, LocationsGoByIndexAndLaterOnesWithoutValidationData) {
+  ImageRecord glance = *RecordOfGlanceImage(ActiveImage(), {});
+  ImageRecord after = glance;
+  after.CopyUnpublished(glance.locations[1]);
+  after.CopyUnpublished(glance.locations[0]);
+  after.locations.push_back({"dcn1", "rbd://fsid2/images/x/snap"});
+  auto change = GlanceChangeOf(glance, {}, after);
+  ASSERT_TRUE(change.ok()) << change.error().message;
+  EXPECT_EQ(change->patch, json::parse(R"([
+    {"op": "remove", "path": "/locations/1"},
+    {"op": "remove", "path": "/locations/0"},
+    {"op": "add", "path": "/locations/-", "value": {
+      "url": "rbd://fsid2/images/x/snap", "metadata": {"store": "dcn1"}}}])"));
+}
+
+// Size and digests go to Glance only as a first location's validation data.
+TEST(GlanceRecordsTest, DigestsChangedWithoutTheFirstLocationAreRefused) {
+  ImageRecord glance = *RecordOfGlanceImage(ActiveImage(), {});
+  ImageRecord after = glance;
+  after.checksum = "other";
+  EXPECT_EQ(GlanceChangeOf(glance, {}, after).code(), EOPNOTSUPP);
+}
+
+TEST(GlanceRecordsTest, OwnStateJoinsGlancesLists) {
+  ImageRecord glance = *RecordOfGlanceImage(ActiveImage(), {});  // importing dcn1 (Glance's)
+  OwnState own;
+  own.status = ImageStatus::kImporting;
+  own.importing_to_stores = {"dcn2"};
+  own.failed_import = {"dcn3"};
+  own.data_mtime = 7;
+  ImageRecord seen = WithOwnState(glance, own);
+  EXPECT_EQ(seen.status, ImageStatus::kActive);  // Glance's active wins
+  EXPECT_EQ(seen.importing_to_stores, (std::vector<std::string>{"dcn1", "dcn2"}));
+  EXPECT_EQ(seen.failed_import, std::vector<std::string>{"dcn3"});
+  EXPECT_EQ(seen.data_mtime, 7);
+  // A store that leaves imagefs's list leaves the own state, not Glance's.
+  ImageRecord after = seen;
+  after.ImportFailed("dcn2");
+  auto change = GlanceChangeOf(glance, own, after);
+  ASSERT_TRUE(change.ok());
+  EXPECT_TRUE(change->patch.empty());
+  EXPECT_TRUE(change->own.importing_to_stores.empty());
+  EXPECT_EQ(change->own.failed_import, (std::vector<std::string>{"dcn3", "dcn2"}));
 }
 
 TEST(GlanceRecordsTest, CreateSendsTheIdAndWhatIsSet) {
