@@ -477,6 +477,26 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
       return reader.Bad("catalog", "glance_timeout", "must be 1..3600");
     }
     config.catalog.glance_timeout_seconds = *timeout;
+    const StoreConfig* central = nullptr;
+    for (const auto& store : config.stores) {
+      if (store.id == config.central) central = &store;
+    }
+    bool rbd = central->driver == "rbd";
+    config.catalog.glance_leases =
+        reader.Get("catalog", "glance_leases", rbd ? "central" : "local");
+    if (config.catalog.glance_leases == "central") {
+      if (!rbd) {
+        return reader.Bad("catalog", "glance_leases",
+                          "central needs the central store to be rbd (its cluster keeps them)");
+      }
+      config.catalog.rados_pool = reader.Get("catalog", "rados_pool", "imagefs");
+      config.catalog.client.ceph_conf = central->client.ceph_conf;
+      config.catalog.client.user = central->client.user;
+      config.catalog.client.keyring = central->client.keyring;
+    } else if (config.catalog.glance_leases != "local") {
+      return reader.Bad("catalog", "glance_leases",
+                        fmt::format("'{}' is not central or local", config.catalog.glance_leases));
+    }
   } else {
     return reader.Bad(
         "catalog", "backend",

@@ -11,8 +11,10 @@
 //               store_description (Glance's; any driver)
 //   [os_glance_staging_store] filesystem_store_datadir = /var/lib/imagefs/staging
 //   [catalog]   backend = embedded | rados | glance; path = <sqlite file>;
-//               glance: os_cloud = <clouds.yaml cloud>, lease_path = <state
-//               dir>/glance-leases.db, glance_timeout = 30 (seconds);
+//               glance: os_cloud = <clouds.yaml cloud>, glance_leases =
+//               central | local (central's cluster when it is rbd, else an
+//               SQLite file), lease_path = <state dir>/glance-leases.db,
+//               glance_timeout = 30 (seconds);
 //               rados_pool, rados_namespace, and rados_ceph_conf,
 //               rados_user, rados_keyring (default: the central store's);
 //               rados_connect_timeout = 5, rados_op_timeout = 3 (seconds:
@@ -87,6 +89,10 @@ struct CatalogConfig {
   // the leases' SQLite file, and how long a call to Glance may take.
   std::string os_cloud;
   std::string lease_path;
+  // glance_leases: central (a rados catalog on the central store's
+  // cluster, pool rados_pool, namespace glance-leases; the default when
+  // central is rbd) or local (SQLite at lease_path; the default else).
+  std::string glance_leases;
   int glance_timeout_seconds = 30;
 };
 

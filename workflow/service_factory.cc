@@ -66,6 +66,16 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
     glance.http.cacert = cloud->cacert;
     glance.http.verify = cloud->verify;
     glance.own_uid = ::geteuid();
+    if (config.catalog.glance_leases == "central") {
+      RadosCatalogOptions rados{.client = config.catalog.client,
+                                .pool = config.catalog.rados_pool,
+                                .name_space = "glance-leases"};
+      glance.open_leases = [rados]() -> Result<std::unique_ptr<Catalog>> {
+        auto opened = OpenRadosCatalog(rados);
+        if (!opened.ok()) return opened.error();
+        return std::unique_ptr<Catalog>(std::move(opened).value());
+      };
+    }
     std::error_code error;
     std::filesystem::create_directories(std::filesystem::path(glance.lease_path).parent_path(),
                                         error);

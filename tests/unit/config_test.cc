@@ -188,5 +188,64 @@ TEST(ConfigTest, DefaultHasThreeFileStores) {
   EXPECT_EQ(config.catalog.backend, "embedded");
 }
 
+// A glance-api.conf supplies the stores, imagefs's file the catalog; the
+// rest of Glance's keys are never read, and a later file's key wins.
+TEST(ConfigTest, GlanceApiConfAndImagefsFileReadAsOne) {
+  ConfigText glance{R"([DEFAULT]
+bind_port = 9292
+enabled_backends = central:rbd, dcn0:rbd
+show_multiple_locations = True
+[glance_store]
+default_backend = central
+[central]
+rbd_store_ceph_conf = /etc/ceph/central.conf
+rbd_store_pool = images
+[dcn0]
+rbd_store_ceph_conf = /etc/ceph/dcn0.conf
+[keystone_authtoken]
+password = not-ours
+[database]
+connection = mysql+pymysql://glance@db/glance
+)",
+                    "/etc/glance/glance-api.conf"};
+  ConfigText imagefs{
+      "[catalog]\nbackend = glance\nos_cloud = edge\n[dcn0]\nrbd_store_pool = edge\n",
+      "/etc/imagefs/glance.conf"};
+  auto config = ParseConfigFiles({glance, imagefs}, "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_EQ(config->stores.size(), 2u);
+  EXPECT_EQ(config->stores[0].client.ceph_conf, "/etc/ceph/central.conf");
+  EXPECT_EQ(config->stores[1].pool, "edge");  // the later file's
+  EXPECT_EQ(config->catalog.backend, "glance");
+  EXPECT_EQ(config->catalog.os_cloud, "edge");
+  // Central is rbd: the leases go to its cluster, shared by every site.
+  EXPECT_EQ(config->catalog.glance_leases, "central");
+  EXPECT_EQ(config->catalog.client.ceph_conf, "/etc/ceph/central.conf");
+  EXPECT_EQ(config->catalog.rados_pool, "imagefs");
+  // An error names the file the key came from.
+  ConfigText bad{"[catalog]\nglance_leases = everywhere\n", "/etc/imagefs/local.conf"};
+  auto refused = ParseConfigFiles({glance, imagefs, bad}, "/state");
+  ASSERT_EQ(refused.code(), EINVAL);
+  EXPECT_NE(refused.error().message.find("/etc/imagefs/local.conf:2"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST(ConfigTest, GlanceLeasesOnCentralNeedAnRbdCentral) {
+  std::string text = R"([DEFAULT]
+enabled_backends = central:file
+[glance_store]
+default_backend = central
+[central]
+filesystem_store_datadir = /srv/central
+[catalog]
+backend = glance
+)";
+  auto local = ParseConfig(text, "c.conf", "/state");
+  ASSERT_TRUE(local.ok()) << local.error().message;
+  EXPECT_EQ(local->catalog.glance_leases, "local");
+  EXPECT_EQ(local->catalog.lease_path, "/state/glance-leases.db");
+  EXPECT_EQ(ParseConfig(text + "glance_leases = central\n", "c.conf", "/state").code(), EINVAL);
+}
+
 }  // namespace
 }  // namespace imagefs
