@@ -14,7 +14,7 @@ packages=(
   rsync attr util-linux openssl iproute2
   qemu-utils genisoimage curl wget
   clang-19 libclang-rt-19-dev llvm
-  keystone glance-api python3-glanceclient python3-keystoneclient python3-yaml
+  keystone glance-api python3-glanceclient python3-keystoneclient python3-yaml python3-rbd
 )
 
 missing=()

@@ -5,28 +5,32 @@
 # multi-store, keystone auth, show_multiple_locations).
 #
 #   scripts/openstack-cloud.sh start DIR [--token-expiration SECONDS]
+#                                        [--ceph CEPH_DIR POOL]
 #   scripts/openstack-cloud.sh stop DIR
 #
 # start leaves in DIR:
 #   clouds.yaml      cloud `imagefs-test` (user admin of project admin)
-#   glance-api.conf  what glance-api runs with: three file stores central,
-#                    dcn0 and dcn1 under DIR/stores, staging in DIR/staging
+#   glance-api.conf  what glance-api runs with: three stores central, dcn0
+#                    and dcn1, files under DIR/stores, or with --ceph rbd
+#                    in pool POOL of the clusters scripts/ceph-cluster.sh
+#                    started in CEPH_DIR; staging in DIR/staging
 #   env              KEYSTONE_URL, GLANCE_URL, OS_CLIENT_CONFIG_FILE,
 #                    OS_CLOUD, GLANCE_PID, KEYSTONE_PID
 #   glance.py        Glance's Python client for the tests: /usr/bin/python3
 #                    DIR/glance.py COMMAND ... (see the file)
-# Ports: $IMAGEFS_TEST_KEYSTONE_PORT (35357) and $IMAGEFS_TEST_GLANCE_PORT
-# (39292), on 127.0.0.1.
+# Both listen on 127.0.0.1, on free ports the kernel picks (env says which),
+# so that several clouds, and tests run at once, never meet.
 set -euo pipefail
 
 command=${1:?usage: $0 start|stop DIR}
 dir=${2:?usage: $0 start|stop DIR}
 shift 2
-keystone_port=${IMAGEFS_TEST_KEYSTONE_PORT:-35357}
-glance_port=${IMAGEFS_TEST_GLANCE_PORT:-39292}
-keystone_url=http://127.0.0.1:$keystone_port/v3
-glance_url=http://127.0.0.1:$glance_port
 here=$(cd "$(dirname "$0")" && pwd)
+
+# A free TCP port on 127.0.0.1 (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
 
 stop() {
   for pidfile in "$dir"/glance.pid "$dir"/keystone.pid; do
@@ -57,19 +61,21 @@ if [ "$command" == stop ]; then
 fi
 [ "$command" == start ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 expiration=3600
+ceph_dir=
+pool=
 while [ $# -gt 0 ]; do
   case "$1" in
     --token-expiration) expiration=$2; shift 2 ;;
+    --ceph) ceph_dir=$2; pool=$3; shift 3 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 stop
-for url in "$keystone_url" "$glance_url"; do
-  if curl -s -o /dev/null --max-time 2 "$url"; then
-    echo "something already answers at $url (another cloud? set IMAGEFS_TEST_*_PORT)" >&2
-    exit 1
-  fi
-done
+keystone_port=$(free_port)
+glance_port=$(free_port)
+while [ "$glance_port" == "$keystone_port" ]; do glance_port=$(free_port); done
+keystone_url=http://127.0.0.1:$keystone_port/v3
+glance_url=http://127.0.0.1:$glance_port
 rm -rf "$dir"
 mkdir -p "$dir"/{keystone,stores/central,stores/dcn0,stores/dcn1,staging,tasks}
 dir=$(cd "$dir" && pwd)
@@ -89,6 +95,9 @@ key_repository = $dir/keystone/fernet-keys
 key_repository = $dir/keystone/fernet-keys
 [credential]
 key_repository = $dir/keystone/credential-keys
+[identity]
+# bcrypt's lowest cost: a test cloud's every password check took 1.6 s
+password_hash_rounds = 4
 CONF
 {
   for interface in public internal admin; do
@@ -135,13 +144,28 @@ OS_CLIENT_CONFIG_FILE=$dir/clouds.yaml OS_CLOUD=imagefs-test /usr/bin/python3 "$
   service-user glance glancepw service
 
 # --- glance-api
+# store_section SITE: the store's section, file or rbd.
+store_section() {
+  echo "[$1]"
+  if [ -n "$ceph_dir" ]; then
+    echo "rbd_store_ceph_conf = $ceph_dir/$1/ceph.conf"
+    echo "rbd_store_pool = $pool"
+    echo "rbd_store_user = admin"
+    echo "rbd_store_chunk_size = 4"
+    echo "rados_connect_timeout = 10"
+  else
+    echo "filesystem_store_datadir = $dir/stores/$1"
+  fi
+}
+driver=file
+[ -z "$ceph_dir" ] || driver=rbd
 cat > "$dir/glance-api.conf" <<CONF
 [DEFAULT]
 bind_host = 127.0.0.1
 bind_port = $glance_port
 workers = 1
 log_file = $dir/glance-api.log
-enabled_backends = central:file, dcn0:file, dcn1:file
+enabled_backends = central:$driver, dcn0:$driver, dcn1:$driver
 show_multiple_locations = True
 show_image_direct_url = True
 enabled_import_methods = [glance-direct,web-download,copy-image]
@@ -149,12 +173,7 @@ enabled_import_methods = [glance-direct,web-download,copy-image]
 connection = sqlite:///$dir/glance.db
 [glance_store]
 default_backend = central
-[central]
-filesystem_store_datadir = $dir/stores/central
-[dcn0]
-filesystem_store_datadir = $dir/stores/dcn0
-[dcn1]
-filesystem_store_datadir = $dir/stores/dcn1
+$(for site in central dcn0 dcn1; do store_section "$site"; done)
 [os_glance_staging_store]
 filesystem_store_datadir = $dir/staging
 [os_glance_tasks_store]

@@ -6,6 +6,8 @@ $OS_CLIENT_CONFIG_FILE (written by scripts/openstack-cloud.sh).
 
   create NAME FILE [STORE]     upload FILE as a new raw image; prints its id
   show ID                      the image as JSON
+  field ID NAME...             fields or properties, one line, space-separated
+                               ("None" when absent)
   set ID KEY VALUE             a property
   unset ID KEY
   copy ID STORE...             Glance's own copy-image; waits for it
@@ -53,6 +55,9 @@ def main(argv):
         print(image.id)
     elif command == "show":
         print(json.dumps(dict(glance.images.get(args[0]))))
+    elif command == "field":
+        image = dict(glance.images.get(args[0]))
+        print(" ".join(str(image.get(name)) for name in args[1:]))
     elif command == "set":
         glance.images.update(args[0], **{args[1]: args[2]})
     elif command == "unset":

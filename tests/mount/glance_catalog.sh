@@ -1,22 +1,25 @@
-# The Glance catalog on a real cloud (scripts/openstack-cloud.sh: Keystone
-# and glance-api from Debian, three file stores): the mount shows Glance's
-# images and reads their data from the stores glance-api.conf names;
-# mkdir, setfattr, setfattr -x, rm of a copy and rmdir are Glance's calls;
-# Glance's Python client, another user of the cloud, sees them and is seen.
-# Tokens live 15 s here, so the test outlives several.
+# The Glance catalog on a real cloud: Keystone and glance-api from Debian
+# (scripts/openstack-cloud.sh), Glance's stores rbd in this test's pool on
+# the three clusters, which the mount reads from glance-api.conf itself.
+# The mount shows Glance's images; what it writes it verifies and adds to
+# Glance as locations Nova can clone; mkdir, setfattr, rm and rmdir are
+# Glance's calls; Glance's Python client, another user of the cloud, sees
+# all of it and is seen. Tokens live 15 s here, so the test outlives several.
 source "$(dirname "$0")/lib.sh"
 
+[ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (Glance's rbd stores)"
+for site in "${SITES[@]}"; do create_pool "$site"; done
 CLOUD=$WORK/cloud
 AT_EXIT+=("'$(dirname "$CLUSTERS")/openstack-cloud.sh' stop '$CLOUD'")
-"$(dirname "$CLUSTERS")/openstack-cloud.sh" start "$CLOUD" --token-expiration 15
+"$(dirname "$CLUSTERS")/openstack-cloud.sh" start "$CLOUD" --token-expiration 15 \
+  --ceph "$CEPH_DIR" "$POOL"
 set -a
 source "$CLOUD/env"
 set +a
 glance() { /usr/bin/python3 "$CLOUD/glance.py" "$@"; }
-# glance_field ID FIELD: the image's field as Glance's client reads it.
-glance_field() {
-  glance show "$1" | /usr/bin/python3 -c "import json, sys; print(json.load(sys.stdin).get('$2'))"
-}
+# glance_field ID FIELD...: the image's fields as Glance's client reads
+# them, space-separated.
+glance_field() { glance field "$@"; }
 
 cat > "$WORK/imagefs-glance.conf" <<CONF
 [catalog]
@@ -27,24 +30,69 @@ CONF
 CONFIG_ARGS=(--config="$CLOUD/glance-api.conf" --config="$WORK/imagefs-glance.conf")
 
 echo "--- an image made with Glance's client is in the mount, byte for byte"
-random_file "$WORK/img" 5
+random_file "$WORK/img" 6
+md5=$(md5sum < "$WORK/img" | cut -d' ' -f1)
+sha512=$(sha512sum < "$WORK/img" | cut -d' ' -f1)
 id=$(glance create cirros "$WORK/img")
 mount_imagefs
 ls "$MNT/images" | grep -qx "$id" || fail "Glance's image is not listed"
 cmp "$WORK/img" "$MNT/images/$id/stores/central/cirros" || fail "data differs"
-cmp "$WORK/img" "$MNT/sites/central/$id" || fail "data differs in /sites"
 assert_eq "$(xattr "$id" status)" active "status"
-assert_eq "$(xattr "$id" checksum)" "$(md5sum < "$WORK/img" | cut -d' ' -f1)" "checksum"
-assert_eq "$(xattr "$id" os_hash_value)" "$(sha512sum < "$WORK/img" | cut -d' ' -f1)" "sha512"
+assert_eq "$(xattr "$id" checksum)" "$md5" "checksum"
 assert_eq "$(xattr "$id" stores)" central "stores"
-xattr "$id" locations | grep -q "\"url\":\"file://$CLOUD/stores/central/$id\"" ||
-  fail "locations: $(xattr "$id" locations)"
 
-echo "--- mkdir creates the image in Glance"
-new=$(new_uuid)
-mkdir "$MNT/images/$new"
-assert_eq "$(glance_field "$new" status)" queued "Glance's status of the new image"
-expect_error "File exists" mkdir "$MNT/images/$new"
+echo "--- an upload through the mount is active in Glance, md5 and sha512 right"
+up=$(new_uuid)
+mkdir "$MNT/images/$up"
+assert_eq "$(glance_field "$up" status)" queued "Glance's status of the new image"
+cp "$WORK/img" "$MNT/images/$up/stores/central/disk.raw"
+assert_eq "$(glance_field "$up" status checksum os_hash_value disk_format container_format)" \
+  "active $md5 $sha512 raw bare" "Glance's status, digests and formats after the upload"
+glance show "$up" | grep -q "rbd://$(ceph_at central fsid)/$POOL/$up/snap" ||
+  fail "Glance's location of the upload: $(glance_field "$up" locations)"
+
+echo "--- a copy to an edge is in Glance's stores, and Nova can clone it there"
+cp "$MNT/images/$up/stores/central/disk.raw" "$MNT/images/$up/stores/dcn0/"
+assert_eq "$(glance_field "$up" stores)" central,dcn0 "Glance's stores after the copy"
+glance show "$up" | grep -q "rbd://$(ceph_at dcn0 fsid)/$POOL/$up/snap" ||
+  fail "dcn0's location names dcn0's cluster: $(glance_field "$up" locations)"
+rbd_at dcn0 clone "$POOL/$up@snap" "$POOL/nova-disk" || fail "rbd clone on dcn0"
+expect_error "Device or resource busy" rm "$MNT/images/$up/stores/dcn0/disk.raw"
+rbd_at dcn0 rm nova-disk > /dev/null 2>&1
+
+echo "--- an upload at an edge reaches central first"
+edge=$(new_uuid)
+mkdir "$MNT/images/$edge"
+cp "$WORK/img" "$MNT/images/$edge/stores/dcn1/disk.raw"
+assert_eq "$(glance_field "$edge" stores)" central,dcn1 "Glance's stores of an edge upload"
+
+echo "--- Glance's own copy-image of a mount-made image shows in the mount"
+glance copy "$up" dcn1
+wait_for_xattr "$up" stores central,dcn0,dcn1
+cmp "$WORK/img" "$MNT/images/$up/stores/dcn1/disk.raw" || fail "Glance's dcn1 copy differs"
+
+echo "--- copy-image through the import xattr, to all stores"
+setfattr -n user.glance.import -v '{"method":{"name":"copy-image"},"all_stores":true}' \
+  "$MNT/images/$id"
+wait_for_xattr "$id" stores central,dcn0,dcn1
+assert_eq "$(glance_field "$id" stores)" central,dcn0,dcn1 "Glance's stores after the import"
+assert_eq "$(xattr "$id" os_glance_importing_to_stores)" "" "nothing left importing"
+
+echo "--- two daemons exclude each other: the leases are on central's cluster"
+mount_second
+busy=$(new_uuid)
+mkdir "$MNT/images/$busy"
+{
+  head -c 3M "$WORK/img"
+  sleep 3
+} > "$MNT/images/$busy/stores/central/disk.raw" &
+writer=$!
+wait_for_xattr "$busy" status uploading
+expect_error "Device or resource busy" cp "$WORK/img" "$MNT2/images/$busy/stores/central/disk.raw"
+wait "$writer" || fail "the upload through A failed"
+assert_eq "$(glance_field "$busy" status)" active "A's upload"
+ls "$MNT2/images" | grep -qx "$busy" || fail "B does not list A's upload"
+unmount_second
 
 echo "--- properties both ways"
 setfattr -n user.glance.os_distro -v cirros "$MNT/images/$id"
@@ -58,20 +106,12 @@ wait_for_xattr "$id" hw_disk_bus scsi
 expect_error "Operation not permitted" setfattr -n user.glance.os_glance_x -v 1 "$MNT/images/$id"
 expect_error "Operation not permitted" setfattr -n user.glance.status -v active "$MNT/images/$id"
 
-echo "--- Glance's own copy-image shows; rm of a copy is Glance's delete from that store"
-glance copy "$id" dcn0
-wait_for_xattr "$id" stores central,dcn0
-cmp "$WORK/img" "$MNT/images/$id/stores/dcn0/cirros" || fail "dcn0's copy differs"
+echo "--- rm of a copy is Glance's delete from that store"
 expect_error "Operation not permitted" rm "$MNT/images/$id/stores/central/cirros"
-rm "$MNT/images/$id/stores/dcn0/cirros"
-assert_eq "$(glance_field "$id" stores)" central "Glance's stores after rm"
-[ ! -e "$CLOUD/stores/dcn0/$id" ] || fail "Glance left dcn0's data"
-assert_logged "image $id: copy in dcn0 deleted"
-
-echo "--- writing data is not done through Glance yet: refused, nothing left"
-expect_error "Operation not supported" cp "$WORK/img" "$MNT/images/$new/stores/central/disk"
-assert_logged "imagefs does not do through a Glance catalog yet"
-assert_eq "$(glance_field "$new" status)" queued "the refused upload changed nothing"
+rm "$MNT/images/$id/stores/dcn1/cirros"
+assert_eq "$(glance_field "$id" stores)" central,dcn0 "Glance's stores after rm"
+rbd_at dcn1 info "$id" > /dev/null 2>&1 && fail "Glance left dcn1's rbd image"
+assert_logged "image $id: copy in dcn1 deleted"
 
 echo "--- tokens expire (15 s) and nothing fails"
 started=$EPOCHREALTIME
@@ -87,14 +127,15 @@ issued=$(grep -c "keystone: token issued" "$LOG")
 [ "$issued" -ge 2 ] || fail "one token in 18 s of 15 s tokens ($issued issued)"
 echo "$round changes over 18 s, $issued tokens"
 
-echo "--- rmdir deletes the image in Glance"
-rmdir "$MNT/images/$new"
-expect_error "No image found" glance show "$new"
+echo "--- rmdir deletes the image in Glance, and its data"
+rmdir "$MNT/images/$edge"
+expect_error "No image found" glance show "$edge"
+rbd_at central info "$edge" > /dev/null 2>&1 && fail "Glance left central's rbd image"
 setfattr -n user.glance.protected -v true "$MNT/images/$id"
 expect_error "Operation not permitted" rmdir "$MNT/images/$id"
 setfattr -n user.glance.protected -v false "$MNT/images/$id"
 
-echo "--- Glance answering 500: changes fail with EIO at once"
+echo "--- Glance answering 500: changes fail with EIO"
 mv "$CLOUD/glance.db" "$CLOUD/glance.db.away"
 started=$EPOCHREALTIME
 expect_error "Input/output error" mkdir "$MNT/images/$(new_uuid)"
@@ -115,6 +156,7 @@ at_once() {
 at_once mkdir "$MNT/images/$(new_uuid)"
 at_once setfattr -n user.glance.x -v 1 "$MNT/images/$id"
 at_once rmdir "$MNT/images/$id"
+at_once cp "$WORK/img" "$MNT/images/$up/stores/dcn1/again.raw"
 
 unmount_imagefs
 pass
