@@ -418,14 +418,23 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
     } catch (const pt::ini_parser_error& e) {
       return Fail(EINVAL, "{}:{}: {}", file.source, e.line(), e.message());
     }
+    // Children, not paths: a section may be named "" ("[]"), which no path
+    // can name.
     for (const auto& [section, keys] : one) {
-      auto merged = tree.get_child_optional(pt::ptree::path_type(section, '|'));
-      if (!merged) {
-        tree.add_child(pt::ptree::path_type(section, '|'), keys);
+      auto merged = tree.find(section);
+      if (merged == tree.not_found()) {
+        tree.push_back({section, keys});
         continue;
       }
-      for (const auto& [key, value] : keys)
-        merged->put_child(pt::ptree::path_type(key, '|'), value);
+      merged->second.data() = keys.data();  // a key outside any section
+      for (const auto& [key, value] : keys) {
+        auto existing = merged->second.find(key);
+        if (existing == merged->second.not_found()) {
+          merged->second.push_back({key, value});
+        } else {
+          existing->second = value;
+        }
+      }
     }
   }
   ConfigReader reader(files, tree);

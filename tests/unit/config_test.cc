@@ -230,6 +230,25 @@ connection = mysql+pymysql://glance@db/glance
       << refused.error().message;
 }
 
+// Found by config_fuzzer: a section named "" ("[]") in a file merged with
+// another reached boost's put_child, which asserts on an empty path.
+TEST(ConfigTest, EmptySectionAndKeyNamesMergeLikeAnyOther) {
+  ConfigText stores{R"([DEFAULT]
+enabled_backends = central:file
+[glance_store]
+default_backend = central
+[central]
+filesystem_store_datadir = /srv/central
+[]
+x = first
+)",
+                    "a.conf"};
+  ConfigText more{"[]\nx = second\ny = 2\n", "b.conf"};
+  auto config = ParseConfigFiles({stores, more}, "/state");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->stores[0].datadir, "/srv/central");
+}
+
 TEST(ConfigTest, GlanceLeasesOnCentralNeedAnRbdCentral) {
   std::string text = R"([DEFAULT]
 enabled_backends = central:file
