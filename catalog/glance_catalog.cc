@@ -156,7 +156,22 @@ class GlanceCatalog final : public Catalog {
     return Ok();
   }
 
-  Status AcquireLease(const Lease& lease) override { return leases_->AcquireLease(lease); }
+  // Glance's own import lock (os_glance_import_task, held while its
+  // copy-image or import of the image runs) keeps imagefs off the image
+  // too: EBUSY, naming the task.
+  Status AcquireLease(const Lease& lease) override {
+    auto image = glance_.GetImage(lease.image_id);
+    if (image.ok()) {
+      std::string task = image->value("os_glance_import_task", "");
+      if (!task.empty()) {
+        return Fail(EBUSY, "image {}: Glance's import task {} holds it (os_glance_import_task)",
+                    lease.image_id, task);
+      }
+    } else if (image.code() != ENOENT) {  // recovery leases ids whose image is gone
+      return image.error();
+    }
+    return leases_->AcquireLease(lease);
+  }
   Status RenewLease(std::string_view image_id, std::string_view holder,
                     int64_t expires_at) override {
     return leases_->RenewLease(image_id, holder, expires_at);

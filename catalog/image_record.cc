@@ -134,6 +134,11 @@ void ImageRecord::CopyPublished(const Location& location, const VerifiedData& da
   if (active_at == 0) active_at = NowNanos();
 }
 
+void ImageRecord::CopyFoundPublished(std::string_view store) {
+  Erase(importing_to_stores, store);
+  Erase(failed_import, store);
+}
+
 void ImageRecord::ImportEnded(bool upload) {
   if (upload && locations.empty()) {
     // Nothing reached a store: the image stays as it was before.

@@ -109,6 +109,10 @@ struct ImageRecord {
   // A verified copy is published at `location`: the image is active, and
   // its first copy sets size, digests and format from `data`.
   void CopyPublished(const Location& location, const VerifiedData& data);
+  // The copy in `store` came from elsewhere (the catalog's own import,
+  // Glance's copy-image, published first): the store leaves the import
+  // lists; its location is the catalog's.
+  void CopyFoundPublished(std::string_view store);
   // The import ended. What still imports was rolled back or never started
   // (not failed, as Glance's revert leaves it); an upload that published
   // nothing leaves the image queued, with every target failed.

@@ -302,6 +302,16 @@ Result<std::unique_ptr<StoreReader>> ImportRunner::OpenSource(const ImportPlan& 
 // Publishes one verified copy and records its location.
 Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
   auto url = copy.writer->Publish();
+  if (!url.ok() && url.code() == EEXIST && CopiedByOthers(plan, copy.store)) {
+    // Glance's own copy-image of this image to this store came first
+    // (it holds no imagefs lease): the store has the image, and this
+    // copy's temporary goes with the unpublished writer.
+    Log(LogLevel::kInfo,
+        "image {}: the catalog's own copy in {} came first; imagefs's is discarded", plan.image_id,
+        copy.store);
+    plan.published.push_back(copy.store);
+    return Ok();
+  }
   if (!url.ok()) return url.error();
   VerifiedData data = VerifiedDataOf(plan);
   auto updated = core_.catalog().Update(plan.image_id, [&](ImageRecord& record) -> Status {
@@ -315,6 +325,18 @@ Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
   plan.published.push_back(copy.store);
   Log(LogLevel::kInfo, "image {}: copy in {} published at {}", plan.image_id, copy.store, *url);
   return Ok();
+}
+
+bool ImportRunner::CopiedByOthers(const ImportPlan& plan, const std::string& store) {
+  auto record = core_.catalog().Get(plan.image_id);
+  if (!record.ok() || !record->HasStore(store)) return false;
+  // Settles the store's place in the import lists, as a publish would.
+  auto settled = core_.catalog().Update(plan.image_id, [&](ImageRecord& current) -> Status {
+    current.CopyFoundPublished(store);
+    return Ok();
+  });
+  if (!settled.ok()) Log(LogLevel::kWarning, "{}", settled.error().message);
+  return true;
 }
 
 void ImportRunner::CountOutcomes(const ImportPlan& plan) {

@@ -105,7 +105,12 @@ class ImportRunner {
   // Discards every writer that was not published (their temporaries go).
   static void DiscardUnpublished(Copies& copies, std::vector<WrittenCopy>& unpublished);
   Result<std::unique_ptr<StoreReader>> OpenSource(const ImportPlan& plan);
+  // Publishes a verified copy; a store the catalog's own import reached
+  // first (publishing finds the image there, EEXIST, and the record lists
+  // the store) counts as published, and this copy is discarded.
   Status Publish(ImportPlan& plan, WrittenCopy& copy);
+  // Whether the record now lists `store` (settling its import lists).
+  bool CopiedByOthers(const ImportPlan& plan, const std::string& store);
   // Must-succeed: publishes every verified copy in one record update.
   Status PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies);
   void RecordFailure(const ImportPlan& plan, const std::string& site, const Error& error);

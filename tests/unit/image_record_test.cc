@@ -214,6 +214,17 @@ TEST(ImageRecordTransitionTest, ImportStartedReplacesImportingAndClearsTheirFail
   EXPECT_EQ(upload.status, ImageStatus::kImporting);
 }
 
+TEST(ImageRecordTransitionTest, CopyFoundPublishedLeavesTheImportLists) {
+  ImageRecord record = Active({"central", "dcn1"});
+  record.ImportStarted({"dcn0", "dcn1"}, false);
+  record.ImportFailed("dcn0");
+  record.CopyFoundPublished("dcn1");
+  record.CopyFoundPublished("dcn0");
+  EXPECT_TRUE(record.importing_to_stores.empty());
+  EXPECT_TRUE(record.failed_import.empty());
+  EXPECT_EQ(record.StoreIds(), (Stores{"central", "dcn1"}));  // locations untouched
+}
+
 TEST(ImageRecordTransitionTest, ImportFailedMovesTheStoreToFailedOnce) {
   ImageRecord record = Active({"central"});
   record.ImportStarted({"dcn0", "dcn1"}, false);
