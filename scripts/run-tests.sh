@@ -3,7 +3,7 @@
 # real-mount tests (these need root and /dev/fuse), the tests on real Ceph
 # clusters and on a real OpenStack cloud (Keystone, glance-api), the same unit and embedded mount tests under AddressSanitizer
 # and UndefinedBehaviorSanitizer, and the fuzzers (the sanitizer build,
-# build-check/; each fuzzer runs IMAGEFS_FUZZ_SECONDS, default 20, from
+# build-check/; each fuzzer runs IMAGEFS_FUZZ_SECONDS, default 12, from
 # its seed corpus). Arguments go to ctest for the release build alone
 # (e.g. -L unit).
 set -euo pipefail
@@ -33,7 +33,7 @@ scripts/build.sh imagefs imagefs_man imagefs_test_source_address rados_catalog_c
 CC=clang-19 CXX=clang++-19 cmake -S . -B build-check -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g" -DIMAGEFS_SANITIZE=ON -DIMAGEFS_CEPH_TESTS=OFF \
   -DIMAGEFS_FUZZ=ON \
-  -DIMAGEFS_FUZZ_SECONDS="${IMAGEFS_FUZZ_SECONDS:-20}" > /dev/null
+  -DIMAGEFS_FUZZ_SECONDS="${IMAGEFS_FUZZ_SECONDS:-12}" > /dev/null
 cmake --build build-check -j"$(nproc)"
 # Every library source, as the unity sources of build-check/ include them.
 sources=$(cat build-check/{common,ceph,catalog,store,workflow,fs}/CMakeFiles/*/Unity/unity_*_cxx.cxx |
