@@ -118,6 +118,19 @@ class Catalog {
   virtual Status RemoveCopy(std::string_view id, std::string_view store) {
     return Fail(EOPNOTSUPP, "image {}: this catalog does not remove copies of {}", id, store);
   }
+  // Whether copies of an active image are the catalog's own (Glance's
+  // copy-image, `copy_method = glance`): then CopyItself makes them.
+  virtual bool CopiesItself() const { return false; }
+  // Copies image `id` into `stores` by the catalog's own means and waits
+  // for the outcome. Ok when every store has it, or with failures allowed
+  // when one does; EIO naming the failed stores else; EBUSY when the
+  // catalog is importing the image already.
+  virtual Status CopyItself(std::string_view id, const std::vector<std::string>& stores,
+                            bool all_must_succeed) {
+    (void)stores;
+    (void)all_must_succeed;
+    return Fail(EOPNOTSUPP, "image {}: this catalog makes no copies itself", id);
+  }
   // Whether a copy at `url` may be published in this catalog: Glance
   // refuses some schemes (EOPNOTSUPP). Asked before any data is written.
   virtual Status CheckLocation(std::string_view id, std::string_view url) {
@@ -257,6 +270,11 @@ struct GlanceCatalogOptions {
   std::function<Result<std::unique_ptr<Catalog>>()> open_leases;
   std::string lease_path;
   uint32_t own_uid = 0;  // the uid of the token project's images
+  // Copies of active images through Glance's import API (copy-image)
+  // instead of imagefs's pipeline (`copy_method = glance`).
+  bool glance_copies = false;
+  // How long CopyItself waits for Glance's copy to end.
+  std::chrono::seconds copy_timeout{3600};
   // A record read this recently answers inspections without asking Glance
   // (the kernel's attribute timeout).
   std::chrono::milliseconds inspect_for{1000};

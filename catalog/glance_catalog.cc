@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "catalog/catalog.h"
 #include "catalog/glance_records.h"
@@ -132,6 +133,53 @@ class GlanceCatalog final : public Catalog {
     MutexLock lock(&mutex_);
     own_.erase(std::string(id));
     return Ok();
+  }
+
+  bool CopiesItself() const override { return options_.glance_copies; }
+
+  // POST /v2/images/<id>/import, method copy-image, then Glance's own
+  // import lists say when each store is done (in `stores`) or failed (in
+  // os_glance_failed_import).
+  Status CopyItself(std::string_view id, const std::vector<std::string>& stores,
+                    bool all_must_succeed) override {
+    std::string image(id);
+    nlohmann::json body{{"method", {{"name", "copy-image"}}},
+                        {"stores", stores},
+                        {"all_stores_must_succeed", all_must_succeed}};
+    std::string what = fmt::format("copy-image of image {} to {}", id, fmt::join(stores, ","));
+    auto asked = glance_.Call("POST", "/v2/images/" + image + "/import", body.dump(),
+                              "application/json", what);
+    if (!asked.ok()) return asked.error();
+    auto deadline = std::chrono::steady_clock::now() + options_.copy_timeout;
+    while (true) {
+      auto record = GetFromGlance(id);
+      if (!record.ok()) return record.error();
+      std::vector<std::string> done, failed;
+      bool running = false;
+      for (const auto& store : stores) {
+        if (record->HasStore(store)) {
+          done.push_back(store);
+        } else if (std::find(record->failed_import.begin(), record->failed_import.end(), store) !=
+                   record->failed_import.end()) {
+          failed.push_back(store);
+        } else {
+          running = true;
+        }
+      }
+      if (!running) {
+        if (failed.empty() || (!all_must_succeed && !done.empty())) {
+          Log(LogLevel::kInfo, "image {}: Glance copied it to {}{}", id, fmt::join(done, ","),
+              failed.empty() ? "" : fmt::format("; {} failed", fmt::join(failed, ",")));
+          return Ok();
+        }
+        return Fail(EIO, "image {}: Glance's copy-image to {} failed", id, fmt::join(failed, ","));
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return Fail(EIO, "image {}: Glance's copy-image to {} did not end within {} s", id,
+                    fmt::join(stores, ","), options_.copy_timeout.count());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 
   // Glance refuses locations of the schemes it restricts (file,

@@ -491,6 +491,11 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
       if (store.id == config.central) central = &store;
     }
     bool rbd = central->driver == "rbd";
+    config.catalog.copy_method = reader.Get("catalog", "copy_method", "imagefs");
+    if (config.catalog.copy_method != "imagefs" && config.catalog.copy_method != "glance") {
+      return reader.Bad("catalog", "copy_method",
+                        fmt::format("'{}' is not imagefs or glance", config.catalog.copy_method));
+    }
     config.catalog.glance_leases =
         reader.Get("catalog", "glance_leases", rbd ? "central" : "local");
     if (config.catalog.glance_leases == "central") {

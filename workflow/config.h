@@ -13,7 +13,8 @@
 //   [catalog]   backend = embedded | rados | glance; path = <sqlite file>;
 //               glance: os_cloud = <clouds.yaml cloud>, glance_leases =
 //               central | local (central's cluster when it is rbd, else an
-//               SQLite file), lease_path = <state dir>/glance-leases.db,
+//               SQLite file), copy_method = imagefs | glance (who copies an
+//               active image), lease_path = <state dir>/glance-leases.db,
 //               glance_timeout = 30 (seconds);
 //               rados_pool, rados_namespace, and rados_ceph_conf,
 //               rados_user, rados_keyring (default: the central store's);
@@ -93,6 +94,9 @@ struct CatalogConfig {
   // cluster, pool rados_pool, namespace glance-leases; the default when
   // central is rbd) or local (SQLite at lease_path; the default else).
   std::string glance_leases;
+  // glance: copy_method = imagefs (imagefs writes copies and adds them as
+  // locations) or glance (copies through Glance's copy-image).
+  std::string copy_method = "imagefs";
   int glance_timeout_seconds = 30;
 };
 

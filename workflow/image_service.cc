@@ -137,11 +137,26 @@ class ImageServiceImpl final : public ImageService {
       if (done) done(Ok());
       return Ok();
     }
+    bool download = request.method == ImportRequest::Method::kWebDownload;
+    if (!download && core_.catalog().CopiesItself()) {
+      // The catalog copies (Glance's copy-image): imagefs's rules were
+      // checked and its lease is held; the catalog's own import lists say
+      // what runs.
+      Log(LogLevel::kInfo, "image {}: copy-image to {} by the catalog ({})", id,
+          fmt::join(plan->targets, ","),
+          plan->must_succeed ? "all must succeed" : "failures allowed");
+      Run(done, [this, plan = std::move(plan)]() mutable {
+        Status copied =
+            core_.catalog().CopyItself(plan->image_id, plan->targets, plan->must_succeed);
+        plan->Close();
+        return copied;
+      });
+      return Ok();
+    }
     if (Status begun = runner_.Begin(*plan); !begun.ok()) {
       plan->Close();
       return begun;
     }
-    bool download = request.method == ImportRequest::Method::kWebDownload;
     Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", id,
         download ? "web-download" : "copy-image", download ? request.uri : plan->source_store,
         fmt::join(plan->targets, ","),

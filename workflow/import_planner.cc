@@ -47,7 +47,10 @@ Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanLocked(LockedImage& locke
   plan->lease = std::move(locked.lease);
   plan->source_store = SourceStore(record);
   plan->targets = CentralFirst(record, std::move(targets).value());
-  IMAGEFS_RETURN_IF_ERROR(CheckPublishable(id, plan->targets));
+  // A catalog that copies itself publishes its own copies.
+  if (download || !core_.catalog().CopiesItself()) {
+    IMAGEFS_RETURN_IF_ERROR(CheckPublishable(id, plan->targets));
+  }
   plan->must_succeed = request.all_stores_must_succeed;
   if (!download) plan->expected = DigestOf(record);  // a download defines the image
   return plan;
@@ -111,6 +114,13 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWriteLocked(LockedImage
   bool upload = record.status == ImageStatus::kQueued;
   if (!upload && record.status != ImageStatus::kActive) {
     return Fail(EBUSY, "image {}: status is {}", id, StatusName(record.status));
+  }
+  if (!upload && core_.catalog().CopiesItself()) {
+    return Fail(EOPNOTSUPP,
+                "image {}: copies go through the catalog (copy_method = glance), which takes no "
+                "data written; copy with setfattr -n user.glance.import -v "
+                "'{{\"method\":{{\"name\":\"copy-image\"}},\"stores\":[\"{}\"]}}'",
+                id, site);
   }
   IMAGEFS_RETURN_IF_ERROR(CheckPublishable(id, CentralFirst(record, {std::string(site)})));
   auto staged = StagedWrite::Create(core_.options().staging_dir, std::string(id), std::string(site),

@@ -66,6 +66,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
     glance.http.cacert = cloud->cacert;
     glance.http.verify = cloud->verify;
     glance.own_uid = ::geteuid();
+    glance.glance_copies = config.catalog.copy_method == "glance";
     if (config.catalog.glance_leases == "central") {
       RadosCatalogOptions rados{.client = config.catalog.client,
                                 .pool = config.catalog.rados_pool,

@@ -266,5 +266,24 @@ backend = glance
   EXPECT_EQ(ParseConfig(text + "glance_leases = central\n", "c.conf", "/state").code(), EINVAL);
 }
 
+TEST(ConfigTest, CopyMethodIsImagefsOrGlance) {
+  std::string text = R"([DEFAULT]
+enabled_backends = central:file
+[glance_store]
+default_backend = central
+[central]
+filesystem_store_datadir = /srv/central
+[catalog]
+backend = glance
+)";
+  EXPECT_EQ(ParseConfig(text, "c.conf", "/state")->catalog.copy_method, "imagefs");
+  auto glance = ParseConfig(text + "copy_method = glance\n", "c.conf", "/state");
+  ASSERT_TRUE(glance.ok()) << glance.error().message;
+  EXPECT_EQ(glance->catalog.copy_method, "glance");
+  auto bad = ParseConfig(text + "copy_method = rsync\n", "c.conf", "/state");
+  ASSERT_EQ(bad.code(), EINVAL);
+  EXPECT_NE(bad.error().message.find("c.conf:9"), std::string::npos) << bad.error().message;
+}
+
 }  // namespace
 }  // namespace imagefs
