@@ -123,6 +123,20 @@ assert_eq "$(glance_field "$busy" status)" active "A's upload"
 ls "$MNT2/images" | grep -qx "$busy" || fail "B does not list A's upload"
 unmount_second
 
+echo "--- copy_method = glance: copies through Glance's copy-image"
+printf '[catalog]\ncopy_method = glance\n' > "$WORK/copy-by-glance.conf"
+mount_second --config="$WORK/copy-by-glance.conf"
+setfattr -n user.glance.import -v '{"method":{"name":"copy-image"},"stores":["dcn1"]}' \
+  "$MNT2/images/$busy"
+wait_for_xattr2 "$busy" stores central,dcn1
+assert_eq "$(glance_field "$busy" stores)" central,dcn1 "Glance's stores after its copy-image"
+grep -q "image $busy: copy-image to dcn1 by the catalog" "$LOG2" || fail "B did not ask Glance"
+grep -q "image $busy: Glance copied it to dcn1" "$LOG2" || fail "B did not see Glance's copy end"
+expect_error "Operation not supported" cp "$MNT2/sites/central/$busy" "$MNT2/sites/dcn0/$busy"
+grep -q "copies go through the catalog (copy_method = glance)" "$LOG2" ||
+  fail "B's refusal of a written copy is not logged"
+unmount_second
+
 echo "--- properties both ways"
 setfattr -n user.glance.os_distro -v cirros "$MNT/images/$id"
 assert_eq "$(glance_field "$id" os_distro)" cirros "a property set through the mount"
