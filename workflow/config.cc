@@ -65,6 +65,15 @@ class ConfigReader {
     return value ? boost::trim_copy(*value) : fallback;
   }
 
+  // The keys written in [section], in file order (merged).
+  std::vector<std::string> KeysOf(std::string_view section) const {
+    std::vector<std::string> keys;
+    auto found = tree_.find(std::string(section));
+    if (found == tree_.not_found()) return keys;
+    for (const auto& [key, value] : found->second) keys.push_back(key);
+    return keys;
+  }
+
   bool Has(std::string_view section, std::string_view key) const {
     return tree_
         .get_optional<std::string>(pt::ptree::path_type(fmt::format("{}|{}", section, key), '|'))
@@ -313,6 +322,24 @@ const std::vector<Key<CatalogConfig>>& CatalogKeys() {
   return keys;
 }
 
+// Every key of [section] must be one of `table` or `more`: a misspelt key
+// of imagefs's own sections ([imagefs], [catalog]) would otherwise be
+// ignored without a word. Glance's sections are not checked: a
+// glance-api.conf holds many keys imagefs has no use for.
+template <typename Target>
+Status CheckKnownKeys(const ConfigReader& reader, std::string_view section,
+                      const std::vector<Key<Target>>& table,
+                      std::initializer_list<std::string_view> more) {
+  for (const auto& key : reader.KeysOf(section)) {
+    bool known = std::find(more.begin(), more.end(), key) != more.end() ||
+                 std::any_of(table.begin(), table.end(), [&](const Key<Target>& entry) {
+                   return entry.key == key && (entry.section.empty() || entry.section == section);
+                 });
+    if (!known) return reader.Bad(section, key, fmt::format("is not a key of [{}]", section));
+  }
+  return Ok();
+}
+
 }  // namespace
 
 std::string DefaultStateDir() {
@@ -518,6 +545,11 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
   }
 
   IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, DaemonKeys(), "imagefs", config));
+  IMAGEFS_RETURN_IF_ERROR(CheckKnownKeys(reader, "imagefs", DaemonKeys(), {"state_dir"}));
+  IMAGEFS_RETURN_IF_ERROR(
+      CheckKnownKeys(reader, "catalog", CatalogKeys(),
+                     {"backend", "path", "rados_pool", "rados_namespace", "os_cloud", "lease_path",
+                      "glance_timeout", "glance_leases", "copy_method"}));
   return config;
 }
 

@@ -285,5 +285,31 @@ backend = glance
   EXPECT_NE(bad.error().message.find("c.conf:9"), std::string::npos) << bad.error().message;
 }
 
+// A misspelt key of imagefs's own sections is an error naming its line;
+// Glance's sections may hold keys imagefs does not read.
+TEST(ConfigTest, UnknownKeysOfImagefsSectionsAreRefused) {
+  std::string stores = R"([DEFAULT]
+enabled_backends = central:file
+bind_port = 9292
+[glance_store]
+default_backend = central
+stores = file
+[central]
+filesystem_store_datadir = /srv/central
+)";
+  auto fine = ParseConfig(stores +
+                              "[catalog]\nbackend = embedded\n[imagefs]\nstate_dir = /s\n"
+                              "lease_ttl = 10\n[image_conversion]\noutput_format = raw\n",
+                          "c.conf", "/state");
+  ASSERT_TRUE(fine.ok()) << fine.error().message;
+  auto misspelt = ParseConfig(stores + "[imagefs]\nlease_tll = 10\n", "c.conf", "/state");
+  ASSERT_EQ(misspelt.code(), EINVAL);
+  EXPECT_NE(misspelt.error().message.find("c.conf:10: [imagefs] lease_tll"), std::string::npos)
+      << misspelt.error().message;
+  EXPECT_EQ(
+      ParseConfig(stores + "[catalog]\nbackend = glance\nos_clod = x\n", "c.conf", "/state").code(),
+      EINVAL);
+}
+
 }  // namespace
 }  // namespace imagefs
