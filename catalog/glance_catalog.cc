@@ -263,7 +263,8 @@ class GlanceCatalog final : public Catalog {
   }
 
   ImageRecord WithOwn(ImageRecord record) {
-    return WithOwnState(std::move(record), OwnOf(record.id));
+    OwnState own = OwnOf(record.id);  // before the record is moved from
+    return WithOwnState(std::move(record), own);
   }
 
   std::vector<ListedRecord> WithOwn(std::vector<ListedRecord> listed) {
