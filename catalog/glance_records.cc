@@ -8,6 +8,7 @@
 #include <array>
 #include <set>
 
+#include "common/comma_list.h"
 #include "common/time.h"
 
 namespace imagefs {
@@ -51,28 +52,6 @@ std::optional<uint64_t> Number(const json& image, const char* key) {
   auto found = image.find(key);
   if (found == image.end() || !found->is_number_unsigned()) return std::nullopt;
   return found->get<uint64_t>();
-}
-
-std::vector<std::string> CommaList(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t end = text.find(',', start);
-    if (end == std::string::npos) end = text.size();
-    std::string item = text.substr(start, end - start);
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    if (!item.empty()) items.push_back(item);
-    start = end + 1;
-  }
-  return items;
-}
-
-// "2026-12-06T05:20:20Z" -> ns since the epoch; 0 when unreadable.
-int64_t ParseGlanceTime(const std::string& text) {
-  std::tm tm{};
-  if (::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
-  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000;
 }
 
 std::string Escape(std::string_view name) {
@@ -135,8 +114,8 @@ Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership
   if (record.visibility.empty()) record.visibility = "shared";
   record.is_protected = image.value("protected", false);
   record.os_hidden = image.value("os_hidden", false);
-  record.created_at = ParseGlanceTime(Text(image, "created_at"));
-  record.updated_at = ParseGlanceTime(Text(image, "updated_at"));
+  record.created_at = ParseIsoTime(Text(image, "created_at"));
+  record.updated_at = ParseIsoTime(Text(image, "updated_at"));
   if (record.status == ImageStatus::kActive) record.active_at = record.created_at;
   if (auto locations = image.find("locations"); locations != image.end() && locations->is_array()) {
     for (const auto& location : *locations) {
@@ -149,8 +128,8 @@ Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership
       if (!url.empty() && !store.empty()) record.locations.push_back({store, url});
     }
   }
-  record.importing_to_stores = CommaList(Text(image, "os_glance_importing_to_stores"));
-  record.failed_import = CommaList(Text(image, "os_glance_failed_import"));
+  record.importing_to_stores = SplitCommaList(Text(image, "os_glance_importing_to_stores"));
+  record.failed_import = SplitCommaList(Text(image, "os_glance_failed_import"));
   for (const auto& [key, value] : image.items()) {
     if (NotProperties().count(key) || key.starts_with("os_glance_")) continue;
     record.properties[key] = value.is_string() ? value.get<std::string>() : value.dump();

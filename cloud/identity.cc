@@ -16,14 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-// "2026-12-06T06:20:04.000000Z" -> ns since the epoch; 0 when unreadable.
-int64_t ParseKeystoneTime(const std::string& text) {
-  std::tm tm{};
-  const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return 0;
-  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000;
-}
-
 json NameOrId(const std::string& name, const std::string& id) {
   return id.empty() ? json{{"name", name}} : json{{"id", id}};
 }
@@ -129,7 +121,7 @@ class KeystoneIdentity final : public Identity {
       return Fail(EIO, "keystone at {}: the token's body is not JSON", url);
     }
     const json& token = body["token"];
-    int64_t expires = ParseKeystoneTime(token.value("expires_at", ""));
+    int64_t expires = ParseIsoTime(token.value("expires_at", ""));
     if (token.contains("project") && token["project"].is_object()) {
       credentials.project_id = token["project"].value("id", "");
     }

@@ -4,6 +4,7 @@
 #include <fmt/chrono.h>
 
 #include <chrono>
+#include <ctime>
 
 namespace imagefs {
 
@@ -16,6 +17,12 @@ int64_t NowNanos() {
 std::string FormatIsoTime(int64_t nanos) {
   std::chrono::sys_seconds seconds{std::chrono::seconds{nanos / 1'000'000'000}};
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", seconds);
+}
+
+int64_t ParseIsoTime(const std::string& text) {
+  std::tm tm{};
+  if (::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
+  return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000;
 }
 
 }  // namespace imagefs

@@ -14,6 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/comma_list.h"
+
 namespace imagefs {
 namespace {
 
@@ -106,14 +108,6 @@ class ConfigReader {
   const pt::ptree& tree_;
 };
 
-std::vector<std::string> SplitList(const std::string& text) {
-  std::vector<std::string> items;
-  boost::split(items, text, boost::is_any_of(","));
-  for (auto& item : items) boost::trim(item);
-  std::erase_if(items, [](const std::string& item) { return item.empty(); });
-  return items;
-}
-
 // ---- The table of keys ----
 //
 // Each key: its section ("" for a store's own), its name, and the rule
@@ -180,7 +174,7 @@ KeyRule<Target> NumberList(std::vector<Number> Target::*field, Number low, Numbe
              Target& target) -> Status {
     if (!reader.Has(section, key)) return Ok();
     std::vector<Number> values;
-    for (const auto& item : SplitList(reader.Get(section, key))) {
+    for (const auto& item : SplitCommaList(reader.Get(section, key))) {
       Number value{};
       auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
       if (error != std::errc() || end != item.data() + item.size() || value < low || value > high) {
@@ -200,7 +194,7 @@ KeyRule<Target> NameList(std::vector<std::string> Target::*field) {
   return [=](const ConfigReader& reader, std::string_view section, std::string_view key,
              Target& target) -> Status {
     if (reader.Has(section, key)) {
-      target.*field = SplitList(boost::to_lower_copy(reader.Get(section, key)));
+      target.*field = SplitCommaList(boost::to_lower_copy(reader.Get(section, key)));
     }
     return Ok();
   };
@@ -383,7 +377,7 @@ Result<std::vector<StoreConfig>> ParseStores(ConfigReader& reader) {
     return reader.Bad("DEFAULT", "enabled_backends", "required (e.g. central:file, dcn0:rbd)");
   }
   std::set<std::string> seen;
-  for (const auto& entry : SplitList(backends)) {
+  for (const auto& entry : SplitCommaList(backends)) {
     auto colon = entry.find(':');
     StoreConfig store;
     store.id = boost::trim_copy(entry.substr(0, colon));

@@ -3,6 +3,7 @@
 
 #include <set>
 
+#include "common/comma_list.h"
 #include "common/result.h"
 #include "common/time.h"
 #include "common/uuid.h"
@@ -52,6 +53,25 @@ TEST(UuidTest, CanonicalLowerCaseOnly) {
     seen.insert(id);
   }
   EXPECT_EQ(seen.size(), 100u);
+}
+
+// Glance's and Keystone's timestamps read back, a fraction of a second and
+// the zone letter aside; what is not one is 0.
+TEST(TimeTest, IsoTimestampsReadBack) {
+  EXPECT_EQ(ParseIsoTime("2026-12-06T05:20:20Z"), int64_t{1796534420} * 1'000'000'000);
+  EXPECT_EQ(ParseIsoTime("2026-12-06T05:20:20.000000Z"), int64_t{1796534420} * 1'000'000'000);
+  EXPECT_EQ(ParseIsoTime(FormatIsoTime(int64_t{1796534420} * 1'000'000'000)),
+            int64_t{1796534420} * 1'000'000'000);
+  EXPECT_EQ(ParseIsoTime(""), 0);
+  EXPECT_EQ(ParseIsoTime("yesterday"), 0);
+}
+
+TEST(CommaListTest, ItemsAreTrimmedAndEmptyOnesLeftOut) {
+  EXPECT_EQ(SplitCommaList("central:rbd, dcn0:rbd,\tdcn1:file "),
+            (std::vector<std::string>{"central:rbd", "dcn0:rbd", "dcn1:file"}));
+  EXPECT_EQ(SplitCommaList("a, ,b,"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(SplitCommaList("").empty());
+  EXPECT_TRUE(SplitCommaList(" , ").empty());
 }
 
 TEST(TimeTest, GlanceTimestampFormat) {
