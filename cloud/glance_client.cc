@@ -15,7 +15,8 @@ Result<HttpResponse> GlanceClient::Call(const std::string& method, const std::st
   bool idempotent = method == "GET" || method == "DELETE" || method == "HEAD";
   int attempts = idempotent ? 3 : 1;
   bool renewed = false;
-  for (int attempt = 1;; ++attempt) {
+  int attempt = 0;  // calls that counted: a 401 answered with a new token does not
+  while (true) {
     auto credentials = identity_.Current();
     if (!credentials.ok()) return credentials.error();
     HttpRequest request{
@@ -29,8 +30,9 @@ Result<HttpResponse> GlanceClient::Call(const std::string& method, const std::st
     if (response.ok() && response->status == 401 && !renewed && !credentials->token.empty()) {
       identity_.Invalidate(credentials->token);
       renewed = true;
-      continue;  // once, with a new token: not counted as an attempt
+      continue;  // once, with a new token
     }
+    ++attempt;
     // A refused connection is not tried again: Glance is not there, and
     // the caller hears so at once. A timeout or a 5xx may pass.
     if (!response.ok()) {
