@@ -3,6 +3,7 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <boost/algorithm/string.hpp>
 #include <boost/property_tree/ini_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
@@ -334,6 +335,14 @@ Status CheckKnownKeys(const ConfigReader& reader, std::string_view section,
   return Ok();
 }
 
+// A catalog kept on the central store's cluster connects as that store
+// does (rados, and the Glance catalog's leases).
+void UseClusterOf(const StoreConfig& central, CephClientOptions& client) {
+  client.ceph_conf = central.client.ceph_conf;
+  client.user = central.client.user;
+  client.keyring = central.client.keyring;
+}
+
 }  // namespace
 
 std::string DefaultStateDir() {
@@ -477,6 +486,9 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
                       fmt::format("'{}' is not in enabled_backends", config.central));
   }
 
+  const StoreConfig& central =
+      *std::find_if(config.stores.begin(), config.stores.end(),
+                    [&](const StoreConfig& store) { return store.id == config.central; });
   config.staging_dir = reader.Get("os_glance_staging_store", "filesystem_store_datadir",
                                   config.state_dir + "/staging");
   config.catalog.backend = reader.Get("catalog", "backend", "embedded");
@@ -485,16 +497,7 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
   } else if (config.catalog.backend == "rados") {
     config.catalog.rados_pool = reader.Get("catalog", "rados_pool", "imagefs");
     config.catalog.rados_namespace = reader.Get("catalog", "rados_namespace", "catalog");
-    const StoreConfig* central = nullptr;
-    for (const auto& store : config.stores) {
-      if (store.id == config.central) central = &store;
-    }
-    CephClientOptions& client = config.catalog.client;
-    if (central->driver == "rbd") {
-      client.ceph_conf = central->client.ceph_conf;
-      client.user = central->client.user;
-      client.keyring = central->client.keyring;
-    }
+    if (central.driver == "rbd") UseClusterOf(central, config.catalog.client);
     config.catalog.replica.replica_path = config.state_dir + "/catalog-replica.db";
     IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, CatalogKeys(), "catalog", config.catalog));
   } else if (config.catalog.backend == "glance") {
@@ -507,11 +510,7 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
       return reader.Bad("catalog", "glance_timeout", "must be 1..3600");
     }
     config.catalog.glance_timeout_seconds = *timeout;
-    const StoreConfig* central = nullptr;
-    for (const auto& store : config.stores) {
-      if (store.id == config.central) central = &store;
-    }
-    bool rbd = central->driver == "rbd";
+    bool rbd = central.driver == "rbd";
     config.catalog.copy_method = reader.Get("catalog", "copy_method", "imagefs");
     if (config.catalog.copy_method != "imagefs" && config.catalog.copy_method != "glance") {
       return reader.Bad("catalog", "copy_method",
@@ -525,9 +524,7 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
                           "central needs the central store to be rbd (its cluster keeps them)");
       }
       config.catalog.rados_pool = reader.Get("catalog", "rados_pool", "imagefs");
-      config.catalog.client.ceph_conf = central->client.ceph_conf;
-      config.catalog.client.user = central->client.user;
-      config.catalog.client.keyring = central->client.keyring;
+      UseClusterOf(central, config.catalog.client);
     } else if (config.catalog.glance_leases != "local") {
       return reader.Bad("catalog", "glance_leases",
                         fmt::format("'{}' is not central or local", config.catalog.glance_leases));

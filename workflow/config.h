@@ -49,7 +49,8 @@
 //
 // Parsing is a pure function; errors are EINVAL with a message naming the
 // file and line. A key imagefs does not know in its own sections
-// ([imagefs], [catalog]) is an error; Glance's sections may hold any. With no file, DefaultConfig gives the embedded default:
+// ([imagefs], [catalog]) is an error; Glance's sections may hold any.
+// With no file, DefaultConfig gives the embedded default:
 // three `file` stores (central, dcn0, dcn1) and an SQLite catalog.
 #pragma once
 

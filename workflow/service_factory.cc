@@ -30,6 +30,13 @@ Result<std::string> DaemonId(const std::string& state_dir) {
   return id;
 }
 
+// The directory a catalog's file goes in; a failure here shows when the
+// file is opened, with the reason.
+void MakeParentDirectory(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
@@ -53,9 +60,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
     RadosCatalogOptions rados{.client = config.catalog.client,
                               .pool = config.catalog.rados_pool,
                               .name_space = config.catalog.rados_namespace};
-    std::error_code error;
-    std::filesystem::create_directories(
-        std::filesystem::path(config.catalog.replica.replica_path).parent_path(), error);
+    MakeParentDirectory(config.catalog.replica.replica_path);
     catalog =
         OpenReplicatedCatalog([rados] { return OpenRadosCatalog(rados); }, config.catalog.replica);
   } else if (config.catalog.backend == "glance") {
@@ -77,14 +82,10 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
         return std::unique_ptr<Catalog>(std::move(opened).value());
       };
     }
-    std::error_code error;
-    std::filesystem::create_directories(std::filesystem::path(glance.lease_path).parent_path(),
-                                        error);
+    MakeParentDirectory(glance.lease_path);
     catalog = OpenGlanceCatalog(glance);
   } else {
-    std::error_code error;
-    std::filesystem::create_directories(std::filesystem::path(config.catalog.path).parent_path(),
-                                        error);
+    MakeParentDirectory(config.catalog.path);
     catalog = OpenSqliteCatalog(config.catalog.path);
   }
   if (!catalog.ok()) return catalog.error();
