@@ -249,8 +249,9 @@ x = first
   EXPECT_EQ(config->stores[0].datadir, "/srv/central");
 }
 
-TEST(ConfigTest, GlanceLeasesOnCentralNeedAnRbdCentral) {
-  std::string text = R"([DEFAULT]
+// A Glance catalog over one file store, central; a test adds [catalog]
+// keys at the end.
+constexpr char kGlanceOverFileCentral[] = R"([DEFAULT]
 enabled_backends = central:file
 [glance_store]
 default_backend = central
@@ -259,6 +260,9 @@ filesystem_store_datadir = /srv/central
 [catalog]
 backend = glance
 )";
+
+TEST(ConfigTest, GlanceLeasesOnCentralNeedAnRbdCentral) {
+  std::string text = kGlanceOverFileCentral;
   auto local = ParseConfig(text, "c.conf", "/state");
   ASSERT_TRUE(local.ok()) << local.error().message;
   EXPECT_EQ(local->catalog.glance_leases, "local");
@@ -267,15 +271,7 @@ backend = glance
 }
 
 TEST(ConfigTest, CopyMethodIsImagefsOrGlance) {
-  std::string text = R"([DEFAULT]
-enabled_backends = central:file
-[glance_store]
-default_backend = central
-[central]
-filesystem_store_datadir = /srv/central
-[catalog]
-backend = glance
-)";
+  std::string text = kGlanceOverFileCentral;
   EXPECT_EQ(ParseConfig(text, "c.conf", "/state")->catalog.copy_method, "imagefs");
   auto glance = ParseConfig(text + "copy_method = glance\n", "c.conf", "/state");
   ASSERT_TRUE(glance.ok()) << glance.error().message;
