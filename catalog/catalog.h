@@ -300,8 +300,8 @@ struct GlanceCatalogOptions {
 //   a rados catalog on the central store's cluster when that store is rbd,
 //   so daemons at every site exclude each other), else in an SQLite file
 //   of this mount's (`lease_path`), which excludes one host's daemons.
-// Opening lists the images once, so a wrong cloud or password fails the
-// mount at once (Keystone's or Glance's errno).
+// Opening asks Glance for one image, so a wrong cloud or password fails
+// the mount at once (Keystone's or Glance's errno).
 Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options);
 
 }  // namespace imagefs

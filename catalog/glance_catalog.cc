@@ -135,6 +135,13 @@ class GlanceCatalog final : public Catalog {
     return Ok();
   }
 
+  // Whether Glance answers this identity: one image listed at most.
+  Status Probe() {
+    auto listed = glance_.Call("GET", "/v2/images?limit=1", "", "", "list images");
+    if (!listed.ok()) return listed.error();
+    return Ok();
+  }
+
   bool CopiesItself() const override { return options_.glance_copies; }
 
   // POST /v2/images/<id>/import, method copy-image, then Glance's own
@@ -332,11 +339,11 @@ Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& o
   auto leases = options.open_leases ? options.open_leases() : OpenSqliteCatalog(options.lease_path);
   if (!leases.ok()) return leases.error();
   auto catalog = std::make_unique<GlanceCatalog>(options, std::move(leases).value());
-  // The first listing proves the cloud answers and the credentials hold.
-  auto listed = catalog->ListRecords();
-  if (!listed.ok()) return listed.error();
-  Log(LogLevel::kInfo, "catalog: Glance of cloud {} ({}), {} images", options.cloud.name,
-      options.cloud.source, listed->size());
+  // One page of one image proves the cloud answers and the credentials
+  // hold; the whole listing waits for the first `ls`.
+  IMAGEFS_RETURN_IF_ERROR(catalog->Probe());
+  Log(LogLevel::kInfo, "catalog: Glance of cloud {} ({})", options.cloud.name,
+      options.cloud.source);
   return std::unique_ptr<Catalog>(std::move(catalog));
 }
 
