@@ -92,8 +92,10 @@ TEST_F(WorkflowTest, SweepRepairsAnImageWhoseOperationDiedWhileRunning) {
                   .ok());
   PublishUnrecorded("dcn0", "abc");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  // The sweep repairs the record, then releases the lease: wait for both.
   while (std::chrono::steady_clock::now() < deadline &&
-         (StoreHas("dcn0") || !Record().importing_to_stores.empty())) {
+         (StoreHas("dcn0") || !Record().importing_to_stores.empty() ||
+          other->GetLease(kId)->has_value())) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_FALSE(StoreHas("dcn0"));
