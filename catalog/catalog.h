@@ -53,6 +53,7 @@ struct ListedRecord {
 // other call at once with EHOSTUNREACH.
 struct CatalogHealth {
   bool live = true;
+  std::string authority;          // who did not answer: "central", "Glance"
   int64_t unreachable_since = 0;  // ns since the epoch; 0 when live
   std::string reason;             // why not live
 };
@@ -173,6 +174,10 @@ struct CatalogChanges {
   // `records` is every record, to replace the replica's: the position was
   // of another catalog, or older than the change log keeps.
   bool complete = false;
+  // Whether a record not in `records` is known unchanged. Not so where the
+  // log omits removals (Glance's listing of changed images): then only a
+  // complete answer confirms what a replica holds.
+  bool names_every_change = true;
   // The current value of each record changed (encoded, EncodeRecord);
   // nullopt when it was removed.
   std::vector<std::pair<std::string, std::optional<std::string>>> records;
@@ -245,6 +250,12 @@ Result<std::unique_ptr<SharedCatalog>> OpenRadosCatalog(const RadosCatalogOption
 //   never wait a whole op timeout on central.
 struct ReplicaOptions {
   std::string replica_path;
+  // What log lines and errors call the shared catalog.
+  std::string authority = "central";
+  // What the shared catalog answers to RemovesData and CopiesItself,
+  // known before it is reached.
+  bool removes_data = false;
+  bool copies_itself = false;
   std::chrono::milliseconds follow_every{500};
   std::chrono::milliseconds first_wait{3000};
   std::chrono::milliseconds inspect_for{1000};
@@ -275,18 +286,19 @@ struct GlanceCatalogOptions {
   bool glance_copies = false;
   // How long CopyItself waits for Glance's copy to end.
   std::chrono::seconds copy_timeout{3600};
-  // A record read this recently answers inspections without asking Glance
-  // (the kernel's attribute timeout).
-  std::chrono::milliseconds inspect_for{1000};
+  // How often ChangesSince lists every image (which is how a replica
+  // learns of deletions); between, it lists those changed.
+  std::chrono::seconds full_listing_every{60};
 };
 
 // The Glance catalog (docs/contract.md, "Glance as the catalog"): the
 // records are the images of a real Glance (API v2), through the cloud's
 // identity (cloud/identity.h):
-// - Get and ListRecords ask Glance (a listing is paged); Inspect and
-//   InspectAll answer from what was read within `inspect_for`, and on a
-//   thread that must not wait on the network (WithoutNetworkWaits) fail
-//   with EWOULDBLOCK instead of asking.
+// - Get and ListRecords ask Glance (a listing is paged). ChangesSince lists
+//   the images changed since a position (`updated_at=gte:`), and every
+//   `full_listing_every` all of them, so that OpenReplicatedCatalog keeps a
+//   replica that serves inspections while Glance does not answer; the
+//   service factory always serves the Glance catalog through one.
 // - Create is POST /v2/images with the id; Update sends the difference as
 //   one JSON patch (glance_records.h): a property Glance refuses is EPERM.
 //   A copy imagefs wrote and verified is added as a location (the first
@@ -302,6 +314,6 @@ struct GlanceCatalogOptions {
 //   of this mount's (`lease_path`), which excludes one host's daemons.
 // Opening asks Glance for one image, so a wrong cloud or password fails
 // the mount at once (Keystone's or Glance's errno).
-Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options);
+Result<std::unique_ptr<SharedCatalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options);
 
 }  // namespace imagefs

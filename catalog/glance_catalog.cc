@@ -16,7 +16,7 @@
 namespace imagefs {
 namespace {
 
-class GlanceCatalog final : public Catalog {
+class GlanceCatalog final : public SharedCatalog {
  public:
   GlanceCatalog(const GlanceCatalogOptions& options, std::unique_ptr<Catalog> leases)
       : options_(options),
@@ -25,27 +25,11 @@ class GlanceCatalog final : public Catalog {
         glance_(*identity_, http_),
         leases_(std::move(leases)) {}
 
-  Result<ImageRecord> Inspect(std::string_view id) override {
-    if (auto cached = Cached(id)) return WithOwn(*cached);
-    if (WithoutNetworkWaits::Here()) {
-      return Fail(EWOULDBLOCK, "image {}: Glance must be asked, not from this thread", id);
-    }
-    return Get(id);
-  }
-
-  Result<std::vector<ListedRecord>> InspectAll() override {
-    if (auto listing = CachedListing()) return WithOwn(std::move(listing).value());
-    if (WithoutNetworkWaits::Here()) {
-      return Fail(EWOULDBLOCK, "the image list must be asked of Glance, not from this thread");
-    }
-    return ListRecords();
-  }
-
   Status Create(const ImageRecord& record) override {
     auto created = glance_.CreateImage(GlanceCreateFields(record));
     if (!created.ok()) return created.error();
-    auto remembered = Remember(*created);
-    if (!remembered.ok()) return remembered.error();
+    auto created_record = RecordOf(*created);
+    if (!created_record.ok()) return created_record.error();
     return Ok();
   }
 
@@ -63,31 +47,40 @@ class GlanceCatalog final : public Catalog {
     return ids;
   }
 
-  Result<std::vector<ListedRecord>> ListRecords() override {
-    auto images = glance_.ListImages();
-    if (!images.ok()) return images.error();
-    auto ownership = Ownership();
-    if (!ownership.ok()) return ownership.error();
-    std::vector<ListedRecord> listed;
-    for (const auto& image : *images) {
-      auto record = RecordOfGlanceImage(image, *ownership);
-      if (!record.ok() && record.code() == ENOENT) continue;  // being deleted
-      std::string id = record.ok() ? record->id : image.value("id", "");
-      listed.push_back({std::move(id), std::move(record)});
+  Result<std::vector<ListedRecord>> ListRecords() override { return ListFromGlance(""); }
+
+  // Glance keeps no log of changes; its listing filtered by updated_at is
+  // one. Each round asks for the images changed since the newest change
+  // seen (less a margin: Glance's times have whole seconds, and a change
+  // may commit after a later one was listed), and every `full_every` for
+  // all of them, which is how deletions (absent from such a listing)
+  // reach the replica. The position holds those two times, in seconds:
+  // {newest change seen, last full listing}.
+  Result<CatalogChanges> ChangesSince(const CatalogPosition& from) override {
+    auto credentials = identity_->Current();
+    if (!credentials.ok()) return credentials.error();
+    CatalogChanges changes;
+    changes.position.catalog = "glance " + credentials->image_endpoint;
+    int64_t now = NowNanos() / kSecond;
+    bool full = from.catalog != changes.position.catalog || from.seqs.size() != 2 ||
+                now - static_cast<int64_t>(from.seqs[1]) >= options_.full_listing_every.count();
+    int64_t newest = full ? 0 : static_cast<int64_t>(from.seqs[0]);
+    std::string filter;
+    if (!full) {
+      filter = "updated_at=gte:" + FormatIsoTime((newest - kChangeMargin) * kSecond);
     }
-    std::sort(listed.begin(), listed.end(),
-              [](const ListedRecord& a, const ListedRecord& b) { return a.id < b.id; });
-    {
-      MutexLock lock(&mutex_);
-      cache_.clear();
-      int64_t now = NowNanos();
-      for (const auto& entry : listed) {
-        if (entry.record.ok()) cache_[entry.id] = {*entry.record, now};
-      }
-      listing_ = listed;
-      listed_at_ = now;
+    auto listed = ListFromGlance(filter);
+    if (!listed.ok()) return listed.error();
+    changes.complete = full;
+    changes.names_every_change = full;
+    for (const auto& entry : *listed) {
+      if (!entry.record.ok()) continue;  // not one imagefs can show
+      newest = std::max(newest, entry.record->updated_at / kSecond);
+      changes.records.emplace_back(entry.id, EncodeRecord(*entry.record));
     }
-    return WithOwn(std::move(listed));
+    changes.position.seqs = {static_cast<uint64_t>(newest),
+                             full ? static_cast<uint64_t>(now) : from.seqs[1]};
+    return changes;
   }
 
   // Glance has no conditional update: the record is read, changed and the
@@ -112,9 +105,9 @@ class GlanceCatalog final : public Catalog {
         if (patched.code() == EACCES) return Error{EPERM, patched.error().message};
         return patched.error();
       }
-      auto remembered = Remember(*patched);
-      if (!remembered.ok()) return remembered.error();
-      stored = *remembered;
+      auto record = RecordOf(*patched);
+      if (!record.ok()) return record.error();
+      stored = *record;
     }
     if (!(change->own == own)) {
       MutexLock lock(&mutex_);
@@ -129,7 +122,6 @@ class GlanceCatalog final : public Catalog {
 
   Status Remove(std::string_view id) override {
     IMAGEFS_RETURN_IF_ERROR(glance_.DeleteImage(std::string(id)));
-    Forget(id);
     MutexLock lock(&mutex_);
     own_.erase(std::string(id));
     return Ok();
@@ -206,9 +198,7 @@ class GlanceCatalog final : public Catalog {
   bool RemovesData() const override { return true; }
 
   Status RemoveCopy(std::string_view id, std::string_view store) override {
-    IMAGEFS_RETURN_IF_ERROR(glance_.DeleteFromStore(std::string(store), std::string(id)));
-    Forget(id);
-    return Ok();
+    return glance_.DeleteFromStore(std::string(store), std::string(id));
   }
 
   // Glance's own import lock (os_glance_import_task, held while its
@@ -242,10 +232,8 @@ class GlanceCatalog final : public Catalog {
   }
 
  private:
-  struct Entry {
-    ImageRecord record;
-    int64_t read_at = 0;
-  };
+  static constexpr int64_t kSecond = 1'000'000'000;
+  static constexpr int64_t kChangeMargin = 5;  // seconds
 
   Result<GlanceOwnership> Ownership() {
     auto project = glance_.ProjectId();
@@ -256,11 +244,26 @@ class GlanceCatalog final : public Catalog {
   // Glance's record of the image, as Glance has it (no OwnState).
   Result<ImageRecord> GetFromGlance(std::string_view id) {
     auto image = glance_.GetImage(std::string(id));
-    if (!image.ok()) {
-      if (image.code() == ENOENT) Forget(id);
-      return image.error();
+    if (!image.ok()) return image.error();
+    return RecordOf(*image);
+  }
+
+  // The images `filter` selects (all for ""), in id order, with OwnState.
+  Result<std::vector<ListedRecord>> ListFromGlance(std::string_view filter) {
+    auto images = glance_.ListImages(filter);
+    if (!images.ok()) return images.error();
+    auto ownership = Ownership();
+    if (!ownership.ok()) return ownership.error();
+    std::vector<ListedRecord> listed;
+    for (const auto& image : *images) {
+      auto record = RecordOfGlanceImage(image, *ownership);
+      if (!record.ok() && record.code() == ENOENT) continue;  // being deleted
+      std::string id = record.ok() ? record->id : image.value("id", "");
+      listed.push_back({std::move(id), std::move(record)});
     }
-    return Remember(*image);
+    std::sort(listed.begin(), listed.end(),
+              [](const ListedRecord& a, const ListedRecord& b) { return a.id < b.id; });
+    return WithOwn(std::move(listed));
   }
 
   OwnState OwnOf(std::string_view id) {
@@ -286,39 +289,10 @@ class GlanceCatalog final : public Catalog {
     return listed;
   }
 
-  Result<ImageRecord> Remember(const nlohmann::json& image) {
+  Result<ImageRecord> RecordOf(const nlohmann::json& image) {
     auto ownership = Ownership();
     if (!ownership.ok()) return ownership.error();
-    auto record = RecordOfGlanceImage(image, *ownership);
-    if (!record.ok()) return record.error();
-    MutexLock lock(&mutex_);
-    cache_[record->id] = {*record, NowNanos()};
-    listed_at_ = 0;  // the listing no longer holds this record as it is
-    return record;
-  }
-
-  void Forget(std::string_view id) {
-    MutexLock lock(&mutex_);
-    cache_.erase(std::string(id));
-    listed_at_ = 0;
-  }
-
-  bool Fresh(int64_t read_at) const {
-    return NowNanos() - read_at <
-           std::chrono::duration_cast<std::chrono::nanoseconds>(options_.inspect_for).count();
-  }
-
-  std::optional<ImageRecord> Cached(std::string_view id) {
-    MutexLock lock(&mutex_);
-    auto found = cache_.find(std::string(id));
-    if (found == cache_.end() || !Fresh(found->second.read_at)) return std::nullopt;
-    return found->second.record;
-  }
-
-  std::optional<std::vector<ListedRecord>> CachedListing() {
-    MutexLock lock(&mutex_);
-    if (listed_at_ == 0 || !Fresh(listed_at_)) return std::nullopt;
-    return listing_;
+    return RecordOfGlanceImage(image, *ownership);
   }
 
   const GlanceCatalogOptions options_;
@@ -327,15 +301,12 @@ class GlanceCatalog final : public Catalog {
   GlanceClient glance_;
   std::unique_ptr<Catalog> leases_;
   Mutex mutex_;
-  std::map<std::string, Entry> cache_ GUARDED_BY(mutex_);  // as Glance has them
   std::map<std::string, OwnState> own_ GUARDED_BY(mutex_);
-  std::vector<ListedRecord> listing_ GUARDED_BY(mutex_);
-  int64_t listed_at_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options) {
+Result<std::unique_ptr<SharedCatalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options) {
   auto leases = options.open_leases ? options.open_leases() : OpenSqliteCatalog(options.lease_path);
   if (!leases.ok()) return leases.error();
   auto catalog = std::make_unique<GlanceCatalog>(options, std::move(leases).value());
@@ -344,7 +315,7 @@ Result<std::unique_ptr<Catalog>> OpenGlanceCatalog(const GlanceCatalogOptions& o
   IMAGEFS_RETURN_IF_ERROR(catalog->Probe());
   Log(LogLevel::kInfo, "catalog: Glance of cloud {} ({})", options.cloud.name,
       options.cloud.source);
-  return std::unique_ptr<Catalog>(std::move(catalog));
+  return std::unique_ptr<SharedCatalog>(std::move(catalog));
 }
 
 }  // namespace imagefs

@@ -78,9 +78,10 @@ class InspectionCache {
 
   // The follower read the change log in a round that started at `started`:
   // the records it names changed (all of them, when `everything`); the
-  // others were still current then.
+  // others were still current then, when `others_unchanged`.
   void Confirm(std::chrono::steady_clock::time_point started,
-               const std::vector<std::string>& changed, bool everything) EXCLUDES(mutex_) {
+               const std::vector<std::string>& changed, bool everything, bool others_unchanged)
+      EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
     if (everything) {
       records_.clear();
@@ -88,7 +89,17 @@ class InspectionCache {
       for (const auto& id : changed) records_.erase(id);
     }
     ++generation_;
-    confirmed_ = started;
+    if (others_unchanged) confirmed_ = started;
+  }
+
+  // The last listing (PutAll), while it is current to within `ttl` and no
+  // record of it has been dropped or changed since.
+  std::optional<std::vector<ListedRecord>> FindAll() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    if (listing_generation_ != generation_ || Now() - std::max(listed_at_, confirmed_) > ttl_) {
+      return std::nullopt;
+    }
+    return listing_;
   }
 
   // Counts a miss: true once per second when they add up to a scan.
@@ -115,6 +126,9 @@ class InspectionCache {
     for (const auto& entry : listed) {
       if (entry.record.ok()) records_[entry.id] = {*entry.record, now};
     }
+    listing_ = listed;
+    listing_generation_ = generation_;
+    listed_at_ = now;
   }
   uint64_t Generation() EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
@@ -135,6 +149,9 @@ class InspectionCache {
   std::map<std::string, std::pair<ImageRecord, std::chrono::steady_clock::time_point>> records_
       GUARDED_BY(mutex_);
   uint64_t generation_ GUARDED_BY(mutex_) = 0;  // counts drops
+  std::vector<ListedRecord> listing_ GUARDED_BY(mutex_);
+  uint64_t listing_generation_ GUARDED_BY(mutex_) = ~uint64_t{0};  // none yet
+  std::chrono::steady_clock::time_point listed_at_ GUARDED_BY(mutex_){};
   std::chrono::steady_clock::time_point confirmed_ GUARDED_BY(mutex_){};
   std::chrono::steady_clock::time_point window_ GUARDED_BY(mutex_){};
   int misses_ GUARDED_BY(mutex_) = 0;
@@ -252,9 +269,9 @@ class ReplicatedCatalog final : public Catalog {
     if (refused_) return *refused_;
     if (!live_) {
       Log(LogLevel::kWarning,
-          "catalog: central has not answered within {} ms ({}); serving from the replica at {} "
+          "catalog: {} has not answered within {} ms ({}); serving from the replica at {} "
           "(change {}) until it does",
-          options_.first_wait.count(), reason_, options_.replica_path,
+          options_.authority, options_.first_wait.count(), reason_, options_.replica_path,
           replica_->position().Applied());
     }
     return Ok();
@@ -279,6 +296,9 @@ class ReplicatedCatalog final : public Catalog {
   }
 
   Result<std::vector<ListedRecord>> InspectAll() override {
+    if (Live()) {
+      if (auto listed = cache_.FindAll()) return std::move(listed).value();
+    }
     return LiveElseReplica(
         [this](SharedCatalog& primary) -> Result<std::vector<ListedRecord>> {
           uint64_t generation = cache_.Generation();
@@ -292,7 +312,10 @@ class ReplicatedCatalog final : public Catalog {
   CatalogHealth Health() override {
     MutexLock lock(&mutex_);
     if (live_) return {};
-    return {.live = false, .unreachable_since = since_, .reason = reason_};
+    return {.live = false,
+            .authority = options_.authority,
+            .unreachable_since = since_,
+            .reason = reason_};
   }
 
   Status Create(const ImageRecord& record) override {
@@ -321,6 +344,26 @@ class ReplicatedCatalog final : public Catalog {
         Call(fmt::format("remove image {}", id), [&](SharedCatalog& c) { return c.Remove(id); });
     cache_.Drop(id);
     return removed;
+  }
+  bool RemovesData() const override { return options_.removes_data; }
+  Status RemoveCopy(std::string_view id, std::string_view store) override {
+    Status removed = Call(fmt::format("remove the copy of image {} in {}", id, store),
+                          [&](SharedCatalog& c) { return c.RemoveCopy(id, store); });
+    cache_.Drop(id);
+    return removed;
+  }
+  bool CopiesItself() const override { return options_.copies_itself; }
+  Status CopyItself(std::string_view id, const std::vector<std::string>& stores,
+                    bool all_must_succeed) override {
+    Status copied = Call(fmt::format("copy image {}", id), [&](SharedCatalog& c) {
+      return c.CopyItself(id, stores, all_must_succeed);
+    });
+    cache_.Drop(id);
+    return copied;
+  }
+  Status CheckLocation(std::string_view id, std::string_view url) override {
+    return Call(fmt::format("check a location of image {}", id),
+                [&](SharedCatalog& c) { return c.CheckLocation(id, url); });
   }
   Status AcquireLease(const Lease& lease) override {
     return Call(fmt::format("take the lease on image {} ({})", lease.image_id, lease.purpose),
@@ -361,7 +404,7 @@ class ReplicatedCatalog final : public Catalog {
     // While an earlier read of central is late, the next would be too.
     if (!primary || late_reads_.load() > 0) return replica();
     if (WithoutNetworkWaits::Here()) {
-      return Error{EWOULDBLOCK, "catalog: the inspection must ask central"};
+      return Fail(EWOULDBLOCK, "catalog: the inspection must ask {}", options_.authority);
     }
     auto answer = std::make_shared<std::promise<Answer>>();
     auto answered = answer->get_future();
@@ -380,9 +423,8 @@ class ReplicatedCatalog final : public Catalog {
     ++late_reads_;
     if (late->exchange(true)) --late_reads_;  // it answered just now
     Log(LogLevel::kDebug,
-        "catalog: central did not answer an inspection within {} ms; the "
-        "replica answers",
-        options_.inspect_wait.count());
+        "catalog: {} did not answer an inspection within {} ms; the replica answers",
+        options_.authority, options_.inspect_wait.count());
     return replica();
   }
 
@@ -401,10 +443,11 @@ class ReplicatedCatalog final : public Catalog {
 
   Error Unreachable(const std::string& what) EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
-    Error error = Fail(EHOSTUNREACH,
-                       "catalog: cannot {}: central has been unreachable since {} ({}); the mount "
-                       "serves reads from its replica, changes need central",
-                       what, FormatIsoTime(since_), reason_);
+    Error error =
+        Fail(EHOSTUNREACH,
+             "catalog: cannot {}: {} has been unreachable since {} ({}); the mount "
+             "serves reads from its replica, changes need {}",
+             what, options_.authority, FormatIsoTime(since_), reason_, options_.authority);
     Log(LogLevel::kWarning, "{}", error.message);
     return error;
   }
@@ -416,21 +459,20 @@ class ReplicatedCatalog final : public Catalog {
     live_ = false;
     since_ = NowNanos();
     Log(LogLevel::kWarning,
-        "catalog: central does not answer ({}); inspections answer from the replica (change {}), "
+        "catalog: {} does not answer ({}); inspections answer from the replica (change {}), "
         "changes fail with EHOSTUNREACH until it does",
-        reason, replica_->position().Applied());
+        options_.authority, reason, replica_->position().Applied());
   }
 
   void MarkLive(size_t caught_up) EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
     if (live_) return;
     if (was_live_) {
-      Log(LogLevel::kInfo,
-          "catalog: central answers again after {:.1f} s; live, {} changes caught up",
-          (NowNanos() - since_) / 1e9, caught_up);
+      Log(LogLevel::kInfo, "catalog: {} answers again after {:.1f} s; live, {} changes caught up",
+          options_.authority, (NowNanos() - since_) / 1e9, caught_up);
     } else {
-      Log(LogLevel::kInfo, "catalog: central answers; live, replica at {} brought up to date",
-          options_.replica_path);
+      Log(LogLevel::kInfo, "catalog: {} answers; live, replica at {} brought up to date",
+          options_.authority, options_.replica_path);
     }
     live_ = was_live_ = true;
     since_ = 0;
@@ -468,7 +510,7 @@ class ReplicatedCatalog final : public Catalog {
     }
     std::vector<std::string> changed;
     for (const auto& [id, value] : changes->records) changed.push_back(id);
-    cache_.Confirm(started, changed, changes->complete);
+    cache_.Confirm(started, changed, changes->complete, changes->names_every_change);
     if (!changes->records.empty() || changes->complete) {
       Status applied = replica_->Apply(*changes);
       if (!applied.ok()) Log(LogLevel::kError, "{}", applied.error().message);

@@ -58,9 +58,10 @@ Result<json> GlanceClient::JsonOf(const Result<HttpResponse>& response, const st
   return parsed;
 }
 
-Result<std::vector<json>> GlanceClient::ListImages(int page) {
+Result<std::vector<json>> GlanceClient::ListImages(std::string_view filter, int page) {
   std::vector<json> images;
-  std::string path = fmt::format("/v2/images?limit={}", page);
+  std::string path =
+      fmt::format("/v2/images?limit={}{}{}", page, filter.empty() ? "" : "&", filter);
   while (!path.empty()) {
     auto listed = JsonOf(Call("GET", path, "", "", "list images"), "list images");
     if (!listed.ok()) return listed.error();
@@ -68,7 +69,8 @@ Result<std::vector<json>> GlanceClient::ListImages(int page) {
       return Fail(EIO, "glance: list images: no 'images' in the answer");
     }
     for (auto& image : (*listed)["images"]) images.push_back(std::move(image));
-    // `next` is "/v2/images?marker=<last id>&limit=<n>" while more remain.
+    // `next` is "/v2/images?marker=<last id>&limit=<n>" with the filter,
+    // while more remain.
     path = listed->value("next", "");
   }
   return images;

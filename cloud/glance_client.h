@@ -29,8 +29,8 @@ class GlanceClient {
   GlanceClient(Identity& identity, HttpClient& http) : identity_(identity), http_(http) {}
 
   // Every image the token may see (GET /v2/images, `page` at a time,
-  // following `next`).
-  Result<std::vector<nlohmann::json>> ListImages(int page = 500);
+  // following `next`), or those `filter` selects: "updated_at=gte:<time>".
+  Result<std::vector<nlohmann::json>> ListImages(std::string_view filter = "", int page = 500);
   Result<nlohmann::json> GetImage(const std::string& id);
   // POST /v2/images: `fields` may carry the id. 409: EEXIST.
   Result<nlohmann::json> CreateImage(const nlohmann::json& fields);

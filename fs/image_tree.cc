@@ -348,9 +348,10 @@ Result<std::vector<std::pair<std::string, std::string>>> ImageTree::NodeAttribut
   auto catalog_state = [&] {
     CatalogHealth health = service_.CatalogState();
     attributes.emplace_back(kCatalogXattr,
-                            health.live ? std::string("live")
-                                        : fmt::format("replica, central unreachable since {}",
-                                                      FormatIsoTime(health.unreachable_since)));
+                            health.live
+                                ? std::string("live")
+                                : fmt::format("replica, {} unreachable since {}", health.authority,
+                                              FormatIsoTime(health.unreachable_since)));
   };
   if (node.kind == NodeKind::kRoot) {
     attributes.emplace_back(kInodesXattr, std::to_string(inodes_.size()));

@@ -50,7 +50,8 @@ constexpr std::string_view kInodesXattr = "user.imagefs.inodes";
 // .type, .default, .description, and the driver's (rbd: .fsid, .pool); on
 // each image file: user.glance.location and user.glance.store.
 // On / and each image: "live", or "replica, central unreachable since
-// <time>" while the catalog answers from the mount's replica.
+// <time>" while the catalog answers from the mount's replica ("Glance"
+// instead of "central" for the Glance catalog).
 constexpr std::string_view kCatalogXattr = "user.imagefs.catalog";
 // On each image: its imports in flight here, per target store (JSON).
 constexpr std::string_view kProgressXattr = "user.imagefs.progress";

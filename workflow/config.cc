@@ -498,8 +498,6 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
     config.catalog.rados_pool = reader.Get("catalog", "rados_pool", "imagefs");
     config.catalog.rados_namespace = reader.Get("catalog", "rados_namespace", "catalog");
     if (central.driver == "rbd") UseClusterOf(central, config.catalog.client);
-    config.catalog.replica.replica_path = config.state_dir + "/catalog-replica.db";
-    IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, CatalogKeys(), "catalog", config.catalog));
   } else if (config.catalog.backend == "glance") {
     config.catalog.os_cloud = reader.Get("catalog", "os_cloud");
     config.catalog.lease_path =
@@ -533,6 +531,10 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
     return reader.Bad(
         "catalog", "backend",
         fmt::format("'{}' is unknown (embedded, rados, glance)", config.catalog.backend));
+  }
+  if (config.catalog.backend != "embedded") {  // served through a replica
+    config.catalog.replica.replica_path = config.state_dir + "/catalog-replica.db";
+    IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, CatalogKeys(), "catalog", config.catalog));
   }
 
   IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, DaemonKeys(), "imagefs", config));

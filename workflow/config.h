@@ -21,7 +21,7 @@
 //               rados_connect_timeout = 5, rados_op_timeout = 3 (seconds:
 //               how soon central counts as unreachable, and the mount
 //               serves from its replica); replica_path = <state
-//               dir>/catalog-replica.db (rados)
+//               dir>/catalog-replica.db (rados and glance)
 //   [imagefs]   admin_uids = 0, 1000; lease_ttl = 30; staging_max_bytes = 0;
 //               workers = 4; copy_chunk_size = 8 (the pipeline's unit, MiB, a
 //               multiple of 4);
@@ -87,7 +87,7 @@ struct CatalogConfig {
   CephClientOptions client{.connect_timeout_seconds = 5, .op_timeout_seconds = 3};
   std::string rados_pool;
   std::string rados_namespace;
-  ReplicaOptions replica;  // rados: how it follows central
+  ReplicaOptions replica;  // rados, glance: how it follows central or Glance
   // glance: the cloud of clouds.yaml ("": $OS_CLOUD, else the only one),
   // the leases' SQLite file, and how long a call to Glance may take.
   std::string os_cloud;

@@ -83,7 +83,15 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
       };
     }
     MakeParentDirectory(glance.lease_path);
-    catalog = OpenGlanceCatalog(glance);
+    // Served through a replica, as the rados catalog is: inspections answer
+    // while Glance does not.
+    ReplicaOptions replica = config.catalog.replica;
+    replica.authority = "Glance";
+    replica.removes_data = true;
+    replica.copies_itself = glance.glance_copies;
+    replica.follow_every = std::chrono::seconds(1);
+    MakeParentDirectory(replica.replica_path);
+    catalog = OpenReplicatedCatalog([glance] { return OpenGlanceCatalog(glance); }, replica);
   } else {
     MakeParentDirectory(config.catalog.path);
     catalog = OpenSqliteCatalog(config.catalog.path);

@@ -186,8 +186,39 @@ mv "$CLOUD/glance.db.away" "$CLOUD/glance.db"
 echo "refused in $(elapsed "$started") s"
 assert_logged "HTTP 500"
 
-echo "--- Glance stopped: changes are refused within a second"
+echo "--- Glance stopped: the mount answers from its replica"
+# The replica follows Glance's listing of changed images every second.
+in_replica() {
+  /usr/bin/python3 - "$STATE/catalog-replica.db" "$@" <<'PY'
+import sqlite3, sys
+row = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT record FROM records WHERE id = ?", (sys.argv[2],)).fetchone()
+sys.exit(0 if row and sys.argv[3] in row[0] else 1)
+PY
+}
+glance set "$id" followed yes
+for _ in $(seq 50); do in_replica "$id" followed && break; sleep 0.1; done
+in_replica "$id" followed || fail "the replica did not follow Glance's change within 5 s"
+grep -q "GET /v2/images?limit=500&updated_at=gte" "$CLOUD/glance-api.log" ||
+  fail "the replica does not follow Glance's listing of changed images"
+stores=$(glance_field "$up" stores)
 "$(dirname "$CLUSTERS")/openstack-cloud.sh" stop "$CLOUD"
+# answers COMMAND...: succeeds within a second.
+answers() {
+  local started=$EPOCHREALTIME took
+  "$@" || fail "'$*' failed with Glance stopped"
+  took=$(elapsed "$started")
+  awk -v t="$took" 'BEGIN { exit !(t < 1) }' || fail "'$*' answered after $took s"
+  echo "answered in $took s: $*"
+}
+answers ls "$MNT/images/$id" "$MNT/images/$up"
+answers cmp "$WORK/img" "$MNT/images/$up/stores/dcn0/disk.raw"
+assert_eq "$(xattr "$id" followed)" yes "Glance's last change, from the replica"
+assert_eq "$(xattr "$up" stores)" "$stores" "stores, from the replica"
+catalog=$(getfattr --absolute-names --only-values -n user.imagefs.catalog "$MNT")
+[[ "$catalog" == "replica, Glance unreachable since "* ]] || fail "user.imagefs.catalog: $catalog"
+
+echo "--- Glance stopped: changes are refused within a second"
 # at_once COMMAND...: fails with EHOSTUNREACH within a second.
 at_once() {
   local started=$EPOCHREALTIME took
@@ -200,6 +231,13 @@ at_once mkdir "$MNT/images/$(new_uuid)"
 at_once setfattr -n user.glance.x -v 1 "$MNT/images/$id"
 at_once rmdir "$MNT/images/$id"
 at_once cp "$WORK/img" "$MNT/images/$up/stores/dcn1/again.raw"
+
+echo "--- Glance stopped: a mount started now serves from the replica"
+unmount_imagefs
+mount_imagefs
+ls "$MNT/images" | grep -qx "$up" || fail "the restarted mount does not list $up"
+assert_eq "$(xattr "$up" stores)" "$stores" "stores, from the replica after a restart"
+assert_logged "catalog: Glance has not answered within"
 
 unmount_imagefs
 pass

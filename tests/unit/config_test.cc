@@ -222,6 +222,8 @@ connection = mysql+pymysql://glance@db/glance
   EXPECT_EQ(config->catalog.glance_leases, "central");
   EXPECT_EQ(config->catalog.client.ceph_conf, "/etc/ceph/central.conf");
   EXPECT_EQ(config->catalog.rados_pool, "imagefs");
+  // Inspections answer from a replica while Glance does not.
+  EXPECT_EQ(config->catalog.replica.replica_path, "/state/catalog-replica.db");
   // An error names the file the key came from.
   ConfigText bad{"[catalog]\nglance_leases = everywhere\n", "/etc/imagefs/local.conf"};
   auto refused = ParseConfigFiles({glance, imagefs, bad}, "/state");

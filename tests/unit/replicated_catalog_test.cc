@@ -45,6 +45,8 @@ struct Central {
 
   std::unique_ptr<Catalog> records;
   std::atomic<bool> down{false};
+  // Like Glance's listing of changed images: removals are not in the log.
+  std::atomic<bool> log_omits_removals{false};
   std::atomic<int> calls_while_down{0};
   std::atomic<int> gets{0};   // record reads
   std::atomic<int> lists{0};  // listings
@@ -87,7 +89,7 @@ class FakeShared final : public SharedCatalog {
   Status Remove(std::string_view id) override {
     IMAGEFS_RETURN_IF_ERROR(central_.Reachable());
     IMAGEFS_RETURN_IF_ERROR(central_.records->Remove(id));
-    central_.Logged(std::string(id));
+    if (!central_.log_omits_removals) central_.Logged(std::string(id));
     return Ok();
   }
   Status AcquireLease(const Lease& lease) override {
@@ -120,6 +122,7 @@ class FakeShared final : public SharedCatalog {
     }
     CatalogChanges changes;
     changes.position = {central_.name, {log.size()}};
+    changes.names_every_change = !central_.log_omits_removals;
     if (from.catalog != central_.name || from.seqs.size() != 1 || from.seqs[0] > log.size()) {
       changes.complete = true;
       auto records = central_.records->ListRecords();
@@ -422,6 +425,38 @@ TEST_F(ReplicatedCatalogTest, AScanOfManyImagesReadsThemInOneListing) {
   for (const auto& id : ids) ASSERT_TRUE(catalog->Inspect(id).ok());
   EXPECT_LT(central_.gets - gets, 70);  // until the scan showed
   EXPECT_EQ(central_.lists - lists, 1);
+}
+
+// `ls` of a large catalog lists it once per attribute timeout; a change
+// made through the catalog lists it again at once.
+TEST_F(ReplicatedCatalogTest, AListingAnswersAgainUntilItExpiresOrARecordChanges) {
+  ASSERT_TRUE(elsewhere_.Create(Record(kA)).ok());
+  auto catalog = Open(std::chrono::hours(1), std::chrono::milliseconds(300));
+  ASSERT_TRUE(BecomesLive(*catalog, true));
+  int lists = central_.lists;
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(catalog->InspectAll()->size(), 1u);
+  EXPECT_EQ(central_.lists - lists, 1);
+  ASSERT_TRUE(catalog->Create(Record(kB)).ok());
+  EXPECT_EQ(catalog->InspectAll()->size(), 2u);
+  EXPECT_EQ(central_.lists - lists, 2);
+  ASSERT_TRUE(elsewhere_.Create(Record(kC)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  EXPECT_EQ(catalog->InspectAll()->size(), 3u);
+  EXPECT_EQ(central_.lists - lists, 3);
+}
+
+// Where the change log omits removals (Glance), a round that names no
+// change of a record does not prove it current: another daemon's removal
+// shows once the attribute timeout has passed.
+TEST_F(ReplicatedCatalogTest, WhereTheLogOmitsRemovalsARemovalShowsWithinTheTimeout) {
+  central_.log_omits_removals = true;
+  auto catalog = Open(kFollow, std::chrono::milliseconds(300));
+  ASSERT_TRUE(catalog->Create(Record(kA)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the follower read past it
+  ASSERT_TRUE(catalog->Inspect(kA).ok());
+  ASSERT_TRUE(elsewhere_.Remove(kA).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(catalog->Inspect(kA).code(), ENOENT);
 }
 
 }  // namespace
