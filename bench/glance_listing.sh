@@ -19,11 +19,7 @@ scripts/openstack-cloud.sh start "$W/cloud" > /dev/null
 set -a
 source "$W/cloud/env"
 set +a
-body='{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin",
-"domain":{"name":"Default"},"password":"adminpw"}}},"scope":{"project":{"name":"admin",
-"domain":{"name":"Default"}}}}}'
-token=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' -d "$body" \
-  "$KEYSTONE_URL/auth/tokens" | awk 'tolower($1) == "x-subject-token:" { print $2 }' | tr -d '\r')
+token=$(/usr/bin/python3 "$W/cloud/glance.py" token)
 for i in $(seq "$N"); do
   printf 'url = "%s/v2/images"\nheader = "X-Auth-Token: %s"\n' "$GLANCE_URL" "$token"
   printf 'header = "Content-Type: application/json"\ndata = "{\\"name\\": \\"img%s\\"}"\n' "$i"

@@ -45,6 +45,7 @@ say() { echo "bench: $*" >&2; }
 scripts/install-deps.sh >&2
 scripts/build.sh >&2
 source bench/glance.sh
+source bench/measure.sh
 IMAGEFS=$PWD/build/fs/imagefs
 WORK=$(mktemp -d /tmp/imagefs-bench-XXXXXX)
 MNT=$WORK/mnt
@@ -104,33 +105,6 @@ if [ "$GLANCE" = yes ]; then
   glance_start "$WORK/glance" 19292 central="$(conf central)" dcn0="$(conf dcn0)" dcn1="$(conf dcn1)"
 fi
 
-now() { date +%s.%N; }
-# The machine's busy CPU seconds so far (every process: imagefs, the OSDs,
-# rbd, cp, Glance; /proc/stat counts in USER_HZ = 100ths).
-busy() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
-# since START-TIME START-BUSY: "wall:cpu" seconds from then to now.
-since() {
-  awk -v a="$1" -v b="$(now)" -v c="$2" -v d="$(busy)" 'BEGIN { printf "%.3f:%.2f", b - a, d - c }'
-}
-# seconds COMMAND...: runs it, prints "wall:cpu" seconds it took.
-seconds() {
-  local start cpu
-  start=$(now)
-  cpu=$(busy)
-  "$@" > /dev/null
-  since "$start" "$cpu"
-}
-# median FIELD WALL:CPU...: the median of field 1 (wall) or 2 (cpu).
-median() {
-  local field=$1
-  shift
-  printf '%s\n' "$@" | cut -d: -f"$field" | sort -g |
-    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# Lets the OSDs finish what the last step left them (deletes, snapshot
-# trims), so that it is not counted against the next measurement.
-settle() { sync; sleep 3; }
 xattr() { getfattr --only-values -n "user.glance.$2" "$MNT/images/$1" 2>/dev/null; }
 # Bytes sent so far on SITE's link toward it (0 when no link is shaped).
 link_bytes() {
@@ -316,20 +290,6 @@ if [ "$IMAGES" -gt 0 ]; then
     build/tests/recovery_scale_test 2>&1 | sed -n 's/^recovery of [0-9]* images on rbd: \([0-9.]*\) s.*/\1/p')
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-met() { awk -v r="$1" -v t="$3" -v op="$2" 'BEGIN { print ((op == "<=" ? r <= t : r >= t) ? "yes" : "NO") }'; }
-row() {  # NAME OURS PEER RATIO TARGET MET OURS-CPU PEER-CPU
-  printf '| %s | %s s | %s s | %s | %s | %s | %s s / %s s |\n' "$@"
-}
-# compare NAME OURS-RUNS PEER-RUNS [OP TARGET]: a row of time medians.
-compare() {
-  local o b r
-  o=$(median 1 $2)
-  b=$(median 1 $3)
-  r=$(ratio "$o" "$b")
-  row "$1" "$o" "$b" "$r (time)" "${4:--} ${5:-}" "$([ -z "${4:-}" ] && echo - || met "$r" "$4" "$5")" \
-    "$(median 2 $2)" "$(median 2 $3)"
-}
 if [ "$WAN_MBIT" = 0 ]; then
   link="no shaping"
   one_target=("<=" 0.9)

@@ -13,6 +13,7 @@ $OS_CLIENT_CONFIG_FILE (written by scripts/openstack-cloud.sh).
   copy ID STORE...             Glance's own copy-image; waits for it
   delete ID
   service-user NAME PASSWORD PROJECT   a user with admin on PROJECT
+  token                        a token of the cloud's user, for curl
 """
 import json
 import os
@@ -34,6 +35,9 @@ def cloud_session():
 def main(argv):
     command, args = argv[1], argv[2:]
     sess = cloud_session()
+    if command == "token":
+        print(sess.get_token())
+        return
     if command == "service-user":
         from keystoneclient.v3 import client as keystone
         ks = keystone.Client(session=sess)
