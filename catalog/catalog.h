@@ -78,6 +78,22 @@ class WithoutNetworkWaits {
   bool outer_;  // what Here() said before this one
 };
 
+// What a catalog is, beyond its calls; known before it is reached.
+struct CatalogTraits {
+  // It removes a copy's data itself when the copy goes (Glance removes the
+  // data of a location it deletes): deletes leave the stores alone and
+  // call Remove and RemoveCopy alone.
+  bool removes_data = false;
+  // Copies of an active image are its own (Glance's copy-image,
+  // `copy_method = glance`): CopyItself makes them.
+  bool copies_itself = false;
+  // Its stores hold images it does not list (Glance's pools: other
+  // projects' images, and those Glance writes itself): recovery removes
+  // imagefs's own temporaries there and nothing else, and never drops a
+  // location whose data it does not find.
+  bool shares_stores = false;
+};
+
 class Catalog {
  public:
   using Mutation = std::function<Status(ImageRecord&)>;
@@ -110,18 +126,12 @@ class Catalog {
   // stores nothing and is Update's result.
   virtual Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) = 0;
   virtual Status Remove(std::string_view id) = 0;
-  // Whether the catalog removes a copy's data itself when the copy goes
-  // (Glance removes the data of a location it deletes): then deletes leave
-  // the stores alone and call Remove and RemoveCopy alone.
-  virtual bool RemovesData() const { return false; }
+  virtual CatalogTraits Traits() const { return {}; }
   // Takes the copy in `store` out, its data and its location (Glance's
-  // DELETE /v2/stores/<store>/<id>). Only where RemovesData().
+  // DELETE /v2/stores/<store>/<id>). Only where Traits().removes_data.
   virtual Status RemoveCopy(std::string_view id, std::string_view store) {
     return Fail(EOPNOTSUPP, "image {}: this catalog does not remove copies of {}", id, store);
   }
-  // Whether copies of an active image are the catalog's own (Glance's
-  // copy-image, `copy_method = glance`): then CopyItself makes them.
-  virtual bool CopiesItself() const { return false; }
   // Copies image `id` into `stores` by the catalog's own means and waits
   // for the outcome. Ok when every store has it, or with failures allowed
   // when one does; EIO naming the failed stores else; EBUSY when the
@@ -252,10 +262,8 @@ struct ReplicaOptions {
   std::string replica_path;
   // What log lines and errors call the shared catalog.
   std::string authority = "central";
-  // What the shared catalog answers to RemovesData and CopiesItself,
-  // known before it is reached.
-  bool removes_data = false;
-  bool copies_itself = false;
+  // What the shared catalog answers to Traits(), known before it is reached.
+  CatalogTraits traits;
   std::chrono::milliseconds follow_every{500};
   std::chrono::milliseconds first_wait{3000};
   std::chrono::milliseconds inspect_for{1000};
@@ -307,7 +315,7 @@ struct GlanceCatalogOptions {
 //   chunk digest) is kept in memory (OwnState) and shown with Glance's.
 //   CheckLocation refuses file:// stores, whose locations Glance refuses.
 // - Remove is DELETE /v2/images/<id>; RemoveCopy DELETE
-//   /v2/stores/<store>/<id>: Glance removes the data (RemovesData).
+//   /v2/stores/<store>/<id>: Glance removes the data (Traits().removes_data).
 // - Leases live where `open_leases` keeps them (the service factory opens
 //   a rados catalog on the central store's cluster when that store is rbd,
 //   so daemons at every site exclude each other), else in an SQLite file
@@ -315,5 +323,8 @@ struct GlanceCatalogOptions {
 // Opening asks Glance for one image, so a wrong cloud or password fails
 // the mount at once (Keystone's or Glance's errno).
 Result<std::unique_ptr<SharedCatalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options);
+// The Glance catalog's traits: it removes data and shares its stores; it
+// copies itself with `glance_copies`.
+CatalogTraits GlanceCatalogTraits(const GlanceCatalogOptions& options);
 
 }  // namespace imagefs

@@ -134,7 +134,7 @@ class GlanceCatalog final : public SharedCatalog {
     return Ok();
   }
 
-  bool CopiesItself() const override { return options_.glance_copies; }
+  CatalogTraits Traits() const override { return GlanceCatalogTraits(options_); }
 
   // POST /v2/images/<id>/import, method copy-image, then Glance's own
   // import lists say when each store is done (in `stores`) or failed (in
@@ -194,8 +194,6 @@ class GlanceCatalog final : public SharedCatalog {
     }
     return Ok();
   }
-
-  bool RemovesData() const override { return true; }
 
   Status RemoveCopy(std::string_view id, std::string_view store) override {
     return glance_.DeleteFromStore(std::string(store), std::string(id));
@@ -305,6 +303,10 @@ class GlanceCatalog final : public SharedCatalog {
 };
 
 }  // namespace
+
+CatalogTraits GlanceCatalogTraits(const GlanceCatalogOptions& options) {
+  return {.removes_data = true, .copies_itself = options.glance_copies, .shares_stores = true};
+}
 
 Result<std::unique_ptr<SharedCatalog>> OpenGlanceCatalog(const GlanceCatalogOptions& options) {
   auto leases = options.open_leases ? options.open_leases() : OpenSqliteCatalog(options.lease_path);

@@ -241,14 +241,13 @@ class ReplicatedCatalog final : public Catalog {
     cache_.Drop(id);
     return removed;
   }
-  bool RemovesData() const override { return options_.removes_data; }
+  CatalogTraits Traits() const override { return options_.traits; }
   Status RemoveCopy(std::string_view id, std::string_view store) override {
     Status removed = Call(fmt::format("remove the copy of image {} in {}", id, store),
                           [&](SharedCatalog& c) { return c.RemoveCopy(id, store); });
     cache_.Drop(id);
     return removed;
   }
-  bool CopiesItself() const override { return options_.copies_itself; }
   Status CopyItself(std::string_view id, const std::vector<std::string>& stores,
                     bool all_must_succeed) override {
     Status copied = Call(fmt::format("copy image {}", id), [&](SharedCatalog& c) {

@@ -15,7 +15,7 @@ Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const st
         return core_.CheckAuthorized(caller, record, "delete copies of");
       },
       [&](LockedImage& locked) -> Status {
-        if (core_.catalog().RemovesData()) {
+        if (core_.catalog().Traits().removes_data) {
           // The rules are checked here; the catalog removes data and location.
           ImageRecord checked = locked.record;
           auto location = checked.DeleteCopy(site, core_.central());
@@ -72,7 +72,7 @@ Status Deletes::DeleteImageLocked(const Caller& caller, const ImageRecord& recor
                   location.store);
     }
   }
-  if (core_.catalog().RemovesData()) {
+  if (core_.catalog().Traits().removes_data) {
     IMAGEFS_RETURN_IF_ERROR(core_.catalog().Remove(id));
     Log(LogLevel::kInfo, "image {}: deleted by uid {}", id, caller.uid);
     return Ok();

@@ -9,7 +9,7 @@
 //
 // A location is always unpublished before its data goes, so a crash
 // leaves orphan data (recovery removes it), never a location without data.
-// On a catalog that removes data itself (Glance: RemovesData), the rules
+// On a catalog that removes data itself (Glance: Traits().removes_data), the rules
 // and the checks are the same, and the catalog's RemoveCopy or Remove
 // does the rest.
 //

@@ -138,7 +138,7 @@ class ImageServiceImpl final : public ImageService {
       return Ok();
     }
     bool download = request.method == ImportRequest::Method::kWebDownload;
-    if (!download && core_.catalog().CopiesItself()) {
+    if (!download && core_.catalog().Traits().copies_itself) {
       // The catalog copies (Glance's copy-image): imagefs's rules were
       // checked and its lease is held; the catalog's own import lists say
       // what runs.

@@ -48,7 +48,7 @@ Result<std::shared_ptr<ImportPlan>> ImportPlanner::PlanLocked(LockedImage& locke
   plan->source_store = SourceStore(record);
   plan->targets = CentralFirst(record, std::move(targets).value());
   // A catalog that copies itself publishes its own copies.
-  if (download || !core_.catalog().CopiesItself()) {
+  if (download || !core_.catalog().Traits().copies_itself) {
     IMAGEFS_RETURN_IF_ERROR(CheckPublishable(id, plan->targets));
   }
   plan->must_succeed = request.all_stores_must_succeed;
@@ -115,7 +115,7 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWriteLocked(LockedImage
   if (!upload && record.status != ImageStatus::kActive) {
     return Fail(EBUSY, "image {}: status is {}", id, StatusName(record.status));
   }
-  if (!upload && core_.catalog().CopiesItself()) {
+  if (!upload && core_.catalog().Traits().copies_itself) {
     return Fail(EOPNOTSUPP,
                 "image {}: copies go through the catalog (copy_method = glance), which takes no "
                 "data written; copy with setfattr -n user.glance.import -v "

@@ -22,7 +22,11 @@ Status Recovery::RecoverAll() {
   Candidates candidates;
   std::map<std::string, std::set<std::string>> present;  // store -> image ids
   std::set<std::string> unreachable;
+  // Stores shared with images the catalog does not list (Glance's): what
+  // they hold is not this catalog's to judge, only imagefs's temporaries.
+  bool shared = core_.catalog().Traits().shares_stores;
   for (const auto& [site, store] : core_.stores()) {
+    if (shared) break;
     auto images = store->ListImages();
     if (!images.ok()) {
       Log(LogLevel::kWarning, "recovery: store {} left out, it cannot be listed: {}", site,
@@ -137,6 +141,15 @@ Status Recovery::RepairLocked(const std::string& id,
 }
 
 Status Recovery::RepairRecordLocked(const std::string& id) {
+  if (core_.catalog().Traits().shares_stores) {
+    // Only imagefs's own state of the image is repaired: its data and
+    // locations are the catalog's (Glance may be writing there itself).
+    auto updated = core_.catalog().Update(id, [&](ImageRecord& current) -> Status {
+      current.ImportInterrupted();
+      return Ok();
+    });
+    return updated.ok() || updated.code() == ENOENT ? Ok() : Status(updated.error());
+  }
   // Under the lease nothing else changes this image: decide on fresh facts.
   // A store that cannot answer is left as it is: its locations stay and
   // nothing in it is removed.

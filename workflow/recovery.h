@@ -11,6 +11,10 @@
 //        settled (its importing stores listed as failed)
 //   -> a store that cannot answer is left as it is (its locations kept,
 //      nothing in it removed) and the image repaired again later
+//   On a catalog that shares its stores (Glance: its pools hold other
+//   projects' images, and images Glance itself is writing), data without
+//   a record and locations without data are not imagefs's to judge: only
+//   imagefs's temporaries are removed and its own state settled.
 //
 // RecoverAll does it for the whole catalog (one catalog pass, one listing
 // per store). The sweeper thread runs it once in the background when asked

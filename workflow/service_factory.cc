@@ -87,8 +87,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
     // while Glance does not.
     ReplicaOptions replica = config.catalog.replica;
     replica.authority = "Glance";
-    replica.removes_data = true;
-    replica.copies_itself = glance.glance_copies;
+    replica.traits = GlanceCatalogTraits(glance);
     replica.follow_every = std::chrono::seconds(1);
     MakeParentDirectory(replica.replica_path);
     catalog = OpenReplicatedCatalog([glance] { return OpenGlanceCatalog(glance); }, replica);
