@@ -98,6 +98,13 @@ class InspectionCache {
     MutexLock lock(&mutex_);
     return generation_;
   }
+  // This daemon stored `record` just now: it is current (and reads begun
+  // before may not overwrite it).
+  void Replace(const ImageRecord& record) EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    records_[record.id] = {record, Now()};
+    ++generation_;
+  }
   void Drop(std::string_view id) EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
     records_.erase(std::string(id));

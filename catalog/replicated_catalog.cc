@@ -232,7 +232,11 @@ class ReplicatedCatalog final : public Catalog {
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
     auto updated = Call(fmt::format("change image {}", id),
                         [&](SharedCatalog& c) { return c.Update(id, mutate); });
-    cache_.Drop(id);
+    if (updated.ok()) {
+      cache_.Replace(*updated);  // what `ls` and getattr ask for next
+    } else {
+      cache_.Drop(id);
+    }
     return updated;
   }
   Status Remove(std::string_view id) override {
