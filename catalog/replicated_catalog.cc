@@ -35,24 +35,6 @@ namespace {
 
 constexpr int64_t kReplicaSchema = 2;
 
-// Errors that mean central did not answer, as opposed to answers.
-bool IsUnreachable(int code) {
-  switch (code) {
-    case ETIMEDOUT:
-    case ENOTCONN:
-    case ESHUTDOWN:
-    case ECONNREFUSED:
-    case ECONNRESET:
-    case ECONNABORTED:
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case EHOSTDOWN:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // The replica's storage: the records as central had them at `position`.
 class ReplicaStore {
  public:

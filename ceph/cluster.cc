@@ -94,6 +94,17 @@ void LazyCluster::Forget(const std::shared_ptr<CephCluster>& stale) {
   last_error_.reset();
 }
 
+Result<std::shared_ptr<CephCluster>> LazyCluster::Renew(std::chrono::seconds timeout) {
+  CephClientOptions options = options_;
+  options.connect_timeout_seconds = static_cast<int>(timeout.count());
+  auto connected = CephCluster::Connect(options, who_);
+  MutexLock lock(&mutex_);
+  if (!connected.ok()) return connected.error();
+  cluster_ = *connected;
+  last_error_.reset();
+  return connected;
+}
+
 Result<std::shared_ptr<CephCluster>> LazyCluster::Get() {
   MutexLock lock(&mutex_);
   while (connecting_) changed_.Wait();

@@ -65,6 +65,12 @@ class LazyCluster {
   // Drops `stale` if it is the current connection (it was blocklisted):
   // the next Get() connects anew, as a new client with a new address.
   void Forget(const std::shared_ptr<CephCluster>& stale);
+  // Connects anew now, giving up after `timeout` (not the configured
+  // connect timeout, and not held back by an earlier failure): a new
+  // client with new TCP connections, none of them in the old ones'
+  // back-off. On success it is the current connection; the old one stays
+  // with whoever holds it.
+  Result<std::shared_ptr<CephCluster>> Renew(std::chrono::seconds timeout);
 
  private:
   void Attempt();

@@ -56,15 +56,21 @@ Description Describe(Metric metric) {
               "Attempts to change a record of the shared catalog that lost a race with "
               "another change and were made again.",
               false};
+    case Metric::kOutages:
+      return {"imagefs_outages_total", Kind::kCounter,
+              "Times a copy found its target store not answering and waited for it."};
+    case Metric::kOutageSeconds:
+      return {"imagefs_outage_seconds_total", Kind::kCounter,
+              "Seconds copies waited for their target store to answer again."};
   }
   return {"imagefs_unknown", Kind::kGauge, ""};
 }
 
-constexpr std::array<Metric, 10> kAll = {
-    Metric::kImportsStarted,  Metric::kImportsSucceeded,  Metric::kImportsFailed,
-    Metric::kCopiedBytes,     Metric::kOperationSeconds,  Metric::kLeasesHeld,
-    Metric::kRecoveryActions, Metric::kCatalogLive,       Metric::kCatalogChanges,
-    Metric::kCatalogConflicts};
+constexpr std::array<Metric, 12> kAll = {
+    Metric::kImportsStarted,   Metric::kImportsSucceeded, Metric::kImportsFailed,
+    Metric::kCopiedBytes,      Metric::kOperationSeconds, Metric::kLeasesHeld,
+    Metric::kRecoveryActions,  Metric::kCatalogLive,      Metric::kCatalogChanges,
+    Metric::kCatalogConflicts, Metric::kOutages,          Metric::kOutageSeconds};
 
 // Upper bounds of the histogram buckets, in seconds: from a catalog update
 // to a copy of a large image over a WAN.

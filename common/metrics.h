@@ -34,6 +34,8 @@ enum class Metric {
   kCatalogLive,       // gauge: 1 live, 0 serving from the replica
   kCatalogChanges,    // counter: record changes the shared catalog stored
   kCatalogConflicts,  // counter: attempts of those that lost a race and were retried
+  kOutages,           // counter {store}: copies that found their target not answering
+  kOutageSeconds,     // counter {store}: seconds copies waited for their target
 };
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;

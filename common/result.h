@@ -78,6 +78,10 @@ Error ErrorFromNegative(int ret, std::string_view what);
 // Error from the current errno after a failed syscall.
 Error ErrorFromErrno(std::string_view what);
 
+// Whether `code` says that the other side did not answer (a timeout, a
+// connection refused, reset or cut), as opposed to an answer.
+bool IsUnreachable(int code);
+
 }  // namespace imagefs
 
 // Returns early from the enclosing function when `expr` is an error.

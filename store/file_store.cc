@@ -38,7 +38,7 @@ class FileStoreWriter final : public StoreWriter {
         fd_(fd) {}
 
   ~FileStoreWriter() override {
-    if (!published_ && !discarded_) {
+    if (!published_ && !discarded_ && !left_) {
       Log(LogLevel::kError, "store {}: writer of {} dropped unpublished; left for recovery",
           store_id_, temporary_path_);
     }
@@ -52,6 +52,12 @@ class FileStoreWriter final : public StoreWriter {
           temporary_path_, std::strerror(errno));
     }
   }
+
+  std::string temporary() const override {
+    return temporary_path_.substr(temporary_path_.rfind('/') + 1);
+  }
+
+  void Leave() override { left_ = true; }
 
   void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
     // Zero blocks are left holes; Finish sets the size.
@@ -100,6 +106,7 @@ class FileStoreWriter final : public StoreWriter {
   FileDescriptor fd_;
   bool published_ = false;
   bool discarded_ = false;
+  bool left_ = false;  // Leave: a reopened writer goes on with the temporary
 };
 
 class FileStore final : public Store {
@@ -133,6 +140,18 @@ class FileStore final : public Store {
     if (fd < 0) return ErrorFromErrno(fmt::format("store {}: create {}", id_, temporary));
     return std::unique_ptr<StoreWriter>(std::make_unique<FileStoreWriter>(
         id_, temporary, PathOf(image_id), directory_, LocationUrl(image_id), fd));
+  }
+
+  Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
+                                                    std::string_view temporary) override {
+    std::string path = fmt::format("{}/{}", temporary_directory_, temporary);
+    if (temporary.find('/') != std::string_view::npos || !temporary.starts_with(image_id)) {
+      return Fail(EINVAL, "store {}: {} is not a temporary of image {}", id_, temporary, image_id);
+    }
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return ErrorFromErrno(fmt::format("store {}: reopen {}", id_, path));
+    return std::unique_ptr<StoreWriter>(std::make_unique<FileStoreWriter>(
+        id_, path, PathOf(image_id), directory_, LocationUrl(image_id), fd));
   }
 
   Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {

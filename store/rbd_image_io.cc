@@ -80,7 +80,7 @@ class RbdStoreWriter final : public StoreWriter {
   // Frees memory only: an image still open (Discard or Finish never came)
   // is closed in the background, its temporary left for recovery.
   ~RbdStoreWriter() override {
-    if (!published_ && !discarded_) {
+    if (!published_ && !discarded_ && !left_) {
       Log(LogLevel::kError, "store {}: writer of {} dropped unpublished; left for recovery",
           pool_->store_id, name_);
     }
@@ -112,12 +112,27 @@ class RbdStoreWriter final : public StoreWriter {
     }
   }
 
-  Status Open() {
+  // Opens the temporary; `reopened`: one written before (a resumed copy),
+  // whose size is what it holds, not what it was made with.
+  Status Open(bool reopened) {
     librbd::RBD rbd;
     int ret = rbd.open(pool_->ioctx, image_, name_.c_str());
     if (ret < 0) return pool_->Failed(ret, "open", name_);
     open_ = true;
+    if (reopened) {
+      uint64_t size = 0;
+      if ((ret = image_.size(&size)) < 0) return Failed(ret, "stat");
+      MutexLock lock(&grow_mutex_);
+      image_size_ = size;
+    }
     return Ok();
+  }
+
+  std::string temporary() const override { return name_; }
+
+  void Leave() override {
+    if (published_ || discarded_ || std::exchange(left_, true)) return;
+    if (open_) CloseInBackground();
   }
 
   void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
@@ -271,6 +286,7 @@ class RbdStoreWriter final : public StoreWriter {
   uint64_t image_size_ GUARDED_BY(grow_mutex_) = 0;
   bool published_ = false;
   bool discarded_ = false;
+  bool left_ = false;  // Leave: a reopened writer goes on with the temporary
 };
 
 class RbdStoreReader final : public StoreReader {
@@ -361,10 +377,10 @@ class RbdStoreReader final : public StoreReader {
 
 Result<std::unique_ptr<StoreWriter>> OpenRbdWriter(std::shared_ptr<RbdPool> pool,
                                                    std::string image_id, std::string name,
-                                                   uint64_t size) {
+                                                   uint64_t size, bool reopened) {
   auto writer =
       std::make_unique<RbdStoreWriter>(std::move(pool), std::move(image_id), std::move(name), size);
-  IMAGEFS_RETURN_IF_ERROR(writer->Open());
+  IMAGEFS_RETURN_IF_ERROR(writer->Open(reopened));
   return std::unique_ptr<StoreWriter>(std::move(writer));
 }
 

@@ -28,6 +28,10 @@ struct RbdPool {
   // Set when the cluster refused this connection as blocklisted (another
   // daemon fenced it off): the store reconnects before its next operation.
   mutable std::atomic<bool> fenced{false};
+  // Set by Store::Reconnect: the next operation connects anew.
+  std::atomic<bool> dropped{false};
+  // Whether operations must not start on this connection any more.
+  bool Replaced() const { return fenced || dropped; }
 
   std::string Url(std::string_view image_id) const {
     return fmt::format("rbd://{}/{}/{}/{}", cluster->fsid(), pool, image_id, kRbdSnapshot);
@@ -55,10 +59,11 @@ struct SharedBuffer::Impl {
   ceph::bufferptr bytes;
 };
 
-// A writer of a temporary image `name` just created for `image_id`.
+// A writer of the temporary image `name` of `image_id`: just created with
+// `size` bytes, or `reopened` (a resumed copy: it keeps what it holds).
 Result<std::unique_ptr<StoreWriter>> OpenRbdWriter(std::shared_ptr<RbdPool> pool,
                                                    std::string image_id, std::string name,
-                                                   uint64_t size);
+                                                   uint64_t size, bool reopened = false);
 // A reader of the published copy of `image_id` (its snapshot).
 Result<std::unique_ptr<StoreReader>> OpenRbdReader(std::shared_ptr<RbdPool> pool,
                                                    std::string image_id);

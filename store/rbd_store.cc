@@ -188,6 +188,33 @@ class RbdStore final : public Store {
     return OpenRbdWriter(*pool, std::string(image_id), name, expected_size);
   }
 
+  Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
+                                                    std::string_view temporary) override {
+    if (!temporary.starts_with(fmt::format("{}{}.", kTemporaryPrefix, image_id))) {
+      return Fail(EINVAL, "store {}: {} is not a temporary of image {}", id_, temporary, image_id);
+    }
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    return OpenRbdWriter(*pool, std::string(image_id), std::string(temporary), 0,
+                         /*reopened=*/true);
+  }
+
+  // Writers and readers of the old connection keep it until they end.
+  Status Reconnect() override {
+    constexpr auto kReconnectTimeout = std::chrono::seconds(3);
+    auto cluster = cluster_.Renew(kReconnectTimeout);
+    if (!cluster.ok()) {
+      return Fail(cluster.code(), "store {}: cluster unreachable: {}", id_,
+                  cluster.error().message);
+    }
+    {
+      MutexLock lock(&mutex_);
+      if (pool_) pool_->dropped = true;  // the next Pool() takes the new connection
+    }
+    auto pool = Pool();
+    return pool.ok() ? Ok() : Status(pool.error());
+  }
+
   Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
     auto pool = Pool();
     if (!pool.ok()) return pool.error();
@@ -286,13 +313,19 @@ class RbdStore final : public Store {
  private:
   // The pool once the cluster is reachable; connects (or retries) on demand.
   Result<std::shared_ptr<RbdPool>> Pool() {
+    std::vector<std::shared_ptr<RbdPool>> ended;  // shut down outside the lock
     {
       MutexLock lock(&mutex_);
-      if (pool_ && !pool_->fenced) return pool_;
+      std::erase_if(retired_, [&](std::shared_ptr<RbdPool>& old) {
+        if (old.use_count() > 1) return false;
+        ended.push_back(std::move(old));
+        return true;
+      });
+      if (pool_ && !pool_->Replaced()) return pool_;
       if (pool_) {
-        // Writers of the fenced connection keep it until they fail.
+        // Writers of the old connection keep it until they end.
         cluster_.Forget(pool_->cluster);
-        pool_.reset();
+        retired_.push_back(std::move(pool_));
       }
     }
     auto cluster = cluster_.Get();
@@ -309,7 +342,7 @@ class RbdStore final : public Store {
     pool->cluster = *cluster;
     pool->ioctx = std::move(ioctx).value();
     MutexLock lock(&mutex_);
-    if (!pool_ || pool_->fenced) pool_ = std::move(pool);
+    if (!pool_ || pool_->Replaced()) pool_ = std::move(pool);
     return pool_;
   }
 
@@ -332,6 +365,12 @@ class RbdStore final : public Store {
   LazyCluster cluster_;
   mutable Mutex mutex_;
   std::shared_ptr<RbdPool> pool_ GUARDED_BY(mutex_);
+  // Connections replaced (fenced, or Reconnect) while writers or readers
+  // still held them. Their last holder may be a librados callback, on
+  // whose thread shutting the connection down would join that thread
+  // itself: they end here instead, on a caller's thread, once only this
+  // list holds them.
+  std::vector<std::shared_ptr<RbdPool>> retired_ GUARDED_BY(mutex_);
 };
 
 }  // namespace

@@ -82,6 +82,14 @@ class StoreWriter {
   // nothing. A store that does not answer keeps the temporary, which
   // recovery removes once it answers.
   virtual void Discard() = 0;
+  // The temporary it writes, for Store::ReopenWriter ("" where a store
+  // cannot reopen one).
+  virtual std::string temporary() const { return ""; }
+  // Ends a writer whose copy goes on in another writer of its temporary
+  // (Store::ReopenWriter), with writes of it maybe still in flight: frees
+  // it without waiting on the store and keeps the temporary. A write that
+  // lands late carries the data the resumed copy writes there too.
+  virtual void Leave() { Discard(); }
 };
 
 // WriteAt, waiting for it.
@@ -173,6 +181,19 @@ class Store {
   // may use it to allocate up front. Writing more or less is allowed.
   virtual Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
                                                             uint64_t expected_size) = 0;
+  // A writer that goes on with `temporary` (StoreWriter::temporary()) of
+  // image `image_id`: what it holds stays (a copy that resumes after an
+  // outage). ENOENT it is gone; EOPNOTSUPP a store that cannot.
+  virtual Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
+                                                            std::string_view temporary) {
+    (void)temporary;
+    return Fail(EOPNOTSUPP, "store {}: cannot resume a copy of {}", id(), image_id);
+  }
+  // Connects to the store anew, within a few seconds: Ok once it answers,
+  // and the operations after it use the new connection (a link that came
+  // back is used at once, not after the old connection's TCP back-off).
+  // May wait on the store: call on its threads or a worker.
+  virtual Status Reconnect() { return Ok(); }
   virtual Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) = 0;
   virtual Status Remove(std::string_view image_id) = 0;
   virtual Result<bool> Exists(std::string_view image_id) = 0;

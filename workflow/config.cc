@@ -55,6 +55,8 @@ const std::vector<Key<Config>>& DaemonKeys() {
       {"imagefs", "log_level", Text(&Config::log_level, {"debug", "info", "warning", "error"})},
       {"imagefs", "stop_timeout",
        NumberIn(&Config::stop_timeout_seconds, 1, 3600, "must be 1..3600 seconds")},
+      {"imagefs", "outage_timeout",
+       NumberIn(&Config::outage_timeout_seconds, 0, 86400, "must be 0..86400 seconds")},
       {"imagefs", "metrics_file", Text(&Config::metrics_file)},
       {"imagefs", "metrics_interval",
        NumberIn(&Config::metrics_interval_seconds, 1, 3600, "must be 1..3600 seconds")},

@@ -35,7 +35,9 @@
 //               data, or an rsync temporary never renamed, is discarded
 //               after it is left alone this long);
 //               log_level = info (debug, info, warning, error; read again
-//               on SIGHUP); stop_timeout = 45 (seconds SIGTERM waits for
+//               on SIGHUP); outage_timeout = 300 (seconds a copy waits for
+//               a target store that stopped answering, then resumes; 0:
+//               fails at once); stop_timeout = 45 (seconds SIGTERM waits for
 //               running commits before leaving them to recovery);
 //               metrics_file = <path> (Prometheus text, written every
 //               metrics_interval = 15 seconds; unset: none)
@@ -127,6 +129,9 @@ struct Config {
   int idle_upload_seconds = 600;
   std::string log_level = "info";
   int stop_timeout_seconds = 45;
+  // How long a copy waits for a target store that stopped answering
+  // (ImageService::Options::outage_timeout); 0: it fails at once.
+  int outage_timeout_seconds = 300;
   std::string metrics_file;  // empty: no metrics
   int metrics_interval_seconds = 15;
   std::string conversion_format;  // "raw", or empty: no conversion

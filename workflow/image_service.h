@@ -88,6 +88,13 @@ class ImageService {
     // Units of data moved at once (workflow/pipeline.h); full_digest and
     // check are set per import.
     PipelineOptions pipeline;
+    // A copy's target that acknowledges none of its writes for
+    // `stall_after` is not answering: the copy goes on into the other
+    // targets, waits for that one up to `outage_timeout` (renewing its
+    // connection), then resumes from the units it acknowledged. Zero
+    // outage_timeout: the copy to it fails at once.
+    std::chrono::milliseconds stall_after{5000};
+    std::chrono::seconds outage_timeout{300};
     // Data written through a file goes to the stores while it arrives
     // (the pipeline's push front end) instead of being staged first.
     bool stream_writes = true;

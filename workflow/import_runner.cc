@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
@@ -73,21 +76,32 @@ Status ImportRunner::Run(ImportPlan& plan) {
   std::optional<Error> failure;          // what the caller's operation reports
   std::vector<WrittenCopy> unpublished;  // must-succeed: held until all are verified
   Copies copies;
+  std::unique_ptr<StoreReader> source;  // a pull's, for copies that resume
   if (plan.convert && !plan.source_failure) {
     Status converted = Convert(plan);
     if (!converted.ok()) plan.source_failure = converted.error();
   }
   if (plan.stream || plan.source_failure) {
     copies = FinishStream(plan);
-  } else if (auto source = OpenSource(plan); source.ok()) {
-    copies = PullCopies(plan, **source);
+  } else if (auto opened = OpenSource(plan); opened.ok()) {
+    source = std::move(opened).value();
+    copies = PullCopies(plan, *source);
   } else {
-    failure = source.error();
+    failure = opened.error();
   }
-  for (size_t i = 0; i < copies.size(); ++i) {
+  // Copies waiting for their store come last: the others are published
+  // first, not held up by them.
+  std::vector<size_t> order;
+  for (int waiting = 0; waiting < 2; ++waiting) {
+    for (size_t i = 0; i < copies.size(); ++i) {
+      if ((copies[i].ok() && copies[i]->outage) == (waiting == 1)) order.push_back(i);
+    }
+  }
+  for (size_t i : order) {
     const std::string& site = plan.targets[i];
     bool first_of_upload = upload && i == 0;
     auto& copy = copies[i];
+    if (copy.ok() && copy->outage) copy = Resume(plan, *source, std::move(copy).value());
     Status done = copy.ok() ? Ok() : Status(copy.error());
     if (done.ok() && plan.must_succeed) {
       // Stays in importing_to_stores until the update that publishes
@@ -121,7 +135,14 @@ Status ImportRunner::Run(ImportPlan& plan) {
 
 void ImportRunner::DiscardUnpublished(Copies& copies, std::vector<WrittenCopy>& unpublished) {
   for (auto& copy : copies) {
-    if (copy.ok() && copy->writer) copy->writer->Discard();  // nothing once published
+    if (!copy.ok() || !copy->writer) continue;
+    if (copy->outage) {
+      // Never resumed (the import stopped first): its store did not
+      // answer, so its temporary is left to recovery.
+      copy->writer->Leave();
+    } else {
+      copy->writer->Discard();  // nothing once published
+    }
   }
   for (auto& copy : unpublished) copy.writer->Discard();
   unpublished.clear();
@@ -212,14 +233,119 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
     if (!plan.lease->lost()) return Ok();
     return Fail(EIO, "image {}: import lease lost while copying", id);
   };
+  // A copy of an image whose data is known (its digest) can wait for a
+  // store that stops answering, and resume.
+  bool resumable = plan.expected.has_value() && core_.options().outage_timeout.count() > 0;
+  if (resumable) options.stall_after = core_.options().stall_after;
   Pipeline pipeline(std::move(writers), options, core_.hash_executor());
   PipelineOutcome outcome = pipeline.Pull(source);
   writers = pipeline.TakeWriters();
   size_t w = 0;
   for (auto& copy : copies) {
-    if (copy.ok()) copy->writer = std::move(writers[w++]);
+    if (!copy.ok()) continue;
+    const Status& status = outcome.writers[w];
+    if (resumable && !status.ok() && IsUnreachable(status.code()) &&
+        !writers[w]->temporary().empty()) {
+      copy->outage = status.error();
+      copy->acknowledged = outcome.acknowledged[w];
+    }
+    copy->writer = std::move(writers[w++]);
   }
   return FinishCopies(plan, outcome, std::move(copies));
+}
+
+Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreReader& source,
+                                                       WrittenCopy copy) {
+  constexpr auto kProbeEvery = std::chrono::seconds(1);
+  const std::string& id = plan.image_id;
+  Store& store = core_.StoreAt(copy.store);
+  std::string temporary = copy.writer->temporary();
+  copy.writer->Leave();  // its writes in flight may still land: the same data
+  copy.writer.reset();
+  auto units_of = [&](const std::vector<bool>& units) {
+    return std::count(units.begin(), units.end(), true);
+  };
+  while (true) {
+    // An outage: wait for the store, renewing its connection each round.
+    auto started = std::chrono::steady_clock::now();
+    int64_t since = NowNanos();
+    std::string why = copy.outage->message;
+    Metrics::Get().Count(Metric::kOutages, {{"store", copy.store}});
+    core_.SetWaiting(id, copy.store, since, why);
+    Log(LogLevel::kWarning,
+        "image {}: copy into {} waits for the store (up to {} s, outage_timeout): {}; {} units "
+        "acknowledged",
+        id, copy.store, core_.options().outage_timeout.count(), why, units_of(copy.acknowledged));
+    std::unique_ptr<StoreWriter> writer;
+    while (!writer) {
+      if (plan.lease->lost()) return Fail(EIO, "image {}: import lease lost while waiting", id);
+      if (std::chrono::steady_clock::now() - started > core_.options().outage_timeout) {
+        core_.SetWaiting(id, copy.store, 0, "");
+        return Fail(ETIMEDOUT, "image {}: store {} did not answer for {} s (outage_timeout): {}",
+                    id, copy.store, core_.options().outage_timeout.count(), why);
+      }
+      std::this_thread::sleep_for(kProbeEvery);
+      // A new connection each round: a link that came back is used at
+      // once, not after the old connection's back-off.
+      Status answered = store.Reconnect();
+      if (!answered.ok()) {
+        why = answered.error().message;
+        core_.SetWaiting(id, copy.store, since, why);
+        continue;
+      }
+      auto reopened = store.ReopenWriter(id, temporary);
+      if (reopened.ok()) {
+        writer = std::move(reopened).value();
+      } else if (IsUnreachable(reopened.code())) {
+        why = reopened.error().message;
+        core_.SetWaiting(id, copy.store, since, why);
+      } else {
+        core_.SetWaiting(id, copy.store, 0, "");
+        return reopened.error();
+      }
+    }
+    double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    Metrics::Get().Count(Metric::kOutageSeconds, {{"store", copy.store}}, waited);
+    Log(LogLevel::kInfo, "image {}: store {} answers again after {:.1f} s; the copy resumes", id,
+        copy.store, waited);
+    // The whole source is read and hashed again (locally): the digest
+    // covers every byte; only what the store lacks crosses to it.
+    PipelineOptions options =
+        core_.pipeline_options(/*full_digest=*/!ByChunks(plan), id, {copy.store}, source.size());
+    options.check = [&]() -> Status {
+      if (!plan.lease->lost()) return Ok();
+      return Fail(EIO, "image {}: import lease lost while copying", id);
+    };
+    options.stall_after = core_.options().stall_after;
+    options.skip = {copy.acknowledged};
+    std::vector<std::unique_ptr<StoreWriter>> writers;
+    writers.push_back(std::move(writer));
+    Pipeline pipeline(std::move(writers), options, core_.hash_executor());
+    PipelineOutcome outcome = pipeline.Pull(source);
+    writers = pipeline.TakeWriters();
+    const Status& status = outcome.writers[0];
+    auto& acknowledged = outcome.acknowledged[0];
+    if (acknowledged.size() < copy.acknowledged.size()) {
+      acknowledged.resize(copy.acknowledged.size(), false);
+    }
+    for (size_t unit = 0; unit < copy.acknowledged.size(); ++unit) {
+      if (copy.acknowledged[unit]) acknowledged[unit] = true;
+    }
+    if (!status.ok() && IsUnreachable(status.code())) {
+      // Another outage: wait again, from what is acknowledged now.
+      writers[0]->Leave();
+      copy.outage = status.error();
+      copy.acknowledged = std::move(acknowledged);
+      continue;
+    }
+    copy.outage.reset();
+    copy.writer = std::move(writers[0]);
+    Copies one;
+    one.emplace_back(std::move(copy));
+    Copies finished = FinishCopies(plan, outcome, std::move(one));
+    return std::move(finished[0]);
+  }
 }
 
 // The same for data streamed into the stores as it was written or
@@ -276,6 +402,7 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
     if (!copy.ok()) continue;
     Status status = common ? Status(*common) : outcome.writers[w];
     ++w;
+    if (copy->outage) continue;  // it waits and resumes (Resume)
     if (status.ok()) status = copy->writer->Finish(plan.expected->size);
     if (!status.ok()) {
       copy->writer->Discard();  // its temporary goes

@@ -9,6 +9,13 @@
 //        them (finish the pipeline), or a pull of the source into them
 //     -> verify: size and md5+sha512 (or the chunk digest) against the
 //        image; an upload's data defines the image
+//     -> a copy's target that stopped answering (an outage: no write
+//        acknowledged for stall_after) waits, after the other targets are
+//        published: its connection is renewed each second until it answers,
+//        up to outage_timeout, then the copy resumes in its temporary,
+//        sending only the units the target did not acknowledge (all of
+//        the source is read and verified again, locally); an outage past
+//        outage_timeout is a failure
 //     -> for each target, central first:
 //          ok:  allow-failure: publish (rename, then one update adds the
 //               location and takes the target out of importing_to_stores;
@@ -95,11 +102,19 @@ class ImportRunner {
   struct WrittenCopy {
     std::string store;
     std::unique_ptr<StoreWriter> writer;
+    // Set when its store stopped answering mid-copy: the copy waits and
+    // resumes (Resume), sending what the store did not acknowledge.
+    std::optional<Error> outage;
+    std::vector<bool> acknowledged;  // by unit index (PipelineOutcome)
   };
   using Copies = std::vector<Result<WrittenCopy>>;
 
   Status Convert(ImportPlan& plan);
   Copies PullCopies(ImportPlan& plan, StoreReader& source);
+  // Waits for the store of a copy whose outage is set, then goes on with
+  // its temporary from the units it acknowledged: the copy finished (not
+  // published), or why not.
+  Result<WrittenCopy> Resume(ImportPlan& plan, StoreReader& source, WrittenCopy copy);
   Copies FinishStream(ImportPlan& plan);
   Copies FinishCopies(ImportPlan& plan, const PipelineOutcome& outcome, Copies copies);
   // Discards every writer that was not published (their temporaries go).

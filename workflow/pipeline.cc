@@ -21,7 +21,7 @@ constexpr auto kHeldWait = std::chrono::milliseconds(20);
 
 }  // namespace
 
-class Pipeline::Run {
+class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   // The run's own parts, nested so that no member's type has internal
   // linkage (the unity build puts this file after others).
 
@@ -60,10 +60,22 @@ class Pipeline::Run {
             kDigestChunkBytes,
             (options.unit_bytes + kDigestChunkBytes - 1) / kDigestChunkBytes * kDigestChunkBytes)),
         hash_(std::move(hash)),
-        writer_status_(writers_.size()) {}
+        writer_status_(writers_.size()),
+        in_flight_(writers_.size()),
+        in_flight_count_(writers_.size(), 0),
+        last_answer_(writers_.size()),
+        acknowledged_(writers_.size()) {}
 
-  // In-flight writes and hash jobs use the units: they are waited for.
+  // In-flight reads, writes and hash jobs use the units: they are waited
+  // for (a stalled writer's writes aside: they hold the run, not the
+  // units' memory).
   ~Run() { StopAndWait(); }
+
+  void StopAndWait() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    stopping_ = true;
+    while (!Quiet()) WaitForChange();
+  }
 
   void Discard() {
     StopAndWait();
@@ -97,7 +109,7 @@ class Pipeline::Run {
     std::optional<size_t> source;
     {
       MutexLock lock(&mutex_);
-      while (!Quiet()) changed_.Wait();
+      while (!Quiet()) WaitForChange();
       auto live = writer_status_.Live();
       if (!live.empty()) source = live.front();
     }
@@ -129,12 +141,13 @@ class Pipeline::Run {
     chunks_.Grow(size);
     MutexLock lock(&mutex_);
     if (!filled.ok()) Stop(filled.error());
-    while (!Quiet() || (!failure_ && !order_.empty())) changed_.Wait();
+    while (!Quiet() || (!failure_ && !order_.empty())) WaitForChange();
     if (buffers_left_ > 0) {
       Log(LogLevel::kInfo, "pipeline: {} units' memory left to the stores still holding it",
           buffers_left_);
     }
-    PipelineOutcome outcome{Result<Digest>(Digest{}), writer_status_.all()};
+    PipelineOutcome outcome{Result<Digest>(Digest{}), writer_status_.all(), acknowledged_,
+                            unit_bytes_};
     if (failure_) {
       outcome.source = *failure_;
     } else {
@@ -163,7 +176,7 @@ class Pipeline::Run {
         Dispatch(unit);
         lock.Lock();
       }
-      if (reads_in_flight_ > 0 && completed_.empty()) changed_.Wait();
+      if (reads_in_flight_ > 0 && completed_.empty()) WaitForChange();
     }
     lock.Unlock();
     return Finish(std::max(size, position()));
@@ -172,10 +185,64 @@ class Pipeline::Run {
   std::vector<std::unique_ptr<StoreWriter>> TakeWriters() { return std::move(writers_); }
 
  private:
-  void StopAndWait() EXCLUDES(mutex_) {
+  using Clock = std::chrono::steady_clock;
+
+  // Waits for a change; with stall_after, also drops the writers that
+  // stalled meanwhile.
+  void WaitForChange() REQUIRES(mutex_) {
+    if (options_.stall_after.count() <= 0) return changed_.Wait();
+    changed_.WaitFor(std::min<std::chrono::milliseconds>(options_.stall_after / 4,
+                                                         std::chrono::milliseconds(250)));
+    DropStalled();
+  }
+
+  // Drops each live writer with writes in flight whose store answered
+  // none of them for stall_after: its writes stop counting, so that their
+  // units are free again (their memory stays with the store while it
+  // holds it) and the other writers go on.
+  void DropStalled() REQUIRES(mutex_) {
+    auto now = Clock::now();
+    for (size_t i : writer_status_.Live()) {
+      if (in_flight_count_[i] == 0 || now - last_answer_[i] < options_.stall_after) continue;
+      Error stalled = Fail(ETIMEDOUT, "its store acknowledged none of {} writes in {} ms (stalled)",
+                           in_flight_count_[i], options_.stall_after.count());
+      for (size_t slot = 0; slot < in_flight_[i].size(); ++slot) {
+        if (!std::exchange(in_flight_[i][slot], 0)) continue;
+        --pending_[slot];
+      }
+      in_flight_count_[i] = 0;
+      if (writer_status_.Record(i, stalled)) Stop(stalled);
+      changed_.SignalAll();
+    }
+  }
+
+  // Writer `i`'s store has unit `index`.
+  void Acknowledge(size_t i, uint64_t index) REQUIRES(mutex_) {
+    auto& units = acknowledged_[i];
+    if (units.size() <= index) units.resize(index + 1, false);
+    units[index] = true;
+  }
+
+  bool Skips(size_t i, uint64_t index) const {
+    return i < options_.skip.size() && index < options_.skip[i].size() && options_.skip[i][index];
+  }
+
+  // Writer `i`'s store answered its write of the unit in `slot` (unit
+  // `index`, `bytes` long); dropped as stalled before, the answer is
+  // ignored.
+  void Answered(size_t i, size_t slot, uint64_t index, uint64_t bytes, const Status& status)
+      EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
-    stopping_ = true;
-    while (!Quiet()) changed_.Wait();
+    if (!std::exchange(in_flight_[i][slot], 0)) return;
+    --in_flight_count_[i];
+    last_answer_[i] = Clock::now();
+    if (status.ok()) {
+      Acknowledge(i, index);
+      if (options_.written) options_.written(i, bytes);
+    }
+    if (writer_status_.Record(i, status)) Stop(status.error());
+    --pending_[slot];
+    changed_.SignalAll();
   }
 
   Status Failure() EXCLUDES(mutex_) {
@@ -313,8 +380,9 @@ class Pipeline::Run {
       } else if (units_made_ < std::max(1, options_.units_in_flight)) {
         unit = std::make_unique<Unit>(unit_bytes_, units_made_++);
         pending_.push_back(0);
+        for (auto& writes : in_flight_) writes.push_back(0);
       } else if (free_.empty()) {
-        changed_.Wait();
+        WaitForChange();
         held_since = std::chrono::steady_clock::now();
       } else if (std::chrono::steady_clock::now() - held_since < kHeldWait) {
         // A writer lets go of a unit's memory just after its write
@@ -346,35 +414,39 @@ class Pipeline::Run {
     std::span<const char> data(unit->buffer.data(), unit->length);
     uint64_t offset = unit->index * unit_bytes_;
     bool zero = AllZero(data);
-    std::vector<size_t> targets;
+    std::vector<size_t> targets;  // the writers sent the unit
+    std::vector<size_t> done;     // those that need not be: zeros, or skipped
     {
       MutexLock lock(&mutex_);
       if (options_.full_digest) {
         Ordered& entry = order_[unit->order - order_base_];
         entry = Ordered{zero ? nullptr : unit, unit->length, true};
       }
-      targets = writer_status_.Live();
+      for (size_t i : writer_status_.Live()) {
+        if (zero || Skips(i, unit->index)) {
+          Acknowledge(i, unit->index);
+          done.push_back(i);
+          continue;
+        }
+        targets.push_back(i);
+        if (in_flight_count_[i]++ == 0) last_answer_[i] = Clock::now();  // its clock starts
+        in_flight_[i][unit->slot] = 1;
+      }
       pending_[unit->slot] = zero ? 0 : static_cast<int>(targets.size()) + 1;
       if (!zero) ++jobs_;
       KickHashers();
       changed_.SignalAll();
     }
-    if (zero) {
-      if (options_.written) {
-        for (size_t i : targets) options_.written(i, data.size());
-      }
-      return;
+    if (options_.written) {
+      for (size_t i : done) options_.written(i, data.size());
     }
+    if (zero) return;
     chunks_.Grow(offset + data.size());
     for (size_t i : targets) {
-      writers_[i]->WriteShared(offset, unit->buffer, data,
-                               [this, unit, i, bytes = data.size()](Status status) {
-                                 if (status.ok() && options_.written) options_.written(i, bytes);
-                                 MutexLock lock(&mutex_);
-                                 if (writer_status_.Record(i, status)) Stop(status.error());
-                                 --pending_[unit->slot];
-                                 changed_.SignalAll();
-                               });
+      writers_[i]->WriteShared(
+          offset, unit->buffer, data,
+          [run = shared_from_this(), i, slot = unit->slot, index = unit->index,
+           bytes = data.size()](Status status) { run->Answered(i, slot, index, bytes, status); });
     }
     hash_([this, unit, offset, data] {
       chunks_.SetRange(offset, data);
@@ -492,12 +564,26 @@ class Pipeline::Run {
   uint64_t hashed_[2] GUARDED_BY(mutex_) = {0, 0};  // each digester's next entry
   bool hashing_[2] GUARDED_BY(mutex_) = {false, false};
   bool stopping_ GUARDED_BY(mutex_) = false;  // destroyed unfinished
+  // Per writer: whether its write of the unit in each slot is in flight
+  // (those of a writer dropped as stalled no longer are), how many are,
+  // when its store last answered (or was sent a write while it had none
+  // in flight), and the units it has (acknowledged, skipped or zeros).
+  std::vector<std::vector<char>> in_flight_ GUARDED_BY(mutex_);
+  std::vector<int> in_flight_count_ GUARDED_BY(mutex_);
+  std::vector<Clock::time_point> last_answer_ GUARDED_BY(mutex_);
+  std::vector<std::vector<bool>> acknowledged_ GUARDED_BY(mutex_);
 };
 
 Pipeline::Pipeline(std::vector<std::unique_ptr<StoreWriter>> writers,
                    const PipelineOptions& options, HashExecutor hash)
-    : run_(std::make_unique<Run>(std::move(writers), options, std::move(hash))) {}
-Pipeline::~Pipeline() = default;
+    : run_(std::make_shared<Run>(std::move(writers), options, std::move(hash))) {}
+// Writers not taken are destroyed here, on the caller's thread, not on a
+// store's thread that answers a stalled write last.
+Pipeline::~Pipeline() {
+  run_->StopAndWait();
+  auto writers = run_->TakeWriters();
+  run_.reset();
+}
 uint64_t Pipeline::position() const { return run_->position(); }
 Status Pipeline::Append(uint64_t offset, std::span<const char> data) {
   return run_->Append(offset, data);

@@ -22,7 +22,14 @@
 //   error: a writer that fails is dropped (its status says why) and the
 //   others go on; every writer failed, a failed read or `check` failing
 //   stops the pipeline (Append and Pull return that error, Finish reports
-//   it).
+//   it). A writer whose store acknowledges none of its writes for
+//   `stall_after` is dropped as stalled (ETIMEDOUT) without waiting for
+//   them, so that a site cut off does not hold up the others; what its
+//   store still answers about those writes is ignored.
+//   acknowledged   per writer, the units its store acknowledged (or that
+//                  needed no write): where a copy that stopped resumes,
+//                  writing the rest (`skip`: units not to send a writer,
+//                  read and hashed all the same).
 //   Discard()      ends a pipeline that will not finish: waits for what is
 //                  in flight, then discards every writer (their temporaries
 //                  go). Like the writers' own Discard, it may wait on the
@@ -45,6 +52,7 @@
 // position() may be read from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -73,11 +81,21 @@ struct PipelineOptions {
   // Told, from the writers' threads, of each unit writer `writer` has
   // written (an all-zero unit: at once for every live writer).
   std::function<void(size_t writer, uint64_t bytes)> written;
+  // A writer with writes in flight and none acknowledged for this long is
+  // dropped as stalled (ETIMEDOUT); zero: never.
+  std::chrono::milliseconds stall_after{0};
+  // Per writer (by index; missing: none), the units (by index) it is not
+  // sent: its store has them already.
+  std::vector<std::vector<bool>> skip;
 };
 
 struct PipelineOutcome {
   Result<Digest> source;        // what went in, or why the pipeline stopped
   std::vector<Status> writers;  // one per writer
+  // Per writer, by unit index: acknowledged by its store, skipped, or all
+  // zeros; a unit beyond a writer's vector was not.
+  std::vector<std::vector<bool>> acknowledged;
+  uint64_t unit_bytes = 0;  // the units' size
 };
 
 class Pipeline {
@@ -106,7 +124,9 @@ class Pipeline {
 
  private:
   class Run;
-  std::unique_ptr<Run> run_;
+  // Shared with the writes in flight: a stalled writer's store may answer
+  // after the pipeline is gone.
+  std::shared_ptr<Run> run_;
 };
 
 // The status of each writer of a pipeline: the first failure of each is

@@ -175,10 +175,25 @@ std::string ServiceCore::ProgressOf(const std::string& id) {
   nlohmann::json json = nlohmann::json::object();
   if (image == progress_.end()) return json.dump();
   for (const auto& [site, progress] : image->second) {
-    json[site] = {{"done", progress.done},
-                  {"total", progress.total ? nlohmann::json(progress.total) : nullptr}};
+    json[site] = {
+        {"done", progress.done},
+        {"total", progress.total ? nlohmann::json(progress.total) : nullptr},
+        {"state", progress.waiting_since == 0
+                      ? std::string("copying")
+                      : fmt::format("waiting for {} since {}: {}", site,
+                                    FormatIsoTime(progress.waiting_since), progress.why)}};
   }
   return json.dump();
+}
+
+void ServiceCore::SetWaiting(const std::string& id, const std::string& site, int64_t since,
+                             const std::string& why) {
+  MutexLock lock(&progress_mutex_);
+  auto image = progress_.find(id);
+  if (image == progress_.end()) return;
+  Progress& progress = image->second[site];
+  progress.waiting_since = why.empty() ? 0 : since;
+  progress.why = why;
 }
 
 void ServiceCore::EndProgress(const std::string& id) {

@@ -123,8 +123,13 @@ class ServiceCore {
   PipelineOptions pipeline_options(bool full_digest, const std::string& id,
                                    const std::vector<std::string>& sites, uint64_t total);
   // The progress of the imports of `id` in flight: {"<store>": {"done": n,
-  // "total": m or null}}; "{}" when none runs. Forgotten by EndProgress.
+  // "total": m or null, "state": "copying" or "waiting for <store> since
+  // <time>: <why>"}}; "{}" when none runs. Forgotten by EndProgress.
   std::string ProgressOf(const std::string& id) EXCLUDES(progress_mutex_);
+  // The copy of `id` into `site` waits for that store (since `since`, ns),
+  // or no longer (`why` empty).
+  void SetWaiting(const std::string& id, const std::string& site, int64_t since,
+                  const std::string& why) EXCLUDES(progress_mutex_);
   void EndProgress(const std::string& id) EXCLUDES(progress_mutex_);
   // Waits for the changes asked on the catalog threads, which may still
   // start jobs (a written file's close commits), and for the inspections;
@@ -161,7 +166,9 @@ class ServiceCore {
   std::set<std::string> unsettled_ GUARDED_BY(unsettled_mutex_);
   struct Progress {
     uint64_t done = 0;
-    uint64_t total = 0;  // 0: not known
+    uint64_t total = 0;         // 0: not known
+    int64_t waiting_since = 0;  // ns; 0: not waiting
+    std::string why;            // what its store did not answer
   };
   void AddProgress(const std::string& id, const std::string& site, uint64_t bytes)
       EXCLUDES(progress_mutex_);

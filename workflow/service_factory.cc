@@ -106,6 +106,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.pipeline.unit_bytes = config.copy_unit_mib << 20;
   options.pipeline.units_in_flight = config.copy_in_flight;
   options.stream_writes = config.stream_writes;
+  options.outage_timeout = std::chrono::seconds(config.outage_timeout_seconds);
   options.download.connect_timeout = std::chrono::seconds(config.download_connect_seconds);
   options.download.stall = std::chrono::seconds(config.download_stall_seconds);
   options.import_filter = config.import_filter;

@@ -21,6 +21,10 @@ MNT2=$WORK/mnt2  # a second daemon's (mount_second)
 LOG2=$WORK/imagefs2.log
 SECOND_PID=
 SITES=(central dcn0 dcn1)
+# A site's own loopback address (start_own_clusters), for a test that
+# shapes its link (scripts/wan-links.sh); unset: 127.0.0.1.
+declare -A SITE_ADDRESS=()
+WAN_LINKS=$(dirname "$CLUSTERS")/wan-links.sh
 CEPH_DIR=${IMAGEFS_TEST_CEPH_DIR:-}
 TEST_NAME=$(basename "$0" .sh)
 POOL=imagefs-$TEST_NAME-$(basename "$WORK" | cut -d- -f3 | tr 'A-Z' 'a-z')
@@ -150,7 +154,9 @@ start_own_clusters() {
   OWN_CLUSTERS=yes
   POOL=images
   CATALOG_POOL=imagefs
-  "$CLUSTERS" start "$CEPH_DIR" "${SITES[@]}" "$@" > /dev/null
+  local sites=() site
+  for site in "${SITES[@]}"; do sites+=("$site${SITE_ADDRESS[$site]:+@${SITE_ADDRESS[$site]}}"); done
+  "$CLUSTERS" start "$CEPH_DIR" "${sites[@]}" "$@" > /dev/null
 }
 
 # create_pool SITE: this test's pool on SITE's cluster, ready for RBD.

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "common/mutex.h"
 
@@ -22,6 +23,8 @@ class FaultyWriter final : public StoreWriter {
   Status Finish(uint64_t size) override { return inner_->Finish(size); }
   Result<std::string> Publish() override;
   void Discard() override { inner_->Discard(); }
+  std::string temporary() const override { return inner_->temporary(); }
+  void Leave() override { inner_->Leave(); }
 
  private:
   FaultyStoreImpl& store_;
@@ -33,11 +36,36 @@ class FaultyStoreImpl final : public FaultyStore {
   using FaultyStore::FaultyStore;
 
   void SetPlan(const FaultPlan& plan) override {
-    MutexLock lock(&mutex_);
-    plan_ = plan;
-    writes_ = 0;
+    std::vector<StoreWriter::WriteDone> held;
+    {
+      MutexLock lock(&mutex_);
+      plan_ = plan;
+      writes_ = 0;
+      held.swap(held_);
+    }
+    for (auto& done : held) done(Fail(ETIMEDOUT, "store {}: injected timeout", id()));
   }
   int writes_seen() const override { return writes_.load(); }
+  uint64_t bytes_written() const override { return bytes_.load(); }
+  void Wrote(uint64_t bytes) { bytes_ += bytes; }
+  // Whether the link is cut now (after `number` writes); a write past the
+  // cut is held: its answer comes when the plan changes.
+  bool Cut(int number) {
+    MutexLock lock(&mutex_);
+    return plan_.cut_after_write > 0 && number > plan_.cut_after_write;
+  }
+  void Hold(StoreWriter::WriteDone done) {
+    MutexLock lock(&mutex_);
+    held_.push_back(std::move(done));
+  }
+  Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
+                                                    std::string_view temporary) override {
+    if (Cut(writes_.load() + 1)) return Fail(ETIMEDOUT, "store {}: injected timeout", id());
+    auto writer = ForwardingStore::ReopenWriter(image_id, temporary);
+    if (!writer.ok()) return writer.error();
+    return std::unique_ptr<StoreWriter>(
+        std::make_unique<FaultyWriter>(*this, std::move(writer).value()));
+  }
   FaultPlan plan() {
     MutexLock lock(&mutex_);
     return plan_;
@@ -63,7 +91,9 @@ class FaultyStoreImpl final : public FaultyStore {
  private:
   Mutex mutex_;
   FaultPlan plan_ GUARDED_BY(mutex_);
+  std::vector<StoreWriter::WriteDone> held_ GUARDED_BY(mutex_);
   std::atomic<int> writes_{0};
+  std::atomic<uint64_t> bytes_{0};
 };
 
 void FaultyWriter::WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) {
@@ -74,6 +104,8 @@ void FaultyWriter::WriteAt(uint64_t offset, std::span<const char> data, WriteDon
     return done(
         Fail(plan.write_errno, "store {}: injected failure of write {}", store_.id(), number));
   }
+  if (store_.Cut(number)) return store_.Hold(std::move(done));
+  store_.Wrote(data.size());
   inner_->WriteAt(offset, data, std::move(done));
 }
 

@@ -16,6 +16,10 @@ struct FaultPlan {
   bool fail_publish = false;  // Publish fails with EIO
   bool fail_remove = false;   // in use: Remove fails with EBUSY, InUse is true
   std::chrono::milliseconds write_stall{0};  // sleep before every write
+  // A link cut after that many writes (0: never): later writes get no
+  // answer until the plan changes (then they time out, ETIMEDOUT), and
+  // reopening a writer times out at once.
+  int cut_after_write = 0;
 };
 
 class FaultyStore : public ForwardingStore {
@@ -23,6 +27,8 @@ class FaultyStore : public ForwardingStore {
   using ForwardingStore::ForwardingStore;
   virtual void SetPlan(const FaultPlan& plan) = 0;
   virtual int writes_seen() const = 0;
+  // Bytes of the writes that reached the store behind, since the start.
+  virtual uint64_t bytes_written() const = 0;
 };
 
 std::unique_ptr<FaultyStore> WrapWithFaults(std::unique_ptr<Store> inner);

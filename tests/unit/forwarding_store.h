@@ -21,6 +21,11 @@ class ForwardingStore : public Store {
                                                     uint64_t expected_size) override {
     return inner_->CreateWriter(image_id, expected_size);
   }
+  Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
+                                                    std::string_view temporary) override {
+    return inner_->ReopenWriter(image_id, temporary);
+  }
+  Status Reconnect() override { return inner_->Reconnect(); }
   Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
     return inner_->OpenReader(image_id);
   }

@@ -196,5 +196,58 @@ TEST_F(WorkflowTest, ImportingListIsLiveAndASecondImportIsBusy) {
   EXPECT_EQ(record.StoreIds().size(), 3u);
 }
 
+// A target cut off mid-copy: the copy goes on into the other target,
+// waits for it, and resumes once it answers, sending only the units it had
+// not acknowledged; the copy is whole and verified.
+TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
+  stall_after_ = std::chrono::milliseconds(200);
+  outage_timeout_ = std::chrono::seconds(30);
+  Start(0);
+  std::string data = RandomData(40 << 20);  // 10 units of 4 MiB
+  CreateActiveImage(data);
+  faults_["dcn0"]->SetPlan({.cut_after_write = 3});
+  std::promise<Status> done;
+  ImportRequest request;
+  request.stores = {"dcn0", "dcn1"};
+  ASSERT_TRUE(
+      service_->StartImport(kOwner, kId, request, [&](Status s) { done.set_value(s); }).ok());
+  // dcn1 is published while dcn0 waits.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline &&
+         (!Record().HasStore("dcn1") ||
+          service_->ImportProgress(kId).find("waiting for dcn0 since") == std::string::npos)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(Record().HasStore("dcn1"));
+  std::string progress = service_->ImportProgress(kId);
+  EXPECT_NE(progress.find("waiting for dcn0 since"), std::string::npos) << progress;
+  faults_["dcn0"]->SetPlan({});  // the link is back
+  Status copied = done.get_future().get();
+  ASSERT_TRUE(copied.ok()) << copied.error().message;
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_EQ(ReadCopy("dcn1"), data);
+  // What dcn0 acknowledged before the cut was not sent again.
+  EXPECT_EQ(faults_["dcn0"]->bytes_written(), data.size());
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+}
+
+// An outage longer than outage_timeout fails the copy into that store
+// (allowed to fail: the import itself succeeds).
+TEST_F(WorkflowTest, ACopyGivesUpOnAStoreCutOffPastTheOutageTimeout) {
+  stall_after_ = std::chrono::milliseconds(200);
+  outage_timeout_ = std::chrono::seconds(1);
+  Start(0);
+  std::string data = RandomData(24 << 20);
+  CreateActiveImage(data);
+  faults_["dcn0"]->SetPlan({.cut_after_write = 2});
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, outage_timeout_);
+  faults_["dcn0"]->SetPlan({});
+  ImageRecord record = Record();
+  EXPECT_FALSE(record.HasStore("dcn0"));
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+}
+
 }  // namespace
 }  // namespace imagefs

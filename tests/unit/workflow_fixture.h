@@ -55,6 +55,8 @@ class WorkflowTest : public ::testing::Test {
     options.pipeline.unit_bytes = 64 << 10;
     options.stream_writes = stream_writes;
     options.workers = 3;
+    options.stall_after = stall_after_;
+    options.outage_timeout = outage_timeout_;
     auto service = ImageService::Create(std::move(options));
     ASSERT_TRUE(service.ok()) << service.error().message;
     service_ = std::move(service).value();
@@ -139,6 +141,9 @@ class WorkflowTest : public ::testing::Test {
     return !faults_[site]->ListTemporaries()->empty();
   }
 
+  // How copies treat a store that stops answering (set before Start).
+  std::chrono::milliseconds stall_after_{5000};
+  std::chrono::seconds outage_timeout_{300};
   TemporaryDirectory directory_;
   std::map<std::string, FaultyStore*> faults_;
   std::unique_ptr<ImageService> service_;

@@ -1,0 +1,83 @@
+# Ceph only: dcn0 behind a 400 Mbit/s link (tc HTB on lo), cut (its traffic
+# through a 1 kbit/s class: this kernel has no netem or gact) for 20 s at
+# 30 % of a copy to dcn0 and dcn1. The copy goes on into dcn1, which is published during the cut;
+# dcn0's waits (user.imagefs.progress says so), renews its connection once
+# the link is back and resumes from the units dcn0 acknowledged: it
+# completes within the uncut copy's time + the cut + 10 s, with at most
+# 1.1 times the image over dcn0's link, and the metrics count the outage.
+source "$(dirname "$0")/lib.sh"
+[ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
+SITE_ADDRESS[dcn0]=127.0.0.2
+start_own_clusters --no-mgr --memstore-bytes $((2048 << 20))
+METRICS=$WORK/metrics.prom
+write_config "metrics_file = $METRICS" "metrics_interval = 1"
+mount_imagefs
+AT_EXIT+=("'$WAN_LINKS' down")
+
+MIB=256
+random_file "$WORK/img" "$MIB"
+id=$(new_uuid)
+mkdir "$MNT/images/$id"
+cp "$WORK/img" "$MNT/sites/central/$id"
+"$WAN_LINKS" up 400 "${SITE_ADDRESS[dcn0]}"
+link_bytes() { "$WAN_LINKS" bytes "${SITE_ADDRESS[dcn0]}" | cut -d' ' -f1; }
+importing() { xattr "$id" os_glance_importing_to_stores; }
+# copy_to STORES...: the import xattr's copy-image.
+copy_to() {
+  local stores
+  stores=$(printf '"%s",' "$@")
+  setfattr -n user.glance.import \
+    -v "{\"method\":{\"name\":\"copy-image\"},\"stores\":[${stores%,}]}" "$MNT/images/$id"
+}
+
+echo "--- the copy to dcn0 with its link up"
+before=$(link_bytes)
+started=$EPOCHREALTIME
+copy_to dcn0
+while [ -n "$(importing)" ]; do sleep 0.05; done
+uncut=$(elapsed "$started")
+assert_eq "$(xattr "$id" stores)" central,dcn0 "stores after the uncut copy"
+echo "uncut: $uncut s, $(awk -v s="$(($(link_bytes) - before))" -v m="$MIB" \
+  'BEGIN { printf "%.3f", s / (m * 1048576) }') of the image over the link"
+rm "$MNT/sites/dcn0/$id"
+
+echo "--- the same copy, its link cut for 20 s at 30 %"
+before=$(link_bytes)
+started=$EPOCHREALTIME
+copy_to dcn0 dcn1
+while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
+"$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
+cut_at=$EPOCHREALTIME
+echo "cut at $(elapsed "$started") s"
+waiting=
+while [ "$(elapsed "$cut_at" | cut -d. -f1)" -lt 20 ]; do
+  progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$id")
+  [[ "$progress" != *"waiting for dcn0 since"* ]] || waiting=$progress
+  sleep 0.5
+done
+"$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
+[ -n "$waiting" ] || fail "user.imagefs.progress never said it waits for dcn0"
+echo "progress during the cut: $waiting"
+[[ ",$(xattr "$id" stores)," == *",dcn1,"* ]] || fail "dcn1 was not published during the cut"
+limit=$(awk -v u="$uncut" 'BEGIN { print u + 20 + 10 }')
+while [ -n "$(importing)" ]; do
+  awk -v t="$(elapsed "$started")" -v l="$limit" 'BEGIN { exit !(t > l) }' &&
+    fail "the copy did not complete within $limit s"
+  sleep 0.1
+done
+took=$(elapsed "$started")
+sent=$(($(link_bytes) - before))
+assert_eq "$(xattr "$id" stores | tr , '\n' | sort | paste -sd,)" central,dcn0,dcn1 \
+  "stores after the cut copy"
+cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's copy differs"
+ratio=$(awk -v s="$sent" -v m="$MIB" 'BEGIN { printf "%.3f", s / (m * 1048576) }')
+echo "completed in $took s (limit $limit s); $ratio of the image over dcn0's link"
+awk -v r="$ratio" 'BEGIN { exit !(r <= 1.1) }' || fail "$ratio of the image crossed the link"
+assert_logged "image $id: copy into dcn0 waits for the store"
+assert_logged "image $id: store dcn0 answers again after"
+wait_until_rewritten "$METRICS"
+grep -q '^imagefs_outages_total{store="dcn0"} [1-9]' "$METRICS" ||
+  fail "no outage of dcn0 in the metrics: $(grep outage "$METRICS")"
+
+unmount_imagefs
+pass
