@@ -97,10 +97,12 @@ Status ImportRunner::Run(ImportPlan& plan) {
       if ((copies[i].ok() && copies[i]->outage) == (waiting == 1)) order.push_back(i);
     }
   }
+  if (!upload && !plan.must_succeed) PublishTogether(plan, copies);
   for (size_t i : order) {
     const std::string& site = plan.targets[i];
     bool first_of_upload = upload && i == 0;
     auto& copy = copies[i];
+    if (copy.ok() && copy->published) continue;  // by PublishTogether
     if (copy.ok() && copy->outage) copy = Resume(plan, *source, std::move(copy).value());
     Status done = copy.ok() ? Ok() : Status(copy.error());
     if (done.ok() && plan.must_succeed) {
@@ -424,6 +426,54 @@ Result<std::unique_ptr<StoreReader>> ImportRunner::OpenSource(const ImportPlan& 
     return plan.staged->OpenReader();
   }
   return core_.StoreAt(plan.source_store).OpenReader(plan.image_id);
+}
+
+// Copies of one pass verified together (allow-failure) are published
+// together: each renamed, then one record update adds every location, so
+// that the catalog is asked once (Glance: one GET and one PATCH), not once
+// per store. A copy that fails to publish is left to the caller's loop,
+// which records its failure; a single one is published by Publish.
+void ImportRunner::PublishTogether(ImportPlan& plan, Copies& copies) {
+  const std::string& id = plan.image_id;
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    if (copies[i].ok() && !copies[i]->outage && copies[i]->writer) ready.push_back(i);
+  }
+  if (ready.size() < 2) return;
+  std::vector<std::pair<size_t, Location>> renamed;
+  for (size_t i : ready) {
+    WrittenCopy& copy = *copies[i];
+    auto url = copy.writer->Publish();
+    if (!url.ok() && url.code() == EEXIST && CopiedByOthers(plan, copy.store)) {
+      Log(LogLevel::kInfo,
+          "image {}: the catalog's own copy in {} came first; imagefs's is discarded", id,
+          copy.store);
+      plan.published.push_back(copy.store);
+      copy.published = true;
+    } else if (!url.ok()) {
+      copy.writer->Discard();
+      copies[i] = url.error();
+    } else {
+      renamed.emplace_back(i, Location{copy.store, *url});
+    }
+  }
+  if (renamed.empty()) return;
+  VerifiedData data = VerifiedDataOf(plan);
+  auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+    for (const auto& [i, location] : renamed) record.CopyPublished(location, data);
+    return Ok();
+  });
+  for (const auto& [i, location] : renamed) {
+    if (!updated.ok()) {
+      core_.RemoveQuietly(location.store, id);
+      copies[i] = updated.error();
+      continue;
+    }
+    plan.published.push_back(location.store);
+    copies[i]->published = true;
+    Log(LogLevel::kInfo, "image {}: copy in {} published at {}", id, location.store,
+        location.url);
+  }
 }
 
 // Publishes one verified copy and records its location.

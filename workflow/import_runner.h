@@ -19,7 +19,8 @@
 //     -> for each target, central first:
 //          ok:  allow-failure: publish (rename, then one update adds the
 //               location and takes the target out of importing_to_stores;
-//               active after the first)
+//               active after the first); a copy's targets verified
+//               together are renamed, then recorded in one update
 //               must-succeed: keep unpublished until every target is ok
 //          err: the temporary goes; one update moves the target from
 //               importing_to_stores to os_glance_failed_import;
@@ -106,6 +107,7 @@ class ImportRunner {
     // resumes (Resume), sending what the store did not acknowledge.
     std::optional<Error> outage;
     std::vector<bool> acknowledged;  // by unit index (PipelineOutcome)
+    bool published = false;          // by PublishTogether
   };
   using Copies = std::vector<Result<WrittenCopy>>;
 
@@ -124,6 +126,8 @@ class ImportRunner {
   // first (publishing finds the image there, EEXIST, and the record lists
   // the store) counts as published, and this copy is discarded.
   Status Publish(ImportPlan& plan, WrittenCopy& copy);
+  // Publishes the copies verified together, recording them in one update.
+  void PublishTogether(ImportPlan& plan, Copies& copies);
   // Whether the record now lists `store` (settling its import lists).
   bool CopiedByOthers(const ImportPlan& plan, const std::string& store);
   // Must-succeed: publishes every verified copy in one record update.
