@@ -3,7 +3,8 @@
 # listed failed. Must-succeed: nothing of the import stays anywhere, the
 # stopped edge is listed failed. Either way the import ends soon after the
 # writes in flight time out (rados_op_timeout), and the source copy is
-# intact.
+# intact. With outage_timeout = 0 a copy does not wait for an edge that
+# stops answering (wan_outage.sh tests the wait).
 source "$(dirname "$0")/lib.sh"
 [ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
 CONNECT_TIMEOUT=3
@@ -20,7 +21,7 @@ within() { awk -v s="$1" -v a="$2" -v b="$(now)" 'BEGIN { exit !(b - a < s) }'; 
 # when the import has ended.
 copy_with_dcn1_stopping() {
   start_own_clusters --memstore-bytes $((1 << 30)) --no-mgr  # no df here
-  write_config
+  write_config "outage_timeout = 0"
   mount_imagefs
   ID=$(new_uuid)
   mkdir "$MNT/images/$ID"
