@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,6 +26,10 @@ Status SyncDirectory(const std::string& path) {
   if (dir.get() < 0 || ::fsync(dir.get()) != 0) return ErrorFromErrno("fsync " + path);
   return Ok();
 }
+
+// The extended attribute of a temporary file that holds its copy's resume
+// record (StoreWriter::SaveResumeRecord).
+constexpr char kResumeXattr[] = "user.imagefs.resume";
 
 class FileStoreWriter final : public StoreWriter {
  public:
@@ -59,6 +64,17 @@ class FileStoreWriter final : public StoreWriter {
 
   void Leave() override { left_ = true; }
 
+  // Local: stored before it returns. A filesystem without user xattrs
+  // keeps none (EOPNOTSUPP).
+  void SaveResumeRecord(std::string record, std::function<void(Status)> done) override {
+    if (::fsetxattr(fd_.get(), kResumeXattr, record.data(), record.size(), 0) != 0) {
+      int code = errno == ENOTSUP ? EOPNOTSUPP : errno;
+      return done(Error{code, fmt::format("store {}: save the resume record of {}: {}", store_id_,
+                                          temporary_path_, std::strerror(errno))});
+    }
+    done(Ok());
+  }
+
   void WriteAt(uint64_t offset, std::span<const char> data, WriteDone done) override {
     // Zero blocks are left holes; Finish sets the size.
     for (const Extent& run : DataRuns(offset, data)) {
@@ -86,6 +102,11 @@ class FileStoreWriter final : public StoreWriter {
   }
 
   Result<std::string> Publish() override {
+    // The published copy carries no resume record.
+    if (::fremovexattr(fd_.get(), kResumeXattr) != 0 && errno != ENODATA && errno != ENOTSUP) {
+      return ErrorFromErrno(
+          fmt::format("store {}: remove the resume record of {}", store_id_, temporary_path_));
+    }
     if (::renameat2(AT_FDCWD, temporary_path_.c_str(), AT_FDCWD, final_path_.c_str(),
                     RENAME_NOREPLACE) != 0) {
       if (errno == EEXIST)
@@ -203,6 +224,19 @@ class FileStore final : public Store {
     if (error)
       return Fail(EIO, "store {}: list {}: {}", id_, temporary_directory_, error.message());
     return temporaries;
+  }
+
+  Result<std::string> ResumeRecord(const StoreTemporary& temporary) override {
+    if (temporary.name.find('/') != std::string::npos) {
+      return Fail(EINVAL, "store {}: bad temporary name {}", id_, temporary.name);
+    }
+    std::string path = temporary_directory_ + "/" + temporary.name;
+    std::string record(64 << 10, '\0');
+    ssize_t got = ::getxattr(path.c_str(), kResumeXattr, record.data(), record.size());
+    if (got < 0 && (errno == ENODATA || errno == ENOTSUP || errno == ENOENT)) return std::string();
+    if (got < 0) return ErrorFromErrno("read the resume record of " + path);
+    record.resize(static_cast<size_t>(got));
+    return record;
   }
 
   Status RemoveTemporary(const StoreTemporary& temporary) override {

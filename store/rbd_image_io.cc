@@ -70,9 +70,10 @@ class PiecesDone {
 
 class RbdStoreWriter final : public StoreWriter {
  public:
-  RbdStoreWriter(std::shared_ptr<RbdPool> pool, std::string image_id, std::string name,
-                 uint64_t size)
+  RbdStoreWriter(std::shared_ptr<RbdPool> pool, std::shared_ptr<RbdPool> records,
+                 std::string image_id, std::string name, uint64_t size)
       : pool_(std::move(pool)),
+        records_(std::move(records)),
         image_id_(std::move(image_id)),
         name_(std::move(name)),
         image_size_(size) {}
@@ -109,6 +110,34 @@ class RbdStoreWriter final : public StoreWriter {
     if (!removed.ok() && removed.code() != ENOENT) {
       Log(LogLevel::kWarning, "store {}: cannot remove temporary image {}: {}", pool_->store_id,
           name_, removed.error().message);
+    }
+    RemoveResumeRecord();
+  }
+
+  void SaveResumeRecord(std::string record, std::function<void(Status)> done) override {
+    struct Save {
+      std::function<void(Status)> done;
+      std::shared_ptr<RbdPool> pool;
+      std::string object;
+      librados::AioCompletion* completion = nullptr;
+      static void Complete(librados::completion_t, void* arg) {
+        std::unique_ptr<Save> save(static_cast<Save*>(arg));
+        int ret = save->completion->get_return_value();
+        save->completion->release();
+        RunLoggingExceptions("librados callback", [&] {
+          save->done(ret < 0 ? Status(save->pool->Failed(ret, "save", save->object)) : Ok());
+        });
+      }
+    };
+    ceph::bufferlist data;
+    data.append(record);
+    auto* save = new Save{std::move(done), records_, ResumeObjectOf(name_)};
+    save->completion = librados::Rados::aio_create_completion(save, &Save::Complete);
+    int ret = records_->ioctx.aio_write_full(save->object, save->completion, data);
+    if (ret < 0) {
+      std::unique_ptr<Save> refused(save);
+      refused->completion->release();
+      refused->done(records_->Failed(ret, "save", refused->object));
     }
   }
 
@@ -242,10 +271,21 @@ class RbdStoreWriter final : public StoreWriter {
     }
     if (ret < 0) return pool_->Failed(ret, "rename to " + image_id_, name_);
     published_ = true;
+    RemoveResumeRecord();
     return pool_->Url(image_id_);
   }
 
  private:
+  // A resume record left would only be read and found to be of no
+  // temporary; removing it is best effort.
+  void RemoveResumeRecord() {
+    int ret = pool_->ioctx.remove(ResumeObjectOf(name_));
+    if (ret < 0 && ret != -ENOENT) {
+      Log(LogLevel::kWarning, "store {}: cannot remove the resume record of {}: {}",
+          pool_->store_id, name_, std::strerror(-ret));
+    }
+  }
+
   // Starts closing the image and does not wait for it.
   void CloseInBackground() {
     open_ = false;
@@ -262,6 +302,7 @@ class RbdStoreWriter final : public StoreWriter {
   }
 
   std::shared_ptr<RbdPool> pool_;
+  std::shared_ptr<RbdPool> records_;  // for SaveResumeRecord
   const std::string image_id_;
   const std::string name_;
   // Set when an operation timed out: Discard then leaves the temporary
@@ -377,9 +418,10 @@ class RbdStoreReader final : public StoreReader {
 
 Result<std::unique_ptr<StoreWriter>> OpenRbdWriter(std::shared_ptr<RbdPool> pool,
                                                    std::string image_id, std::string name,
-                                                   uint64_t size, bool reopened) {
-  auto writer =
-      std::make_unique<RbdStoreWriter>(std::move(pool), std::move(image_id), std::move(name), size);
+                                                   uint64_t size, bool reopened,
+                                                   std::shared_ptr<RbdPool> records) {
+  auto writer = std::make_unique<RbdStoreWriter>(std::move(pool), std::move(records),
+                                                 std::move(image_id), std::move(name), size);
   IMAGEFS_RETURN_IF_ERROR(writer->Open(reopened));
   return std::unique_ptr<StoreWriter>(std::move(writer));
 }

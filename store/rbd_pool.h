@@ -28,8 +28,9 @@ struct RbdPool {
   // Set when the cluster refused this connection as blocklisted (another
   // daemon fenced it off): the store reconnects before its next operation.
   mutable std::atomic<bool> fenced{false};
-  // Set by Store::Reconnect: the next operation connects anew.
-  std::atomic<bool> dropped{false};
+  // Set by Store::Reconnect, and when an operation timed out (its TCP
+  // connection may be deep in back-off): the next operation connects anew.
+  mutable std::atomic<bool> dropped{false};
   // Whether operations must not start on this connection any more.
   bool Replaced() const { return fenced || dropped; }
 
@@ -59,11 +60,18 @@ struct SharedBuffer::Impl {
   ceph::bufferptr bytes;
 };
 
+// The rados object beside temporary image `name` that holds its copy's
+// resume record (StoreWriter::SaveResumeRecord): not an rbd image, so
+// `rbd ls` does not show it.
+inline std::string ResumeObjectOf(const std::string& name) { return "imagefs-resume." + name; }
+
 // A writer of the temporary image `name` of `image_id`: just created with
 // `size` bytes, or `reopened` (a resumed copy: it keeps what it holds).
+// Its resume records go through `records` (a connection of their own).
 Result<std::unique_ptr<StoreWriter>> OpenRbdWriter(std::shared_ptr<RbdPool> pool,
                                                    std::string image_id, std::string name,
-                                                   uint64_t size, bool reopened = false);
+                                                   uint64_t size, bool reopened,
+                                                   std::shared_ptr<RbdPool> records);
 // A reader of the published copy of `image_id` (its snapshot).
 Result<std::unique_ptr<StoreReader>> OpenRbdReader(std::shared_ptr<RbdPool> pool,
                                                    std::string image_id);

@@ -42,6 +42,7 @@ constexpr int kBlocklisted = ESHUTDOWN;
 }  // namespace
 
 Error RbdPool::Failed(int ret, std::string_view what, std::string_view name) const {
+  if (ret == -ETIMEDOUT) dropped = true;
   if (ret == -kBlocklisted && !fenced.exchange(true)) {
     Log(LogLevel::kWarning,
         "store {}: this connection was blocklisted (fenced off by recovery elsewhere); "
@@ -127,7 +128,8 @@ class RbdStore final : public Store {
       : id_(options.id),
         pool_name_(options.pool),
         chunk_bytes_(options.chunk_size_mib << 20),
-        cluster_(options.client, "store " + options.id) {}
+        cluster_(options.client, "store " + options.id),
+        record_cluster_(options.client, "store " + options.id + " (resume records)") {}
 
   const std::string& id() const override { return id_; }
 
@@ -185,7 +187,8 @@ class RbdStore final : public Store {
     options.set(RBD_IMAGE_OPTION_ORDER, static_cast<uint64_t>(std::countr_zero(chunk_bytes_)));
     int ret = rbd.create4((*pool)->ioctx, name.c_str(), expected_size, options);
     if (ret < 0) return (*pool)->Failed(ret, "create", name);
-    return OpenRbdWriter(*pool, std::string(image_id), name, expected_size);
+    return OpenRbdWriter(*pool, std::string(image_id), name, expected_size, /*reopened=*/false,
+                         RecordPoolOr(*pool));
   }
 
   Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
@@ -196,20 +199,21 @@ class RbdStore final : public Store {
     auto pool = Pool();
     if (!pool.ok()) return pool.error();
     return OpenRbdWriter(*pool, std::string(image_id), std::string(temporary), 0,
-                         /*reopened=*/true);
+                         /*reopened=*/true, RecordPoolOr(*pool));
   }
 
   // Writers and readers of the old connection keep it until they end.
   Status Reconnect() override {
     constexpr auto kReconnectTimeout = std::chrono::seconds(3);
+    {
+      // Whatever comes of it, the old connection serves no new operation.
+      MutexLock lock(&mutex_);
+      if (pool_) pool_->dropped = true;
+    }
     auto cluster = cluster_.Renew(kReconnectTimeout);
     if (!cluster.ok()) {
       return Fail(cluster.code(), "store {}: cluster unreachable: {}", id_,
                   cluster.error().message);
-    }
-    {
-      MutexLock lock(&mutex_);
-      if (pool_) pool_->dropped = true;  // the next Pool() takes the new connection
     }
     auto pool = Pool();
     return pool.ok() ? Ok() : Status(pool.error());
@@ -306,13 +310,41 @@ class RbdStore final : public Store {
     auto pool = Pool();
     if (!pool.ok()) return pool.error();
     Status removed = (*pool)->RemoveImage(temporary.name, /*fence=*/true);
-    if (removed.code() == ENOENT) return Ok();
-    return removed;
+    if (!removed.ok() && removed.code() != ENOENT) return removed;
+    int ret = (*pool)->ioctx.remove(ResumeObjectOf(temporary.name));
+    if (ret < 0 && ret != -ENOENT)
+      return (*pool)->Failed(ret, "remove the resume record of", temporary.name);
+    return Ok();
+  }
+
+  Result<std::string> ResumeRecord(const StoreTemporary& temporary) override {
+    auto pool = Pool();
+    if (!pool.ok()) return pool.error();
+    ceph::bufferlist data;
+    int ret = (*pool)->ioctx.read(ResumeObjectOf(temporary.name), data, 0, 0);
+    if (ret == -ENOENT) return std::string();
+    if (ret < 0) return (*pool)->Failed(ret, "read the resume record of", temporary.name);
+    return data.to_str();
   }
 
  private:
   // The pool once the cluster is reachable; connects (or retries) on demand.
-  Result<std::shared_ptr<RbdPool>> Pool() {
+  Result<std::shared_ptr<RbdPool>> Pool() { return PoolOn(cluster_, &RbdStore::pool_); }
+  // The same on a second connection, for copies' resume records: one
+  // written there does not queue behind the megabytes of data the copy's
+  // own connection has in flight, which a cut link would keep from it.
+  Result<std::shared_ptr<RbdPool>> RecordPool() {
+    return PoolOn(record_cluster_, &RbdStore::record_pool_);
+  }
+
+  // The record connection, or `data` while it cannot be had.
+  std::shared_ptr<RbdPool> RecordPoolOr(const std::shared_ptr<RbdPool>& data) {
+    auto records = RecordPool();
+    return records.ok() ? *records : data;
+  }
+
+  Result<std::shared_ptr<RbdPool>> PoolOn(LazyCluster& connection,
+                                          std::shared_ptr<RbdPool> RbdStore::*slot) {
     std::vector<std::shared_ptr<RbdPool>> ended;  // shut down outside the lock
     {
       MutexLock lock(&mutex_);
@@ -321,14 +353,15 @@ class RbdStore final : public Store {
         ended.push_back(std::move(old));
         return true;
       });
-      if (pool_ && !pool_->Replaced()) return pool_;
-      if (pool_) {
+      std::shared_ptr<RbdPool>& current = this->*slot;
+      if (current && !current->Replaced()) return current;
+      if (current) {
         // Writers of the old connection keep it until they end.
-        cluster_.Forget(pool_->cluster);
-        retired_.push_back(std::move(pool_));
+        connection.Forget(current->cluster);
+        retired_.push_back(std::move(current));
       }
     }
-    auto cluster = cluster_.Get();
+    auto cluster = connection.Get();
     if (!cluster.ok()) {
       return Fail(cluster.code(), "store {}: cluster unreachable: {}", id_,
                   cluster.error().message);
@@ -342,8 +375,9 @@ class RbdStore final : public Store {
     pool->cluster = *cluster;
     pool->ioctx = std::move(ioctx).value();
     MutexLock lock(&mutex_);
-    if (!pool_ || pool_->Replaced()) pool_ = std::move(pool);
-    return pool_;
+    std::shared_ptr<RbdPool>& current = this->*slot;
+    if (!current || current->Replaced()) current = std::move(pool);
+    return current;
   }
 
   Result<std::vector<std::string>> ListNames() {
@@ -363,8 +397,10 @@ class RbdStore final : public Store {
   const std::string pool_name_;
   const uint64_t chunk_bytes_;
   LazyCluster cluster_;
+  LazyCluster record_cluster_;
   mutable Mutex mutex_;
   std::shared_ptr<RbdPool> pool_ GUARDED_BY(mutex_);
+  std::shared_ptr<RbdPool> record_pool_ GUARDED_BY(mutex_);
   // Connections replaced (fenced, or Reconnect) while writers or readers
   // still held them. Their last holder may be a librados callback, on
   // whose thread shutting the connection down would join that thread

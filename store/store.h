@@ -90,6 +90,15 @@ class StoreWriter {
   // it without waiting on the store and keeps the temporary. A write that
   // lands late carries the data the resumed copy writes there too.
   virtual void Leave() { Discard(); }
+  // Keeps `record` with the temporary, replacing the one before, without
+  // waiting (a copy's resume record: what resumes it after the daemon
+  // gave up or died, Store::ResumeRecord). `done` runs once it is stored,
+  // or not, from any thread. Publish and Discard remove it. EOPNOTSUPP
+  // where a store cannot keep one.
+  virtual void SaveResumeRecord(std::string record, std::function<void(Status)> done) {
+    (void)record;
+    done(Fail(EOPNOTSUPP, "this store keeps no resume records"));
+  }
 };
 
 // WriteAt, waiting for it.
@@ -188,6 +197,12 @@ class Store {
                                                             std::string_view temporary) {
     (void)temporary;
     return Fail(EOPNOTSUPP, "store {}: cannot resume a copy of {}", id(), image_id);
+  }
+  // The resume record kept with `temporary` (StoreWriter::
+  // SaveResumeRecord); "" when it has none.
+  virtual Result<std::string> ResumeRecord(const StoreTemporary& temporary) {
+    (void)temporary;
+    return std::string();
   }
   // Connects to the store anew, within a few seconds: Ok once it answers,
   // and the operations after it use the new connection (a link that came

@@ -12,6 +12,7 @@
 #include "common/uuid.h"
 #include "store/posix_file.h"
 #include "workflow/image_conversion.h"
+#include "workflow/resume_record.h"
 
 namespace imagefs {
 namespace {
@@ -213,12 +214,21 @@ Status ImportRunner::Convert(ImportPlan& plan) {
 // published.
 ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& source) {
   const std::string& id = plan.image_id;
+  // A copy of an image whose data is known (its digest) can wait for a
+  // store that stops answering, and resume.
+  bool resumable = plan.expected.has_value() && core_.options().outage_timeout.count() > 0;
+  uint64_t unit_bytes = PipelineUnitBytes(core_.options().pipeline);
   Copies copies;
   std::vector<std::unique_ptr<StoreWriter>> writers;
+  std::vector<ResumeRecord> records;  // of the writers
   for (const auto& site : plan.targets) {
-    auto writer = core_.StoreAt(site).CreateWriter(id, source.size());
+    ResumeRecord record{id, resumable ? *plan.expected : Digest{}, unit_bytes};
+    Result<std::unique_ptr<StoreWriter>> writer = Fail(ENOENT, "no temporary to resume");
+    if (resumable) writer = ReopenResumable(plan, site, record);
+    if (!writer.ok()) writer = core_.StoreAt(site).CreateWriter(id, source.size());
     if (writer.ok()) {
       writers.push_back(std::move(writer).value());
+      records.push_back(std::move(record));
       copies.emplace_back(WrittenCopy{site, nullptr});
     } else {
       copies.emplace_back(writer.error());
@@ -235,12 +245,18 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
     if (!plan.lease->lost()) return Ok();
     return Fail(EIO, "image {}: import lease lost while copying", id);
   };
-  // A copy of an image whose data is known (its digest) can wait for a
-  // store that stops answering, and resume.
-  bool resumable = plan.expected.has_value() && core_.options().outage_timeout.count() > 0;
-  if (resumable) options.stall_after = core_.options().stall_after;
+  std::shared_ptr<ResumeSaver> saver;
+  if (resumable) {
+    options.stall_after = core_.options().stall_after;
+    std::vector<StoreWriter*> raw;
+    for (const auto& writer : writers) raw.push_back(writer.get());
+    for (const auto& record : records) options.skip.push_back(record.acknowledged);
+    saver = ResumeSaver::Make(std::move(raw), std::move(records));
+    options.acknowledged = [saver](size_t w, uint64_t unit) { saver->Acknowledged(w, unit); };
+  }
   Pipeline pipeline(std::move(writers), options, core_.hash_executor());
   PipelineOutcome outcome = pipeline.Pull(source);
+  if (saver) saver->Stop();
   writers = pipeline.TakeWriters();
   size_t w = 0;
   for (auto& copy : copies) {
@@ -254,6 +270,44 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
     copy->writer = std::move(writers[w++]);
   }
   return FinishCopies(plan, outcome, std::move(copies));
+}
+
+// A temporary of this image in `site` whose resume record goes on with
+// this copy (a copy that gave up, or died with its daemon): the one with
+// the most units acknowledged, reopened; `record` gets its units. ENOENT
+// when there is none (the caller creates a new temporary).
+Result<std::unique_ptr<StoreWriter>> ImportRunner::ReopenResumable(const ImportPlan& plan,
+                                                                   const std::string& site,
+                                                                   ResumeRecord& record) {
+  const std::string& id = plan.image_id;
+  Store& store = core_.StoreAt(site);
+  auto temporaries = store.ListTemporaries();
+  if (!temporaries.ok()) return temporaries.error();
+  std::optional<std::pair<StoreTemporary, ResumeRecord>> best;
+  for (const auto& temporary : *temporaries) {
+    if (temporary.image_id != id) continue;
+    auto text = store.ResumeRecord(temporary);
+    if (!text.ok() || text->empty()) continue;
+    auto found = ResumeRecord::Decode(*text);
+    if (!found.ok() || !found->Resumes(id, record.digest, record.unit_bytes)) continue;
+    if (!best || found->UnitsAcknowledged() > best->second.UnitsAcknowledged()) {
+      best.emplace(temporary, std::move(found).value());
+    }
+  }
+  if (!best) return Fail(ENOENT, "image {}: no copy into {} to resume", id, site);
+  auto writer = store.ReopenWriter(id, best->first.name);
+  if (!writer.ok()) {
+    Log(LogLevel::kWarning, "image {}: copy into {} cannot resume in {}: {}", id, site,
+        best->first.name, writer.error().message);
+    return writer.error();
+  }
+  uint64_t units = (record.digest.size + record.unit_bytes - 1) / record.unit_bytes;
+  Log(LogLevel::kInfo,
+      "image {}: copy into {} resumes in {}, {} of {} units there already (saved {})", id, site,
+      best->first.name, best->second.UnitsAcknowledged(), units,
+      FormatIsoTime(best->second.saved_at));
+  record.acknowledged = std::move(best->second.acknowledged);
+  return writer;
 }
 
 Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreReader& source,
@@ -321,10 +375,15 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
     };
     options.stall_after = core_.options().stall_after;
     options.skip = {copy.acknowledged};
+    auto saver = ResumeSaver::Make(
+        {writer.get()},
+        {ResumeRecord{id, *plan.expected, PipelineUnitBytes(options), copy.acknowledged}});
+    options.acknowledged = [saver](size_t w, uint64_t unit) { saver->Acknowledged(w, unit); };
     std::vector<std::unique_ptr<StoreWriter>> writers;
     writers.push_back(std::move(writer));
     Pipeline pipeline(std::move(writers), options, core_.hash_executor());
     PipelineOutcome outcome = pipeline.Pull(source);
+    saver->Stop();
     writers = pipeline.TakeWriters();
     const Status& status = outcome.writers[0];
     auto& acknowledged = outcome.acknowledged[0];
@@ -471,8 +530,7 @@ void ImportRunner::PublishTogether(ImportPlan& plan, Copies& copies) {
     }
     plan.published.push_back(location.store);
     copies[i]->published = true;
-    Log(LogLevel::kInfo, "image {}: copy in {} published at {}", id, location.store,
-        location.url);
+    Log(LogLevel::kInfo, "image {}: copy in {} published at {}", id, location.store, location.url);
   }
 }
 

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "store/image_format.h"
+#include "workflow/resume_record.h"
 #include "workflow/service_core.h"
 
 namespace imagefs {
@@ -113,6 +114,12 @@ class ImportRunner {
 
   Status Convert(ImportPlan& plan);
   Copies PullCopies(ImportPlan& plan, StoreReader& source);
+  // The writer of a temporary in `site` a copy of this image can resume
+  // (its resume record), with the units it has put into `record`; ENOENT
+  // when there is none.
+  Result<std::unique_ptr<StoreWriter>> ReopenResumable(const ImportPlan& plan,
+                                                       const std::string& site,
+                                                       ResumeRecord& record);
   // Waits for the store of a copy whose outage is set, then goes on with
   // its temporary from the units it acknowledged: the copy finished (not
   // published), or why not.

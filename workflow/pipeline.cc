@@ -56,9 +56,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       HashExecutor hash)
       : writers_(std::move(writers)),
         options_(options),
-        unit_bytes_(std::max<uint64_t>(
-            kDigestChunkBytes,
-            (options.unit_bytes + kDigestChunkBytes - 1) / kDigestChunkBytes * kDigestChunkBytes)),
+        unit_bytes_(PipelineUnitBytes(options)),
         hash_(std::move(hash)),
         writer_status_(writers_.size()),
         in_flight_(writers_.size()),
@@ -221,6 +219,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     auto& units = acknowledged_[i];
     if (units.size() <= index) units.resize(index + 1, false);
     units[index] = true;
+    if (options_.acknowledged) options_.acknowledged(i, index);
   }
 
   bool Skips(size_t i, uint64_t index) const {
@@ -595,6 +594,11 @@ PipelineOutcome Pipeline::Finish(uint64_t size) { return run_->Finish(size); }
 PipelineOutcome Pipeline::Pull(StoreReader& source) { return run_->Pull(source); }
 std::vector<std::unique_ptr<StoreWriter>> Pipeline::TakeWriters() { return run_->TakeWriters(); }
 void Pipeline::Discard() { run_->Discard(); }
+
+uint64_t PipelineUnitBytes(const PipelineOptions& options) {
+  return std::max<uint64_t>(kDigestChunkBytes, (options.unit_bytes + kDigestChunkBytes - 1) /
+                                                   kDigestChunkBytes * kDigestChunkBytes);
+}
 
 std::vector<size_t> WriterStatuses::Live() const {
   std::vector<size_t> live;

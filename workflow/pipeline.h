@@ -87,7 +87,15 @@ struct PipelineOptions {
   // Per writer (by index; missing: none), the units (by index) it is not
   // sent: its store has them already.
   std::vector<std::vector<bool>> skip;
+  // Told of each unit a writer's store now has (acknowledged, skipped or
+  // all zeros), from the writers' threads with the pipeline's lock held:
+  // it must not block or call into the pipeline.
+  std::function<void(size_t writer, uint64_t unit)> acknowledged;
 };
+
+// The size of a pipeline's units: options.unit_bytes rounded up to
+// kDigestChunkBytes.
+uint64_t PipelineUnitBytes(const PipelineOptions& options);
 
 struct PipelineOutcome {
   Result<Digest> source;        // what went in, or why the pipeline stopped

@@ -7,6 +7,8 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "workflow/import_runner.h"
+#include "workflow/resume_record.h"
 
 namespace imagefs {
 namespace {
@@ -129,6 +131,7 @@ Status Recovery::RepairLocked(const std::string& id,
   IMAGEFS_RETURN_IF_ERROR(RepairRecordLocked(id));
   std::optional<Error> failure;
   for (const auto& [store, temporary] : temporaries) {
+    if (KeptForResume(id, *store, temporary)) continue;
     Log(LogLevel::kWarning, "store {}: removing leftover temporary {}", store->id(),
         temporary.name);
     Status removed = store->RemoveTemporary(temporary);
@@ -138,6 +141,24 @@ Status Recovery::RepairLocked(const std::string& id,
     if (!removed.ok() && !failure) failure = removed.error();
   }
   return failure ? Status(*failure) : Ok();
+}
+
+// A temporary whose resume record goes on with a copy of the image as it
+// is (its data, not yet in that store) is kept for that copy, for a week
+// at most; one of an image deleted, copied already or changed goes.
+bool Recovery::KeptForResume(const std::string& id, Store& store, const StoreTemporary& temporary) {
+  constexpr int64_t kKeptFor = int64_t{7} * 24 * 3600 * 1'000'000'000;
+  auto text = store.ResumeRecord(temporary);
+  if (!text.ok() || text->empty()) return false;
+  auto record = ResumeRecord::Decode(*text);
+  if (!record.ok() || NowNanos() - record->saved_at > kKeptFor) return false;
+  auto image = core_.catalog().Get(id);
+  if (!image.ok() || image->HasStore(store.id())) return false;
+  auto digest = DigestOf(*image);
+  if (!digest || !record->Resumes(id, *digest, record->unit_bytes)) return false;
+  Log(LogLevel::kInfo, "store {}: temporary {} kept: a copy of image {} resumes from it ({} units)",
+      store.id(), temporary.name, id, record->UnitsAcknowledged());
+  return true;
 }
 
 Status Recovery::RepairRecordLocked(const std::string& id) {

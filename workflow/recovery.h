@@ -11,6 +11,8 @@
 //        settled (its importing stores listed as failed)
 //   -> a store that cannot answer is left as it is (its locations kept,
 //      nothing in it removed) and the image repaired again later
+//   A temporary whose resume record still goes on with a copy of the
+//   image (workflow/resume_record.h) is kept, a week at most.
 //   On a catalog that shares its stores (Glance: its pools hold other
 //   projects' images, and images Glance itself is writing), data without
 //   a record and locations without data are not imagefs's to judge: only
@@ -69,6 +71,8 @@ class Recovery {
   Status RepairLocked(const std::string& id,
                       const std::vector<std::pair<Store*, StoreTemporary>>& temporaries);
   Status RepairRecordLocked(const std::string& id);
+  // Whether `temporary` is kept for a copy of image `id` to resume from.
+  bool KeptForResume(const std::string& id, Store& store, const StoreTemporary& temporary);
   void SweepStaleLeases();
   void RepairUnsettled();
 

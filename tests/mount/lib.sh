@@ -315,13 +315,33 @@ for (image,) in sqlite3.connect(sys.argv[1]).execute("SELECT image_id FROM lease
   fi
 }
 
+# kept_to_resume SITE TEMPORARY: whether the temporary is kept for a copy
+# to resume (docs/contract.md): it has a resume record, and its image no
+# copy in SITE.
+kept_to_resume() {
+  local site=$1 name=$2 id
+  if [ -n "$CEPH_DIR" ]; then
+    id=${name#imagefs-tmp.}
+    rados -c "$CEPH_DIR/$site/ceph.conf" -p "$POOL" stat "imagefs-resume.$name" > /dev/null 2>&1 ||
+      return 1
+  else
+    getfattr -n user.imagefs.resume "$STORES/$site/.tmp/$name" > /dev/null 2>&1 || return 1
+  fi
+  id=${id:-$name}
+  id=${id%%.*}
+  [[ ",$(xattr "$id" stores 2> /dev/null || true)," != *",$site,"* ]]
+}
+
 # store_leftovers: what the stores hold that the catalog does not list,
-# one line each: temporaries, and data of an image without a location there.
+# one line each: temporaries (but those kept for a copy to resume), and
+# data of an image without a location there.
 store_leftovers() {
-  local ids id site
+  local ids id site name
   ids=$(ls "$MNT/images")
   for site in "${SITES[@]}"; do
-    store_temporaries "$site" | sed "s/^/$site: temporary /"
+    for name in $(store_temporaries "$site"); do
+      kept_to_resume "$site" "$name" || echo "$site: temporary $name"
+    done
     for id in $(store_images "$site"); do
       [[ ",$(xattr "$id" stores 2> /dev/null || true)," == *",$site,"* ]] ||
         echo "$site: data of $id without a location there"

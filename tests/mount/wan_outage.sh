@@ -5,6 +5,11 @@
 # the link is back and resumes from the units dcn0 acknowledged: it
 # completes within the uncut copy's time + the cut + 10 s, with at most
 # 1.1 times the image over dcn0's link, and the metrics count the outage.
+# Then a cut longer than outage_timeout (10 s here): the copy gives up,
+# and asked for again once the link is back it resumes from the resume
+# record kept with its temporary (1.1 times the image in all); and kill -9
+# of the daemon at 50 % of a copy, a restart, the copy asked for again:
+# it resumes too (1.2 times in all).
 source "$(dirname "$0")/lib.sh"
 [ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
 SITE_ADDRESS[dcn0]=127.0.0.2
@@ -78,6 +83,63 @@ assert_logged "image $id: store dcn0 answers again after"
 wait_until_rewritten "$METRICS"
 grep -q '^imagefs_outages_total{store="dcn0"} [1-9]' "$METRICS" ||
   fail "no outage of dcn0 in the metrics: $(grep outage "$METRICS")"
+
+# wait_imported: until the import of $id has ended (60 s at most).
+wait_imported() {
+  for _ in $(seq 600); do [ -z "$(importing)" ] && return 0; sleep 0.1; done
+  fail "the import of $id did not end within 60 s"
+}
+# ratio BYTES: BYTES as a fraction of the image.
+ratio() { awk -v s="$1" -v m="$MIB" 'BEGIN { printf "%.3f", s / (m * 1048576) }'; }
+
+echo "--- a cut longer than outage_timeout: the copy gives up, then resumes"
+unmount_imagefs
+write_config "metrics_file = $METRICS" "metrics_interval = 1" "outage_timeout = 10"
+mount_imagefs
+rm "$MNT/sites/dcn0/$id"
+before=$(link_bytes)
+copy_to dcn0
+while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
+"$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
+wait_imported
+"$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
+assert_eq "$(xattr "$id" os_glance_failed_import)" dcn0 "failed list after the long cut"
+assert_logged "store dcn0 did not answer for 10 s (outage_timeout)"
+copy_to dcn0
+wait_imported
+assert_eq "$(xattr "$id" stores | tr , '\n' | sort | paste -sd,)" central,dcn0,dcn1 \
+  "stores after the copy resumed"
+cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's resumed copy differs"
+assert_logged "image $id: copy into dcn0 resumes in"
+sent=$(ratio $(($(link_bytes) - before)))
+echo "gave up and resumed: $sent of the image over dcn0's link in all"
+awk -v r="$sent" 'BEGIN { exit !(r <= 1.1) }' || fail "$sent of the image crossed the link"
+
+echo "--- kill -9 of the daemon at 50 % of a copy, a restart: the copy resumes"
+rm "$MNT/sites/dcn0/$id"
+before=$(link_bytes)
+copy_to dcn0
+while [ $(($(link_bytes) - before)) -lt $((MIB / 2 << 20)) ]; do sleep 0.02; done
+kill -9 "$DAEMON_PID"
+wait "$DAEMON_PID" 2> /dev/null || true
+DAEMON_PID=
+fusermount3 -uz "$MNT"
+started=$(grep -c "recovery at start done" "$LOG")
+mount_imagefs
+for _ in $(seq 300); do
+  [ "$(grep -c "recovery at start done" "$LOG")" -gt "$started" ] && break
+  sleep 0.1
+done
+assert_logged "kept: a copy of image $id resumes from it"
+copy_to dcn0
+wait_imported
+assert_eq "$(xattr "$id" stores | tr , '\n' | sort | paste -sd,)" central,dcn0,dcn1 \
+  "stores after the restart's copy"
+cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's copy after the restart differs"
+sent=$(ratio $(($(link_bytes) - before)))
+echo "killed at 50 % and resumed: $sent of the image over dcn0's link in all"
+awk -v r="$sent" 'BEGIN { exit !(r <= 1.2) }' || fail "$sent of the image crossed the link"
+[ -z "$(store_temporaries dcn0)" ] || fail "temporaries left in dcn0: $(store_temporaries dcn0)"
 
 unmount_imagefs
 pass

@@ -25,6 +25,7 @@ class FaultyWriter final : public StoreWriter {
   void Discard() override { inner_->Discard(); }
   std::string temporary() const override { return inner_->temporary(); }
   void Leave() override { inner_->Leave(); }
+  void SaveResumeRecord(std::string record, std::function<void(Status)> done) override;
 
  private:
   FaultyStoreImpl& store_;
@@ -107,6 +108,13 @@ void FaultyWriter::WriteAt(uint64_t offset, std::span<const char> data, WriteDon
   if (store_.Cut(number)) return store_.Hold(std::move(done));
   store_.Wrote(data.size());
   inner_->WriteAt(offset, data, std::move(done));
+}
+
+void FaultyWriter::SaveResumeRecord(std::string record, std::function<void(Status)> done) {
+  if (store_.Cut(store_.writes_seen() + 1)) {
+    return done(Fail(ETIMEDOUT, "store {}: injected timeout", store_.id()));
+  }
+  inner_->SaveResumeRecord(std::move(record), std::move(done));
 }
 
 Result<std::string> FaultyWriter::Publish() {

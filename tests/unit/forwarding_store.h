@@ -26,6 +26,9 @@ class ForwardingStore : public Store {
     return inner_->ReopenWriter(image_id, temporary);
   }
   Status Reconnect() override { return inner_->Reconnect(); }
+  Result<std::string> ResumeRecord(const StoreTemporary& temporary) override {
+    return inner_->ResumeRecord(temporary);
+  }
   Result<std::unique_ptr<StoreReader>> OpenReader(std::string_view image_id) override {
     return inner_->OpenReader(image_id);
   }

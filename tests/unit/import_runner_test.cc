@@ -2,6 +2,7 @@
 // through files and server-side, allow-failure and must-succeed, through
 // the service over real stores.
 #include "tests/unit/workflow_fixture.h"
+#include "workflow/resume_record.h"
 
 namespace imagefs {
 namespace {
@@ -200,11 +201,7 @@ TEST_F(WorkflowTest, ImportingListIsLiveAndASecondImportIsBusy) {
 // waits for it, and resumes once it answers, sending only the units it had
 // not acknowledged; the copy is whole and verified.
 TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
-  stall_after_ = std::chrono::milliseconds(200);
-  outage_timeout_ = std::chrono::seconds(30);
-  Start(0);
-  std::string data = RandomData(40 << 20);  // 10 units of 4 MiB
-  CreateActiveImage(data);
+  std::string data = StartWithOutages(std::chrono::seconds(30), 40);  // 10 units of 4 MiB
   faults_["dcn0"]->SetPlan({.cut_after_write = 3});
   std::promise<Status> done;
   ImportRequest request;
@@ -234,11 +231,7 @@ TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
 // An outage longer than outage_timeout fails the copy into that store
 // (allowed to fail: the import itself succeeds).
 TEST_F(WorkflowTest, ACopyGivesUpOnAStoreCutOffPastTheOutageTimeout) {
-  stall_after_ = std::chrono::milliseconds(200);
-  outage_timeout_ = std::chrono::seconds(1);
-  Start(0);
-  std::string data = RandomData(24 << 20);
-  CreateActiveImage(data);
+  StartWithOutages(std::chrono::seconds(1), 24);
   faults_["dcn0"]->SetPlan({.cut_after_write = 2});
   auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
@@ -247,6 +240,48 @@ TEST_F(WorkflowTest, ACopyGivesUpOnAStoreCutOffPastTheOutageTimeout) {
   ImageRecord record = Record();
   EXPECT_FALSE(record.HasStore("dcn0"));
   EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+}
+
+// A copy that gave up (past outage_timeout) resumes when it is asked for
+// again: its temporary and resume record stayed, and only the units the
+// record does not name cross again.
+TEST_F(WorkflowTest, ACopyAskedForAgainResumesFromItsRecord) {
+  std::string data = StartWithOutages(std::chrono::seconds(1), 96);  // 24 units of 4 MiB
+  // The record is saved at each unit acknowledged; the save after the
+  // 17th meets the cut, so it names 16.
+  faults_["dcn0"]->SetPlan({.cut_after_write = 17});
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
+  ASSERT_FALSE(Record().HasStore("dcn0"));
+  EXPECT_TRUE(StoreHasTemporaries("dcn0"));  // kept for the copy to resume
+  faults_["dcn0"]->SetPlan({});
+  Status copied = CopyTo(kOwner, {"dcn0"});
+  ASSERT_TRUE(copied.ok()) << copied.error().message;
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  // 17 units before the cut, then the 8 the record did not name.
+  EXPECT_EQ(faults_["dcn0"]->bytes_written(), uint64_t{25} << 22);
+}
+
+// The record's text, and what it resumes.
+TEST(ResumeRecordTest, UnitsRoundTripAsRangesAndBadTextIsRefused) {
+  std::vector<bool> units = {true, true, true, false, true, false, false, true, true};
+  EXPECT_EQ(EncodeUnits(units), "0-2,4,7-8");
+  EXPECT_EQ(*DecodeUnits("0-2,4,7-8"), units);
+  EXPECT_EQ(EncodeUnits({}), "");
+  EXPECT_TRUE(DecodeUnits("")->empty());
+  for (const char* bad : {"3-1", "x", "1-", "-2", "99999999999"}) {
+    EXPECT_EQ(DecodeUnits(bad).code(), EINVAL) << bad;
+  }
+  ResumeRecord record{"id", Digest{10, "m", "s", "c"}, 4 << 20, units, 5};
+  auto decoded = ResumeRecord::Decode(record.Encode());
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_TRUE(decoded->Resumes("id", Digest{10, "m", "s", "c"}, 4 << 20));
+  EXPECT_FALSE(decoded->Resumes("id", Digest{10, "m", "s", "other"}, 4 << 20));
+  EXPECT_FALSE(decoded->Resumes("id", Digest{10, "m", "s", "c"}, 8 << 20));
+  EXPECT_FALSE(decoded->Resumes("other", Digest{10, "m", "s", "c"}, 4 << 20));
+  EXPECT_EQ(decoded->UnitsAcknowledged(), 6u);
+  EXPECT_EQ(ResumeRecord::Decode("{}").code(), EINVAL);
+  EXPECT_EQ(ResumeRecord::Decode("not json").code(), EINVAL);
 }
 
 }  // namespace

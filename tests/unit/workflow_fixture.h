@@ -122,6 +122,18 @@ class WorkflowTest : public ::testing::Test {
     ASSERT_TRUE(uploaded.ok()) << uploaded.error().message;
   }
 
+  // A service whose copies take 200 ms without an acknowledgement for an
+  // outage and wait `outage_timeout` for the store; an active image of
+  // `mib` MiB of random data, returned.
+  std::string StartWithOutages(std::chrono::seconds outage_timeout, size_t mib) {
+    stall_after_ = std::chrono::milliseconds(200);
+    outage_timeout_ = outage_timeout;
+    Start(0);
+    std::string data = RandomData(mib << 20);
+    CreateActiveImage(data);
+    return data;
+  }
+
   ImageRecord Record() {
     auto record = service_->GetImage(kId);
     EXPECT_TRUE(record.ok());
