@@ -95,6 +95,11 @@ class FileStoreWriter final : public StoreWriter {
   }
 
   Status Finish(uint64_t size) override {
+    // Every unit is in: nothing is left to resume, whatever comes next.
+    if (::fremovexattr(fd_.get(), kResumeXattr) != 0 && errno != ENODATA && errno != ENOTSUP) {
+      return ErrorFromErrno(fmt::format("store {}: remove the resume record of {}", store_id_,
+                                        temporary_path_));
+    }
     if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0 || ::fsync(fd_.get()) != 0) {
       return ErrorFromErrno(fmt::format("store {}: sync {}", store_id_, temporary_path_));
     }

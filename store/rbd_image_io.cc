@@ -142,13 +142,23 @@ class RbdStoreWriter final : public StoreWriter {
   }
 
   // Opens the temporary; `reopened`: one written before (a resumed copy),
-  // whose size is what it holds, not what it was made with.
+  // whose size is what it holds, not what it was made with, and whose
+  // earlier writer, dead or cut off (its lease is gone), is fenced: its
+  // writes cannot land late, and its watch does not hold up the snapshot.
   Status Open(bool reopened) {
     librbd::RBD rbd;
     int ret = rbd.open(pool_->ioctx, image_, name_.c_str());
     if (ret < 0) return pool_->Failed(ret, "open", name_);
     open_ = true;
     if (reopened) {
+      // Finished (its snapshot taken) but not published: nothing to go on
+      // with; recovery removes it.
+      bool finished = false;
+      if ((ret = image_.snap_exists2(kRbdSnapshot, &finished)) < 0) return Failed(ret, "stat");
+      if (finished) {
+        return Fail(EEXIST, "store {}: {} was finished already", pool_->store_id, name_);
+      }
+      IMAGEFS_RETURN_IF_ERROR(pool_->FenceWatchers(image_, name_));
       uint64_t size = 0;
       if ((ret = image_.size(&size)) < 0) return Failed(ret, "stat");
       MutexLock lock(&grow_mutex_);
@@ -237,6 +247,8 @@ class RbdStoreWriter final : public StoreWriter {
 
   Status Finish(uint64_t size) override {
     if (!open_) return Fail(EIO, "store {}: {} finished twice", pool_->store_id, name_);
+    // Every unit is in: nothing is left to resume, whatever comes next.
+    RemoveResumeRecord();
     int ret = 0;
     MutexLock lock(&grow_mutex_);  // no write is in flight: nothing waits for it
     if (image_size_ != size) {

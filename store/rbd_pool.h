@@ -28,9 +28,8 @@ struct RbdPool {
   // Set when the cluster refused this connection as blocklisted (another
   // daemon fenced it off): the store reconnects before its next operation.
   mutable std::atomic<bool> fenced{false};
-  // Set by Store::Reconnect, and when an operation timed out (its TCP
-  // connection may be deep in back-off): the next operation connects anew.
-  mutable std::atomic<bool> dropped{false};
+  // Set by Store::Reconnect: the next operation connects anew.
+  std::atomic<bool> dropped{false};
   // Whether operations must not start on this connection any more.
   bool Replaced() const { return fenced || dropped; }
 

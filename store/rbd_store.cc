@@ -42,7 +42,6 @@ constexpr int kBlocklisted = ESHUTDOWN;
 }  // namespace
 
 Error RbdPool::Failed(int ret, std::string_view what, std::string_view name) const {
-  if (ret == -ETIMEDOUT) dropped = true;
   if (ret == -kBlocklisted && !fenced.exchange(true)) {
     Log(LogLevel::kWarning,
         "store {}: this connection was blocklisted (fenced off by recovery elsewhere); "
@@ -348,9 +347,15 @@ class RbdStore final : public Store {
     std::vector<std::shared_ptr<RbdPool>> ended;  // shut down outside the lock
     {
       MutexLock lock(&mutex_);
-      std::erase_if(retired_, [&](std::shared_ptr<RbdPool>& old) {
-        if (old.use_count() > 1) return false;
-        ended.push_back(std::move(old));
+      // librbd keeps a client of its own alive while it closes an image
+      // in the background (StoreWriter::Leave, a writer of a cut link),
+      // and shuts it down from its own thread if it ends that client's
+      // last use: a retired connection ends here only well after any
+      // such close (each was fenced or timed out long before).
+      auto now = std::chrono::steady_clock::now();
+      std::erase_if(retired_, [&](Retired& old) {
+        if (old.pool.use_count() > 1 || now - old.since < kRetiredFor) return false;
+        ended.push_back(std::move(old.pool));
         return true;
       });
       std::shared_ptr<RbdPool>& current = this->*slot;
@@ -358,7 +363,7 @@ class RbdStore final : public Store {
       if (current) {
         // Writers of the old connection keep it until they end.
         connection.Forget(current->cluster);
-        retired_.push_back(std::move(current));
+        retired_.push_back({std::move(current), std::chrono::steady_clock::now()});
       }
     }
     auto cluster = connection.Get();
@@ -406,7 +411,12 @@ class RbdStore final : public Store {
   // whose thread shutting the connection down would join that thread
   // itself: they end here instead, on a caller's thread, once only this
   // list holds them.
-  std::vector<std::shared_ptr<RbdPool>> retired_ GUARDED_BY(mutex_);
+  struct Retired {
+    std::shared_ptr<RbdPool> pool;
+    std::chrono::steady_clock::time_point since;
+  };
+  static constexpr auto kRetiredFor = std::chrono::minutes(10);
+  std::vector<Retired> retired_ GUARDED_BY(mutex_);
 };
 
 }  // namespace
