@@ -199,7 +199,13 @@ class ReplicatedCatalog final : public Catalog {
   Status Create(const ImageRecord& record) override {
     Status created =
         Call("create image " + record.id, [&](SharedCatalog& c) { return c.Create(record); });
-    cache_.Drop(record.id);
+    if (created.ok()) {
+      // What mkdir's reply and the lookups after it ask for: they must
+      // not fall back on a replica that has not heard of it yet.
+      cache_.Replace(record);
+    } else {
+      cache_.Drop(record.id);
+    }
     return created;
   }
   Result<ImageRecord> Get(std::string_view id) override {

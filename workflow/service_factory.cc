@@ -89,6 +89,10 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
     replica.authority = "Glance";
     replica.traits = GlanceCatalogTraits(glance);
     replica.follow_every = std::chrono::seconds(1);
+    // A busy glance-api (one worker copying an image) answers a GET in
+    // seconds: inspections wait for it that long before the replica
+    // answers for it.
+    replica.inspect_wait = std::chrono::seconds(5);
     MakeParentDirectory(replica.replica_path);
     catalog = OpenReplicatedCatalog([glance] { return OpenGlanceCatalog(glance); }, replica);
   } else {
