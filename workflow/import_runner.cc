@@ -28,6 +28,14 @@ VerifiedData VerifiedDataOf(const ImportPlan& plan) {
   return data;
 }
 
+// A pipeline's check that the plan's lease still holds.
+std::function<Status()> LeaseCheck(const ImportPlan& plan) {
+  return [&plan]() -> Status {
+    if (!plan.lease->lost()) return Ok();
+    return Fail(EIO, "image {}: import lease lost while copying", plan.image_id);
+  };
+}
+
 // A copy verified by the image's chunk digest: only data is hashed, in
 // parallel; else by md5 and sha512 over every byte.
 bool ByChunks(const ImportPlan& plan) { return plan.expected && !plan.expected->chunks.empty(); }
@@ -241,10 +249,7 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
   }
   PipelineOptions options =
       core_.pipeline_options(/*full_digest=*/!ByChunks(plan), id, sites, source.size());
-  options.check = [&]() -> Status {
-    if (!plan.lease->lost()) return Ok();
-    return Fail(EIO, "image {}: import lease lost while copying", id);
-  };
+  options.check = LeaseCheck(plan);
   std::shared_ptr<ResumeSaver> saver;
   if (resumable) {
     options.stall_after = core_.options().stall_after;
@@ -369,10 +374,7 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
     // covers every byte; only what the store lacks crosses to it.
     PipelineOptions options =
         core_.pipeline_options(/*full_digest=*/!ByChunks(plan), id, {copy.store}, source.size());
-    options.check = [&]() -> Status {
-      if (!plan.lease->lost()) return Ok();
-      return Fail(EIO, "image {}: import lease lost while copying", id);
-    };
+    options.check = LeaseCheck(plan);
     options.stall_after = core_.options().stall_after;
     options.skip = {copy.acknowledged};
     auto saver = ResumeSaver::Make(
@@ -504,9 +506,6 @@ void ImportRunner::PublishTogether(ImportPlan& plan, Copies& copies) {
     WrittenCopy& copy = *copies[i];
     auto url = copy.writer->Publish();
     if (!url.ok() && url.code() == EEXIST && CopiedByOthers(plan, copy.store)) {
-      Log(LogLevel::kInfo,
-          "image {}: the catalog's own copy in {} came first; imagefs's is discarded", id,
-          copy.store);
       plan.published.push_back(copy.store);
       copy.published = true;
     } else if (!url.ok()) {
@@ -541,9 +540,6 @@ Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
     // Glance's own copy-image of this image to this store came first
     // (it holds no imagefs lease): the store has the image, and this
     // copy's temporary goes with the unpublished writer.
-    Log(LogLevel::kInfo,
-        "image {}: the catalog's own copy in {} came first; imagefs's is discarded", plan.image_id,
-        copy.store);
     plan.published.push_back(copy.store);
     return Ok();
   }
@@ -571,6 +567,8 @@ bool ImportRunner::CopiedByOthers(const ImportPlan& plan, const std::string& sto
     return Ok();
   });
   if (!settled.ok()) Log(LogLevel::kWarning, "{}", settled.error().message);
+  Log(LogLevel::kInfo, "image {}: the catalog's own copy in {} came first; imagefs's is discarded",
+      plan.image_id, store);
   return true;
 }
 

@@ -135,7 +135,8 @@ class ImportRunner {
   Status Publish(ImportPlan& plan, WrittenCopy& copy);
   // Publishes the copies verified together, recording them in one update.
   void PublishTogether(ImportPlan& plan, Copies& copies);
-  // Whether the record now lists `store` (settling its import lists).
+  // Whether the record now lists `store` (settling its import lists, and
+  // logging that the catalog's own copy came first).
   bool CopiedByOthers(const ImportPlan& plan, const std::string& store);
   // Must-succeed: publishes every verified copy in one record update.
   Status PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies);
