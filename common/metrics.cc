@@ -62,15 +62,20 @@ Description Describe(Metric metric) {
     case Metric::kOutageSeconds:
       return {"imagefs_outage_seconds_total", Kind::kCounter,
               "Seconds copies waited for their target store to answer again."};
+    case Metric::kPlacedCopies:
+      return {"imagefs_placed_copies", Kind::kGauge,
+              "Images placed in each store, by placement state (converged, copying, waiting, "
+              "failed)."};
   }
   return {"imagefs_unknown", Kind::kGauge, ""};
 }
 
-constexpr std::array<Metric, 12> kAll = {
+constexpr std::array<Metric, 13> kAll = {
     Metric::kImportsStarted,   Metric::kImportsSucceeded, Metric::kImportsFailed,
     Metric::kCopiedBytes,      Metric::kOperationSeconds, Metric::kLeasesHeld,
     Metric::kRecoveryActions,  Metric::kCatalogLive,      Metric::kCatalogChanges,
-    Metric::kCatalogConflicts, Metric::kOutages,          Metric::kOutageSeconds};
+    Metric::kCatalogConflicts, Metric::kOutages,          Metric::kOutageSeconds,
+    Metric::kPlacedCopies};
 
 // Upper bounds of the histogram buckets, in seconds: from a catalog update
 // to a copy of a large image over a WAN.

@@ -36,6 +36,7 @@ enum class Metric {
   kCatalogConflicts,  // counter: attempts of those that lost a race and were retried
   kOutages,           // counter {store}: copies that found their target not answering
   kOutageSeconds,     // counter {store}: seconds copies waited for their target
+  kPlacedCopies,      // gauge {store, state}: images placed there, by placement state
 };
 
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;

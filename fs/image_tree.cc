@@ -5,6 +5,7 @@
 #include "common/uuid.h"
 #include "fs/entry_names.h"
 #include "workflow/import_request.h"
+#include "workflow/placement_rule.h"
 
 namespace imagefs {
 namespace {
@@ -361,6 +362,8 @@ Result<std::vector<std::pair<std::string, std::string>>> ImageTree::NodeAttribut
     if (!record.ok()) return record.error();
     catalog_state();
     attributes.emplace_back(kProgressXattr, service_.ImportProgress(node.image));
+    attributes.emplace_back(kPlacementXattr, service_.PlacementOf(*record));
+    attributes.emplace_back(kPlacementStateXattr, service_.PlacementStateOf(*record));
     for (auto& [key, value] : GlanceProperties(*record)) {
       attributes.emplace_back(std::string(kXattrPrefix) + key, std::move(value));
     }
@@ -391,6 +394,9 @@ Status ImageTree::SetAttribute(const Caller& caller, InodeNumber ino, std::strin
                                std::string_view value) {
   auto node = FindNode(ino);
   if (!node.ok()) return node.error();
+  if (node->kind == NodeKind::kImage && name == kPlacementXattr) {
+    return service_.SetProperty(caller, node->image, kPlacementProperty, value);
+  }
   if (node->kind != NodeKind::kImage || !name.starts_with(kXattrPrefix)) {
     return Fail(ENOTSUP, "attribute {} cannot be set here", name);
   }
@@ -406,6 +412,9 @@ Status ImageTree::SetAttribute(const Caller& caller, InodeNumber ino, std::strin
 Status ImageTree::RemoveAttribute(const Caller& caller, InodeNumber ino, std::string_view name) {
   auto node = FindNode(ino);
   if (!node.ok()) return node.error();
+  if (node->kind == NodeKind::kImage && name == kPlacementXattr) {
+    return service_.RemoveProperty(caller, node->image, kPlacementProperty);
+  }
   if (node->kind != NodeKind::kImage || !name.starts_with(kXattrPrefix)) {
     return Fail(ENODATA, "no attribute {}", name);
   }

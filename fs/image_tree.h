@@ -55,6 +55,12 @@ constexpr std::string_view kInodesXattr = "user.imagefs.inodes";
 constexpr std::string_view kCatalogXattr = "user.imagefs.catalog";
 // On each image: its imports in flight here, per target store (JSON).
 constexpr std::string_view kProgressXattr = "user.imagefs.progress";
+// On each image: where it belongs (workflow/placement_rule.h; set and
+// removed as its property imagefs_placement, removed: the mount's
+// default), and per store of it how far placement is (JSON,
+// workflow/placement.h).
+constexpr std::string_view kPlacementXattr = "user.imagefs.placement";
+constexpr std::string_view kPlacementStateXattr = "user.imagefs.placement_state";
 
 // A name the kernel now holds: its inode (counted) and attributes.
 struct EntryAttributes {

@@ -17,6 +17,7 @@
 
 #include "common/comma_list.h"
 #include "workflow/config_reader.h"
+#include "workflow/placement_rule.h"
 
 namespace imagefs {
 namespace {
@@ -58,6 +59,9 @@ const std::vector<Key<Config>>& DaemonKeys() {
       {"imagefs", "outage_timeout",
        NumberIn(&Config::outage_timeout_seconds, 0, 86400, "must be 0..86400 seconds")},
       {"imagefs", "metrics_file", Text(&Config::metrics_file)},
+      {"imagefs", "placement", Text(&Config::placement)},
+      {"imagefs", "placement_parallel",
+       NumberIn(&Config::placement_parallel, 1, 64, "must be 1..64")},
       {"imagefs", "metrics_interval",
        NumberIn(&Config::metrics_interval_seconds, 1, 3600, "must be 1..3600 seconds")},
       {"image_conversion", "output_format", Text(&Config::conversion_format, {"raw"})},
@@ -329,6 +333,11 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
 
   IMAGEFS_RETURN_IF_ERROR(ReadKeys(reader, DaemonKeys(), "imagefs", config));
   IMAGEFS_RETURN_IF_ERROR(CheckKnownKeys(reader, "imagefs", DaemonKeys(), {"state_dir"}));
+  std::vector<std::string> store_ids;
+  for (const auto& store : config.stores) store_ids.push_back(store.id);
+  if (auto rule = ParsePlacement(config.placement, store_ids); !rule.ok()) {
+    return reader.Bad("imagefs", "placement", rule.error().message);
+  }
   IMAGEFS_RETURN_IF_ERROR(
       CheckKnownKeys(reader, "catalog", CatalogKeys(),
                      {"backend", "path", "rados_pool", "rados_namespace", "os_cloud", "lease_path",

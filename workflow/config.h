@@ -40,7 +40,11 @@
 //               fails at once); stop_timeout = 45 (seconds SIGTERM waits for
 //               running commits before leaving them to recovery);
 //               metrics_file = <path> (Prometheus text, written every
-//               metrics_interval = 15 seconds; unset: none)
+//               metrics_interval = 15 seconds; unset: none);
+//               placement = (where images belong unless their own
+//               user.imagefs.placement says: all, all,-<store>, or stores;
+//               unset: nowhere more); placement_parallel = 2 (placement
+//               copies per store at once)
 //   [image_conversion] output_format = raw (Glance's image_conversion:
 //               non-raw uploads and web-downloads are stored as raw;
 //               unset: stored as they come)
@@ -132,6 +136,8 @@ struct Config {
   // How long a copy waits for a target store that stopped answering
   // (ImageService::Options::outage_timeout); 0: it fails at once.
   int outage_timeout_seconds = 300;
+  std::string placement = ServiceDefaults().placement;
+  int placement_parallel = ServiceDefaults().placement_parallel;
   std::string metrics_file;  // empty: no metrics
   int metrics_interval_seconds = 15;
   std::string conversion_format;  // "raw", or empty: no conversion

@@ -22,18 +22,36 @@ Status Deletes::DeleteCopy(const Caller& caller, const std::string& id, const st
           if (!location.ok()) return location.error();
           IMAGEFS_RETURN_IF_ERROR(core_.catalog().RemoveCopy(id, site));
           Log(LogLevel::kInfo, "image {}: copy in {} deleted", id, site);
+          // Still under the lease: placement cannot copy it back first.
+          bool taken_out = false;
+          auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
+            taken_out =
+                TakeOutOfPlacement(record, site, core_.central(), core_.default_placement());
+            return Ok();
+          });
+          if (!updated.ok()) return updated.error();
+          if (taken_out) LogTakenOut(*updated, site);
           return Ok();
         }
         std::optional<Location> removed;
+        bool taken_out = false;
         auto updated = core_.catalog().Update(id, [&](ImageRecord& record) -> Status {
           auto location = record.DeleteCopy(site, core_.central());
           if (!location.ok()) return location.error();
           removed = std::move(location).value();
+          taken_out = TakeOutOfPlacement(record, site, core_.central(), core_.default_placement());
           return Ok();
         });
         if (!updated.ok()) return updated.error();
+        if (taken_out) LogTakenOut(*updated, site);
         return RemoveData(id, *removed);
       });
+}
+
+void Deletes::LogTakenOut(const ImageRecord& record, const std::string& site) {
+  auto property = record.properties.find(std::string(kPlacementProperty));
+  Log(LogLevel::kInfo, "image {}: {} taken out of its placement, now '{}' ({})", record.id, site,
+      property == record.properties.end() ? std::string() : property->second, kPlacementProperty);
 }
 
 Status Deletes::RemoveData(const std::string& id, const Location& location) {

@@ -1,7 +1,9 @@
 // Deletes: Glance's per-store delete (unlink of stores/<site>/<file>) and
 // image delete (rmdir of the image), each under the image's lease.
 //
-//   DeleteCopy:  unpublish the location -> remove the data
+//   DeleteCopy:  unpublish the location, and take the store out of the
+//                image's placement (workflow/placement_rule.h) so that
+//                it is not copied back -> remove the data
 //                (the store refuses: the location comes back)
 //   DeleteImage: refuse whole if protected or any copy in use (clones)
 //                -> edges first, central last: unpublish, remove each
@@ -37,6 +39,8 @@ class Deletes {
   Status DeleteImageLocked(const Caller& caller, const ImageRecord& record);
   // Removes unpublished data; if the store refuses, the location comes back.
   Status RemoveData(const std::string& id, const Location& location);
+  // `rm` took `site` out of the image's placement (its rule now in `record`).
+  void LogTakenOut(const ImageRecord& record, const std::string& site);
 
   ServiceCore& core_;
 };

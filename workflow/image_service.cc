@@ -11,6 +11,7 @@
 #include "workflow/deletes.h"
 #include "workflow/import_planner.h"
 #include "workflow/import_runner.h"
+#include "workflow/placement.h"
 #include "workflow/recovery.h"
 #include "workflow/service_core.h"
 
@@ -24,8 +25,13 @@ class ImageServiceImpl final : public ImageService {
         planner_(core_),
         runner_(core_),
         deletes_(core_),
-        recovery_(core_) {
+        recovery_(core_),
+        placement_(core_, [this](const std::string& id, const std::vector<std::string>& stores,
+                                 Placement::StoreFailed failed, Done done) {
+          return StartPlacementCopy(id, stores, std::move(failed), std::move(done));
+        }) {
     recovery_.StartSweeper();
+    placement_.Start();
   }
   ~ImageServiceImpl() override { Shutdown(); }
 
@@ -70,6 +76,12 @@ class ImageServiceImpl final : public ImageService {
   std::string ImportProgress(std::string_view id) override {
     return core_.ProgressOf(std::string(id));
   }
+  std::string PlacementOf(const ImageRecord& record) override {
+    return placement_.RuleOf(record).Format();
+  }
+  std::string PlacementStateOf(const ImageRecord& record) override {
+    return placement_.StateOf(record);
+  }
 
   Status CreateImage(const Caller& caller, std::string_view id) override {
     if (!IsUuid(id)) {
@@ -96,9 +108,14 @@ class ImageServiceImpl final : public ImageService {
         return Fail(EACCES, "image {}: uid {} may not make it public (admins only)", id,
                     caller.uid);
       }
+      if (name == kPlacementProperty) {
+        auto rule = ParsePlacement(value, core_.store_ids());
+        if (!rule.ok()) return Fail(EINVAL, "image {}: {}", id, rule.error().message);
+      }
       return SetUserProperty(record, name, value);
     });
     if (!updated.ok()) return updated.error();
+    if (name == kPlacementProperty) placement_.Wake();
     return Ok();
   }
 
@@ -153,23 +170,7 @@ class ImageServiceImpl final : public ImageService {
       });
       return Ok();
     }
-    if (Status begun = runner_.Begin(*plan); !begun.ok()) {
-      plan->Close();
-      return begun;
-    }
-    Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", id,
-        download ? "web-download" : "copy-image", download ? request.uri : plan->source_store,
-        fmt::join(plan->targets, ","),
-        plan->must_succeed ? "all must succeed" : "failures allowed");
-    // The plan goes with the job alone: its lease is released before
-    // `done` runs, so the caller's next operation does not find it busy.
-    Run(done, [this, plan = std::move(plan), download, uri = request.uri]() mutable {
-      if (download) planner_.Fetch(*plan, uri);
-      Status ran = runner_.Run(*plan);
-      plan->Close();
-      return ran;
-    });
-    return Ok();
+    return Launch(std::move(plan), download ? request.uri : std::string(), done);
   }
 
   Result<std::shared_ptr<StagedWrite>> BeginWrite(const Caller& caller, std::string_view id,
@@ -284,6 +285,7 @@ class ImageServiceImpl final : public ImageService {
 
   void Shutdown() override {
     if (shutting_down_.exchange(true)) return;
+    placement_.Stop();
     recovery_.StopSweeper();
     // Changes asked before the stop (a written file's close) still start
     // their commits, which are then waited for.
@@ -293,6 +295,49 @@ class ImageServiceImpl final : public ImageService {
   }
 
  private:
+  // A placement copy (workflow/placement.h): copy-image to `stores` as the
+  // daemon, failures allowed, stores that hold the image left out.
+  Status StartPlacementCopy(const std::string& id, const std::vector<std::string>& stores,
+                            Placement::StoreFailed failed, Done done) {
+    ImportRequest request;
+    request.stores = stores;
+    request.skip_holders = true;
+    Caller daemon{.daemon = true};
+    if (core_.catalog().Traits().copies_itself) return StartImport(daemon, id, request, done);
+    auto planned = planner_.PlanRequest(daemon, id, request);
+    if (!planned.ok()) return planned.error();
+    std::shared_ptr<ImportPlan> plan = std::move(planned).value();
+    if (!plan) {
+      done(Ok());
+      return Ok();
+    }
+    plan->store_failed = std::move(failed);
+    return Launch(std::move(plan), "", done);
+  }
+
+  // Begins a planned import (a web-download from `uri` when not empty)
+  // and runs it on a worker.
+  Status Launch(std::shared_ptr<ImportPlan> plan, const std::string& uri, const Done& done) {
+    if (Status begun = runner_.Begin(*plan); !begun.ok()) {
+      plan->Close();
+      return begun;
+    }
+    bool download = !uri.empty();
+    Log(LogLevel::kInfo, "image {}: {} from {} to {} ({})", plan->image_id,
+        download ? "web-download" : "copy-image", download ? uri : plan->source_store,
+        fmt::join(plan->targets, ","),
+        plan->must_succeed ? "all must succeed" : "failures allowed");
+    // The plan goes with the job alone: its lease is released before
+    // `done` runs, so the caller's next operation does not find it busy.
+    Run(done, [this, plan = std::move(plan), uri]() mutable {
+      if (!uri.empty()) planner_.Fetch(*plan, uri);
+      Status ran = runner_.Run(*plan);
+      plan->Close();
+      return ran;
+    });
+    return Ok();
+  }
+
   // Runs `work` on a worker and tells `done` its status (ESHUTDOWN once
   // the service is shut down).
   void Run(const Done& done, std::function<Status()> work) {
@@ -311,6 +356,7 @@ class ImageServiceImpl final : public ImageService {
   ImportRunner runner_;
   Deletes deletes_;
   Recovery recovery_;
+  Placement placement_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> shut_down_{false};  // later jobs get ESHUTDOWN
 };
@@ -322,6 +368,12 @@ Result<std::unique_ptr<ImageService>> ImageService::Create(Options options) {
   bool has_central = false;
   for (const auto& store : options.stores) has_central |= store->id() == options.central;
   if (!has_central) return Fail(EINVAL, "central store '{}' is not configured", options.central);
+  std::vector<std::string> configured;
+  for (const auto& store : options.stores) configured.push_back(store->id());
+  if (auto rule = ParsePlacement(options.placement, configured); !rule.ok()) {
+    return Fail(EINVAL, "[imagefs] {}", rule.error().message);
+  }
+  if (options.placement_parallel < 1) return Fail(EINVAL, "placement_parallel must be at least 1");
   std::error_code error;
   std::filesystem::create_directories(options.staging_dir, error);
   if (error) {

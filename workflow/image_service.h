@@ -20,7 +20,8 @@
 //     CreateImage     EINVAL not a UUID; EEXIST
 //     SetProperty     EPERM reserved name, or a format once the image has
 //                     data; EACCES not owner/admin, or visibility public
-//                     by a non-admin; EINVAL
+//                     by a non-admin; EINVAL (a placement rule naming a
+//                     store not configured too)
 //     StartImport     EINVAL bad request, copy-image of an image not
 //                     active, web-download into one not queued or from
 //                     something not a URI; EPERM a URI the import filter
@@ -31,7 +32,9 @@
 //     CommitWrite     EIO data differs from the image or a store failed;
 //                     ENOSPC
 //     DeleteCopy      EPERM last copy, or central while edges hold copies;
-//                     EBUSY in use; EACCES; ENOENT
+//                     EBUSY in use; EACCES; ENOENT. A store the image's
+//                     placement names is taken out of it, so that the
+//                     copy is not made again.
 //     DeleteImage     EBUSY import in flight or a copy in use; EPERM
 //                     protected; EACCES; ENOENT
 //     OpenCopy        ENOENT; EACCES not public/community and not the
@@ -70,6 +73,8 @@ namespace imagefs {
 struct Caller {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  // The daemon itself (placement): an admin, whatever admin_uids says.
+  bool daemon = false;
 };
 
 class ImageService {
@@ -110,6 +115,16 @@ class ImageService {
     // one when empty.
     std::string daemon_id;
     int workers = 4;
+    // Where images belong unless their own rule says (workflow/
+    // placement_rule.h): "" (nowhere more), "all", "all,-<store>", or
+    // stores; the daemon copies what is missing (workflow/placement.h),
+    // at most `placement_parallel` copies per store at once.
+    std::string placement;
+    int placement_parallel = 2;
+    // A failed placement copy is tried again after this, doubling with
+    // each failure in a row (at most 5 minutes); at once when its store,
+    // found not answering, answers again.
+    std::chrono::milliseconds placement_first_retry{10000};
   };
 
   static Result<std::unique_ptr<ImageService>> Create(Options options);
@@ -140,6 +155,10 @@ class ImageService {
   // "total": bytes or null (an upload: not known before its end)}}; "{}"
   // when none runs in this daemon.
   virtual std::string ImportProgress(std::string_view id) = 0;
+  // Where the image belongs (its placement rule, or the mount's default)
+  // and, as JSON, how far each of those stores is (workflow/placement.h).
+  virtual std::string PlacementOf(const ImageRecord& record) = 0;
+  virtual std::string PlacementStateOf(const ImageRecord& record) = 0;
 
   virtual Status CreateImage(const Caller& caller, std::string_view id) = 0;
   virtual Status SetProperty(const Caller& caller, std::string_view id, std::string_view name,

@@ -81,6 +81,7 @@ Result<std::vector<std::string>> ImportPlanner::Targets(const ImageRecord& recor
     if (!core_.HasStore(site)) {
       return Fail(ENOENT, "image {}: store {} is not configured", record.id, site);
     }
+    if (record.HasStore(site) && request.skip_holders) continue;
     if (record.HasStore(site)) {
       return Fail(EEXIST, "image {}: store {} already holds a copy", record.id, site);
     }

@@ -23,6 +23,10 @@ struct ImportRequest {
   bool all_stores = false;
   // The CLI's default is false: allow failure.
   bool all_stores_must_succeed = false;
+  // imagefs's own, never in Glance's body (placement): a named store that
+  // holds the image is left out, as all_stores leaves it out, instead of
+  // EEXIST.
+  bool skip_holders = false;
 };
 
 Result<ImportRequest> ParseImportRequest(std::string_view json);

@@ -594,6 +594,7 @@ void ImportRunner::RecordFailure(const ImportPlan& plan, const std::string& site
     return Ok();
   });
   if (!updated.ok()) Log(LogLevel::kError, "{}", updated.error().message);
+  if (plan.store_failed) plan.store_failed(site, error);
   // A store that did not answer may keep the copy's temporary (its writer
   // leaves it rather than time out again): clean up once it answers.
   if (error.code == ETIMEDOUT) core_.MarkUnsettled(plan.image_id);

@@ -85,6 +85,8 @@ struct ImportPlan {
   bool convert = false;
   std::optional<ScratchFile> converted;
   std::vector<std::string> published;  // the targets whose copy was published
+  // Hears each target whose copy failed (placement: why, for its state).
+  std::function<void(const std::string& store, const Error& error)> store_failed;
 };
 
 // The digest an image's record holds, if it has data.

@@ -42,11 +42,16 @@ ServiceCore::ServiceCore(ImageService::Options options)
     stores_[store->id()] = store.get();
     store_threads_[store->id()] = std::make_unique<boost::asio::thread_pool>(kThreadsPerStore);
   }
+  // Checked when the service was created (ImageService::Create).
+  if (auto rule = ParsePlacement(options_.placement, store_ids_); rule.ok()) {
+    default_placement_ = *rule;
+  }
 }
 
 ServiceCore::~ServiceCore() { JoinThreads(); }
 
 bool ServiceCore::IsAdmin(const Caller& caller) const {
+  if (caller.daemon) return true;
   const auto& admins = options_.admin_uids;
   return std::find(admins.begin(), admins.end(), caller.uid) != admins.end();
 }
@@ -138,7 +143,7 @@ PipelineOptions ServiceCore::pipeline_options(bool full_digest, const std::strin
   {
     MutexLock lock(&progress_mutex_);
     auto& image = progress_[id];
-    for (const auto& site : sites) image[site] = Progress{0, total};
+    for (const auto& site : sites) image[site] = CopyProgress{0, total};
   }
   PipelineOptions options = pipeline_options(full_digest);
   options.written = [this, id, sites](size_t writer, uint64_t bytes) {
@@ -155,7 +160,7 @@ void ServiceCore::AddProgress(const std::string& id, const std::string& site, ui
     MutexLock lock(&progress_mutex_);
     auto image = progress_.find(id);
     if (image == progress_.end()) return;
-    Progress& progress = image->second[site];
+    CopyProgress& progress = image->second[site];
     uint64_t before = progress.total ? progress.done * 10 / progress.total : 0;
     progress.done += bytes;
     done = progress.done;
@@ -186,12 +191,22 @@ std::string ServiceCore::ProgressOf(const std::string& id) {
   return json.dump();
 }
 
+std::optional<CopyProgress> ServiceCore::CopyProgressOf(const std::string& id,
+                                                        const std::string& site) {
+  MutexLock lock(&progress_mutex_);
+  auto image = progress_.find(id);
+  if (image == progress_.end()) return std::nullopt;
+  auto progress = image->second.find(site);
+  if (progress == image->second.end()) return std::nullopt;
+  return progress->second;
+}
+
 void ServiceCore::SetWaiting(const std::string& id, const std::string& site, int64_t since,
                              const std::string& why) {
   MutexLock lock(&progress_mutex_);
   auto image = progress_.find(id);
   if (image == progress_.end()) return;
-  Progress& progress = image->second[site];
+  CopyProgress& progress = image->second[site];
   progress.waiting_since = why.empty() ? 0 : since;
   progress.why = why;
 }

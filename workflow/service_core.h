@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@
 #include "workflow/image_service.h"
 #include "workflow/lease_keeper.h"
 #include "workflow/pipeline.h"
+#include "workflow/placement_rule.h"
 #include "workflow/staged_write.h"
 
 namespace boost::asio {
@@ -50,6 +52,14 @@ void AddUnique(std::vector<T>& items, const T& value) {
   if (std::find(items.begin(), items.end(), value) == items.end()) items.push_back(value);
 }
 
+// How far an import into one store got.
+struct CopyProgress {
+  uint64_t done = 0;
+  uint64_t total = 0;         // 0: not known
+  int64_t waiting_since = 0;  // ns; 0: not waiting
+  std::string why;            // what its store did not answer
+};
+
 // An image under its lease, with its record as read after the lease was
 // taken: nothing else changes the image until the lease goes.
 struct LockedImage {
@@ -66,6 +76,8 @@ class ServiceCore {
 
   const ImageService::Options& options() const { return options_; }
   const std::string& central() const { return options_.central; }
+  // Where images belong unless their own rule says ([imagefs] placement).
+  const PlacementRule& default_placement() const { return default_placement_; }
   Catalog& catalog() { return *catalog_; }
   LeaseKeeper& leases() { return leases_; }
   StagingBudget& budget() { return budget_; }
@@ -126,6 +138,9 @@ class ServiceCore {
   // "total": m or null, "state": "copying" or "waiting for <store> since
   // <time>: <why>"}}; "{}" when none runs. Forgotten by EndProgress.
   std::string ProgressOf(const std::string& id) EXCLUDES(progress_mutex_);
+  // The progress of the import of `id` into `site` in flight here, if any.
+  std::optional<CopyProgress> CopyProgressOf(const std::string& id, const std::string& site)
+      EXCLUDES(progress_mutex_);
   // The copy of `id` into `site` waits for that store (since `since`, ns),
   // or no longer (`why` empty).
   void SetWaiting(const std::string& id, const std::string& site, int64_t since,
@@ -157,6 +172,7 @@ class ServiceCore {
  private:
   ImageService::Options options_;
   std::unique_ptr<Catalog> catalog_;  // outlives leases_
+  PlacementRule default_placement_;
   std::vector<std::string> store_ids_;
   std::map<std::string, Store*, std::less<>> stores_;
   LeaseKeeper leases_;
@@ -164,16 +180,10 @@ class ServiceCore {
   std::atomic<int> jobs_running_{0};
   Mutex unsettled_mutex_;
   std::set<std::string> unsettled_ GUARDED_BY(unsettled_mutex_);
-  struct Progress {
-    uint64_t done = 0;
-    uint64_t total = 0;         // 0: not known
-    int64_t waiting_since = 0;  // ns; 0: not waiting
-    std::string why;            // what its store did not answer
-  };
   void AddProgress(const std::string& id, const std::string& site, uint64_t bytes)
       EXCLUDES(progress_mutex_);
   Mutex progress_mutex_;
-  std::map<std::string, std::map<std::string, Progress>> progress_ GUARDED_BY(progress_mutex_);
+  std::map<std::string, std::map<std::string, CopyProgress>> progress_ GUARDED_BY(progress_mutex_);
   std::unique_ptr<boost::asio::thread_pool> workers_;
   std::unique_ptr<boost::asio::thread_pool> hash_threads_;
   // For changes of the catalog asked from the mount, which may wait on

@@ -107,6 +107,8 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.admin_uids = config.admin_uids;
   options.lease_ttl = std::chrono::seconds(config.lease_ttl_seconds);
   options.workers = config.workers;
+  options.placement = config.placement;
+  options.placement_parallel = config.placement_parallel;
   options.pipeline.unit_bytes = config.copy_unit_mib << 20;
   options.pipeline.units_in_flight = config.copy_in_flight;
   options.stream_writes = config.stream_writes;

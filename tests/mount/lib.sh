@@ -174,11 +174,9 @@ write_config() {
   STORES=$WORK/stores
   {
     echo "[DEFAULT]"
-    if [ -n "$CEPH_DIR" ]; then
-      echo "enabled_backends = central:rbd, dcn0:rbd, dcn1:rbd"
-    else
-      echo "enabled_backends = central:file, dcn0:file, dcn1:file"
-    fi
+    local driver=file
+    [ -z "$CEPH_DIR" ] || driver=rbd
+    echo "enabled_backends = $(printf "%s:$driver, " "${SITES[@]}" | sed 's/, $//')"
     echo "[glance_store]"
     echo "default_backend = central"
     for site in "${SITES[@]}"; do

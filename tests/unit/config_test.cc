@@ -149,12 +149,14 @@ TEST(ConfigTest, DefaultsAreThoseOfGlance) {
   EXPECT_EQ(config->idle_upload_seconds, 600);
   EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0}));
   EXPECT_EQ(config->outage_timeout_seconds, 300);
+  EXPECT_EQ(config->placement, "");  // images are placed nowhere more
+  EXPECT_EQ(config->placement_parallel, 2);
 }
 
 TEST(ConfigTest, FilterConversionAndIdleKeys) {
   auto config = ParseConfig(std::string(kOneStore) +
                                 "[imagefs]\nidle_upload_timeout = 5\nadmin_uids = 0, 1000\n"
-                                "outage_timeout = 0\n"
+                                "outage_timeout = 0\nplacement = all,-a\nplacement_parallel = 3\n"
                                 "[image_conversion]\noutput_format = raw\n"
                                 "[import_filtering_opts]\nallowed_ports =\n"
                                 "disallowed_hosts = Metadata.Internal, 169.254.169.254\n",
@@ -162,6 +164,8 @@ TEST(ConfigTest, FilterConversionAndIdleKeys) {
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->idle_upload_seconds, 5);
   EXPECT_EQ(config->outage_timeout_seconds, 0);  // copies do not wait
+  EXPECT_EQ(config->placement, "all,-a");
+  EXPECT_EQ(config->placement_parallel, 3);
   EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1000}));
   EXPECT_EQ(config->conversion_format, "raw");
   EXPECT_TRUE(config->import_filter.allowed_ports.empty());  // present and empty: no port rule
@@ -172,6 +176,9 @@ TEST(ConfigTest, FilterConversionAndIdleKeys) {
            {"[import_filtering_opts]\nallowed_ports = 80, 70000\n", "'70000' is not a port"},
            {"[imagefs]\nidle_upload_timeout = 0\n", "must be 1..86400 seconds"},
            {"[imagefs]\noutage_timeout = -1\n", "must be 0..86400 seconds"},
+           {"[imagefs]\nplacement = all,a\n", "'all' with other stores named"},
+           {"[imagefs]\nplacement = dcn0\n", "no store dcn0 is configured"},
+           {"[imagefs]\nplacement_parallel = 0\n", "must be 1..64"},
            {"[imagefs]\ncopy_chunk_size = 6\n", "must be a multiple of 4"},
            {"[imagefs]\nadmin_uids = root\n", "'root' is not a uid"},
        }) {

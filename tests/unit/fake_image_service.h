@@ -62,6 +62,8 @@ class FakeImageService final : public ImageService {
 
   CatalogHealth CatalogState() override { return catalog_health; }
   std::string ImportProgress(std::string_view) override { return "{}"; }
+  std::string PlacementOf(const ImageRecord&) override { return ""; }
+  std::string PlacementStateOf(const ImageRecord&) override { return "{}"; }
   std::vector<std::pair<std::string, std::string>> StoreInfo(std::string_view site) override {
     return {{"id", std::string(site)}, {"type", "fake"}};
   }

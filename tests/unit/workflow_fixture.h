@@ -57,6 +57,8 @@ class WorkflowTest : public ::testing::Test {
     options.workers = 3;
     options.stall_after = stall_after_;
     options.outage_timeout = outage_timeout_;
+    options.placement = placement_;
+    options.placement_first_retry = std::chrono::milliseconds(300);
     auto service = ImageService::Create(std::move(options));
     ASSERT_TRUE(service.ok()) << service.error().message;
     service_ = std::move(service).value();
@@ -156,6 +158,7 @@ class WorkflowTest : public ::testing::Test {
   // How copies treat a store that stops answering (set before Start).
   std::chrono::milliseconds stall_after_{5000};
   std::chrono::seconds outage_timeout_{300};
+  std::string placement_;  // the default placement (set before Start)
   TemporaryDirectory directory_;
   std::map<std::string, FaultyStore*> faults_;
   std::unique_ptr<ImageService> service_;
