@@ -13,6 +13,7 @@
 #include "store/posix_file.h"
 #include "workflow/image_conversion.h"
 #include "workflow/resume_record.h"
+#include "workflow/target_writers.h"
 
 namespace imagefs {
 namespace {
@@ -229,17 +230,31 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
   Copies copies;
   std::vector<std::unique_ptr<StoreWriter>> writers;
   std::vector<ResumeRecord> records;  // of the writers
+  // Each target's writer on its store's threads: one that does not answer
+  // within stall_after is an outage like a stall, and holds up no other.
+  std::vector<std::shared_ptr<ResumeRecord>> opened_records;
+  std::vector<OpenWriter> opens;
   for (const auto& site : plan.targets) {
-    ResumeRecord record{id, resumable ? *plan.expected : Digest{}, unit_bytes};
-    Result<std::unique_ptr<StoreWriter>> writer = Fail(ENOENT, "no temporary to resume");
-    if (resumable) writer = ReopenResumable(plan, site, record);
-    if (!writer.ok()) writer = core_.StoreAt(site).CreateWriter(id, source.size());
-    if (writer.ok()) {
-      writers.push_back(std::move(writer).value());
-      records.push_back(std::move(record));
-      copies.emplace_back(WrittenCopy{site, nullptr});
+    auto record = std::make_shared<ResumeRecord>(
+        ResumeRecord{id, resumable ? *plan.expected : Digest{}, unit_bytes});
+    opened_records.push_back(record);
+    opens.push_back([this, id, site, resumable, record, size = source.size()] {
+      Result<std::unique_ptr<StoreWriter>> writer = Fail(ENOENT, "no temporary to resume");
+      if (resumable) writer = ReopenResumable(id, site, *record);
+      if (!writer.ok()) writer = core_.StoreAt(site).CreateWriter(id, size);
+      return writer;
+    });
+  }
+  auto opened =
+      OpenTargetWriters(core_, plan.targets, std::move(opens),
+                        resumable ? std::optional(core_.options().stall_after) : std::nullopt);
+  for (size_t i = 0; i < opened.size(); ++i) {
+    if (opened[i].ok()) {
+      writers.push_back(std::move(opened[i]).value());
+      records.push_back(std::move(*opened_records[i]));
+      copies.emplace_back(WrittenCopy{plan.targets[i], nullptr});
     } else {
-      copies.emplace_back(writer.error());
+      copies.emplace_back(opened[i].error());
     }
   }
   if (writers.empty()) return copies;
@@ -281,10 +296,9 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
 // this copy (a copy that gave up, or died with its daemon): the one with
 // the most units acknowledged, reopened; `record` gets its units. ENOENT
 // when there is none (the caller creates a new temporary).
-Result<std::unique_ptr<StoreWriter>> ImportRunner::ReopenResumable(const ImportPlan& plan,
+Result<std::unique_ptr<StoreWriter>> ImportRunner::ReopenResumable(const std::string& id,
                                                                    const std::string& site,
                                                                    ResumeRecord& record) {
-  const std::string& id = plan.image_id;
   Store& store = core_.StoreAt(site);
   auto temporaries = store.ListTemporaries();
   if (!temporaries.ok()) return temporaries.error();

@@ -119,7 +119,7 @@ class ImportRunner {
   // The writer of a temporary in `site` a copy of this image can resume
   // (its resume record), with the units it has put into `record`; ENOENT
   // when there is none.
-  Result<std::unique_ptr<StoreWriter>> ReopenResumable(const ImportPlan& plan,
+  Result<std::unique_ptr<StoreWriter>> ReopenResumable(const std::string& id,
                                                        const std::string& site,
                                                        ResumeRecord& record);
   // Waits for the store of a copy whose outage is set, then goes on with
