@@ -310,7 +310,13 @@ void Placement::Ended(const PlannedCopy& start, const std::map<std::string, Erro
 
 void Placement::Probe(const std::string& store) {
   core_.RunAtStore(store, [this, store] {
+    // A new connection, and a read of the store's data (its temporaries):
+    // a cluster whose monitor answers but whose OSD does not is still down.
     Status answered = core_.StoreAt(store).Reconnect();
+    if (answered.ok()) {
+      auto listed = core_.StoreAt(store).ListTemporaries();
+      if (!listed.ok()) answered = listed.error();
+    }
     int64_t now = NowNanos();
     MutexLock lock(&mutex_);
     StoreCondition& condition = stores_[store];

@@ -9,8 +9,9 @@
 //     copying    an import to it runs: from this daemon (its progress),
 //                or another (os_glance_importing_to_stores)
 //     waiting    not started: the store is down (a copy found it not
-//                answering; it is probed with a new connection every few
-//                seconds, and once it answers its copies start at once),
+//                answering; it is probed with a new connection and a
+//                listing of its temporaries every 5 s, and once it
+//                answers its copies start at once),
 //                placement_parallel copies to it run here already, or
 //                another operation holds the image's lease
 //     failed     its last copy failed; tried again after a back-off
