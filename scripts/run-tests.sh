@@ -22,7 +22,9 @@ fi
 # is built here.
 scripts/build.sh imagefs imagefs_man imagefs_test_source_address rados_catalog_conformance_test \
   rbd_store_conformance_test recovery_scale_test
-(cd build && ctest --output-on-failure --timeout 300 -L '^(ceph|scale)$')
+# Two at a time, one of them alone holding the lock `serial` (tests/
+# CMakeLists.txt): the other waits for a stopped cluster of its own.
+(cd build && ctest --output-on-failure --timeout 300 -L '^(ceph|scale)$' -j2)
 
 # The sanitizer build (build-check/, clang 19): every source with
 # AddressSanitizer and UndefinedBehaviorSanitizer, and with clang's

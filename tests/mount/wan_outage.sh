@@ -5,11 +5,11 @@
 # the link is back and resumes from the units dcn0 acknowledged: it
 # completes within the uncut copy's time + the cut + 10 s, with at most
 # 1.1 times the image over dcn0's link, and the metrics count the outage.
-# Then a cut longer than outage_timeout (10 s here): the copy gives up,
-# and asked for again once the link is back it resumes from the resume
-# record kept with its temporary (1.1 times the image in all); and kill -9
-# of the daemon at 50 % of a copy, a restart, the copy asked for again:
-# it resumes too (1.2 times in all).
+# Then, with `placement = all`, a cut longer than outage_timeout (25 s
+# past 10 s here): the copy gives up, and once the link is back placement
+# resumes it from the resume record kept with its temporary (1.1 times the
+# image in all); and kill -9 of the daemon at 50 % of a placement copy, a
+# restart: placement resumes it too (1.2 times in all).
 source "$(dirname "$0")/lib.sh"
 [ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
 SITE_ADDRESS[dcn0]=127.0.0.2
@@ -92,47 +92,65 @@ wait_imported() {
 # ratio BYTES: BYTES as a fraction of the image.
 ratio() { awk -v s="$1" -v m="$MIB" 'BEGIN { printf "%.3f", s / (m * 1048576) }'; }
 
-echo "--- a cut longer than outage_timeout: the copy gives up, then resumes"
+echo "--- a cut longer than outage_timeout: the copy gives up; placement resumes it"
+# In CI a 25 s cut past outage_timeout = 10; the issue's figure (a 3 min
+# cut, outage_timeout = 60) with GIVE_UP_CUT=180 GIVE_UP_AFTER=60.
+GIVE_UP_CUT=${GIVE_UP_CUT:-25}
+GIVE_UP_AFTER=${GIVE_UP_AFTER:-10}
 unmount_imagefs
-write_config "metrics_file = $METRICS" "metrics_interval = 1" "outage_timeout = 10"
+write_config "metrics_file = $METRICS" "metrics_interval = 1" "outage_timeout = $GIVE_UP_AFTER" \
+  "placement = all"
 mount_imagefs
+placement_state() {
+  getfattr --absolute-names --only-values -n user.imagefs.placement_state "$MNT/images/$id"
+}
+# wait_placed SECONDS: until placement has the copy in dcn0 again.
+wait_placed() {
+  for _ in $(seq $(($1 * 10))); do
+    [[ ",$(xattr "$id" stores)," == *",dcn0,"* ]] && return 0
+    sleep 0.1
+  done
+  fail "placement did not copy $id to dcn0 within $1 s: $(placement_state)"
+}
+# rm takes dcn0 out of the image's placement; removing the image's rule
+# puts it back (the default, all), and placement copies it.
 rm "$MNT/sites/dcn0/$id"
+assert_eq "$(getfattr --absolute-names --only-values -n user.imagefs.placement "$MNT/images/$id")" \
+  "all,-dcn0" "placement after rm"
 before=$(link_bytes)
-copy_to dcn0
+setfattr -x user.imagefs.placement "$MNT/images/$id"
 while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
 "$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
-wait_imported
+cut_at=$EPOCHREALTIME
+gave_up=
+while [ "$(elapsed "$cut_at" | cut -d. -f1)" -lt "$GIVE_UP_CUT" ]; do
+  [ "$(xattr "$id" os_glance_failed_import)" != dcn0 ] || gave_up=$(placement_state)
+  sleep 1
+done
 "$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
-assert_eq "$(xattr "$id" os_glance_failed_import)" dcn0 "failed list after the long cut"
-assert_logged "store dcn0 did not answer for 10 s (outage_timeout)"
-copy_to dcn0
-wait_imported
-assert_eq "$(xattr "$id" stores | tr , '\n' | sort | paste -sd,)" central,dcn0,dcn1 \
-  "stores after the copy resumed"
+[ -n "$gave_up" ] || fail "the copy did not give up during a $GIVE_UP_CUT s cut"
+echo "placement state once it gave up: $gave_up"
+assert_logged "store dcn0 did not answer for $GIVE_UP_AFTER s (outage_timeout)"
+wait_placed 60
+echo "in dcn0 again $(elapsed "$cut_at") s after the cut began (cut $GIVE_UP_CUT s)"
 cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's resumed copy differs"
 assert_logged "image $id: copy into dcn0 resumes in"
 sent=$(ratio $(($(link_bytes) - before)))
 echo "gave up and resumed: $sent of the image over dcn0's link in all"
 awk -v r="$sent" 'BEGIN { exit !(r <= 1.1) }' || fail "$sent of the image crossed the link"
 
-echo "--- kill -9 of the daemon at 50 % of a copy, a restart: the copy resumes"
+echo "--- kill -9 of the daemon at 50 % of a copy, a restart: placement resumes it"
 rm "$MNT/sites/dcn0/$id"
 before=$(link_bytes)
-copy_to dcn0
+setfattr -x user.imagefs.placement "$MNT/images/$id"
 while [ $(($(link_bytes) - before)) -lt $((MIB / 2 << 20)) ]; do sleep 0.02; done
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2> /dev/null || true
 DAEMON_PID=
 fusermount3 -uz "$MNT"
-started=$(grep -c "recovery at start done" "$LOG")
 mount_imagefs
-for _ in $(seq 300); do
-  [ "$(grep -c "recovery at start done" "$LOG")" -gt "$started" ] && break
-  sleep 0.1
-done
+wait_placed 60
 assert_logged "kept: a copy of image $id resumes from it"
-copy_to dcn0
-wait_imported
 assert_eq "$(xattr "$id" stores | tr , '\n' | sort | paste -sd,)" central,dcn0,dcn1 \
   "stores after the restart's copy"
 cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's copy after the restart differs"
