@@ -201,7 +201,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   void DropStalled() REQUIRES(mutex_) {
     auto now = Clock::now();
     for (size_t i : writer_status_.Live()) {
-      if (in_flight_count_[i] == 0 || now - last_answer_[i] < options_.stall_after) continue;
+      if (in_flight_count_[i] == 0 || now - LastAnswer(i) < options_.stall_after) continue;
       Error stalled = Fail(ETIMEDOUT, "its store acknowledged none of {} writes in {} ms (stalled)",
                            in_flight_count_[i], options_.stall_after.count());
       for (size_t slot = 0; slot < in_flight_[i].size(); ++slot) {
@@ -212,6 +212,16 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       if (writer_status_.Record(i, stalled)) Stop(stalled);
       changed_.SignalAll();
     }
+  }
+
+  // When writer `i`'s store last answered: a write of this writer, or of
+  // any copy there (PipelineOptions::store_answered).
+  Clock::time_point LastAnswer(size_t i) const REQUIRES(mutex_) {
+    Clock::time_point last = last_answer_[i];
+    if (i < options_.store_answered.size() && options_.store_answered[i]) {
+      last = std::max(last, Clock::time_point(Clock::duration(options_.store_answered[i]->load())));
+    }
+    return last;
   }
 
   // Writer `i`'s store has unit `index`.
@@ -235,6 +245,9 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     if (!std::exchange(in_flight_[i][slot], 0)) return;
     --in_flight_count_[i];
     last_answer_[i] = Clock::now();
+    if (i < options_.store_answered.size() && options_.store_answered[i]) {
+      options_.store_answered[i]->store(last_answer_[i].time_since_epoch().count());
+    }
     if (status.ok()) {
       Acknowledge(i, index);
       if (options_.written) options_.written(i, bytes);

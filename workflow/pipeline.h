@@ -52,6 +52,7 @@
 // position() may be read from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -84,6 +85,12 @@ struct PipelineOptions {
   // A writer with writes in flight and none acknowledged for this long is
   // dropped as stalled (ETIMEDOUT); zero: never.
   std::chrono::milliseconds stall_after{0};
+  // Per writer (by index; missing or null: none), when its store last
+  // acknowledged a write of any copy (steady clock, ns since its epoch),
+  // kept by every pipeline writing there: a writer whose writes queue
+  // behind other copies' on the same link is not stalled while its store
+  // answers them.
+  std::vector<std::shared_ptr<std::atomic<int64_t>>> store_answered;
   // Per writer (by index; missing: none), the units (by index) it is not
   // sent: its store has them already.
   std::vector<std::vector<bool>> skip;

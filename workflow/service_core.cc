@@ -41,6 +41,7 @@ ServiceCore::ServiceCore(ImageService::Options options)
     store_ids_.push_back(store->id());
     stores_[store->id()] = store.get();
     store_threads_[store->id()] = std::make_unique<boost::asio::thread_pool>(kThreadsPerStore);
+    store_answered_[store->id()] = std::make_shared<std::atomic<int64_t>>(0);
   }
   // Checked when the service was created (ImageService::Create).
   if (auto rule = ParsePlacement(options_.placement, store_ids_); rule.ok()) {
@@ -146,6 +147,7 @@ PipelineOptions ServiceCore::pipeline_options(bool full_digest, const std::strin
     for (const auto& site : sites) image[site] = CopyProgress{0, total};
   }
   PipelineOptions options = pipeline_options(full_digest);
+  for (const auto& site : sites) options.store_answered.push_back(StoreAnswered(site));
   options.written = [this, id, sites](size_t writer, uint64_t bytes) {
     if (writer < sites.size()) AddProgress(id, sites[writer], bytes);
   };

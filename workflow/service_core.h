@@ -125,6 +125,12 @@ class ServiceCore {
   // Runs `job` on the inspection threads (inspections asked from the mount
   // that must ask central); on the caller's thread once they were joined.
   void RunForInspection(std::function<void()> job) EXCLUDES(joined_mutex_);
+  // When store `site` last acknowledged a copy's write (steady clock ns;
+  // PipelineOptions::store_answered); null for no such store.
+  std::shared_ptr<std::atomic<int64_t>> StoreAnswered(std::string_view site) const {
+    auto answered = store_answered_.find(std::string(site));
+    return answered == store_answered_.end() ? nullptr : answered->second;
+  }
   // Where pipelines hash: the service's hash threads.
   HashExecutor hash_executor();
   // A pipeline's options, from the service's copy settings.
@@ -192,6 +198,9 @@ class ServiceCore {
   // For inspections asked from the mount that must ask central: apart
   // from the changes, which may wait longer.
   std::unique_ptr<boost::asio::thread_pool> inspection_threads_;
+  // When each store last acknowledged a copy's write (PipelineOptions::
+  // store_answered); the map is fixed once made.
+  std::map<std::string, std::shared_ptr<std::atomic<int64_t>>> store_answered_;
   // Each store's own threads, for work that waits on that store alone.
   std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
   // Runs `job` on `threads` (what it throws logged as `where`'s), or on

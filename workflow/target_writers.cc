@@ -47,16 +47,29 @@ std::vector<Result<std::unique_ptr<StoreWriter>>> OpenTargetWriters(
       opening->changed.SignalAll();
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + wait.value_or(std::chrono::milliseconds(0));
+  using Clock = std::chrono::steady_clock;
+  auto started = Clock::now();
+  // How long the open into `i` may still take: `wait` from the start, or
+  // from its store's last answer to any copy (a busy link answers late).
+  auto left = [&](size_t i) {
+    auto last = started;
+    if (auto answered = core.StoreAnswered(sites[i])) {
+      last = std::max(last, Clock::time_point(Clock::duration(answered->load())));
+    }
+    return last + *wait - Clock::now();
+  };
   MutexLock lock(&opening->mutex);
   while (opening->pending > 0) {
     if (!wait) {
       opening->changed.Wait();
       continue;
     }
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) break;
-    opening->changed.WaitFor(deadline - now);
+    auto longest = Clock::duration::min();
+    for (size_t i = 0; i < sites.size(); ++i) {
+      if (!opening->results[i]) longest = std::max(longest, left(i));
+    }
+    if (longest <= Clock::duration::zero()) break;
+    opening->changed.WaitFor(std::min<Clock::duration>(longest, std::chrono::milliseconds(250)));
   }
   opening->abandoned = true;
   std::vector<Result<std::unique_ptr<StoreWriter>>> writers;

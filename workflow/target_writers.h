@@ -4,6 +4,8 @@
 // `wait`:
 //
 //   post one open per target -> wait for all, or until `wait` passes
+//     (for a target whose store acknowledged another copy's write since,
+//     `wait` from that answer: a busy link answers late, not never)
 //     -> answered: its writer (or its error)
 //     -> not answered: ETIMEDOUT; the open goes on there, and the writer
 //        it makes, if any, is left there (StoreWriter::Leave): a reopened

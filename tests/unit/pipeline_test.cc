@@ -222,6 +222,38 @@ TEST_F(PipelineTest, AFailingWriterIsDroppedAndTheOtherFinishes) {
   EXPECT_EQ(outcome.writers[1].code(), EIO);
 }
 
+// A writer whose writes wait behind other copies' on the same link is not
+// stalled while its store answers those (PipelineOptions::store_answered);
+// once its store answers nothing for stall_after, it is.
+TEST_F(PipelineTest, AWriterIsNotStalledWhileItsStoreAnswersOtherCopies) {
+  using Clock = std::chrono::steady_clock;
+  std::string image = RandomBytes(16 * kMiB, 9);
+  stores_[1]->SetPlan({.cut_after_write = 1});
+  auto answered = std::make_shared<std::atomic<int64_t>>(0);
+  auto answering_until = Clock::now() + std::chrono::seconds(1);
+  std::thread other_copies([&] {
+    while (Clock::now() < answering_until) {
+      answered->store(Clock::now().time_since_epoch().count());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  PipelineOptions options;
+  options.unit_bytes = 4 * kMiB;
+  options.units_in_flight = 2;
+  options.stall_after = std::chrono::milliseconds(200);
+  options.store_answered = {nullptr, answered};
+  auto pipeline = Make(2, options);
+  ASSERT_TRUE(pipeline->Append(0, image).ok());
+  PipelineOutcome outcome = pipeline->Finish(image.size());
+  auto dropped_at = Clock::now();
+  other_copies.join();
+  stores_[1]->SetPlan({});  // the held writes time out
+  ASSERT_TRUE(outcome.source.ok());
+  EXPECT_TRUE(outcome.writers[0].ok());
+  EXPECT_EQ(outcome.writers[1].code(), ETIMEDOUT);
+  EXPECT_GE(dropped_at, answering_until) << "dropped while its store answered other copies";
+}
+
 TEST_F(PipelineTest, WhenEveryWriterFailsAppendSaysSo) {
   stores_[0]->SetPlan({.fail_write_number = 1, .write_errno = ENOSPC});
   auto pipeline = Make(1, {.units_in_flight = 1});
