@@ -107,6 +107,11 @@ class Catalog {
   // below, which fail when the catalog is not live.
   virtual Result<ImageRecord> Inspect(std::string_view id) { return Get(id); }
   virtual Result<std::vector<ListedRecord>> InspectAll() { return ListRecords(); }
+  // Every record as this mount holds it, without asking another machine:
+  // a replicated catalog's replica (behind the authority by its following,
+  // about a second), else the same as InspectAll. For what runs often and
+  // only proposes (placement), deciding again under the image's lease.
+  virtual Result<std::vector<ListedRecord>> InspectLocal() { return InspectAll(); }
   virtual CatalogHealth Health() { return {}; }
 
   virtual Status Create(const ImageRecord& record) = 0;

@@ -187,6 +187,8 @@ class ReplicatedCatalog final : public Catalog {
         [&] { return replica_->List(); });
   }
 
+  Result<std::vector<ListedRecord>> InspectLocal() override { return replica_->List(); }
+
   CatalogHealth Health() override {
     MutexLock lock(&mutex_);
     if (live_) return {};

@@ -163,7 +163,9 @@ void Placement::Loop() {
 void Placement::Round() {
   // Copies change the catalog: none while it answers from its replica.
   if (!core_.catalog().Health().live) return;
-  auto listed = core_.catalog().InspectAll();
+  // The mount's own view (the replica): no round trip each second; the
+  // copy decides again under the image's lease.
+  auto listed = core_.catalog().InspectLocal();
   if (!listed.ok()) {
     Log(LogLevel::kDebug, "placement: listing: {}", listed.error().message);
     return;

@@ -445,6 +445,25 @@ TEST_F(ReplicatedCatalogTest, AListingAnswersAgainUntilItExpiresOrARecordChanges
   EXPECT_EQ(central_.lists - lists, 3);
 }
 
+// Placement's view (InspectLocal) is the replica: it never lists central,
+// and shows another daemon's record once the follower brought it.
+TEST_F(ReplicatedCatalogTest, TheLocalViewIsTheReplicaAndNeverAsksCentral) {
+  ASSERT_TRUE(elsewhere_.Create(Record(kA)).ok());
+  auto catalog = Open(std::chrono::milliseconds(50), std::chrono::milliseconds(300));
+  ASSERT_TRUE(BecomesLive(*catalog, true));
+  int gets = central_.gets, lists = central_.lists;
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(catalog->InspectLocal()->size(), 1u);
+  ASSERT_TRUE(elsewhere_.Create(Record(kB)).ok());
+  bool followed = false;
+  for (int i = 0; i < 100 && !followed; ++i) {
+    followed = catalog->InspectLocal()->size() == 2u;
+    if (!followed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(followed) << "the follower did not bring the new record";
+  EXPECT_EQ(central_.lists - lists, 0);
+  EXPECT_EQ(central_.gets - gets, 0);
+}
+
 // Where the change log omits removals (Glance), a round that names no
 // change of a record does not prove it current: another daemon's removal
 // shows once the attribute timeout has passed.
