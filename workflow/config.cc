@@ -46,6 +46,8 @@ const std::vector<Key<Config>>& DaemonKeys() {
          return Ok();
        }},
       {"imagefs", "copy_in_flight", NumberIn(&Config::copy_in_flight, 1, 256, "must be 1..256")},
+      {"imagefs", "copy_memory",
+       NumberIn(&Config::copy_memory_mib, uint64_t{8}, uint64_t{65536}, "must be 8..65536 MiB")},
       {"imagefs", "stream_writes", Flag(&Config::stream_writes)},
       {"imagefs", "web_download_connect_timeout",
        NumberIn(&Config::download_connect_seconds, 1, 3600, "must be 1..3600 seconds")},

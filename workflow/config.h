@@ -26,6 +26,8 @@
 //               workers = 4; copy_chunk_size = 8 (the pipeline's unit, MiB, a
 //               multiple of 4);
 //               copy_in_flight = 8 (units read and written at once);
+//               copy_memory = 128 (MiB all copies and uploads together
+//               hold in units; each has at least one);
 //               stream_writes = true (data written through the mount goes
 //               to the stores as it arrives; false: staged, copied at close);
 //               web_download_connect_timeout = 30, web_download_stall_timeout
@@ -126,6 +128,7 @@ struct Config {
   int workers = ServiceDefaults().workers;
   uint64_t copy_unit_mib = ServiceDefaults().pipeline.unit_bytes >> 20;
   int copy_in_flight = ServiceDefaults().pipeline.units_in_flight;
+  uint64_t copy_memory_mib = ServiceDefaults().copy_memory_bytes >> 20;
   bool stream_writes = ServiceDefaults().stream_writes;
   int download_connect_seconds =
       static_cast<int>(ServiceDefaults().download.connect_timeout.count());

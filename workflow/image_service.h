@@ -93,6 +93,10 @@ class ImageService {
     // Units of data moved at once (workflow/pipeline.h); full_digest and
     // check are set per import.
     PipelineOptions pipeline;
+    // The memory every copy and upload together may hold in units (each
+    // still gets its first unit): many at once share it instead of each
+    // holding units_in_flight.
+    uint64_t copy_memory_bytes = uint64_t{128} << 20;
     // A copy's target that acknowledges none of its writes for
     // `stall_after` is not answering: the copy goes on into the other
     // targets, waits for that one up to `outage_timeout` (renewing its

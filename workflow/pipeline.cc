@@ -67,7 +67,11 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   // In-flight reads, writes and hash jobs use the units: they are waited
   // for (a stalled writer's writes aside: they hold the run, not the
   // units' memory).
-  ~Run() { StopAndWait(); }
+  ~Run() {
+    StopAndWait();
+    MutexLock lock(&mutex_);
+    if (options_.budget) options_.budget->Give(units_budgeted_);
+  }
 
   void StopAndWait() EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
@@ -222,6 +226,14 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       last = std::max(last, Clock::time_point(Clock::duration(options_.store_answered[i]->load())));
     }
     return last;
+  }
+
+  // Whether a new unit fits the service's budget (the first always does).
+  bool MayMakeUnit() REQUIRES(mutex_) {
+    if (units_made_ == 0 || !options_.budget) return true;
+    if (!options_.budget->TryTake()) return false;
+    ++units_budgeted_;
+    return true;
   }
 
   // Writer `i`'s store has unit `index`.
@@ -389,7 +401,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       if (free != free_.end()) {
         unit = std::move(*free);
         free_.erase(free);
-      } else if (units_made_ < std::max(1, options_.units_in_flight)) {
+      } else if (units_made_ < std::max(1, options_.units_in_flight) && MayMakeUnit()) {
         unit = std::make_unique<Unit>(unit_bytes_, units_made_++);
         pending_.push_back(0);
         for (auto& writes : in_flight_) writes.push_back(0);
@@ -564,6 +576,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   std::vector<std::unique_ptr<Unit>> free_ GUARDED_BY(mutex_);
   std::list<std::unique_ptr<Unit>> busy_ GUARDED_BY(mutex_);  // filled, read, or being either
   int units_made_ GUARDED_BY(mutex_) = 0;
+  int units_budgeted_ GUARDED_BY(mutex_) = 0;  // of those, taken from options_.budget
   // Per unit (by its slot): its fill or read, writes and digest chunk hash
   // not yet done.
   std::vector<int> pending_ GUARDED_BY(mutex_);

@@ -69,6 +69,8 @@ namespace imagefs {
 // Runs a job on another thread (the service's hash threads): never inline.
 using HashExecutor = std::function<void(std::function<void()>)>;
 
+class UnitBudget;
+
 struct PipelineOptions {
   // A multiple of kDigestChunkBytes (rounded up to one).
   uint64_t unit_bytes = 8 << 20;
@@ -91,6 +93,9 @@ struct PipelineOptions {
   // behind other copies' on the same link is not stalled while its store
   // answers them.
   std::vector<std::shared_ptr<std::atomic<int64_t>>> store_answered;
+  // The units every pipeline of the service may hold at once (their
+  // memory); none: units_in_flight each.
+  std::shared_ptr<UnitBudget> budget;
   // Per writer (by index; missing: none), the units (by index) it is not
   // sent: its store has them already.
   std::vector<std::vector<bool>> skip;
@@ -98,6 +103,28 @@ struct PipelineOptions {
   // all zeros), from the writers' threads with the pipeline's lock held:
   // it must not block or call into the pipeline.
   std::function<void(size_t writer, uint64_t unit)> acknowledged;
+};
+
+// How many units the pipelines of a service may hold at once, so that
+// many copies and uploads together stay within a memory budget: a
+// pipeline makes each unit beyond its first only while the budget has one
+// (it goes on with those it has otherwise), and gives them back when it
+// ends. Thread safe.
+class UnitBudget {
+ public:
+  explicit UnitBudget(int units) : left_(units) {}
+  bool TryTake() {
+    int left = left_.load();
+    while (left > 0) {
+      if (left_.compare_exchange_weak(left, left - 1)) return true;
+    }
+    return false;
+  }
+  void Give(int units) { left_ += units; }
+  int left() const { return left_.load(); }
+
+ private:
+  std::atomic<int> left_;
 };
 
 // The size of a pipeline's units: options.unit_bytes rounded up to

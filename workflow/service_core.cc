@@ -43,6 +43,8 @@ ServiceCore::ServiceCore(ImageService::Options options)
     store_threads_[store->id()] = std::make_unique<boost::asio::thread_pool>(kThreadsPerStore);
     store_answered_[store->id()] = std::make_shared<std::atomic<int64_t>>(0);
   }
+  unit_budget_ = std::make_shared<UnitBudget>(static_cast<int>(
+      std::max<uint64_t>(1, options_.copy_memory_bytes / PipelineUnitBytes(options_.pipeline))));
   // Checked when the service was created (ImageService::Create).
   if (auto rule = ParsePlacement(options_.placement, store_ids_); rule.ok()) {
     default_placement_ = *rule;
@@ -135,6 +137,7 @@ PipelineOptions ServiceCore::pipeline_options(bool full_digest) const {
   PipelineOptions options = options_.pipeline;
   options.full_digest = full_digest;
   options.check = nullptr;
+  options.budget = unit_budget_;
   return options;
 }
 

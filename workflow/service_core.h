@@ -201,6 +201,8 @@ class ServiceCore {
   // When each store last acknowledged a copy's write (PipelineOptions::
   // store_answered); the map is fixed once made.
   std::map<std::string, std::shared_ptr<std::atomic<int64_t>>> store_answered_;
+  // The units all pipelines may hold at once (Options::copy_memory_bytes).
+  std::shared_ptr<UnitBudget> unit_budget_;
   // Each store's own threads, for work that waits on that store alone.
   std::map<std::string, std::unique_ptr<boost::asio::thread_pool>, std::less<>> store_threads_;
   // Runs `job` on `threads` (what it throws logged as `where`'s), or on

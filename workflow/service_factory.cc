@@ -107,6 +107,7 @@ Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   options.admin_uids = config.admin_uids;
   options.lease_ttl = std::chrono::seconds(config.lease_ttl_seconds);
   options.workers = config.workers;
+  options.copy_memory_bytes = config.copy_memory_mib << 20;
   options.placement = config.placement;
   options.placement_parallel = config.placement_parallel;
   options.pipeline.unit_bytes = config.copy_unit_mib << 20;

@@ -254,6 +254,29 @@ TEST_F(PipelineTest, AWriterIsNotStalledWhileItsStoreAnswersOtherCopies) {
   EXPECT_GE(dropped_at, answering_until) << "dropped while its store answered other copies";
 }
 
+// Units beyond a pipeline's first come from the service's budget, and go
+// back to it when the pipeline ends.
+TEST_F(PipelineTest, UnitsBeyondTheFirstComeFromTheBudgetAndGoBack) {
+  auto budget = std::make_shared<UnitBudget>(2);
+  stores_[0]->SetPlan({.cut_after_write = 1});  // its units stay busy
+  PipelineOptions options;
+  options.unit_bytes = 4 * kMiB;
+  options.units_in_flight = 8;
+  options.stall_after = std::chrono::milliseconds(200);
+  options.budget = budget;
+  {
+    auto pipeline = Make(1, options);
+    Status appended = pipeline->Append(0, RandomBytes(32 * kMiB, 10));
+    EXPECT_EQ(appended.code(), ETIMEDOUT);  // its only writer stalled
+    EXPECT_EQ(budget->left(), 0);           // one unit of its own, two of the budget's
+  }
+  stores_[0]->SetPlan({});  // the held writes time out; the run ends
+  for (int i = 0; i < 200 && budget->left() != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(budget->left(), 2);
+}
+
 TEST_F(PipelineTest, WhenEveryWriterFailsAppendSaysSo) {
   stores_[0]->SetPlan({.fail_write_number = 1, .write_errno = ENOSPC});
   auto pipeline = Make(1, {.units_in_flight = 1});
