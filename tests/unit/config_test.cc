@@ -151,6 +151,7 @@ TEST(ConfigTest, DefaultsAreThoseOfGlance) {
   EXPECT_EQ(config->outage_timeout_seconds, 300);
   EXPECT_EQ(config->placement, "");  // images are placed nowhere more
   EXPECT_EQ(config->placement_parallel, 2);
+  EXPECT_EQ(config->copy_memory_mib, 128u);
 }
 
 TEST(ConfigTest, FilterConversionAndIdleKeys) {
@@ -179,6 +180,7 @@ TEST(ConfigTest, FilterConversionAndIdleKeys) {
            {"[imagefs]\nplacement = all,a\n", "'all' with other stores named"},
            {"[imagefs]\nplacement = dcn0\n", "no store dcn0 is configured"},
            {"[imagefs]\nplacement_parallel = 0\n", "must be 1..64"},
+           {"[imagefs]\ncopy_memory = 4\n", "must be 8..65536 MiB"},
            {"[imagefs]\ncopy_chunk_size = 6\n", "must be a multiple of 4"},
            {"[imagefs]\nadmin_uids = root\n", "'root' is not a uid"},
        }) {
