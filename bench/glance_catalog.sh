@@ -32,11 +32,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-say() { echo "bench: $*" >&2; }
-scripts/install-deps.sh >&2
-scripts/build.sh >&2
+source bench/prepare.sh
 source bench/glance.sh
-source bench/measure.sh
 W=$(mktemp -d /tmp/imagefs-bench-glance-XXXXXX)
 MNT=$W/mnt
 cleanup() {

@@ -29,11 +29,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-say() { echo "bench: $*" >&2; }
-scripts/install-deps.sh >&2
-scripts/build.sh >&2
-source bench/measure.sh
-IMAGEFS=$PWD/build/fs/imagefs
+source bench/prepare.sh
 WORK=$(mktemp -d /tmp/imagefs-bench-XXXXXX)
 MNT=$WORK/mnt
 DAEMON=

@@ -41,12 +41,8 @@ while [ $# -gt 0 ]; do
 done
 [ "$WAN_MBIT" = 0 ] || IMAGES=0
 
-say() { echo "bench: $*" >&2; }
-scripts/install-deps.sh >&2
-scripts/build.sh >&2
+source bench/prepare.sh
 source bench/glance.sh
-source bench/measure.sh
-IMAGEFS=$PWD/build/fs/imagefs
 WORK=$(mktemp -d /tmp/imagefs-bench-XXXXXX)
 MNT=$WORK/mnt
 DAEMON=
