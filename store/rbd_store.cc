@@ -205,9 +205,13 @@ class RbdStore final : public Store {
   Status Reconnect() override {
     constexpr auto kReconnectTimeout = std::chrono::seconds(3);
     {
-      // Whatever comes of it, the old connection serves no new operation.
+      // Whatever comes of it, the old connections serve no new operation:
+      // the records' too, whose TCP back-off after the same outage would
+      // hold a resumed copy's records back as long (the next writer
+      // connects it anew).
       MutexLock lock(&mutex_);
       if (pool_) pool_->dropped = true;
+      if (record_pool_) record_pool_->dropped = true;
     }
     auto cluster = cluster_.Renew(kReconnectTimeout);
     if (!cluster.ok()) {
