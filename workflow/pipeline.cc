@@ -223,7 +223,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   Clock::time_point LastAnswer(size_t i) const REQUIRES(mutex_) {
     Clock::time_point last = last_answer_[i];
     if (i < options_.store_answered.size() && options_.store_answered[i]) {
-      last = std::max(last, Clock::time_point(Clock::duration(options_.store_answered[i]->load())));
+      last = std::max(last, options_.store_answered[i]->Last());
     }
     return last;
   }
@@ -258,7 +258,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     --in_flight_count_[i];
     last_answer_[i] = Clock::now();
     if (i < options_.store_answered.size() && options_.store_answered[i]) {
-      options_.store_answered[i]->store(last_answer_[i].time_since_epoch().count());
+      options_.store_answered[i]->Mark(last_answer_[i]);
     }
     if (status.ok()) {
       Acknowledge(i, index);

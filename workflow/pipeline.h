@@ -71,6 +71,19 @@ using HashExecutor = std::function<void(std::function<void()>)>;
 
 class UnitBudget;
 
+// When a store last acknowledged a write of any copy
+// (PipelineOptions::store_answered). Thread safe.
+class StoreAnswerTime {
+ public:
+  using Clock = std::chrono::steady_clock;
+  void Mark(Clock::time_point at) { ticks_.store(at.time_since_epoch().count()); }
+  // The epoch of the steady clock until the store first answered.
+  Clock::time_point Last() const { return Clock::time_point(Clock::duration(ticks_.load())); }
+
+ private:
+  std::atomic<Clock::rep> ticks_{0};
+};
+
 struct PipelineOptions {
   // A multiple of kDigestChunkBytes (rounded up to one).
   uint64_t unit_bytes = 8 << 20;
@@ -88,11 +101,9 @@ struct PipelineOptions {
   // dropped as stalled (ETIMEDOUT); zero: never.
   std::chrono::milliseconds stall_after{0};
   // Per writer (by index; missing or null: none), when its store last
-  // acknowledged a write of any copy (steady clock, ns since its epoch),
-  // kept by every pipeline writing there: a writer whose writes queue
-  // behind other copies' on the same link is not stalled while its store
-  // answers them.
-  std::vector<std::shared_ptr<std::atomic<int64_t>>> store_answered;
+  // acknowledged a write of any copy, kept by every pipeline writing there: a writer whose writes
+  // queue behind other copies' on the same link is not stalled while its store answers them.
+  std::vector<std::shared_ptr<StoreAnswerTime>> store_answered;
   // The units every pipeline of the service may hold at once (their
   // memory); none: units_in_flight each.
   std::shared_ptr<UnitBudget> budget;

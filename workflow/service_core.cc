@@ -41,7 +41,7 @@ ServiceCore::ServiceCore(ImageService::Options options)
     store_ids_.push_back(store->id());
     stores_[store->id()] = store.get();
     store_threads_[store->id()] = std::make_unique<boost::asio::thread_pool>(kThreadsPerStore);
-    store_answered_[store->id()] = std::make_shared<std::atomic<int64_t>>(0);
+    store_answered_[store->id()] = std::make_shared<StoreAnswerTime>();
   }
   unit_budget_ = std::make_shared<UnitBudget>(static_cast<int>(
       std::max<uint64_t>(1, options_.copy_memory_bytes / PipelineUnitBytes(options_.pipeline))));

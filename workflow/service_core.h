@@ -125,9 +125,9 @@ class ServiceCore {
   // Runs `job` on the inspection threads (inspections asked from the mount
   // that must ask central); on the caller's thread once they were joined.
   void RunForInspection(std::function<void()> job) EXCLUDES(joined_mutex_);
-  // When store `site` last acknowledged a copy's write (steady clock ns;
-  // PipelineOptions::store_answered); null for no such store.
-  std::shared_ptr<std::atomic<int64_t>> StoreAnswered(std::string_view site) const {
+  // When store `site` last acknowledged a copy's write
+  // (PipelineOptions::store_answered); null for no such store.
+  std::shared_ptr<StoreAnswerTime> StoreAnswered(std::string_view site) const {
     auto answered = store_answered_.find(std::string(site));
     return answered == store_answered_.end() ? nullptr : answered->second;
   }
@@ -200,7 +200,7 @@ class ServiceCore {
   std::unique_ptr<boost::asio::thread_pool> inspection_threads_;
   // When each store last acknowledged a copy's write (PipelineOptions::
   // store_answered); the map is fixed once made.
-  std::map<std::string, std::shared_ptr<std::atomic<int64_t>>> store_answered_;
+  std::map<std::string, std::shared_ptr<StoreAnswerTime>> store_answered_;
   // The units all pipelines may hold at once (Options::copy_memory_bytes).
   std::shared_ptr<UnitBudget> unit_budget_;
   // Each store's own threads, for work that waits on that store alone.

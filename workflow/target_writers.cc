@@ -54,7 +54,7 @@ std::vector<Result<std::unique_ptr<StoreWriter>>> OpenTargetWriters(
   auto left = [&](size_t i) {
     auto last = started;
     if (auto answered = core.StoreAnswered(sites[i])) {
-      last = std::max(last, Clock::time_point(Clock::duration(answered->load())));
+      last = std::max(last, answered->Last());
     }
     return last + *wait - Clock::now();
   };

@@ -229,11 +229,11 @@ TEST_F(PipelineTest, AWriterIsNotStalledWhileItsStoreAnswersOtherCopies) {
   using Clock = std::chrono::steady_clock;
   std::string image = RandomBytes(16 * kMiB, 9);
   stores_[1]->SetPlan({.cut_after_write = 1});
-  auto answered = std::make_shared<std::atomic<int64_t>>(0);
+  auto answered = std::make_shared<StoreAnswerTime>();
   auto answering_until = Clock::now() + std::chrono::seconds(1);
   std::thread other_copies([&] {
     while (Clock::now() < answering_until) {
-      answered->store(Clock::now().time_since_epoch().count());
+      answered->Mark(Clock::now());
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
