@@ -96,10 +96,7 @@ class FileStoreWriter final : public StoreWriter {
 
   Status Finish(uint64_t size) override {
     // Every unit is in: nothing is left to resume, whatever comes next.
-    if (::fremovexattr(fd_.get(), kResumeXattr) != 0 && errno != ENODATA && errno != ENOTSUP) {
-      return ErrorFromErrno(fmt::format("store {}: remove the resume record of {}", store_id_,
-                                        temporary_path_));
-    }
+    IMAGEFS_RETURN_IF_ERROR(RemoveResumeRecord());
     if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0 || ::fsync(fd_.get()) != 0) {
       return ErrorFromErrno(fmt::format("store {}: sync {}", store_id_, temporary_path_));
     }
@@ -108,10 +105,7 @@ class FileStoreWriter final : public StoreWriter {
 
   Result<std::string> Publish() override {
     // The published copy carries no resume record.
-    if (::fremovexattr(fd_.get(), kResumeXattr) != 0 && errno != ENODATA && errno != ENOTSUP) {
-      return ErrorFromErrno(
-          fmt::format("store {}: remove the resume record of {}", store_id_, temporary_path_));
-    }
+    IMAGEFS_RETURN_IF_ERROR(RemoveResumeRecord());
     if (::renameat2(AT_FDCWD, temporary_path_.c_str(), AT_FDCWD, final_path_.c_str(),
                     RENAME_NOREPLACE) != 0) {
       if (errno == EEXIST)
@@ -124,6 +118,16 @@ class FileStoreWriter final : public StoreWriter {
   }
 
  private:
+  // Removes the temporary's resume record, if any (none on a filesystem
+  // without user xattrs).
+  Status RemoveResumeRecord() {
+    if (::fremovexattr(fd_.get(), kResumeXattr) != 0 && errno != ENODATA && errno != ENOTSUP) {
+      return ErrorFromErrno(
+          fmt::format("store {}: remove the resume record of {}", store_id_, temporary_path_));
+    }
+    return Ok();
+  }
+
   std::string store_id_;
   std::string temporary_path_;
   std::string final_path_;
