@@ -131,6 +131,8 @@ std::string Placement::StateOf(const ImageRecord& record) {
 }
 
 void Placement::Start() {
+  MutexLock lock(&mutex_);
+  if (stopping_ || thread_.joinable()) return;
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -206,11 +208,18 @@ void Placement::Plan(const ImageRecord& record, int64_t now, std::vector<Planned
   // At most workers - 1 placement copies at once: one worker stays free
   // for what operators ask.
   size_t most_running = static_cast<size_t>(std::max(1, core_.options().workers - 1));
+  // Copies read central's (an edge upload reaches central first): an image
+  // without one there, a delete stopped halfway, is recovery's to finish.
+  bool has_source = record.HasStore(core_.central());
   PlannedCopy start{id, {}};
   for (const auto& store : placed) {
     PlacedCopy& copy = copies[store];
     if (record.HasStore(store)) {
       copy.Held(now);
+      continue;
+    }
+    if (!has_source) {
+      copy.Waits(now, fmt::format("no copy in {} to copy from", core_.central()));
       continue;
     }
     if (running_.count(id) != 0) continue;  // ours: its progress says
@@ -306,6 +315,8 @@ void Placement::Ended(const PlannedCopy& start, const std::map<std::string, Erro
       condition.next_probe = now + kProbeEveryNanos;
     }
   }
+  // Refused as busy: the next round, not a busy loop while the lease is held.
+  if (status.code() == EBUSY && failures.empty()) return;
   woken_ = true;
   wake_.SignalAll();
 }

@@ -107,7 +107,12 @@ Status Recovery::RepairCandidates(const Candidates& candidates) {
   std::optional<Error> failure;
   for (const auto& [id, temporaries] : candidates) {
     Status repaired = RepairImage(id, temporaries);
-    if (repaired.ok() || repaired.code() == EBUSY) continue;  // busy: a live operation owns it
+    if (repaired.ok()) continue;
+    if (repaired.code() == EBUSY) {
+      // A live operation holds it: the sweeper looks again once it ended.
+      core_.MarkUnsettled(id);
+      continue;
+    }
     Log(LogLevel::kWarning, "image {}: not repaired ({}); trying again in the background", id,
         repaired.error().message);
     core_.MarkUnsettled(id);

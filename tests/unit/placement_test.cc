@@ -176,6 +176,7 @@ TEST(PlacedCopyTest, AnsweredMakesAFailedCopyDueAtOnce) {
 // The daemon: placement against the fixture's service.
 class PlacementTest : public WorkflowTest {
  protected:
+  PlacementTest() { recover_at_start_ = true; }
   void SetUp() override {}
 
   // Polls up to 10 s for the image's stores to be `stores`.
@@ -199,6 +200,55 @@ TEST_F(PlacementTest, AllCopiesAnActiveImageToEveryStore) {
   EXPECT_EQ(ReadCopy("dcn1"), data);
   for (const auto& store : kStores) EXPECT_EQ(State()[store]["state"], "converged") << store;
   EXPECT_EQ(service_->PlacementOf(Record()), "all");
+}
+
+TEST_F(PlacementTest, StartsOnlyOnceRecoveryAtStartHasRun) {
+  placement_ = "all";
+  recover_at_start_ = false;
+  Start(0);
+  CreateActiveImage(RandomData(1 << 20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two rounds and more
+  EXPECT_EQ(Record().StoreIds(), std::vector<std::string>{"central"});
+  service_->RecoverInBackground();
+  ASSERT_TRUE(WaitForStores(kStores));
+}
+
+// What kill -9 during rmdir leaves: central's location unpublished, its
+// data still there, the delete's lease held. While the lease is held
+// (here by another daemon, so recovery cannot repair it) placement makes
+// no copy of an image central lacks; then recovery removes the data and
+// the record is queued.
+TEST_F(PlacementTest, LeavesADeleteStoppedHalfwayToRecovery) {
+  Start(0);
+  CreateActiveImage(RandomData(1 << 20));
+  service_.reset();
+  auto other = OtherCatalog();
+  ASSERT_TRUE(other
+                  ->Update(kId,
+                           [](ImageRecord& record) -> Status {
+                             record.locations.clear();
+                             return Ok();
+                           })
+                  .ok());
+  ASSERT_TRUE(other
+                  ->AcquireLease({kId, "other-daemon/run/1", "delete image by uid 0",
+                                  NowNanos() + 60'000'000'000})
+                  .ok());
+  placement_ = "all";
+  Start(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two rounds and more
+  EXPECT_EQ(Record().status, ImageStatus::kActive);
+  for (const char* site : {"dcn0", "dcn1"}) {
+    EXPECT_FALSE(StoreHas(site)) << site;
+    EXPECT_FALSE(StoreHasTemporaries(site)) << site;
+    EXPECT_EQ(State()[site]["why"], "no copy in central to copy from") << State().dump();
+  }
+  ASSERT_TRUE(other->ReleaseLease(kId, "other-daemon/run/1").ok());
+  for (int i = 0; i < 400 && StoreHas("central"); ++i) {  // the sweeper: every 5 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_FALSE(StoreHas("central"));
+  EXPECT_EQ(Record().status, ImageStatus::kQueued);
 }
 
 TEST_F(PlacementTest, NoRuleCopiesNothing) {

@@ -62,6 +62,7 @@ class WorkflowTest : public ::testing::Test {
     auto service = ImageService::Create(std::move(options));
     ASSERT_TRUE(service.ok()) << service.error().message;
     service_ = std::move(service).value();
+    if (recover_at_start_) service_->RecoverInBackground();
   }
 
   // A second handle on the catalog, as another daemon would have.
@@ -159,6 +160,9 @@ class WorkflowTest : public ::testing::Test {
   std::chrono::milliseconds stall_after_{5000};
   std::chrono::seconds outage_timeout_{300};
   std::string placement_;  // the default placement (set before Start)
+  // Start recovers in the background, as the daemon does (and placement
+  // then starts).
+  bool recover_at_start_ = false;
   TemporaryDirectory directory_;
   std::map<std::string, FaultyStore*> faults_;
   std::unique_ptr<ImageService> service_;
