@@ -109,8 +109,9 @@ class Catalog {
   virtual Result<std::vector<ListedRecord>> InspectAll() { return ListRecords(); }
   // Every record as this mount holds it, without asking another machine:
   // a replicated catalog's replica (behind the authority by its following,
-  // about a second), else the same as InspectAll. For what runs often and
-  // only proposes (placement), deciding again under the image's lease.
+  // about a second) with the records this daemon stored or read since, as
+  // long as they are current; else the same as InspectAll. For what runs
+  // often and only proposes (placement), deciding again under the lease.
   virtual Result<std::vector<ListedRecord>> InspectLocal() { return InspectAll(); }
   virtual CatalogHealth Health() { return {}; }
 

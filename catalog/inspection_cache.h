@@ -40,6 +40,17 @@ class InspectionCache {
     return it->second.first;
   }
 
+  // Every record still current, as Find would return it.
+  std::vector<ImageRecord> Current() EXCLUDES(mutex_) {
+    MutexLock lock(&mutex_);
+    std::vector<ImageRecord> current;
+    auto now = Now();
+    for (const auto& [id, entry] : records_) {
+      if (now - std::max(entry.second, confirmed_) <= ttl_) current.push_back(entry.first);
+    }
+    return current;
+  }
+
   // The follower read the change log in a round that started at `started`:
   // the records it names changed (all of them, when `everything`); the
   // others were still current then, when `others_unchanged`.

@@ -187,7 +187,27 @@ class ReplicatedCatalog final : public Catalog {
         [&] { return replica_->List(); });
   }
 
-  Result<std::vector<ListedRecord>> InspectLocal() override { return replica_->List(); }
+  Result<std::vector<ListedRecord>> InspectLocal() override {
+    auto listed = replica_->List();
+    if (!listed.ok() || !Live()) return listed;
+    // The cache's records are current (a change of one drops it): newer
+    // than the replica's until the replica has applied that change.
+    std::map<std::string, ImageRecord> current;
+    for (auto& record : cache_.Current()) {
+      std::string id = record.id;
+      current.emplace(std::move(id), std::move(record));
+    }
+    for (auto& entry : *listed) {
+      auto cached = current.find(entry.id);
+      if (cached == current.end()) continue;
+      if (!entry.record.ok() || entry.record->updated_at <= cached->second.updated_at) {
+        entry.record = std::move(cached->second);
+      }
+      current.erase(cached);
+    }
+    for (auto& [id, record] : current) listed->push_back({id, std::move(record)});
+    return listed;
+  }
 
   CatalogHealth Health() override {
     MutexLock lock(&mutex_);

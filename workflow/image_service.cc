@@ -141,6 +141,7 @@ class ImageServiceImpl final : public ImageService {
       return Ok();
     });
     if (!updated.ok()) return updated.error();
+    if (name == kPlacementProperty) placement_.Wake();  // the default applies again
     return Ok();
   }
 
@@ -185,7 +186,12 @@ class ImageServiceImpl final : public ImageService {
       done(Fail(EBADF, "image {}: data was already committed", write->image_id()));
       return;
     }
-    Run(done, [this, write]() mutable {
+    // An image just active is placed at once, not at the next round.
+    Done placed = [this, done = std::move(done)](Status status) {
+      if (status.ok()) placement_.Wake();
+      done(std::move(status));
+    };
+    Run(placed, [this, write]() mutable {
       auto plan = std::make_unique<ImportPlan>();
       Status prepared = planner_.PlanCommit(write, *plan);
       if (prepared.ok()) prepared = runner_.Begin(*plan);

@@ -12,6 +12,9 @@ namespace {
 
 constexpr auto kRoundEvery = std::chrono::seconds(1);
 constexpr int64_t kProbeEveryNanos = 5'000'000'000;
+// How long a copy that ended here counts as held though the replica does
+// not list it yet.
+constexpr int64_t kReplicaLagNanos = 10'000'000'000;
 
 int64_t Nanos(std::chrono::milliseconds time) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(time).count();
@@ -227,6 +230,9 @@ void Placement::Plan(const ImageRecord& record, int64_t now, std::vector<Planned
       copy.Started(now);  // another daemon's, or an operator's here
       continue;
     }
+    // Copied here a moment ago: the replica has not heard yet (it follows
+    // the catalog's notifications), and a copy would find it held.
+    if (copy.state == PlacedState::kConverged && now - copy.since < kReplicaLagNanos) continue;
     if (copy.state == PlacedState::kCopying || copy.state == PlacedState::kConverged) {
       copy.Waits(now, "not copied yet");
     }
@@ -303,7 +309,10 @@ void Placement::Ended(const PlannedCopy& start, const std::map<std::string, Erro
     } else if (!status.ok()) {
       error = status.error();
     }
-    if (!error) continue;  // the next round sees the copy
+    if (!error) {
+      copy.Held(now);
+      continue;
+    }
     copy.Failed(now, error->message, core_.options().placement_first_retry);
     Log(LogLevel::kWarning,
         "image {}: placement copy to {} failed ({} in a row), next try at {}: {}", start.id, store,

@@ -5,7 +5,8 @@
 //   is set), from the catalog's records (the mount's replica where there
 //   is one: no round trip), for each active image and each store it
 //   belongs in, the copy there is
-//     converged  the store holds it
+//     converged  the store holds it (or a copy of ours to it ended well
+//                a moment ago: the replica may not list it yet)
 //     copying    an import to it runs: from this daemon (its progress),
 //                or another (os_glance_importing_to_stores)
 //     waiting    not started: the store is down (a copy found it not

@@ -464,6 +464,37 @@ TEST_F(ReplicatedCatalogTest, TheLocalViewIsTheReplicaAndNeverAsksCentral) {
   EXPECT_EQ(central_.gets - gets, 0);
 }
 
+// What this daemon stored shows in the local view at once, before the
+// follower has brought it into the replica: placement acts on a rule just
+// set and an upload just ended without waiting for the follower.
+TEST_F(ReplicatedCatalogTest, TheLocalViewHasThisDaemonsOwnChangesAtOnce) {
+  ASSERT_TRUE(elsewhere_.Create(Record(kA)).ok());
+  // No follower round after the first; records cached for 1 s.
+  auto catalog = Open(std::chrono::hours(1), std::chrono::milliseconds(1000));
+  ASSERT_TRUE(BecomesLive(*catalog, true));
+  ASSERT_TRUE(catalog
+                  ->Update(kA,
+                           [](ImageRecord& record) -> Status {
+                             record.properties["imagefs_placement"] = "all";
+                             return Ok();
+                           })
+                  .ok());
+  ASSERT_TRUE(catalog->Create(Record(kB)).ok());
+  int gets = central_.gets, lists = central_.lists;
+  auto listed = catalog->InspectLocal();
+  ASSERT_TRUE(listed.ok());
+  std::map<std::string, ImageRecord> seen;
+  for (const auto& entry : *listed) {
+    ASSERT_TRUE(entry.record.ok());
+    seen[entry.id] = *entry.record;
+  }
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[kA].properties["imagefs_placement"], "all");
+  EXPECT_TRUE(seen.count(kB));
+  EXPECT_EQ(central_.lists - lists, 0);
+  EXPECT_EQ(central_.gets - gets, 0);
+}
+
 // Where the change log omits removals (Glance), a round that names no
 // change of a record does not prove it current: another daemon's removal
 // shows once the attribute timeout has passed.
