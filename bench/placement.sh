@@ -7,6 +7,9 @@
 # `rbd import` of one image over one link alone, times IMAGES (and the
 # link's nominal time, bytes / rate, beside it). Also the bytes each link
 # carried, and the daemon's peak RSS.
+# Then one image alone placed to every edge (its rule set back to `all`),
+# against the same baseline for one image, and the mount's start with the
+# last edge's cluster stopped (SIGSTOP), until `ls /images` answers.
 #
 #   bench/placement.sh [--edges N] [--images N] [--size-mib M] [--mbit R] [--parallel P]
 #
@@ -131,3 +134,41 @@ echo
 echo "- Nominal link time for $IMAGES x $SIZE_MIB MiB at $MBIT Mbit/s: $nominal s (ratio $(ratio "${placed%%:*}" "$nominal"))."
 echo "- Daemon peak RSS: $upload_rss MiB during the $IMAGES uploads at once, $rss MiB from then until placed (target < 300 MiB)."
 echo "- Bytes over each link, as a fraction of its images: ${sent[*]}."
+
+say "one image of $SIZE_MIB MiB alone placed to $EDGES edges"
+single=$(cat /proc/sys/kernel/random/uuid)
+mkdir "$MNT/images/$single"
+setfattr -n user.imagefs.placement -v central "$MNT/images/$single"
+cp "$WORK/img1" "$MNT/sites/central/$single"
+settle
+echo 5 > "/proc/$DAEMON/clear_refs"
+start=$(now)
+cpu=$(busy)
+setfattr -x user.imagefs.placement "$MNT/images/$single"  # back to the default: all
+python3 - "$MNT" "$((EDGES + 1))" "$single" <<'PY'
+import os, sys, time
+mnt, want, image = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+while len(os.getxattr(f"{mnt}/images/{image}", "user.glance.stores").decode().split(",")) != want:
+    time.sleep(0.02)
+PY
+one=$(since "$start" "$cpu")
+one_rss=$(awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$DAEMON/status")
+base_one=${base%%:*}
+echo "| one image of $SIZE_MIB MiB placed alone to $EDGES edges at $MBIT Mbit/s vs rbd import over one link | ${one%%:*} s | $base_one s | $(ratio "${one%%:*}" "$base_one") | - | - | ${one#*:} s / - |"
+echo "- Daemon peak RSS while placing the one image: $one_rss MiB."
+
+say "the mount's start with ${edges[-1]} stopped"
+kill "$DAEMON"
+wait "$DAEMON" || true
+DAEMON=
+stopped=()
+for pidfile in "$WORK/clusters/${edges[-1]}"/run/*.pid; do stopped+=("$(cat "$pidfile")"); done
+kill -STOP "${stopped[@]}"
+start=$EPOCHREALTIME
+"$IMAGEFS" --config="$WORK/imagefs.conf" --state-dir="$WORK/state" --log-file="$WORK/imagefs.log" \
+  "$MNT" -f &
+DAEMON=$!
+until ls "$MNT/images" > /dev/null 2>&1 && [ -n "$(ls "$MNT/images")" ]; do sleep 0.005; done
+started=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+kill -CONT "${stopped[@]}"
+echo "- The mount's start with ${edges[-1]}'s cluster stopped, until \`ls /images\` lists: $started s."
