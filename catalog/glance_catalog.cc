@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "catalog/catalog.h"
@@ -89,10 +91,27 @@ class GlanceCatalog final : public SharedCatalog {
   // stay. imagefs's own changes of one image are serialised by its lease;
   // what Glance cannot hold is kept here (OwnState), and only when this
   // change changed it.
+  //
+  // A change of imagefs's own state alone sends nothing to Glance: it is
+  // decided on Glance's record as this catalog read or stored it at most
+  // kSeenFor ago (an upload marks itself started, then importing, then
+  // ended: three reads fewer). Whatever would go to Glance, or is refused,
+  // is decided again on a fresh read.
   Result<ImageRecord> Update(std::string_view id, const Mutation& mutate) override {
+    OwnState own = OwnOf(id);
+    if (auto seen = SeenLately(id)) {
+      ImageRecord after = WithOwnState(*seen, own);
+      if (mutate(after).ok()) {
+        auto change = GlanceChangeOf(*seen, own, after);
+        if (change.ok() && change->patch.empty()) {
+          KeepOwn(id, own, change->own);
+          return WithOwnState(*seen, change->own);
+        }
+      }
+    }
     auto glance = GetFromGlance(id);
     if (!glance.ok()) return glance.error();
-    OwnState own = OwnOf(id);
+    own = OwnOf(id);
     ImageRecord after = WithOwnState(*glance, own);
     IMAGEFS_RETURN_IF_ERROR(mutate(after));
     auto change = GlanceChangeOf(*glance, own, after);
@@ -108,15 +127,9 @@ class GlanceCatalog final : public SharedCatalog {
       auto record = RecordOf(*patched);
       if (!record.ok()) return record.error();
       stored = *record;
+      Saw(stored);
     }
-    if (!(change->own == own)) {
-      MutexLock lock(&mutex_);
-      if (change->own == OwnState{}) {
-        own_.erase(std::string(id));
-      } else {
-        own_[std::string(id)] = change->own;
-      }
-    }
+    KeepOwn(id, own, change->own);
     return WithOwnState(stored, change->own);
   }
 
@@ -124,6 +137,7 @@ class GlanceCatalog final : public SharedCatalog {
     IMAGEFS_RETURN_IF_ERROR(glance_.DeleteImage(std::string(id)));
     MutexLock lock(&mutex_);
     own_.erase(std::string(id));
+    seen_.erase(std::string(id));
     return Ok();
   }
 
@@ -239,11 +253,51 @@ class GlanceCatalog final : public SharedCatalog {
     return GlanceOwnership{*project, options_.own_uid};
   }
 
+  // How long a record read or stored here may decide a change of
+  // OwnState alone (Update).
+  static constexpr std::chrono::milliseconds kSeenFor{500};
+
   // Glance's record of the image, as Glance has it (no OwnState).
   Result<ImageRecord> GetFromGlance(std::string_view id) {
     auto image = glance_.GetImage(std::string(id));
-    if (!image.ok()) return image.error();
-    return RecordOf(*image);
+    if (!image.ok()) {
+      if (image.code() == ENOENT) Forget(id);
+      return image.error();
+    }
+    auto record = RecordOf(*image);
+    if (record.ok()) Saw(*record);
+    return record;
+  }
+
+  void Saw(const ImageRecord& record) {
+    auto now = std::chrono::steady_clock::now();
+    MutexLock lock(&mutex_);
+    if (seen_.size() >= 256) {
+      std::erase_if(seen_, [&](const auto& entry) { return now - entry.second.at > kSeenFor; });
+    }
+    seen_[record.id] = {record, now};
+  }
+  void Forget(std::string_view id) {
+    MutexLock lock(&mutex_);
+    seen_.erase(std::string(id));
+  }
+  std::optional<ImageRecord> SeenLately(std::string_view id) {
+    MutexLock lock(&mutex_);
+    auto found = seen_.find(std::string(id));
+    if (found == seen_.end()) return std::nullopt;
+    if (std::chrono::steady_clock::now() - found->second.at > kSeenFor) return std::nullopt;
+    return found->second.record;
+  }
+
+  // Keeps `after` as the image's OwnState, where it changed from `before`.
+  void KeepOwn(std::string_view id, const OwnState& before, const OwnState& after) {
+    if (after == before) return;
+    MutexLock lock(&mutex_);
+    if (after == OwnState{}) {
+      own_.erase(std::string(id));
+    } else {
+      own_[std::string(id)] = after;
+    }
   }
 
   // The images `filter` selects (all for ""), in id order, with OwnState.
@@ -300,6 +354,11 @@ class GlanceCatalog final : public SharedCatalog {
   std::unique_ptr<Catalog> leases_;
   Mutex mutex_;
   std::map<std::string, OwnState> own_ GUARDED_BY(mutex_);
+  struct Seen {
+    ImageRecord record;  // Glance's, without OwnState
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Seen> seen_ GUARDED_BY(mutex_);  // what Update may decide on
 };
 
 }  // namespace

@@ -72,7 +72,10 @@ Status ServiceCore::CheckAuthorized(const Caller& caller, const ImageRecord& rec
 
 Result<LockedImage> ServiceCore::LockImage(std::string_view id, std::string purpose,
                                            const RecordCheck& check) {
-  auto record = catalog_->Get(id);
+  // A first check on the mount's view (no round trip when it is cached),
+  // so a refused caller takes no lease; the check that counts is made on
+  // the record read under the lease.
+  auto record = catalog_->Inspect(id);
   if (!record.ok()) return record.error();
   IMAGEFS_RETURN_IF_ERROR(check(*record));
   auto lease = leases_.Acquire(id, std::move(purpose));

@@ -221,6 +221,10 @@ in_replica "$id" followed || fail "the replica did not follow Glance's change wi
 grep -q "GET /v2/images?limit=500&updated_at=gte" "$CLOUD/glance-api.log" ||
   fail "the replica does not follow Glance's listing of changed images"
 stores=$(glance_field "$up" stores)
+# An image in central alone, for a copy to be refused while Glance is away.
+lone=$(glance create lone "$WORK/img")
+for _ in $(seq 50); do in_replica "$lone" '"active"' && break; sleep 0.1; done
+in_replica "$lone" '"active"' || fail "the replica did not follow Glance's new image within 5 s"
 "$(dirname "$CLUSTERS")/openstack-cloud.sh" stop "$CLOUD"
 # answers COMMAND...: succeeds within a second.
 answers() {
@@ -249,7 +253,7 @@ at_once() {
 at_once mkdir "$MNT/images/$(new_uuid)"
 at_once setfattr -n user.glance.x -v 1 "$MNT/images/$id"
 at_once rmdir "$MNT/images/$id"
-at_once cp "$WORK/img" "$MNT/images/$up/stores/dcn1/again.raw"
+at_once cp "$WORK/img" "$MNT/images/$lone/stores/dcn1/again.raw"
 
 echo "--- Glance stopped: a mount started now serves from the replica"
 unmount_imagefs
