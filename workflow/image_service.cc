@@ -325,6 +325,7 @@ class ImageServiceImpl final : public ImageService {
       return Ok();
     }
     plan->store_failed = std::move(failed);
+    plan->wait_for_targets = false;  // placement probes a store that does not answer
     return Launch(std::move(plan), "", done);
   }
 

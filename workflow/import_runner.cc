@@ -248,16 +248,33 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
   auto opened =
       OpenTargetWriters(core_, plan.targets, std::move(opens),
                         resumable ? std::optional(core_.options().stall_after) : std::nullopt);
+  std::vector<size_t> unanswered;  // targets whose store did not answer the open
   for (size_t i = 0; i < opened.size(); ++i) {
     if (opened[i].ok()) {
       writers.push_back(std::move(opened[i]).value());
       records.push_back(std::move(*opened_records[i]));
       copies.emplace_back(WrittenCopy{plan.targets[i], nullptr});
-    } else {
-      copies.emplace_back(opened[i].error());
+      continue;
     }
+    if (IsUnreachable(opened[i].code())) {
+      // A temporary opened late is left behind: the sweeper looks at the
+      // image's temporaries once this import has ended.
+      core_.MarkUnsettled(id);
+      if (resumable && plan.wait_for_targets) unanswered.push_back(i);
+    }
+    copies.emplace_back(opened[i].error());
   }
-  if (writers.empty()) return copies;
+  // Those wait for their store, as a copy whose store stops answering
+  // does, and start once it answers (Resume); the others go on first.
+  auto waiting = [&](Copies copies) {
+    for (size_t i : unanswered) {
+      WrittenCopy copy{plan.targets[i], nullptr};
+      copy.outage = copies[i].error();
+      copies[i] = std::move(copy);
+    }
+    return copies;
+  };
+  if (writers.empty()) return waiting(std::move(copies));
   std::vector<std::string> sites;  // of the writers
   for (size_t i = 0; i < copies.size(); ++i) {
     if (copies[i].ok()) sites.push_back(plan.targets[i]);
@@ -289,7 +306,7 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
     }
     copy->writer = std::move(writers[w++]);
   }
-  return FinishCopies(plan, outcome, std::move(copies));
+  return waiting(FinishCopies(plan, outcome, std::move(copies)));
 }
 
 // A temporary of this image in `site` whose resume record goes on with
@@ -334,9 +351,12 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
   constexpr auto kProbeEvery = std::chrono::seconds(1);
   const std::string& id = plan.image_id;
   Store& store = core_.StoreAt(copy.store);
-  std::string temporary = copy.writer->temporary();
-  copy.writer->Leave();  // its writes in flight may still land: the same data
-  copy.writer.reset();
+  std::string temporary;  // none: the store did not answer when the copy began
+  if (copy.writer) {
+    temporary = copy.writer->temporary();
+    copy.writer->Leave();  // its writes in flight may still land: the same data
+    copy.writer.reset();
+  }
   auto units_of = [&](const std::vector<bool>& units) {
     return std::count(units.begin(), units.end(), true);
   };
@@ -368,9 +388,11 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
         core_.SetWaiting(id, copy.store, since, why);
         continue;
       }
-      auto reopened = store.ReopenWriter(id, temporary);
+      auto reopened = temporary.empty() ? OpenLate(plan, copy, source.size())
+                                        : store.ReopenWriter(id, temporary);
       if (reopened.ok()) {
         writer = std::move(reopened).value();
+        temporary = writer->temporary();
       } else if (IsUnreachable(reopened.code())) {
         why = reopened.error().message;
         core_.SetWaiting(id, copy.store, since, why);
@@ -423,6 +445,21 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
     Copies finished = FinishCopies(plan, outcome, std::move(one));
     return std::move(finished[0]);
   }
+}
+
+// The writer of a copy whose store did not answer when it began: a
+// temporary a copy of this image can resume (copy.acknowledged gets its
+// units), else a new one.
+Result<std::unique_ptr<StoreWriter>> ImportRunner::OpenLate(const ImportPlan& plan,
+                                                            WrittenCopy& copy, uint64_t size) {
+  ResumeRecord record{plan.image_id, *plan.expected, PipelineUnitBytes(core_.options().pipeline)};
+  auto writer = ReopenResumable(plan.image_id, copy.store, record);
+  if (writer.ok()) {
+    copy.acknowledged = std::move(record.acknowledged);
+    return writer;
+  }
+  if (writer.code() != ENOENT) return writer.error();
+  return core_.StoreAt(copy.store).CreateWriter(plan.image_id, size);
 }
 
 // The same for data streamed into the stores as it was written or

@@ -10,7 +10,9 @@
 //     -> verify: size and md5+sha512 (or the chunk digest) against the
 //        image; an upload's data defines the image
 //     -> a copy's target that stopped answering (an outage: no write
-//        acknowledged for stall_after) waits, after the other targets are
+//        acknowledged for stall_after), or did not answer when the copy
+//        began (its temporary not opened within stall_after; placement's
+//        copies fail so instead), waits, after the other targets are
 //        published: its connection is renewed each second until it answers,
 //        up to outage_timeout, then the copy resumes in its temporary,
 //        sending only the units the target did not acknowledge (all of
@@ -87,6 +89,10 @@ struct ImportPlan {
   std::vector<std::string> published;  // the targets whose copy was published
   // Hears each target whose copy failed (placement: why, for its state).
   std::function<void(const std::string& store, const Error& error)> store_failed;
+  // A copy's target whose store does not answer when the copy begins waits
+  // for it (outage_timeout), as one that stops answering does. Placement
+  // probes its stores itself and fails such a copy at once.
+  bool wait_for_targets = true;
 };
 
 // The digest an image's record holds, if it has data.
@@ -106,8 +112,9 @@ class ImportRunner {
   struct WrittenCopy {
     std::string store;
     std::unique_ptr<StoreWriter> writer;
-    // Set when its store stopped answering mid-copy: the copy waits and
-    // resumes (Resume), sending what the store did not acknowledge.
+    // Set when its store stopped answering mid-copy, or did not answer
+    // when the copy began (no writer then): the copy waits and resumes
+    // (Resume), sending what the store did not acknowledge.
     std::optional<Error> outage;
     std::vector<bool> acknowledged;  // by unit index (PipelineOutcome)
     bool published = false;          // by PublishTogether
@@ -126,6 +133,8 @@ class ImportRunner {
   // its temporary from the units it acknowledged: the copy finished (not
   // published), or why not.
   Result<WrittenCopy> Resume(ImportPlan& plan, StoreReader& source, WrittenCopy copy);
+  Result<std::unique_ptr<StoreWriter>> OpenLate(const ImportPlan& plan, WrittenCopy& copy,
+                                                uint64_t size);
   Copies FinishStream(ImportPlan& plan);
   Copies FinishCopies(ImportPlan& plan, const PipelineOutcome& outcome, Copies copies);
   // Discards every writer that was not published (their temporaries go).

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 start_own_clusters
 CONNECT_TIMEOUT=3
 OP_TIMEOUT=3
-write_config
+write_config "outage_timeout = 5"
 mount_imagefs
 
 now() { date +%s.%N; }
@@ -45,7 +45,9 @@ within $((OP_TIMEOUT * 3 + 3)) "$start" || fail "df of dcn1 took longer than its
 timeout 2 df "$MNT/sites/dcn0" > /dev/null || fail "df of dcn0 with dcn1 down"
 assert_logged "store dcn1: .*Connection timed out"
 
-# An import to every store goes on without dcn1 and lists it as failed.
+# An import to every store goes on without dcn1: dcn0 is published while
+# dcn1 is waited for (outage_timeout, 5 s here), then dcn1 is listed as
+# failed.
 other=$(new_uuid)
 mkdir "$MNT/images/$other"
 cp "$WORK/img" "$MNT/sites/central/$other"
@@ -53,13 +55,19 @@ start=$(now)
 setfattr -n user.glance.import \
   -v '{"method":{"name":"copy-image"},"all_stores":true,"all_stores_must_succeed":false}' \
   "$MNT/images/$other"
+wait_for_xattr "$other" stores central,dcn0
+assert_eq "$(xattr "$other" os_glance_importing_to_stores)" dcn1 "importing list while dcn1 is waited for"
+progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$other")
+[[ "$progress" == *"waiting for dcn1 since"* ]] || fail "progress while dcn1 is waited for: $progress"
 for _ in $(seq 300); do
   [ -z "$(xattr "$other" os_glance_importing_to_stores)" ] && break
   sleep 0.1
 done
 assert_eq "$(xattr "$other" os_glance_importing_to_stores)" "" "importing list (import still running)"
+within 30 "$start" || fail "the import waited for dcn1 past its outage_timeout"
 assert_eq "$(xattr "$other" stores)" central,dcn0 "stores after the import with dcn1 down"
 assert_eq "$(xattr "$other" os_glance_failed_import)" dcn1 "failed list"
+assert_logged "store dcn1 did not answer for 5 s (outage_timeout)"
 
 # Deleting the dcn1 copy fails, and its location stays.
 expect_error "" rm "$MNT/sites/dcn1/$id"

@@ -61,7 +61,9 @@ class FaultyStoreImpl final : public FaultyStore {
   }
   Result<std::unique_ptr<StoreWriter>> ReopenWriter(std::string_view image_id,
                                                     std::string_view temporary) override {
-    if (Cut(writes_.load() + 1)) return Fail(ETIMEDOUT, "store {}: injected timeout", id());
+    if (Cut(writes_.load() + 1) || plan().down) {
+      return Fail(ETIMEDOUT, "store {}: injected timeout", id());
+    }
     auto writer = ForwardingStore::ReopenWriter(image_id, temporary);
     if (!writer.ok()) return writer.error();
     return std::unique_ptr<StoreWriter>(
@@ -75,10 +77,15 @@ class FaultyStoreImpl final : public FaultyStore {
 
   Result<std::unique_ptr<StoreWriter>> CreateWriter(std::string_view image_id,
                                                     uint64_t expected_size) override {
+    if (plan().down) return Fail(ETIMEDOUT, "store {}: injected timeout", id());
     auto writer = ForwardingStore::CreateWriter(image_id, expected_size);
     if (!writer.ok()) return writer.error();
     return std::unique_ptr<StoreWriter>(
         std::make_unique<FaultyWriter>(*this, std::move(writer).value()));
+  }
+  Status Reconnect() override {
+    if (plan().down) return Fail(ETIMEDOUT, "store {}: injected timeout", id());
+    return ForwardingStore::Reconnect();
   }
   Status Remove(std::string_view image_id) override {
     if (plan().fail_remove) return Fail(EBUSY, "store {}: injected busy on remove", id());

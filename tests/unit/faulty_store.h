@@ -20,6 +20,9 @@ struct FaultPlan {
   // answer until the plan changes (then they time out, ETIMEDOUT), and
   // reopening a writer times out at once.
   int cut_after_write = 0;
+  // The store does not answer at all: reconnecting, and creating or
+  // reopening a writer, time out at once (ETIMEDOUT).
+  bool down = false;
 };
 
 class FaultyStore : public ForwardingStore {

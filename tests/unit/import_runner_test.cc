@@ -228,6 +228,48 @@ TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
   EXPECT_FALSE(StoreHasTemporaries("dcn0"));
 }
 
+// A store that does not answer when the copy begins is waited for as one
+// that stops answering: dcn1 is published meanwhile, and dcn0's copy
+// starts once its store answers, within outage_timeout.
+TEST_F(WorkflowTest, AStoreDownWhenTheCopyBeginsIsWaitedFor) {
+  std::string data = StartWithOutages(std::chrono::seconds(30), 8);
+  faults_["dcn0"]->SetPlan({.down = true});
+  std::promise<Status> done;
+  ImportRequest request;
+  request.stores = {"dcn0", "dcn1"};
+  ASSERT_TRUE(
+      service_->StartImport(kOwner, kId, request, [&](Status s) { done.set_value(s); }).ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline &&
+         (!Record().HasStore("dcn1") ||
+          service_->ImportProgress(kId).find("waiting for dcn0 since") == std::string::npos)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(Record().HasStore("dcn1"));
+  std::string progress = service_->ImportProgress(kId);
+  EXPECT_NE(progress.find("waiting for dcn0 since"), std::string::npos) << progress;
+  EXPECT_EQ(Record().importing_to_stores, std::vector<std::string>{"dcn0"});
+  faults_["dcn0"]->SetPlan({});  // it answers
+  Status copied = done.get_future().get();
+  ASSERT_TRUE(copied.ok()) << copied.error().message;
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+}
+
+// ... and past outage_timeout its copy fails (allowed to fail here).
+TEST_F(WorkflowTest, AStoreDownPastTheOutageTimeoutFailsItsCopy) {
+  StartWithOutages(std::chrono::seconds(1), 8);
+  faults_["dcn0"]->SetPlan({.down = true});
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0", "dcn1"}).ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - started, outage_timeout_);
+  faults_["dcn0"]->SetPlan({});
+  ImageRecord record = Record();
+  EXPECT_EQ(record.StoreIds(), (std::vector<std::string>{"central", "dcn1"}));
+  EXPECT_EQ(record.failed_import, std::vector<std::string>{"dcn0"});
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+}
+
 // An outage longer than outage_timeout fails the copy into that store
 // (allowed to fail: the import itself succeeds).
 TEST_F(WorkflowTest, ACopyGivesUpOnAStoreCutOffPastTheOutageTimeout) {

@@ -329,5 +329,29 @@ TEST_F(PlacementTest, AStoreNotAnsweringIsWaitedForAndCopiedToOnceItAnswers) {
   ASSERT_TRUE(WaitForStores({"central", "dcn0"}));
 }
 
+// A store down when a placement copy begins: the copy fails at once (the
+// import does not wait outage_timeout for it), the store is probed, and
+// the copy is made once it answers.
+TEST_F(PlacementTest, AStoreDownWhenItsCopyBeginsIsProbedNotWaitedIn) {
+  StartWithOutages(std::chrono::seconds(30), 8);
+  faults_["dcn0"]->SetPlan({.down = true});
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(service_->SetProperty(kOwner, kId, kPlacementProperty, "dcn0").ok());
+  std::string seen;
+  for (int i = 0; i < 400 && seen.empty(); ++i) {
+    nlohmann::json state = State()["dcn0"];
+    if (state["state"] == "waiting" &&
+        state.value("why", "").find("does not answer") != std::string::npos) {
+      seen = state.dump();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  }
+  ASSERT_FALSE(seen.empty()) << State().dump();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  faults_["dcn0"]->SetPlan({});
+  ASSERT_TRUE(WaitForStores({"central", "dcn0"}));
+}
+
 }  // namespace
 }  // namespace imagefs
