@@ -202,24 +202,7 @@ TEST_F(WorkflowTest, ImportingListIsLiveAndASecondImportIsBusy) {
 // not acknowledged; the copy is whole and verified.
 TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
   std::string data = StartWithOutages(std::chrono::seconds(30), 40);  // 10 units of 4 MiB
-  faults_["dcn0"]->SetPlan({.cut_after_write = 3});
-  std::promise<Status> done;
-  ImportRequest request;
-  request.stores = {"dcn0", "dcn1"};
-  ASSERT_TRUE(
-      service_->StartImport(kOwner, kId, request, [&](Status s) { done.set_value(s); }).ok());
-  // dcn1 is published while dcn0 waits.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline &&
-         (!Record().HasStore("dcn1") ||
-          service_->ImportProgress(kId).find("waiting for dcn0 since") == std::string::npos)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(Record().HasStore("dcn1"));
-  std::string progress = service_->ImportProgress(kId);
-  EXPECT_NE(progress.find("waiting for dcn0 since"), std::string::npos) << progress;
-  faults_["dcn0"]->SetPlan({});  // the link is back
-  Status copied = done.get_future().get();
+  Status copied = CopyWhileDcn0Waits({.cut_after_write = 3});
   ASSERT_TRUE(copied.ok()) << copied.error().message;
   EXPECT_EQ(ReadCopy("dcn0"), data);
   EXPECT_EQ(ReadCopy("dcn1"), data);
@@ -233,24 +216,7 @@ TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
 // starts once its store answers, within outage_timeout.
 TEST_F(WorkflowTest, AStoreDownWhenTheCopyBeginsIsWaitedFor) {
   std::string data = StartWithOutages(std::chrono::seconds(30), 8);
-  faults_["dcn0"]->SetPlan({.down = true});
-  std::promise<Status> done;
-  ImportRequest request;
-  request.stores = {"dcn0", "dcn1"};
-  ASSERT_TRUE(
-      service_->StartImport(kOwner, kId, request, [&](Status s) { done.set_value(s); }).ok());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline &&
-         (!Record().HasStore("dcn1") ||
-          service_->ImportProgress(kId).find("waiting for dcn0 since") == std::string::npos)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(Record().HasStore("dcn1"));
-  std::string progress = service_->ImportProgress(kId);
-  EXPECT_NE(progress.find("waiting for dcn0 since"), std::string::npos) << progress;
-  EXPECT_EQ(Record().importing_to_stores, std::vector<std::string>{"dcn0"});
-  faults_["dcn0"]->SetPlan({});  // it answers
-  Status copied = done.get_future().get();
+  Status copied = CopyWhileDcn0Waits({.down = true});
   ASSERT_TRUE(copied.ok()) << copied.error().message;
   EXPECT_EQ(ReadCopy("dcn0"), data);
   EXPECT_FALSE(StoreHasTemporaries("dcn0"));

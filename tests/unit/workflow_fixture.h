@@ -137,6 +137,31 @@ class WorkflowTest : public ::testing::Test {
     return data;
   }
 
+  // A copy to dcn0 and dcn1 with `fault` on dcn0: once dcn1 is published
+  // while dcn0's copy says it waits (checked), dcn0 answers again; the
+  // import's status.
+  Status CopyWhileDcn0Waits(const FaultPlan& fault) {
+    faults_["dcn0"]->SetPlan(fault);
+    std::promise<Status> done;
+    ImportRequest request;
+    request.stores = {"dcn0", "dcn1"};
+    Status started =
+        service_->StartImport(kOwner, kId, request, [&](Status s) { done.set_value(s); });
+    if (!started.ok()) return started;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline &&
+           (!Record().HasStore("dcn1") ||
+            service_->ImportProgress(kId).find("waiting for dcn0 since") == std::string::npos)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(Record().HasStore("dcn1"));
+    std::string progress = service_->ImportProgress(kId);
+    EXPECT_NE(progress.find("waiting for dcn0 since"), std::string::npos) << progress;
+    EXPECT_EQ(Record().importing_to_stores, std::vector<std::string>{"dcn0"});
+    faults_["dcn0"]->SetPlan({});  // it answers again
+    return done.get_future().get();
+  }
+
   ImageRecord Record() {
     auto record = service_->GetImage(kId);
     EXPECT_TRUE(record.ok());
