@@ -85,6 +85,18 @@ wait_for_xattr "$id" stores central,dcn0,dcn1
 assert_eq "$(glance_field "$id" stores)" central,dcn0,dcn1 "Glance's stores after the import"
 assert_eq "$(xattr "$id" os_glance_importing_to_stores)" "" "nothing left importing"
 
+echo "--- placement on Glance: an image of Glance's client placed by its rule"
+placed=$(glance create placed "$WORK/img")
+wait_for_xattr "$placed" status active
+setfattr -n user.imagefs.placement -v dcn1 "$MNT/images/$placed"
+assert_eq "$(glance_field "$placed" imagefs_placement)" dcn1 "the rule, a property in Glance"
+wait_for_xattr "$placed" stores central,dcn1
+assert_eq "$(glance_field "$placed" stores)" central,dcn1 "Glance's stores after placement"
+state=$(getfattr --absolute-names --only-values -n user.imagefs.placement_state \
+  "$MNT/images/$placed")
+[[ "$state" == *'"dcn1":{"state":"converged"}'* ]] || fail "placement state: $state"
+cmp "$WORK/img" "$MNT/images/$placed/stores/dcn1/placed" || fail "the placed copy differs"
+
 echo "--- Glance's copy first: imagefs's slower copy to the same store is discarded"
 race=$(new_uuid)
 mkdir "$MNT/images/$race"
