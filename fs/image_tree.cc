@@ -43,7 +43,7 @@ Result<struct stat> ImageTree::Stat(InodeNumber ino, const Node& node, const Ima
     return *fetched;
   };
   struct stat st {};
-  st.st_ino = ino;
+  st.st_ino = StableIno(node);
   st.st_blksize = kBlockSize;
   switch (node.kind) {
     case NodeKind::kRoot:
@@ -160,7 +160,6 @@ Result<EntryAttributes> ImageTree::Entry(const Node& node) {
   EntryAttributes entry;
   entry.ino = inodes_.Remember(node);
   entry.attr = *st;
-  entry.attr.st_ino = entry.ino;
   entry.timeout = TimeoutOf(node);
   return entry;
 }
@@ -266,7 +265,7 @@ void ImageTree::AddUploads(InodeNumber ino, const Node& directory,
 }
 
 InodeNumber ImageTree::UncountedIno(const DirectoryEntry& entry) {
-  return entry.node ? inodes_.Known(*entry.node) : entry.fixed_ino;
+  return entry.node ? StableIno(*entry.node) : entry.fixed_ino;
 }
 
 std::optional<EntryAttributes> ImageTree::CountedEntry(const DirectoryEntry& entry) {
@@ -274,7 +273,6 @@ std::optional<EntryAttributes> ImageTree::CountedEntry(const DirectoryEntry& ent
   EntryAttributes counted;
   counted.ino = inodes_.Remember(*entry.node);
   counted.attr = *entry.attr;
-  counted.attr.st_ino = counted.ino;
   return counted;
 }
 

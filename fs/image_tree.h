@@ -102,8 +102,8 @@ class ImageTree {
   void Forget(InodeNumber ino, uint64_t count) { inodes_.Forget(ino, count); }
 
   Result<std::vector<DirectoryEntry>> List(InodeNumber ino);
-  // An entry's inode where the reply does not count as a lookup: the one
-  // the kernel holds, or kUnknownIno (it looks the entry up when needed).
+  // An entry's st_ino where the reply does not count as a lookup (plain
+  // readdir): StableIno, as stat shows it.
   InodeNumber UncountedIno(const DirectoryEntry& entry);
   // For readdirplus: the entry with its attributes, counted; none when the
   // listing does not know them (the kernel then looks it up).

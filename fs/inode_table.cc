@@ -2,11 +2,19 @@
 #include "fs/inode_table.h"
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 namespace imagefs {
 
 std::string Node::Key() const {
   return fmt::format("{}|{}|{}|{}|{}", static_cast<int>(kind), image, site, name, parent);
+}
+
+InodeNumber StableIno(const Node& node) {
+  if (node.kind == NodeKind::kRoot) return kRootIno;
+  std::string path = fmt::format("{}|{}|{}|{}|{}", static_cast<int>(node.kind), node.image,
+                                 node.site, node.name, node.named_by_id);
+  return XXH3_64bits(path.data(), path.size()) | (InodeNumber{1} << 63);
 }
 
 InodeTable::InodeTable() {
@@ -41,13 +49,6 @@ std::optional<Node> InodeTable::Find(InodeNumber ino) {
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return std::nullopt;
   return it->second.node;
-}
-
-InodeNumber InodeTable::Known(const Node& node) {
-  std::string key = node.Key();
-  MutexLock lock(&mutex_);
-  auto it = by_key_.find(key);
-  return it == by_key_.end() ? kUnknownIno : it->second;
 }
 
 size_t InodeTable::size() {

@@ -6,6 +6,11 @@
 // holds, not by what was ever listed. Numbers are never reused; while an
 // inode lives, its node's path keeps it.
 //
+// What stat and readdir show as st_ino is not that number but StableIno, a
+// hash of the node's path: a path keeps it across forget and lookup again,
+// so `cp` and `rsync`, which compare st_ino before and after opening, never
+// take an image whose inode was dropped meanwhile for a replaced file.
+//
 // Thread safety: every method may be called from any thread (one mutex, a
 // leaf: held across nothing else).
 #pragma once
@@ -19,9 +24,8 @@
 
 namespace imagefs {
 
-using InodeNumber = uint64_t;                    // fuse_ino_t
-constexpr InodeNumber kRootIno = 1;              // FUSE_ROOT_ID
-constexpr InodeNumber kUnknownIno = 0xffffffff;  // FUSE_UNKNOWN_INO
+using InodeNumber = uint64_t;        // fuse_ino_t
+constexpr InodeNumber kRootIno = 1;  // FUSE_ROOT_ID
 
 enum class NodeKind { kRoot, kImages, kSites, kSite, kImage, kStores, kStoreDir, kFile, kUpload };
 
@@ -39,6 +43,11 @@ struct Node {
   std::string Key() const;
 };
 
+// The node's st_ino: the root's number, else a 64-bit hash of its path
+// (kind, image, site, name) with the top bit set, apart from the small
+// numbers the root and fixed entries have.
+InodeNumber StableIno(const Node& node);
+
 class InodeTable {
  public:
   InodeTable();
@@ -49,9 +58,6 @@ class InodeTable {
   // (never the root).
   void Forget(InodeNumber ino, uint64_t count);
   std::optional<Node> Find(InodeNumber ino);
-  // The inode of `node` if the kernel holds one, else kUnknownIno (plain
-  // readdir entries: the kernel looks them up when it needs them).
-  InodeNumber Known(const Node& node);
   size_t size();
 
  private:

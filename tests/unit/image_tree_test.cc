@@ -112,13 +112,19 @@ TEST_F(ImageTreeTest, LookupsAreCountedAndForgotten) {
   // Listed entries the kernel counts (readdirplus) and those it does not.
   auto entries = tree_.List(Ino({"sites", "central"}));
   ASSERT_TRUE(entries.ok());
-  EXPECT_EQ(tree_.UncountedIno((*entries)[2]), first->ino);
+  // Both show the st_ino that stat shows, which outlives the inode.
+  EXPECT_EQ(tree_.UncountedIno((*entries)[2]), first->attr.st_ino);
   auto counted = tree_.CountedEntry((*entries)[2]);
   ASSERT_TRUE(counted);
   EXPECT_EQ(counted->ino, first->ino);
+  EXPECT_EQ(counted->attr.st_ino, first->attr.st_ino);
   tree_.Forget(first->ino, 3);  // two lookups and the counted entry
   EXPECT_FALSE(tree_.FindNode(first->ino).ok());
-  EXPECT_EQ(tree_.UncountedIno((*entries)[2]), kUnknownIno);
+  EXPECT_EQ(tree_.UncountedIno((*entries)[2]), first->attr.st_ino);
+  auto again = Walk({"sites", "central", kImage});
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->ino, first->ino);
+  EXPECT_EQ(again->attr.st_ino, first->attr.st_ino);
 }
 
 TEST_F(ImageTreeTest, ImagesAreMadeAndRemovedInImagesOnly) {
