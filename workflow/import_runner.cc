@@ -239,10 +239,7 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
         ResumeRecord{id, resumable ? *plan.expected : Digest{}, unit_bytes});
     opened_records.push_back(record);
     opens.push_back([this, id, site, resumable, record, size = source.size()] {
-      Result<std::unique_ptr<StoreWriter>> writer = Fail(ENOENT, "no temporary to resume");
-      if (resumable) writer = ReopenResumable(id, site, *record);
-      if (!writer.ok()) writer = core_.StoreAt(site).CreateWriter(id, size);
-      return writer;
+      return OpenTarget(id, site, resumable ? record.get() : nullptr, size);
     });
   }
   auto opened =
@@ -307,6 +304,16 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
     copy->writer = std::move(writers[w++]);
   }
   return waiting(FinishCopies(plan, outcome, std::move(copies)));
+}
+
+Result<std::unique_ptr<StoreWriter>> ImportRunner::OpenTarget(const std::string& id,
+                                                              const std::string& site,
+                                                              ResumeRecord* record, uint64_t size) {
+  if (record) {
+    auto writer = ReopenResumable(id, site, *record);
+    if (writer.ok()) return writer;
+  }
+  return core_.StoreAt(site).CreateWriter(id, size);
 }
 
 // A temporary of this image in `site` whose resume record goes on with
@@ -388,11 +395,14 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
         core_.SetWaiting(id, copy.store, since, why);
         continue;
       }
-      auto reopened = temporary.empty() ? OpenLate(plan, copy, source.size())
-                                        : store.ReopenWriter(id, temporary);
+      bool fresh = temporary.empty();  // not opened when the copy began
+      ResumeRecord found{id, *plan.expected, PipelineUnitBytes(core_.options().pipeline)};
+      auto reopened = fresh ? OpenTarget(id, copy.store, &found, source.size())
+                            : store.ReopenWriter(id, temporary);
       if (reopened.ok()) {
         writer = std::move(reopened).value();
         temporary = writer->temporary();
+        if (fresh) copy.acknowledged = std::move(found.acknowledged);
       } else if (IsUnreachable(reopened.code())) {
         why = reopened.error().message;
         core_.SetWaiting(id, copy.store, since, why);
@@ -445,21 +455,6 @@ Result<ImportRunner::WrittenCopy> ImportRunner::Resume(ImportPlan& plan, StoreRe
     Copies finished = FinishCopies(plan, outcome, std::move(one));
     return std::move(finished[0]);
   }
-}
-
-// The writer of a copy whose store did not answer when it began: a
-// temporary a copy of this image can resume (copy.acknowledged gets its
-// units), else a new one.
-Result<std::unique_ptr<StoreWriter>> ImportRunner::OpenLate(const ImportPlan& plan,
-                                                            WrittenCopy& copy, uint64_t size) {
-  ResumeRecord record{plan.image_id, *plan.expected, PipelineUnitBytes(core_.options().pipeline)};
-  auto writer = ReopenResumable(plan.image_id, copy.store, record);
-  if (writer.ok()) {
-    copy.acknowledged = std::move(record.acknowledged);
-    return writer;
-  }
-  if (writer.code() != ENOENT) return writer.error();
-  return core_.StoreAt(copy.store).CreateWriter(plan.image_id, size);
 }
 
 // The same for data streamed into the stores as it was written or

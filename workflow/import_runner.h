@@ -123,6 +123,11 @@ class ImportRunner {
 
   Status Convert(ImportPlan& plan);
   Copies PullCopies(ImportPlan& plan, StoreReader& source);
+  // The writer of a copy's target in `site`: a temporary of this image
+  // there that `record` resumes (record gets its units), else (or with no
+  // record) a new one.
+  Result<std::unique_ptr<StoreWriter>> OpenTarget(const std::string& id, const std::string& site,
+                                                  ResumeRecord* record, uint64_t size);
   // The writer of a temporary in `site` a copy of this image can resume
   // (its resume record), with the units it has put into `record`; ENOENT
   // when there is none.
@@ -133,8 +138,6 @@ class ImportRunner {
   // its temporary from the units it acknowledged: the copy finished (not
   // published), or why not.
   Result<WrittenCopy> Resume(ImportPlan& plan, StoreReader& source, WrittenCopy copy);
-  Result<std::unique_ptr<StoreWriter>> OpenLate(const ImportPlan& plan, WrittenCopy& copy,
-                                                uint64_t size);
   Copies FinishStream(ImportPlan& plan);
   Copies FinishCopies(ImportPlan& plan, const PipelineOutcome& outcome, Copies copies);
   // Discards every writer that was not published (their temporaries go).

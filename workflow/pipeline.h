@@ -101,8 +101,9 @@ struct PipelineOptions {
   // dropped as stalled (ETIMEDOUT); zero: never.
   std::chrono::milliseconds stall_after{0};
   // Per writer (by index; missing or null: none), when its store last
-  // acknowledged a write of any copy, kept by every pipeline writing there: a writer whose writes
-  // queue behind other copies' on the same link is not stalled while its store answers them.
+  // acknowledged a write of any copy, kept by every pipeline writing
+  // there: a writer whose writes queue behind other copies' on the same
+  // link is not stalled while its store answers them.
   std::vector<std::shared_ptr<StoreAnswerTime>> store_answered;
   // The units every pipeline of the service may hold at once (their
   // memory); none: units_in_flight each.

@@ -108,14 +108,10 @@ Status Recovery::RepairCandidates(const Candidates& candidates) {
   for (const auto& [id, temporaries] : candidates) {
     Status repaired = RepairImage(id, temporaries);
     if (repaired.ok()) continue;
-    if (repaired.code() == EBUSY) {
-      // A live operation holds it: the sweeper looks again once it ended.
-      core_.MarkUnsettled(id);
-      continue;
-    }
+    core_.MarkUnsettled(id);                 // the sweeper tries again
+    if (repaired.code() == EBUSY) continue;  // a live operation holds it, for now
     Log(LogLevel::kWarning, "image {}: not repaired ({}); trying again in the background", id,
         repaired.error().message);
-    core_.MarkUnsettled(id);
     if (!failure) failure = repaired.error();
   }
   return failure ? Status(*failure) : Ok();
