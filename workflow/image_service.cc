@@ -31,6 +31,7 @@ class ImageServiceImpl final : public ImageService {
           return StartPlacementCopy(id, stores, std::move(failed), std::move(done));
         }) {
     recovery_.StartSweeper();
+    placement_.Start();
   }
   ~ImageServiceImpl() override { Shutdown(); }
 
@@ -286,15 +287,7 @@ class ImageServiceImpl final : public ImageService {
   void ReturnIdleMemory() override { core_.ReturnIdleMemory(); }
 
   Status Recover() override { return recovery_.RecoverAll(); }
-  void RecoverInBackground(Done done) override {
-    recovery_.RecoverInBackground([this, done = std::move(done)](Status recovered) {
-      // Placement decides from settled records: what a crash left (a
-      // delete halfway, its lease) is repaired first, or marked for the
-      // sweeper if it could not be.
-      placement_.Start();
-      if (done) done(recovered);
-    });
-  }
+  void RecoverInBackground(Done done) override { recovery_.RecoverInBackground(std::move(done)); }
 
   void Shutdown() override {
     if (shutting_down_.exchange(true)) return;

@@ -232,7 +232,6 @@ class ImageService {
   // Recover() on the background sweeper thread, so that serving starts at
   // once (operations and recovery exclude each other per image by lease);
   // `done` gets its status when it has run (it waits for a live catalog).
-  // Placement (workflow/placement.h) starts once it has run.
   virtual void RecoverInBackground(Done done = {}) = 0;
   // Waits for running jobs; later calls with Done fail with ESHUTDOWN.
   virtual void Shutdown() = 0;

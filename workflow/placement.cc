@@ -134,8 +134,6 @@ std::string Placement::StateOf(const ImageRecord& record) {
 }
 
 void Placement::Start() {
-  MutexLock lock(&mutex_);
-  if (stopping_ || thread_.joinable()) return;
   thread_ = std::thread([this] { Loop(); });
 }
 

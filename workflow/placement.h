@@ -102,8 +102,6 @@ class Placement {
   // the image belongs in.
   std::string StateOf(const ImageRecord& record) EXCLUDES(mutex_);
 
-  // Starts the rounds (once; not after Stop): after recovery at start, so
-  // that a crash's leftovers are not taken for copies to make.
   void Start() EXCLUDES(mutex_);
   // Another round soon (an import ended, a rule changed).
   void Wake() EXCLUDES(mutex_);
@@ -143,7 +141,7 @@ class Placement {
   std::set<std::string> running_ GUARDED_BY(mutex_);  // images with a copy of ours
   bool woken_ GUARDED_BY(mutex_) = false;
   bool stopping_ GUARDED_BY(mutex_) = false;
-  std::thread thread_;  // set under mutex_ before stopping_, joined after
+  std::thread thread_;
 };
 
 }  // namespace imagefs

@@ -202,17 +202,6 @@ TEST_F(PlacementTest, AllCopiesAnActiveImageToEveryStore) {
   EXPECT_EQ(service_->PlacementOf(Record()), "all");
 }
 
-TEST_F(PlacementTest, StartsOnlyOnceRecoveryAtStartHasRun) {
-  placement_ = "all";
-  recover_at_start_ = false;
-  Start(0);
-  CreateActiveImage(RandomData(1 << 20));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // two rounds and more
-  EXPECT_EQ(Record().StoreIds(), std::vector<std::string>{"central"});
-  service_->RecoverInBackground();
-  ASSERT_TRUE(WaitForStores(kStores));
-}
-
 // What kill -9 during rmdir leaves: central's location unpublished, its
 // data still there, the delete's lease held. While the lease is held
 // (here by another daemon, so recovery cannot repair it) placement makes

@@ -185,8 +185,7 @@ class WorkflowTest : public ::testing::Test {
   std::chrono::milliseconds stall_after_{5000};
   std::chrono::seconds outage_timeout_{300};
   std::string placement_;  // the default placement (set before Start)
-  // Start recovers in the background, as the daemon does (and placement
-  // then starts).
+  // Start recovers in the background, as the daemon does.
   bool recover_at_start_ = false;
   TemporaryDirectory directory_;
   std::map<std::string, FaultyStore*> faults_;
