@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "common/log.h"
 #include "common/mutex.h"
 
 namespace imagefs {
@@ -131,8 +133,15 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, options_.verify ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify ? 2L : 0L);
   if (!options_.cacert.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.cacert.c_str());
+  auto started = std::chrono::steady_clock::now();
   CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  // The URL carries no secret (tokens go in headers, passwords in bodies).
+  Log(LogLevel::kDebug, "http: {} {}: {} in {} ms", request.method, request.url,
+      code == CURLE_OK ? fmt::to_string(response.status) : curl_easy_strerror(code),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                            started)
+          .count());
   curl_slist_free_all(headers);
   handles_->Give(curl);
   if (code != CURLE_OK) {
