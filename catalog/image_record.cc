@@ -125,6 +125,7 @@ void ImageRecord::CopyPublished(const Location& location, const VerifiedData& da
     if (disk_format.empty() || *data.disk_format == "raw") disk_format = *data.disk_format;
     virtual_size = data.virtual_size;
   }
+  if (data.name && name.empty()) name = *data.name;
   status = ImageStatus::kActive;
   size = data.size;
   checksum = data.md5;

@@ -39,6 +39,9 @@ struct VerifiedData {
   std::string chunks_xxh3;                 // the chunk digest, encoded (store/digest.h)
   std::optional<std::string> disk_format;  // inspected: what the data is
   std::optional<uint64_t> virtual_size;
+  // An upload's file name: the name of an image that has none yet, given
+  // with its data (one catalog update, not two).
+  std::optional<std::string> name;
 };
 
 struct ImageRecord {

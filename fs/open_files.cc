@@ -434,7 +434,11 @@ void OpenFiles::CommitUpload(const Caller& caller, const UploadRegistry::Key& ke
   auto upload = uploads_.Find(key);
   auto write = uploads_.BeginCommit(key, last_open);
   if (!write.ok()) return done(write.error());
-  NameUnnamedImage(caller, **write, final_name);
+  // An upload named "disk.qcow2" names an image that has no name yet,
+  // when its data is published.
+  if (!final_name.empty() && final_name != (*write)->image_id() && !IsTemporaryName(final_name)) {
+    (*write)->SetFileName(std::string(final_name));
+  }
   int64_t data_mtime = upload ? upload->data_mtime : 0;
   service_.CommitWrite(*write, [this, caller, key, data_mtime, image = (*write)->image_id(),
                                 done = std::move(done)](Status status) {
@@ -456,16 +460,6 @@ Status OpenFiles::SetDataTime(const Caller& caller, InodeNumber ino, int64_t nan
   }
   if (node->kind != NodeKind::kFile) return Ok();  // directories: accepted, not kept
   return service_.SetFileTime(caller, node->image, nanos);
-}
-
-// An upload named "disk.qcow2" names an image that has no name yet.
-void OpenFiles::NameUnnamedImage(const Caller& caller, const StagedWrite& write,
-                                 std::string_view name) {
-  if (name.empty() || name == write.image_id() || IsTemporaryName(name)) return;
-  auto record = service_.GetImage(write.image_id());
-  if (!record.ok() || !record->name.empty() || record->status == ImageStatus::kActive) return;
-  Status named = service_.SetProperty(caller, write.image_id(), "name", name);
-  if (!named.ok()) Log(LogLevel::kWarning, "{}", named.error().message);
 }
 
 void OpenFiles::JanitorLoop() {

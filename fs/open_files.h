@@ -182,7 +182,6 @@ class OpenFiles {
   // `last_open`: only while no other handle has the file open.
   void CommitUpload(const Caller& caller, const UploadRegistry::Key& key,
                     std::string_view final_name, bool last_open, Done done);
-  void NameUnnamedImage(const Caller& caller, const StagedWrite& write, std::string_view name);
   void DiscardInterrupted(UploadHandle& file, pid_t pid, const ProcessDeath& death);
   // Ends an upload that the registry gave up and no commit took, on its
   // store's threads (nothing when `write` is null or was committed).

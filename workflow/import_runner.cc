@@ -26,6 +26,7 @@ VerifiedData VerifiedDataOf(const ImportPlan& plan) {
     data.disk_format = plan.format->name;
     data.virtual_size = plan.format->virtual_size;
   }
+  if (plan.staged && !plan.staged->file_name().empty()) data.name = plan.staged->file_name();
   return data;
 }
 

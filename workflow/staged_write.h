@@ -158,6 +158,10 @@ class StagedWrite {
   // Runs at Discard while the lease is still held (once lost, the record
   // is another's to settle).
   void SetAbandonHook(std::function<void()> hook) { abandon_hook_ = std::move(hook); }
+  // The name the upload was committed under (disk.qcow2), set before the
+  // commit: the image's name if it has none when its data is published.
+  void SetFileName(std::string name) { file_name_ = std::move(name); }
+  const std::string& file_name() const { return file_name_; }
 
  private:
   StagedWrite(std::string path, int fd, std::string image_id, std::string site,
@@ -186,6 +190,7 @@ class StagedWrite {
   std::atomic<bool> nonzero_written_{false};
   std::atomic<uint64_t> written_end_{0};  // the end of the furthest write
   std::function<void()> abandon_hook_;
+  std::string file_name_;
   // Lock order: stream_mutex_, then failure_mutex_. stream_mutex_ makes
   // writes into a stream one at a time (they must come in order); it is
   // held while the stream hands data to the stores' asynchronous writes,

@@ -119,11 +119,13 @@ TEST(GlanceRecordsTest, TheFirstLocationMakesTheImageActive) {
   EXPECT_EQ(WithOwnState(glance, started->own), uploading);  // what the mount shows
 
   ImageRecord published = uploading;
-  VerifiedData data{3, "md5hex", "sha512hex", "chunks", "raw", 3};
+  VerifiedData data{3, "md5hex", "sha512hex", "chunks", "raw", 3, "disk.raw"};
   published.CopyPublished({"central", "rbd://f/images/q/snap"}, data);
   auto change = GlanceChangeOf(glance, started->own, published);
   ASSERT_TRUE(change.ok()) << change.error().message;
+  // One PATCH: the upload's name goes with its data.
   EXPECT_EQ(change->patch, json::parse(R"([
+    {"op": "replace", "path": "/name", "value": "disk.raw"},
     {"op": "replace", "path": "/disk_format", "value": "raw"},
     {"op": "replace", "path": "/container_format", "value": "bare"},
     {"op": "add", "path": "/locations/-", "value": {

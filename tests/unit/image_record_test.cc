@@ -243,8 +243,11 @@ TEST(ImageRecordTransitionTest, CopyPublishedMakesActiveAndTheFirstSetsTheData) 
   ImageRecord record = Queued();
   record.disk_format = "qcow2";  // converted: raw is what the store holds
   record.ImportStarted({"central", "dcn0"}, true);
-  record.CopyPublished({"central", "rbd://a"}, Data());
+  VerifiedData data = Data();
+  data.name = "disk.qcow2";  // the upload's file name: the unnamed image's name
+  record.CopyPublished({"central", "rbd://a"}, data);
   EXPECT_EQ(record.status, ImageStatus::kActive);
+  EXPECT_EQ(record.name, "disk.qcow2");
   EXPECT_EQ(record.StoreIds(), Stores{"central"});
   EXPECT_EQ(record.importing_to_stores, Stores{"dcn0"});
   EXPECT_EQ(record.size, 4096u);
@@ -260,9 +263,11 @@ TEST(ImageRecordTransitionTest, CopyPublishedMakesActiveAndTheFirstSetsTheData) 
   record.chunks_xxh3.clear();
   VerifiedData other = Data();
   other.md5 = "other";
+  other.name = "other.raw";
   record.CopyPublished({"dcn0", "rbd://b"}, other);
   EXPECT_EQ(record.StoreIds(), (Stores{"central", "dcn0"}));
   EXPECT_EQ(record.checksum, "md5");
+  EXPECT_EQ(record.name, "disk.qcow2");
   EXPECT_EQ(record.chunks_xxh3, "chunks");
   EXPECT_EQ(record.active_at, first_active);
   EXPECT_TRUE(record.importing_to_stores.empty());

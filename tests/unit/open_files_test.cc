@@ -86,7 +86,8 @@ TEST_F(OpenFilesTest, TheCreatorsCloseAfterWritingCommits) {
   EXPECT_TRUE(Flush(*file, kCreator).ok());
   ASSERT_EQ(service_.committed.size(), 1u);
   EXPECT_EQ(service_.committed[0]->Size(), 4u);
-  EXPECT_EQ(service_.records[kImage].name, "disk.raw");  // an unnamed image takes its name
+  // An unnamed image takes it with its data.
+  EXPECT_EQ(service_.committed[0]->file_name(), "disk.raw");
   files_.Release(std::move(file));
   EXPECT_EQ(service_.committed.size(), 1u);
 }
