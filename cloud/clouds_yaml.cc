@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -23,29 +24,117 @@ std::string Env(const char* name) {
   return value ? value : "";
 }
 
+// openstacksdk's directories, in its order: the working directory, the
+// user's (XDG_CONFIG_HOME, else ~/.config), the system's (each of
+// XDG_CONFIG_DIRS, else /etc/xdg), then /etc/openstack.
+std::vector<std::string> SearchDirectories() {
+  std::vector<std::string> directories{"."};
+  std::string config_home = Env("XDG_CONFIG_HOME");
+  std::string home = Env("HOME");
+  if (!config_home.empty()) directories.push_back(config_home + "/openstack");
+  if (!home.empty()) directories.push_back(home + "/.config/openstack");
+  std::string config_dirs = Env("XDG_CONFIG_DIRS");
+  if (config_dirs.empty()) config_dirs = "/etc/xdg";
+  for (size_t start = 0; start <= config_dirs.size();) {
+    size_t end = std::min(config_dirs.find(':', start), config_dirs.size());
+    if (end > start) directories.push_back(config_dirs.substr(start, end - start) + "/openstack");
+    start = end + 1;
+  }
+  directories.push_back("/etc/openstack");
+  std::vector<std::string> unique;
+  for (auto& directory : directories) {
+    if (std::find(unique.begin(), unique.end(), directory) == unique.end()) {
+      unique.push_back(std::move(directory));
+    }
+  }
+  return unique;
+}
+
+// `stem`.yaml, .yml and .json in each directory, after the file the
+// environment names.
+std::vector<std::string> ConfigPaths(const char* variable, std::string_view stem) {
+  std::vector<std::string> paths;
+  if (std::string file = Env(variable); !file.empty()) paths.push_back(file);
+  for (const auto& directory : SearchDirectories()) {
+    for (const char* suffix : {".yaml", ".yml", ".json"}) {
+      paths.push_back(directory == "." ? fmt::format("{}{}", stem, suffix)
+                                       : fmt::format("{}/{}{}", directory, stem, suffix));
+    }
+  }
+  return paths;
+}
+
+Result<YAML::Node> LoadYaml(const CloudsFile& file) {
+  try {
+    YAML::Node root = YAML::Load(file.text);
+    if (!root.IsMap() || !root["clouds"] || !root["clouds"].IsMap()) {
+      return Fail(EINVAL, "{}: no 'clouds' map", file.path);
+    }
+    return root;
+  } catch (const YAML::Exception& e) {
+    return Fail(EINVAL, "{}:{}: not YAML: {}", file.path, e.mark.line + 1, e.msg);
+  }
+}
+
+// openstacksdk's merge of secure.yaml into clouds.yaml: maps merge key by
+// key, anything else in `over` replaces what `base` had.
+void Merge(YAML::Node base, const YAML::Node& over) {
+  for (const auto& entry : over) {
+    const std::string key = entry.first.as<std::string>();
+    YAML::Node mine = base[key];
+    if (entry.second.IsMap() && mine && mine.IsMap()) {
+      Merge(mine, entry.second);
+    } else {
+      base[key] = YAML::Clone(entry.second);
+    }
+  }
+}
+
+// The first readable file of `paths`.
+std::optional<CloudsFile> FirstReadable(const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    std::ifstream file(path);
+    if (!file) continue;
+    std::stringstream text;
+    text << file.rdbuf();
+    return CloudsFile{path, text.str()};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::vector<std::string> CloudsYamlPaths() {
-  std::vector<std::string> paths;
-  if (std::string file = Env("OS_CLIENT_CONFIG_FILE"); !file.empty()) paths.push_back(file);
-  paths.push_back("clouds.yaml");
-  std::string config_home = Env("XDG_CONFIG_HOME");
-  if (config_home.empty() && !Env("HOME").empty()) config_home = Env("HOME") + "/.config";
-  if (!config_home.empty()) paths.push_back(config_home + "/openstack/clouds.yaml");
-  paths.push_back("/etc/openstack/clouds.yaml");
-  return paths;
+  return ConfigPaths("OS_CLIENT_CONFIG_FILE", "clouds");
+}
+
+std::vector<std::string> SecureYamlPaths() {
+  return ConfigPaths("OS_CLIENT_SECURE_FILE", "secure");
 }
 
 Result<CloudConfig> ParseCloudsYaml(const std::string& text, const std::string& source,
                                     const std::string& cloud) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return Fail(EINVAL, "{}:{}: not YAML: {}", source, e.mark.line + 1, e.msg);
+  return ParseClouds({source, text}, std::nullopt, cloud);
+}
+
+Result<CloudConfig> ParseClouds(const CloudsFile& clouds_file,
+                                const std::optional<CloudsFile>& secure_file,
+                                const std::string& cloud) {
+  auto loaded = LoadYaml(clouds_file);
+  if (!loaded.ok()) return loaded.error();
+  YAML::Node root = *loaded;
+  std::string source = clouds_file.path;
+  if (secure_file) {
+    auto secure = LoadYaml(*secure_file);
+    if (!secure.ok()) return secure.error();
+    try {
+      Merge(root, *secure);
+    } catch (const YAML::Exception& e) {
+      return Fail(EINVAL, "{}: {}", secure_file->path, e.msg);
+    }
+    source = fmt::format("{} with {}", clouds_file.path, secure_file->path);
   }
   const YAML::Node clouds = root["clouds"];
-  if (!clouds || !clouds.IsMap()) return Fail(EINVAL, "{}: no 'clouds' map", source);
   std::string name = cloud;
   if (name.empty()) {
     if (clouds.size() != 1) {
@@ -125,14 +214,11 @@ Result<CloudConfig> ParseCloudsYaml(const std::string& text, const std::string& 
 
 Result<CloudConfig> LoadCloud(const std::string& cloud) {
   std::string name = cloud.empty() ? Env("OS_CLOUD") : cloud;
-  for (const auto& path : CloudsYamlPaths()) {
-    std::ifstream file(path);
-    if (!file) continue;
-    std::stringstream text;
-    text << file.rdbuf();
-    return ParseCloudsYaml(text.str(), path, name);
+  auto clouds = FirstReadable(CloudsYamlPaths());
+  if (!clouds) {
+    return Fail(ENOENT, "no clouds.yaml (looked at {})", fmt::join(CloudsYamlPaths(), ", "));
   }
-  return Fail(ENOENT, "no clouds.yaml (looked at {})", fmt::join(CloudsYamlPaths(), ", "));
+  return ParseClouds(*clouds, FirstReadable(SecureYamlPaths()), name);
 }
 
 }  // namespace imagefs

@@ -1,8 +1,12 @@
 // The cloud a mount talks to, read from clouds.yaml as openstacksdk reads
 // it (openstack/config/loader.py):
-// - The file is the first that exists of: $OS_CLIENT_CONFIG_FILE,
-//   ./clouds.yaml, ~/.config/openstack/clouds.yaml,
-//   /etc/openstack/clouds.yaml.
+// - The file is the first readable one of $OS_CLIENT_CONFIG_FILE, then
+//   clouds.yaml, clouds.yml and clouds.json in: the working directory,
+//   $XDG_CONFIG_HOME/openstack, ~/.config/openstack, each of
+//   $XDG_CONFIG_DIRS (default /etc/xdg) + /openstack, /etc/openstack.
+// - secure.yaml (or .yml, .json), found the same way after
+//   $OS_CLIENT_SECURE_FILE, is merged over it: maps key by key, any other
+//   value replacing clouds.yaml's. It is where passwords are kept apart.
 // - The cloud is the one named (imagefs's `[catalog] os_cloud`, else
 //   $OS_CLOUD); with no name, the file's only cloud.
 // - auth_type `password` (the default) is Keystone v3: auth_url,
@@ -44,8 +48,18 @@ struct CloudConfig {
 
 // The files looked at, in order (with $OS_CLIENT_CONFIG_FILE first when set).
 std::vector<std::string> CloudsYamlPaths();
+// Likewise for secure.yaml ($OS_CLIENT_SECURE_FILE first).
+std::vector<std::string> SecureYamlPaths();
 
-// Parses clouds.yaml text; `source` names it in messages.
+struct CloudsFile {
+  std::string path;  // names it in messages
+  std::string text;
+};
+
+// Parses clouds.yaml with secure.yaml, if any, merged over it.
+Result<CloudConfig> ParseClouds(const CloudsFile& clouds, const std::optional<CloudsFile>& secure,
+                                const std::string& cloud);
+// Parses clouds.yaml text alone; `source` names it in messages.
 Result<CloudConfig> ParseCloudsYaml(const std::string& text, const std::string& source,
                                     const std::string& cloud);
 

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "cloud/identity.h"
@@ -104,6 +106,72 @@ TEST(CloudsYamlTest, LoadsTheFileAndCloudTheEnvironmentNames) {
   EXPECT_EQ(named->name, "edge");
   ::unsetenv("OS_CLIENT_CONFIG_FILE");
   ::unsetenv("OS_CLOUD");
+}
+
+// secure.yaml holds the password apart; openstacksdk merges it over
+// clouds.yaml map by map.
+TEST(CloudsYamlTest, SecureYamlIsMergedOverCloudsYaml) {
+  CloudsFile clouds{"clouds.yaml", R"(
+clouds:
+  edge:
+    auth: {auth_url: "https://k:5000/v3", username: imagefs, project_name: images}
+    region_name: RegionOne
+)"};
+  // Without it the cloud lacks its password, and says so without a secret.
+  auto alone = ParseClouds(clouds, std::nullopt, "edge");
+  EXPECT_EQ(alone.code(), EINVAL);
+  EXPECT_NE(alone.error().message.find("auth.password"), std::string::npos);
+  CloudsFile secure{"/etc/openstack/secure.yaml", R"(
+clouds:
+  edge:
+    auth: {password: "s3cret"}
+    region_name: RegionTwo
+  other: {auth_type: none, auth: {endpoint: "http://g:9292"}}
+)"};
+  auto merged = ParseClouds(clouds, secure, "edge");
+  ASSERT_TRUE(merged.ok()) << merged.error().message;
+  EXPECT_EQ(merged->password, "s3cret");
+  EXPECT_EQ(merged->username, "imagefs");  // the rest of auth stays
+  EXPECT_EQ(merged->auth_url, "https://k:5000/v3");
+  EXPECT_EQ(merged->region_name, "RegionTwo");  // a value: secure.yaml's wins
+  EXPECT_EQ(merged->source, "clouds.yaml with /etc/openstack/secure.yaml");
+  // A cloud only secure.yaml has is a cloud too.
+  auto other = ParseClouds(clouds, secure, "other");
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_EQ(other->endpoint, "http://g:9292");
+  // A broken secure.yaml is an error naming it, not a silent fallback.
+  auto broken = ParseClouds(clouds, CloudsFile{"secure.yaml", "clouds: [unclosed"}, "edge");
+  EXPECT_EQ(broken.code(), EINVAL);
+  EXPECT_NE(broken.error().message.find("secure.yaml"), std::string::npos);
+}
+
+// $OS_CLIENT_SECURE_FILE comes first, then secure.yaml, .yml and .json in
+// clouds.yaml's directories; clouds.yml and clouds.json are read too.
+TEST(CloudsYamlTest, LoadsSecureYamlFromWhereOpenstacksdkLooks) {
+  ::unsetenv("OS_CLIENT_CONFIG_FILE");
+  TemporaryDirectory directory;
+  std::string clouds = directory.Join("openstack/clouds.yml");
+  std::string secure = directory.Join("openstack/secure.json");
+  ::mkdir(directory.Join("openstack").c_str(), 0700);
+  std::ofstream(clouds) << "clouds: {edge: {auth: {auth_url: 'http://k/v3', username: u, "
+                           "project_id: p}}}\n";
+  std::ofstream(secure) << R"({"clouds": {"edge": {"auth": {"password": "pw"}}}})";
+  ::setenv("XDG_CONFIG_HOME", directory.path().c_str(), 1);
+  auto paths = SecureYamlPaths();
+  EXPECT_NE(std::find(paths.begin(), paths.end(), secure), paths.end());
+  auto cloud = LoadCloud("edge");
+  ASSERT_TRUE(cloud.ok()) << cloud.error().message;
+  EXPECT_EQ(cloud->password, "pw");
+  EXPECT_EQ(cloud->source, clouds + " with " + secure);
+  std::string named = directory.Join("named.yaml");
+  std::ofstream(named) << "clouds: {edge: {auth: {password: other}}}\n";
+  ::setenv("OS_CLIENT_SECURE_FILE", named.c_str(), 1);
+  EXPECT_EQ(SecureYamlPaths().front(), named);
+  auto overridden = LoadCloud("edge");
+  ASSERT_TRUE(overridden.ok()) << overridden.error().message;
+  EXPECT_EQ(overridden->password, "other");
+  ::unsetenv("OS_CLIENT_SECURE_FILE");
+  ::unsetenv("XDG_CONFIG_HOME");
 }
 
 TEST(CloudsYamlTest, ImageServiceRootDropsTheVersion) {
