@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <set>
 
 #include "common/comma_list.h"
@@ -40,6 +41,26 @@ void AddOnce(std::vector<std::string>& items, const std::string& item) {
 }
 
 bool IsNumberProperty(std::string_view name) { return name == "min_ram" || name == "min_disk"; }
+
+// imagefs's fields kept as Glance properties (glance_records.h).
+constexpr char kChunksProperty[] = "imagefs_chunks_xxh3";
+constexpr char kMtimeProperty[] = "imagefs_mtime";
+constexpr char kVirtualSizeProperty[] = "imagefs_virtual_size";
+
+bool IsOwnProperty(std::string_view name) {
+  return name == kChunksProperty || name == kMtimeProperty || name == kVirtualSizeProperty;
+}
+
+// A property holding a decimal number; nullopt when absent or not one.
+std::optional<int64_t> DecimalProperty(const json& image, const char* key) {
+  auto found = image.find(key);
+  if (found == image.end() || !found->is_string()) return std::nullopt;
+  const std::string& text = found->get_ref<const std::string&>();
+  int64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
 
 std::string Text(const json& image, const char* key) {
   auto found = image.find(key);
@@ -107,6 +128,13 @@ Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership
   record.container_format = Text(image, "container_format");
   record.size = Number(image, "size");
   record.virtual_size = Number(image, "virtual_size");
+  if (!record.virtual_size) {
+    if (auto inspected = DecimalProperty(image, kVirtualSizeProperty)) {
+      record.virtual_size = static_cast<uint64_t>(*inspected);
+    }
+  }
+  record.chunks_xxh3 = Text(image, kChunksProperty);
+  record.data_mtime = DecimalProperty(image, kMtimeProperty).value_or(0);
   record.checksum = Text(image, "checksum");
   record.os_hash_algo = Text(image, "os_hash_algo");
   record.os_hash_value = Text(image, "os_hash_value");
@@ -131,7 +159,9 @@ Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership
   record.importing_to_stores = SplitCommaList(Text(image, "os_glance_importing_to_stores"));
   record.failed_import = SplitCommaList(Text(image, "os_glance_failed_import"));
   for (const auto& [key, value] : image.items()) {
-    if (NotProperties().count(key) || key.starts_with("os_glance_")) continue;
+    if (NotProperties().count(key) || key.starts_with("os_glance_") || IsOwnProperty(key)) {
+      continue;
+    }
     record.properties[key] = value.is_string() ? value.get<std::string>() : value.dump();
   }
   return record;
@@ -141,9 +171,6 @@ ImageRecord WithOwnState(ImageRecord glance, const OwnState& own) {
   if (own.status && glance.status == ImageStatus::kQueued) glance.status = *own.status;
   for (const auto& store : own.importing_to_stores) AddOnce(glance.importing_to_stores, store);
   for (const auto& store : own.failed_import) AddOnce(glance.failed_import, store);
-  glance.chunks_xxh3 = own.chunks_xxh3;
-  if (!glance.virtual_size) glance.virtual_size = own.virtual_size;
-  glance.data_mtime = own.data_mtime;
   return glance;
 }
 
@@ -163,14 +190,23 @@ Result<GlanceChange> GlanceChangeOf(const ImageRecord& glance, const OwnState& o
   for (const auto& store : after.failed_import) {
     if (!Contains(glance.failed_import, store)) change.own.failed_import.push_back(store);
   }
-  change.own.chunks_xxh3 = after.chunks_xxh3;
-  if (after.virtual_size != glance.virtual_size) change.own.virtual_size = after.virtual_size;
-  change.own.data_mtime = after.data_mtime;
 
   json& operations = change.patch = json::array();
   auto replace = [&](const std::string& path, json value) {
     operations.push_back({{"op", "replace"}, {"path", "/" + path}, {"value", std::move(value)}});
   };
+  // imagefs's fields kept as properties: set, changed or removed.
+  auto own_property = [&](const char* key, const std::string& now, const std::string& was) {
+    if (now == was) return;
+    if (now.empty()) {
+      operations.push_back({{"op", "remove"}, {"path", fmt::format("/{}", key)}});
+    } else {
+      operations.push_back({{"op", was.empty() ? "add" : "replace"},
+                            {"path", fmt::format("/{}", key)},
+                            {"value", now}});
+    }
+  };
+  auto decimal = [](auto value) { return value ? fmt::to_string(value) : std::string(); };
   // Locations removed go first, by index, highest first: each removal
   // moves the ones after it.
   for (size_t index = glance.locations.size(); index-- > 0;) {
@@ -210,6 +246,12 @@ Result<GlanceChange> GlanceChangeOf(const ImageRecord& glance, const OwnState& o
     if (!after.properties.count(name)) {
       operations.push_back({{"op", "remove"}, {"path", "/" + Escape(name)}});
     }
+  }
+  own_property(kChunksProperty, after.chunks_xxh3, glance.chunks_xxh3);
+  own_property(kMtimeProperty, decimal(after.data_mtime), decimal(glance.data_mtime));
+  if (after.virtual_size != glance.virtual_size) {
+    own_property(kVirtualSizeProperty, decimal(after.virtual_size.value_or(0)),
+                 decimal(glance.virtual_size.value_or(0)));
   }
   for (const auto& location : added) {
     json value{{"url", location.url}, {"metadata", {{"store", location.store}}}};

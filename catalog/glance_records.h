@@ -16,7 +16,16 @@
 //   project, 65534 (nobody) for the rest, which only the mount's admins
 //   may change (Glance's policy decides in the end).
 // - created_at is the image files' mtime: Glance keeps no time of
-//   activation, and created_at never changes.
+//   activation, and created_at never changes. A writer's mtime (rsync -a,
+//   cp -p, touch) is the property imagefs_mtime (nanoseconds), so that it
+//   outlives the daemon and every mount shows it.
+// - imagefs's chunk digest is the property imagefs_chunks_xxh3, and the
+//   inspected virtual size imagefs_virtual_size where Glance's own
+//   virtual_size is unset (Glance computes it only for data it received).
+//   They are written with the image's first location, and are not custom
+//   properties of the record. A wrong chunk digest (someone edited it)
+//   makes copies fail verification with EIO; it never lets bad data in,
+//   since the copy's data must match it.
 #pragma once
 
 #include <cstdint>
@@ -42,15 +51,13 @@ Result<ImageRecord> RecordOfGlanceImage(const nlohmann::json& image,
 
 // What imagefs keeps of an image that Glance cannot hold: the state of
 // imagefs's own imports (Glance reserves os_glance_* and sets status
-// itself), the chunk digest, the inspected virtual size and the mtime a
-// writer set. The Glance catalog keeps it in memory, per image.
+// itself). The Glance catalog keeps it in memory, per image: it describes
+// operations of this daemon, which end with it (recovery at the next start
+// cleans up after them).
 struct OwnState {
   std::optional<ImageStatus> status;             // uploading or importing, Glance's being queued
   std::vector<std::string> importing_to_stores;  // imagefs's, beside Glance's own
   std::vector<std::string> failed_import;        // likewise
-  std::string chunks_xxh3;
-  std::optional<uint64_t> virtual_size;  // where Glance has none
-  int64_t data_mtime = 0;
 
   bool operator==(const OwnState&) const = default;
 };

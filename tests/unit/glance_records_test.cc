@@ -123,19 +123,51 @@ TEST(GlanceRecordsTest, TheFirstLocationMakesTheImageActive) {
   published.CopyPublished({"central", "rbd://f/images/q/snap"}, data);
   auto change = GlanceChangeOf(glance, started->own, published);
   ASSERT_TRUE(change.ok()) << change.error().message;
-  // One PATCH: the upload's name goes with its data.
+  // One PATCH: the upload's name and imagefs's own fields go with its data.
   EXPECT_EQ(change->patch, json::parse(R"([
     {"op": "replace", "path": "/name", "value": "disk.raw"},
     {"op": "replace", "path": "/disk_format", "value": "raw"},
     {"op": "replace", "path": "/container_format", "value": "bare"},
+    {"op": "add", "path": "/imagefs_chunks_xxh3", "value": "chunks"},
+    {"op": "add", "path": "/imagefs_virtual_size", "value": "3"},
     {"op": "add", "path": "/locations/-", "value": {
       "url": "rbd://f/images/q/snap", "metadata": {"store": "central"},
       "validation_data": {"checksum": "md5hex", "os_hash_algo": "sha512",
                           "os_hash_value": "sha512hex"}}}])"));
   EXPECT_FALSE(change->own.status);  // Glance says active from now on
   EXPECT_EQ(change->own.importing_to_stores, std::vector<std::string>{"dcn0"});
-  EXPECT_EQ(change->own.chunks_xxh3, "chunks");
-  EXPECT_EQ(change->own.virtual_size, 3u);
+}
+
+// The chunk digest, a writer's mtime and the inspected virtual size are
+// Glance properties: a restarted daemon and every other mount read them
+// back, and they are not the image's custom properties.
+TEST(GlanceRecordsTest, ImagefsFieldsLiveInGlanceAsProperties) {
+  json image = ActiveImage();
+  image["virtual_size"] = nullptr;
+  image["imagefs_chunks_xxh3"] = "c1";
+  image["imagefs_mtime"] = "1700000000123456789";
+  image["imagefs_virtual_size"] = "4096";
+  ImageRecord glance = *RecordOfGlanceImage(image, {});
+  EXPECT_EQ(glance.chunks_xxh3, "c1");
+  EXPECT_EQ(glance.data_mtime, 1700000000123456789);
+  EXPECT_EQ(glance.virtual_size, 4096u);
+  EXPECT_FALSE(glance.properties.count("imagefs_chunks_xxh3"));
+  EXPECT_FALSE(glance.properties.count("imagefs_mtime"));
+  EXPECT_FALSE(glance.properties.count("imagefs_virtual_size"));
+  // A writer's new mtime replaces it; a cleared one is removed.
+  ImageRecord after = glance;
+  after.data_mtime = 5;
+  EXPECT_EQ(GlanceChangeOf(glance, {}, after)->patch,
+            json::parse(R"([{"op": "replace", "path": "/imagefs_mtime", "value": "5"}])"));
+  after.data_mtime = 0;
+  EXPECT_EQ(GlanceChangeOf(glance, {}, after)->patch,
+            json::parse(R"([{"op": "remove", "path": "/imagefs_mtime"}])"));
+  // Glance's own virtual_size wins over the property; not a number: none.
+  image["virtual_size"] = 8192u;
+  image["imagefs_mtime"] = "soon";
+  ImageRecord sized = *RecordOfGlanceImage(image, {});
+  EXPECT_EQ(sized.virtual_size, 8192u);
+  EXPECT_EQ(sized.data_mtime, 0);
 }
 
 TEST(GlanceRecordsTest, LocationsGoByIndexAndLaterOnesWithoutValidationData) {
@@ -167,12 +199,10 @@ TEST(GlanceRecordsTest, OwnStateJoinsGlancesLists) {
   own.status = ImageStatus::kImporting;
   own.importing_to_stores = {"dcn2"};
   own.failed_import = {"dcn3"};
-  own.data_mtime = 7;
   ImageRecord seen = WithOwnState(glance, own);
   EXPECT_EQ(seen.status, ImageStatus::kActive);  // Glance's active wins
   EXPECT_EQ(seen.importing_to_stores, (std::vector<std::string>{"dcn1", "dcn2"}));
   EXPECT_EQ(seen.failed_import, std::vector<std::string>{"dcn3"});
-  EXPECT_EQ(seen.data_mtime, 7);
   // A store that leaves imagefs's list leaves the own state, not Glance's.
   ImageRecord after = seen;
   after.ImportFailed("dcn2");
