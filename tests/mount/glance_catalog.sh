@@ -209,6 +209,75 @@ setfattr -n user.glance.protected -v true "$MNT/images/$id"
 expect_error "Operation not permitted" rmdir "$MNT/images/$id"
 setfattr -n user.glance.protected -v false "$MNT/images/$id"
 
+echo "--- a writer killed mid-upload publishes nothing in Glance"
+killed=$(new_uuid)
+mkdir "$MNT/images/$killed"
+python3 -c '
+import sys, time
+with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
+    dst.write(src.read(3 << 20))
+    dst.flush()
+    time.sleep(60)' "$WORK/img" "$MNT/images/$killed/stores/central/disk.raw" &
+writer=$!
+wait_for_xattr "$killed" status uploading
+kill -KILL "$writer"
+wait "$writer" 2> /dev/null || true
+wait_for_xattr "$killed" status queued
+assert_eq "$(glance_field "$killed" status locations)" "queued []" "Glance's record of the killed upload"
+assert_eq "$(xattr "$killed" os_glance_failed_import)" central "the failed store"
+assert_logged "image $killed: upload into central discarded: process [0-9]* (python3) was killed by SIGKILL"
+rbd_at central ls | grep -q "imagefs-tmp" && fail "the killed upload's temporary is left in central"
+
+echo "--- SIGHUP reopens the log; the mount stays and keeps working"
+# reopened N: waits until the log file has N lines "log reopened".
+reopened() {
+  for _ in $(seq 50); do
+    [ "$(grep -c "SIGHUP: log reopened" "$LOG" 2> /dev/null)" == "$1" ] && return 0
+    sleep 0.1
+  done
+  fail "SIGHUP: $1 'log reopened' expected in $LOG"
+}
+mv "$LOG" "$LOG.rotated"  # as logrotate does
+kill -HUP "$DAEMON_PID"
+reopened 1
+cat "$LOG" >> "$LOG.rotated"  # back in one file, for the rest of the test
+mv "$LOG.rotated" "$LOG"
+kill -HUP "$DAEMON_PID"
+reopened 2
+cp "$WORK/img" "$MNT/images/$killed/stores/central/disk.raw"
+assert_eq "$(glance_field "$killed" status checksum)" "active $md5" "an upload after SIGHUP"
+
+echo "--- rsync into the mount: mtimes are kept in Glance, a second run and one after a restart copy nothing"
+mkdir "$WORK/migrate"
+synced=()
+for n in 1 2; do
+  image=$(new_uuid)
+  random_file "$WORK/migrate/$image" 2
+  synced+=("$image")
+done
+touch -d '2024-05-01 12:00:00' "$WORK/migrate/"*
+rsync -a "$WORK/migrate/" "$MNT/sites/central/"
+mtime=$(stat -c %Y "$WORK/migrate/${synced[0]}")
+for image in "${synced[@]}"; do
+  assert_eq "$(glance_field "$image" status checksum)" \
+    "active $(md5sum < "$WORK/migrate/$image" | cut -d' ' -f1)" "rsync's $image in Glance"
+  assert_eq "$(stat -c %Y "$MNT/sites/central/$image")" "$mtime" "rsync's $image: mtime"
+  assert_eq "$(glance_field "$image" imagefs_mtime)" "${mtime}000000000" "$image: the mtime in Glance"
+done
+[ -z "$(getfattr --absolute-names -d -m 'user.glance.imagefs_' "$MNT/images/${synced[0]}")" ] ||
+  fail "imagefs's own properties show as custom properties"
+again() {  # WHEN: a second rsync of the same tree transfers nothing
+  local out
+  out=$(rsync -a --itemize-changes --stats "$WORK/migrate/" "$MNT/sites/central/")
+  grep -q "Number of regular files transferred: 0" <<< "$out" ||
+    fail "the rsync $1 transferred files: $out"
+}
+again "run twice"
+unmount_imagefs
+mount_imagefs
+again "after a restart of the daemon"
+assert_eq "$(stat -c %Y "$MNT/sites/central/${synced[1]}")" "$mtime" "the mtime after a restart"
+
 echo "--- Glance answering 500: changes fail with EIO"
 mv "$CLOUD/glance.db" "$CLOUD/glance.db.away"
 started=$EPOCHREALTIME
