@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "ceph/client_ledger.h"
 #include "common/log.h"
 
 namespace imagefs {
@@ -48,6 +49,7 @@ Result<std::shared_ptr<CephCluster>> CephCluster::Connect(const CephClientOption
   }
   ret = cluster->rados_.cluster_fsid(&cluster->fsid_);
   if (ret < 0) return ErrorFromNegative(ret, fmt::format("{}: read the cluster fsid", who));
+  ClientLedger::Add(cluster->fsid_, cluster->rados_.get_instance_id());
   Log(LogLevel::kInfo, "{}: connected to cluster {} ({}) as {}", who, cluster->fsid_,
       options.ceph_conf, client);
   return cluster;

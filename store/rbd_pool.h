@@ -40,17 +40,21 @@ struct RbdPool {
   Error Failed(int ret, std::string_view what, std::string_view name) const;
 
   // Removes an image and its snapshot, whatever state a crash left them in.
-  // EBUSY when the snapshot has clones or the image is open elsewhere. With
-  // `fence`, clients that still watch the image (a writer that died or hangs)
-  // are blocklisted first, so the removal need not wait for their watch to
-  // time out.
+  // EBUSY when the snapshot has clones or the image is open elsewhere.
+  // Watchers that are the previous run's clients (ClientLedger: it died
+  // holding the image open) are blocklisted first, and with `fence` every
+  // other client's too (a temporary's writer that died or hangs), so the
+  // removal need not wait for their watch to time out.
   Status RemoveImage(const std::string& name, bool fence = false);
 
-  // Unprotects and removes the snapshot of an open image, after fencing off
-  // other clients that still watch it when `fence` is set.
+  // Unprotects and removes the snapshot of an open image, after fencing
+  // watchers as RemoveImage does.
   Status RemoveSnapshot(librbd::Image& image, const std::string& name, bool fence);
 
-  Status FenceWatchers(librbd::Image& image, const std::string& name);
+  // Blocklists the image's watchers other than this connection: all of
+  // them, or (`predecessors_only`) those of the previous run.
+  Status FenceWatchers(librbd::Image& image, const std::string& name,
+                       bool predecessors_only = false);
 };
 
 // The memory of a SharedBuffer: one librados buffer, which bufferlists

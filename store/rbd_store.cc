@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "ceph/client_ledger.h"
 #include "ceph/cluster.h"
 #include "common/log.h"
 #include "common/mutex.h"
@@ -83,7 +84,12 @@ Status RbdPool::RemoveImage(const std::string& name, bool fence) {
 }
 
 Status RbdPool::RemoveSnapshot(librbd::Image& image, const std::string& name, bool fence) {
-  if (fence) IMAGEFS_RETURN_IF_ERROR(FenceWatchers(image, name));
+  if (fence) {
+    IMAGEFS_RETURN_IF_ERROR(FenceWatchers(image, name));
+  } else if (Status fenced = FenceWatchers(image, name, /*predecessors_only=*/true); !fenced.ok()) {
+    // Only the fast way is lost: a dead predecessor's watch times out.
+    Log(LogLevel::kWarning, "{}", fenced.error().message);
+  }
   bool exists = false;
   int ret = image.snap_exists2(kRbdSnapshot, &exists);
   if (ret < 0) return Failed(ret, "look up the snapshot of", name);
@@ -104,15 +110,20 @@ Status RbdPool::RemoveSnapshot(librbd::Image& image, const std::string& name, bo
   return Ok();
 }
 
-Status RbdPool::FenceWatchers(librbd::Image& image, const std::string& name) {
+Status RbdPool::FenceWatchers(librbd::Image& image, const std::string& name,
+                              bool predecessors_only) {
   std::list<librbd::image_watcher_t> watchers;
   int ret = image.list_watchers(watchers);
   if (ret < 0) return Failed(ret, "list the watchers of", name);
   uint64_t self = cluster->rados().get_instance_id();
   for (const auto& watcher : watchers) {
-    if (static_cast<uint64_t>(watcher.id) == self) continue;
-    Log(LogLevel::kWarning, "store {}: blocklisting client.{} at {}, still watching {}/{}",
-        store_id, watcher.id, watcher.addr, pool, name);
+    uint64_t id = static_cast<uint64_t>(watcher.id);
+    if (id == self) continue;
+    bool predecessor = ClientLedger::IsPredecessor(cluster->fsid(), id);
+    if (predecessors_only && !predecessor) continue;
+    Log(LogLevel::kWarning, "store {}: blocklisting client.{} at {}{}, still watching {}/{}",
+        store_id, watcher.id, watcher.addr, predecessor ? " (this daemon's last run)" : "", pool,
+        name);
     ret = cluster->rados().blocklist_add(watcher.addr, kFenceSeconds);
     if (ret < 0) return Failed(ret, "blocklist " + watcher.addr + ", a watcher of", name);
   }

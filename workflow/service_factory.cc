@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "catalog/catalog.h"
+#include "ceph/client_ledger.h"
 #include "common/uuid.h"
 #include "store/store.h"
 
@@ -41,6 +42,11 @@ void MakeParentDirectory(const std::string& path) {
 
 Result<std::unique_ptr<ImageService>> BuildImageService(const Config& config) {
   ImageService::Options options;
+  // Before any connection: the last run's Ceph clients, to fence if it
+  // died holding images open, and this run's from now on.
+  std::error_code made;
+  std::filesystem::create_directories(config.state_dir, made);
+  ClientLedger::Open(config.state_dir);
   for (const auto& store_config : config.stores) {
     Result<std::unique_ptr<Store>> store = Fail(EINVAL, "store {}: no driver", store_config.id);
     if (store_config.driver == "rbd") {

@@ -3,9 +3,11 @@
 // (zero blocks unwritten) images, clones keeping a copy in use.
 #include <rbd/librbd.hpp>
 
+#include "ceph/client_ledger.h"
 #include "ceph/cluster.h"
 #include "tests/ceph/ceph_test_cluster.h"
 #include "tests/conformance/store_conformance.h"
+#include "tests/unit/temporary_directory.h"
 
 namespace imagefs {
 namespace {
@@ -148,6 +150,35 @@ TEST_F(RbdStoreTest, RemovingATemporaryFencesItsWriter) {
   std::string data(15, '\0');
   EXPECT_EQ(*(*reader)->ReadAt(0, data), 15u);
   EXPECT_EQ(data, "after the fence");
+}
+
+// A published copy the daemon's last run held open when it died (kill -9)
+// is removed at once: that run's clients are fenced (ClientLedger), and
+// no one else's: a live client elsewhere keeps the image (EBUSY).
+TEST_F(RbdStoreTest, RemovingACopyFencesOnlyTheLastRunsClients) {
+  ASSERT_TRUE(Put(RandomData(1 << 20, false)).ok());
+  auto holder = CephCluster::Connect(TestCluster("central"), "a run that dies");
+  ASSERT_TRUE(holder.ok()) << holder.error().message;
+  auto holder_ioctx = (*holder)->OpenPool(kPool);
+  ASSERT_TRUE(holder_ioctx.ok());
+  librbd::RBD rbd;
+  librbd::Image held;
+  ASSERT_EQ(rbd.open(*holder_ioctx, held, kId), 0);  // read-write: a watch
+
+  EXPECT_EQ(store_->Remove(kId).code(), EBUSY);  // a live client elsewhere
+
+  TemporaryDirectory state, between;
+  ClientLedger::Open(state.path());  // the run that dies
+  ClientLedger::Add((*holder)->fsid(), (*holder)->rados().get_instance_id());
+  ClientLedger::Open(between.path());
+  ClientLedger::Open(state.path());  // the next run: the holder is its predecessor
+  auto started = std::chrono::steady_clock::now();
+  Status removed = store_->Remove(kId);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  EXPECT_FALSE(*store_->Exists(kId));
+  held.close();  // fails: the holder is fenced
+  ClientLedger::Open(between.path());
 }
 
 TEST_F(RbdStoreTest, UnreachableClusterFailsOperationsInsteadOfBlocking) {
