@@ -93,6 +93,12 @@ struct ImportPlan {
   // for it (outage_timeout), as one that stops answering does. Placement
   // probes its stores itself and fails such a copy at once.
   bool wait_for_targets = true;
+
+  // A copy verified by the image's chunk digest: only data is hashed, in
+  // parallel; else by md5 and sha512 over every byte.
+  bool ByChunks() const { return expected && !expected->chunks.empty(); }
+  // A pipeline's check that the lease still holds.
+  std::function<Status()> LeaseCheck() const;
 };
 
 // The digest an image's record holds, if it has data.
