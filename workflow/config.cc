@@ -61,7 +61,14 @@ const std::vector<Key<Config>>& DaemonKeys() {
       {"imagefs", "outage_timeout",
        NumberIn(&Config::outage_timeout_seconds, 0, 86400, "must be 0..86400 seconds")},
       {"imagefs", "metrics_file", Text(&Config::metrics_file)},
-      {"imagefs", "placement", Text(&Config::placement)},
+      {"imagefs", "placement",
+       [](const ConfigReader& reader, std::string_view section, std::string_view key,
+          Config& config) -> Status {
+         auto rule = ParsePlacement(reader.Get(section, key, config.placement.Format()));
+         if (!rule.ok()) return reader.Bad(section, key, rule.error().message);
+         config.placement = *rule;
+         return Ok();
+       }},
       {"imagefs", "placement_parallel",
        NumberIn(&Config::placement_parallel, 1, 64, "must be 1..64")},
       {"imagefs", "metrics_interval",
@@ -337,8 +344,8 @@ Result<Config> ParseConfigFiles(const std::vector<ConfigText>& files,
   IMAGEFS_RETURN_IF_ERROR(CheckKnownKeys(reader, "imagefs", DaemonKeys(), {"state_dir"}));
   std::vector<std::string> store_ids;
   for (const auto& store : config.stores) store_ids.push_back(store.id);
-  if (auto rule = ParsePlacement(config.placement, store_ids); !rule.ok()) {
-    return reader.Bad("imagefs", "placement", rule.error().message);
+  if (Status placed = config.placement.CheckStores(store_ids); !placed.ok()) {
+    return reader.Bad("imagefs", "placement", placed.error().message);
   }
   IMAGEFS_RETURN_IF_ERROR(
       CheckKnownKeys(reader, "catalog", CatalogKeys(),

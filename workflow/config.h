@@ -71,6 +71,7 @@
 #include "ceph/client_options.h"
 #include "common/result.h"
 #include "workflow/image_service.h"
+#include "workflow/placement_rule.h"
 #include "workflow/web_download.h"
 
 namespace imagefs {
@@ -139,7 +140,7 @@ struct Config {
   // How long a copy waits for a target store that stopped answering
   // (ImageService::Options::outage_timeout); 0: it fails at once.
   int outage_timeout_seconds = 300;
-  std::string placement = ServiceDefaults().placement;
+  PlacementRule placement = ServiceDefaults().placement;
   int placement_parallel = ServiceDefaults().placement_parallel;
   std::string metrics_file;  // empty: no metrics
   int metrics_interval_seconds = 15;

@@ -377,8 +377,8 @@ Result<std::unique_ptr<ImageService>> ImageService::Create(Options options) {
   if (!has_central) return Fail(EINVAL, "central store '{}' is not configured", options.central);
   std::vector<std::string> configured;
   for (const auto& store : options.stores) configured.push_back(store->id());
-  if (auto rule = ParsePlacement(options.placement, configured); !rule.ok()) {
-    return Fail(EINVAL, "[imagefs] {}", rule.error().message);
+  if (Status placed = options.placement.CheckStores(configured); !placed.ok()) {
+    return Fail(EINVAL, "[imagefs] {}", placed.error().message);
   }
   if (options.placement_parallel < 1) return Fail(EINVAL, "placement_parallel must be at least 1");
   std::error_code error;

@@ -65,6 +65,7 @@
 #include "store/store.h"
 #include "workflow/import_request.h"
 #include "workflow/pipeline.h"
+#include "workflow/placement_rule.h"
 #include "workflow/staged_write.h"
 #include "workflow/web_download.h"
 
@@ -120,10 +121,10 @@ class ImageService {
     std::string daemon_id;
     int workers = 4;
     // Where images belong unless their own rule says (workflow/
-    // placement_rule.h): "" (nowhere more), "all", "all,-<store>", or
-    // stores; the daemon copies what is missing (workflow/placement.h),
-    // at most `placement_parallel` copies per store at once.
-    std::string placement;
+    // placement_rule.h; the default: nowhere more); the daemon copies what
+    // is missing (workflow/placement.h), at most `placement_parallel`
+    // copies per store at once. The stores it names must be configured.
+    PlacementRule placement;
     int placement_parallel = 2;
     // A failed placement copy is tried again after this, doubling with
     // each failure in a row (at most 5 minutes); at once when its store,

@@ -56,14 +56,32 @@ PlacementRule PlacementRule::Without(std::string_view store) const {
   return rule;
 }
 
+namespace {
+
+Error BadPlacement(std::string_view text, std::string_view why) {
+  return Error{EINVAL, fmt::format("placement '{}': {} (expected all, all,-<store>..., or "
+                                   "<store>,...)",
+                                   text, why)};
+}
+
+}  // namespace
+
+Status PlacementRule::CheckStores(const std::vector<std::string>& configured) const {
+  for (const auto* names : {&stores, &excluded}) {
+    for (const auto& name : *names) {
+      if (!Contains(configured, name)) {
+        return BadPlacement(Format(), fmt::format("no store {} is configured", name));
+      }
+    }
+  }
+  return Ok();
+}
+
 Result<PlacementRule> ParsePlacement(std::string_view text,
                                      const std::vector<std::string>& configured) {
   PlacementRule rule;
   std::vector<std::string> items = SplitCommaList(text);
-  auto bad = [&](std::string_view why) {
-    return Fail(EINVAL, "placement '{}': {} (expected all, all,-<store>..., or <store>,...)", text,
-                why);
-  };
+  auto bad = [&](std::string_view why) { return BadPlacement(text, why); };
   for (const auto& item : items) {
     if (item == "all") {
       if (rule.all || !rule.stores.empty()) return bad("'all' with other stores named");
@@ -73,15 +91,13 @@ Result<PlacementRule> ParsePlacement(std::string_view text,
     bool exclusion = item.starts_with('-');
     std::string name = exclusion ? item.substr(1) : item;
     if (!IsStoreName(name)) return bad(fmt::format("'{}' is not a store name", item));
-    if (!configured.empty() && !Contains(configured, name)) {
-      return bad(fmt::format("no store {} is configured", name));
-    }
     if (exclusion != rule.all) {
       return bad(exclusion ? "'-<store>' without 'all'" : "'all' with other stores named");
     }
     auto& list = exclusion ? rule.excluded : rule.stores;
     if (!Contains(list, name)) list.push_back(name);
   }
+  if (!configured.empty()) IMAGEFS_RETURN_IF_ERROR(rule.CheckStores(configured));
   return rule;
 }
 

@@ -43,6 +43,8 @@ struct PlacementRule {
   bool Places(std::string_view store, std::string_view central) const;
   // The rule once `store` is taken out of it (`rm` of a placed copy).
   PlacementRule Without(std::string_view store) const;
+  // EINVAL when it names a store not in `configured`.
+  Status CheckStores(const std::vector<std::string>& configured) const;
 };
 
 // EINVAL for a malformed rule, or one naming a store not in `configured`

@@ -45,10 +45,6 @@ ServiceCore::ServiceCore(ImageService::Options options)
   }
   unit_budget_ = std::make_shared<UnitBudget>(static_cast<int>(
       std::max<uint64_t>(1, options_.copy_memory_bytes / PipelineUnitBytes(options_.pipeline))));
-  // Checked when the service was created (ImageService::Create).
-  if (auto rule = ParsePlacement(options_.placement, store_ids_); rule.ok()) {
-    default_placement_ = *rule;
-  }
 }
 
 ServiceCore::~ServiceCore() { JoinThreads(); }

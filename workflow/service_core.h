@@ -77,7 +77,7 @@ class ServiceCore {
   const ImageService::Options& options() const { return options_; }
   const std::string& central() const { return options_.central; }
   // Where images belong unless their own rule says ([imagefs] placement).
-  const PlacementRule& default_placement() const { return default_placement_; }
+  const PlacementRule& default_placement() const { return options_.placement; }
   Catalog& catalog() { return *catalog_; }
   LeaseKeeper& leases() { return leases_; }
   StagingBudget& budget() { return budget_; }
@@ -178,7 +178,6 @@ class ServiceCore {
  private:
   ImageService::Options options_;
   std::unique_ptr<Catalog> catalog_;  // outlives leases_
-  PlacementRule default_placement_;
   std::vector<std::string> store_ids_;
   std::map<std::string, Store*, std::less<>> stores_;
   LeaseKeeper leases_;

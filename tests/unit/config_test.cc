@@ -149,7 +149,7 @@ TEST(ConfigTest, DefaultsAreThoseOfGlance) {
   EXPECT_EQ(config->idle_upload_seconds, 600);
   EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0}));
   EXPECT_EQ(config->outage_timeout_seconds, 300);
-  EXPECT_EQ(config->placement, "");  // images are placed nowhere more
+  EXPECT_EQ(config->placement, PlacementRule{});  // images are placed nowhere more
   EXPECT_EQ(config->placement_parallel, 2);
   EXPECT_EQ(config->copy_memory_mib, 128u);
 }
@@ -165,7 +165,7 @@ TEST(ConfigTest, FilterConversionAndIdleKeys) {
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->idle_upload_seconds, 5);
   EXPECT_EQ(config->outage_timeout_seconds, 0);  // copies do not wait
-  EXPECT_EQ(config->placement, "all,-a");
+  EXPECT_EQ(config->placement.Format(), "all,-a");
   EXPECT_EQ(config->placement_parallel, 3);
   EXPECT_EQ(config->admin_uids, (std::vector<uint32_t>{0, 1000}));
   EXPECT_EQ(config->conversion_format, "raw");

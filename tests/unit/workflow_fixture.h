@@ -57,7 +57,7 @@ class WorkflowTest : public ::testing::Test {
     options.workers = 3;
     options.stall_after = stall_after_;
     options.outage_timeout = outage_timeout_;
-    options.placement = placement_;
+    options.placement = *ParsePlacement(placement_);
     options.placement_first_retry = std::chrono::milliseconds(300);
     auto service = ImageService::Create(std::move(options));
     ASSERT_TRUE(service.ok()) << service.error().message;
