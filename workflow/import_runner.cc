@@ -179,7 +179,7 @@ Status ImportRunner::PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copi
     for (const auto& location : published) core_.RemoveQuietly(location.store, id);
     return status;
   }
-  for (const auto& location : published) plan.published.push_back(location.store);
+  for (const auto& location : published) Published(plan, location.store);
   Log(LogLevel::kInfo, "image {}: copies in {} published", id, fmt::join(plan.targets, ","));
   return Ok();
 }
@@ -395,7 +395,7 @@ void ImportRunner::PublishTogether(ImportPlan& plan, Copies& copies) {
     WrittenCopy& copy = *copies[i];
     auto url = copy.writer->Publish();
     if (!url.ok() && url.code() == EEXIST && CopiedByOthers(plan, copy.store)) {
-      plan.published.push_back(copy.store);
+      Published(plan, copy.store);
       copy.published = true;
     } else if (!url.ok()) {
       copy.writer->Discard();
@@ -416,7 +416,7 @@ void ImportRunner::PublishTogether(ImportPlan& plan, Copies& copies) {
       copies[i] = updated.error();
       continue;
     }
-    plan.published.push_back(location.store);
+    Published(plan, location.store);
     copies[i]->published = true;
     Log(LogLevel::kInfo, "image {}: copy in {} published at {}", id, location.store, location.url);
   }
@@ -429,7 +429,7 @@ Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
     // Glance's own copy-image of this image to this store came first
     // (it holds no imagefs lease): the store has the image, and this
     // copy's temporary goes with the unpublished writer.
-    plan.published.push_back(copy.store);
+    Published(plan, copy.store);
     return Ok();
   }
   if (!url.ok()) return url.error();
@@ -442,7 +442,7 @@ Status ImportRunner::Publish(ImportPlan& plan, WrittenCopy& copy) {
     core_.RemoveQuietly(copy.store, plan.image_id);
     return updated.error();
   }
-  plan.published.push_back(copy.store);
+  Published(plan, copy.store);
   Log(LogLevel::kInfo, "image {}: copy in {} published at {}", plan.image_id, copy.store, *url);
   return Ok();
 }
@@ -474,6 +474,13 @@ void ImportRunner::CountOutcomes(const ImportPlan& plan) {
   }
 }
 
+// A target's copy is published: it leaves the progress, which shows what
+// still copies or waits.
+void ImportRunner::Published(ImportPlan& plan, const std::string& store) {
+  plan.published.push_back(store);
+  core_.EndProgress(plan.image_id, store);
+}
+
 void ImportRunner::RecordFailure(const ImportPlan& plan, const std::string& site,
                                  const Error& error) {
   Log(LogLevel::kError, "image {}: import to store {} failed: {}", plan.image_id, site,
@@ -483,6 +490,7 @@ void ImportRunner::RecordFailure(const ImportPlan& plan, const std::string& site
     return Ok();
   });
   if (!updated.ok()) Log(LogLevel::kError, "{}", updated.error().message);
+  core_.EndProgress(plan.image_id, site);  // in the failed list now
   if (plan.store_failed) plan.store_failed(site, error);
   // A store that did not answer may keep the copy's temporary (its writer
   // leaves it rather than time out again): clean up once it answers.

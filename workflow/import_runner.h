@@ -160,6 +160,7 @@ class ImportRunner {
   bool CopiedByOthers(const ImportPlan& plan, const std::string& store);
   // Must-succeed: publishes every verified copy in one record update.
   Status PublishAll(ImportPlan& plan, std::vector<WrittenCopy>& copies);
+  void Published(ImportPlan& plan, const std::string& store);
   void RecordFailure(const ImportPlan& plan, const std::string& site, const Error& error);
   // Each target's outcome into the metrics (common/metrics.h).
   void CountOutcomes(const ImportPlan& plan);

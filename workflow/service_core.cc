@@ -164,7 +164,9 @@ void ServiceCore::AddProgress(const std::string& id, const std::string& site, ui
     MutexLock lock(&progress_mutex_);
     auto image = progress_.find(id);
     if (image == progress_.end()) return;
-    CopyProgress& progress = image->second[site];
+    auto entry = image->second.find(site);
+    if (entry == image->second.end()) return;  // published or failed already
+    CopyProgress& progress = entry->second;
     uint64_t before = progress.total ? progress.done * 10 / progress.total : 0;
     progress.done += bytes;
     done = progress.done;
@@ -218,6 +220,12 @@ void ServiceCore::SetWaiting(const std::string& id, const std::string& site, int
 void ServiceCore::EndProgress(const std::string& id) {
   MutexLock lock(&progress_mutex_);
   progress_.erase(id);
+}
+
+void ServiceCore::EndProgress(const std::string& id, const std::string& site) {
+  MutexLock lock(&progress_mutex_);
+  auto image = progress_.find(id);
+  if (image != progress_.end()) image->second.erase(site);
 }
 
 void ServiceCore::JoinCatalogThreads() {

@@ -152,6 +152,8 @@ class ServiceCore {
   void SetWaiting(const std::string& id, const std::string& site, int64_t since,
                   const std::string& why) EXCLUDES(progress_mutex_);
   void EndProgress(const std::string& id) EXCLUDES(progress_mutex_);
+  // Forgets one store's: its copy was published, or failed.
+  void EndProgress(const std::string& id, const std::string& site) EXCLUDES(progress_mutex_);
   // Waits for the changes asked on the catalog threads, which may still
   // start jobs (a written file's close commits), and for the inspections;
   // then RunAtCatalog and RunForInspection run on their caller.

@@ -59,6 +59,7 @@ wait_for_xattr "$other" stores central,dcn0
 assert_eq "$(xattr "$other" os_glance_importing_to_stores)" dcn1 "importing list while dcn1 is waited for"
 progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$other")
 [[ "$progress" == *"waiting for dcn1 since"* ]] || fail "progress while dcn1 is waited for: $progress"
+[[ "$progress" != *'"dcn0"'* ]] || fail "dcn0, published, still in the progress: $progress"
 for _ in $(seq 300); do
   [ -z "$(xattr "$other" os_glance_importing_to_stores)" ] && break
   sleep 0.1
