@@ -48,8 +48,9 @@ struct Central {
   // Like Glance's listing of changed images: removals are not in the log.
   std::atomic<bool> log_omits_removals{false};
   std::atomic<int> calls_while_down{0};
-  std::atomic<int> gets{0};   // record reads
-  std::atomic<int> lists{0};  // listings
+  std::atomic<int> gets{0};     // record reads
+  std::atomic<int> lists{0};    // listings
+  std::atomic<int> follows{0};  // reads of the change log (ChangesSince)
   Mutex mutex;
   std::string name = "catalog-1";
   std::vector<std::string> log GUARDED_BY(mutex);  // id changed by change n+1
@@ -114,6 +115,7 @@ class FakeShared final : public SharedCatalog {
   }
 
   Result<CatalogChanges> ChangesSince(const CatalogPosition& from) override {
+    ++central_.follows;
     IMAGEFS_RETURN_IF_ERROR(central_.Reachable());
     std::vector<std::string> log;
     {
@@ -373,8 +375,11 @@ TEST_F(ReplicatedCatalogTest, InspectionKeepsARecordForTheAttributeTimeoutOnly) 
   };
   // The attributes of one image: one read; and while the follower finds
   // no change of it, none more, past the timeout too (once it has read
-  // past the creation).
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // past the creation: a read of the log that began after it was applied
+  // when the next one begins).
+  for (int started = central_.follows, i = 0; central_.follows < started + 2 && i < 500; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   int gets = central_.gets;
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(catalog->Inspect(kA).ok());
   EXPECT_EQ(central_.gets - gets, 1);
