@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <set>
 
 #include "common/comma_list.h"
+#include "common/number.h"
 #include "common/time.h"
 
 namespace imagefs {
@@ -55,10 +55,8 @@ bool IsOwnProperty(std::string_view name) {
 std::optional<int64_t> DecimalProperty(const json& image, const char* key) {
   auto found = image.find(key);
   if (found == image.end() || !found->is_string()) return std::nullopt;
-  const std::string& text = found->get_ref<const std::string&>();
-  int64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
+  auto value = ParseNumber<int64_t>(found->get_ref<const std::string&>());
+  if (!value || *value < 0) return std::nullopt;
   return value;
 }
 

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "common/number.h"
+
 namespace imagefs {
 namespace {
 
@@ -38,14 +40,8 @@ std::optional<ProcessDeath> ParseKilledBySignal(std::string_view stat) {
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
   }
   if (fields.size() <= kExitCodeField) return std::nullopt;
-  auto number = [](std::string_view text) -> std::optional<unsigned long> {
-    unsigned long value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return value;
-  };
-  auto flags = number(fields[kFlagsField]);
-  auto exit_code = number(fields[kExitCodeField]);
+  auto flags = ParseNumber<unsigned long>(fields[kFlagsField]);
+  auto exit_code = ParseNumber<unsigned long>(fields[kExitCodeField]);
   if (!flags || !exit_code || !(*flags & kExiting)) return std::nullopt;
   // wait(2)'s encoding: the low 7 bits are the signal; 0 is a normal exit.
   int signal = static_cast<int>(*exit_code & 0x7f);

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <boost/algorithm/string.hpp>
 #include <boost/property_tree/ptree.hpp>
-#include <charconv>
 #include <functional>
 #include <initializer_list>
 #include <sstream>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "common/comma_list.h"
+#include "common/number.h"
 #include "common/result.h"
 #include "workflow/config.h"
 
@@ -92,12 +92,9 @@ class ConfigReader {
   Result<Number> GetNumber(std::string_view section, std::string_view key, Number fallback) const {
     std::string text = Get(section, key);
     if (text.empty()) return fallback;
-    Number value{};
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size()) {
-      return Bad(section, key, fmt::format("'{}' is not a number", text));
-    }
-    return value;
+    auto value = ParseNumber<Number>(text);
+    if (!value) return Bad(section, key, fmt::format("'{}' is not a number", text));
+    return *value;
   }
 
   // true/false, as oslo.config writes them (also yes/no, on/off, 1/0).
@@ -181,12 +178,11 @@ KeyRule<Target> NumberList(std::vector<Number> Target::*field, Number low, Numbe
     if (!reader.Has(section, key)) return Ok();
     std::vector<Number> values;
     for (const auto& item : SplitCommaList(reader.Get(section, key))) {
-      Number value{};
-      auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
-      if (error != std::errc() || end != item.data() + item.size() || value < low || value > high) {
+      auto value = ParseNumber<Number>(item);
+      if (!value || *value < low || *value > high) {
         return reader.Bad(section, key, fmt::format("'{}' is not {}", item, what));
       }
-      values.push_back(value);
+      values.push_back(*value);
     }
     target.*field = std::move(values);
     return Ok();

@@ -2,11 +2,11 @@
 #include "workflow/resume_record.h"
 
 #include <algorithm>
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "common/comma_list.h"
 #include "common/log.h"
+#include "common/number.h"
 #include "common/time.h"
 
 namespace imagefs {
@@ -17,12 +17,11 @@ constexpr int kVersion = 1;
 constexpr uint64_t kMaxUnits = uint64_t{1} << 30;
 
 Result<uint64_t> NumberOf(std::string_view text) {
-  uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value >= kMaxUnits) {
+  auto value = ParseNumber<uint64_t>(text);
+  if (!value || *value >= kMaxUnits) {
     return Fail(EINVAL, "resume record: '{}' is not a unit", text);
   }
-  return value;
+  return *value;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/comma_list.h"
+#include "common/number.h"
 #include "common/result.h"
 #include "common/time.h"
 #include "common/uuid.h"
@@ -72,6 +73,16 @@ TEST(CommaListTest, ItemsAreTrimmedAndEmptyOnesLeftOut) {
   EXPECT_EQ(SplitCommaList("a, ,b,"), (std::vector<std::string>{"a", "b"}));
   EXPECT_TRUE(SplitCommaList("").empty());
   EXPECT_TRUE(SplitCommaList(" , ").empty());
+}
+
+TEST(NumberTest, OnlyTheWholeTextIsANumber) {
+  EXPECT_EQ(ParseNumber<uint64_t>("42"), 42u);
+  EXPECT_EQ(ParseNumber<int64_t>("-7"), -7);
+  EXPECT_FALSE(ParseNumber<uint64_t>("-7"));  // no sign for unsigned types
+  EXPECT_FALSE(ParseNumber<int>("12x"));
+  EXPECT_FALSE(ParseNumber<int>(" 12"));
+  EXPECT_FALSE(ParseNumber<int>(""));
+  EXPECT_FALSE(ParseNumber<uint8_t>("256"));  // out of range
 }
 
 TEST(TimeTest, GlanceTimestampFormat) {
