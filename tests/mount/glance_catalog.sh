@@ -248,14 +248,8 @@ cp "$WORK/img" "$MNT/images/$killed/stores/central/disk.raw"
 assert_eq "$(glance_field "$killed" status checksum)" "active $md5" "an upload after SIGHUP"
 
 echo "--- rsync into the mount: mtimes are kept in Glance, a second run copies nothing"
-mkdir "$WORK/migrate"
-synced=()
-for n in 1 2; do
-  image=$(new_uuid)
-  random_file "$WORK/migrate/$image" 2
-  synced+=("$image")
-done
-touch -d '2024-05-01 12:00:00' "$WORK/migrate/"*
+glance_store_dir "$WORK/migrate" 2
+synced=("${STORE_IMAGES[@]}")
 rsync -a "$WORK/migrate/" "$MNT/sites/central/"
 mtime=$(stat -c %Y "$WORK/migrate/${synced[0]}")
 for image in "${synced[@]}"; do

@@ -300,6 +300,19 @@ image_in_central_and_dcn0() {
 # random_file PATH MIB: a file of random data.
 random_file() { head -c "$(($2 * 1024 * 1024))" /dev/urandom > "$1"; }
 
+# glance_store_dir DIR N: a directory laid out as a Glance filesystem store,
+# N files of 2 MiB of random data named by new image ids, dated
+# 2024-05-01 12:00; their ids in STORE_IMAGES.
+glance_store_dir() {
+  mkdir "$1"
+  STORE_IMAGES=()
+  for _ in $(seq "$2"); do
+    STORE_IMAGES+=("$(new_uuid)")
+    random_file "$1/${STORE_IMAGES[-1]}" 2
+  done
+  touch -d '2024-05-01 12:00:00' "$1/"*
+}
+
 # catalog_leases: the import leases the catalog holds, one image per line
 # (read past imagefs: SQLite's table, or the RADOS object's omap keys).
 catalog_leases() {

@@ -37,14 +37,8 @@ mv "$MNT/sites/dcn1/$id" "$MNT/sites/dcn0/$id"
 assert_eq "$(xattr "$id" stores)" central,dcn0 "mv onto a site that holds it"
 
 echo "--- migration: rsync of a Glance filesystem store into an edge"
-mkdir "$WORK/glance"
-migrated=()
-for n in 1 2 3; do
-  image=$(new_uuid)
-  random_file "$WORK/glance/$image" 2
-  migrated+=("$image")
-done
-touch -d '2024-05-01 12:00:00' "$WORK/glance/"*
+glance_store_dir "$WORK/glance" 3
+migrated=("${STORE_IMAGES[@]}")
 rsync -a "$WORK/glance/" "$MNT/sites/dcn1/"
 for image in "${migrated[@]}"; do
   assert_eq "$(xattr "$image" status)" active "migrated $image"
