@@ -152,7 +152,7 @@ class RbdStoreWriter final : public StoreWriter {
     open_ = true;
     if (reopened) {
       // Finished (its snapshot taken) but not published: nothing to go on
-      // with; recovery removes it.
+      // with (the caller, or recovery, removes it).
       bool finished = false;
       if ((ret = image_.snap_exists2(kRbdSnapshot, &finished)) < 0) return Failed(ret, "stat");
       if (finished) {
@@ -289,9 +289,11 @@ class RbdStoreWriter final : public StoreWriter {
 
  private:
   // A resume record left would only be read and found to be of no
-  // temporary; removing it is best effort.
+  // temporary; removing it is best effort. Through the connection that
+  // saves it: RADOS applies one client's operations on an object in
+  // order, so a save still in flight cannot land after the removal.
   void RemoveResumeRecord() {
-    int ret = pool_->ioctx.remove(ResumeObjectOf(name_));
+    int ret = records_->ioctx.remove(ResumeObjectOf(name_));
     if (ret < 0 && ret != -ENOENT) {
       Log(LogLevel::kWarning, "store {}: cannot remove the resume record of {}: {}",
           pool_->store_id, name_, std::strerror(-ret));
@@ -434,7 +436,11 @@ Result<std::unique_ptr<StoreWriter>> OpenRbdWriter(std::shared_ptr<RbdPool> pool
                                                    std::shared_ptr<RbdPool> records) {
   auto writer = std::make_unique<RbdStoreWriter>(std::move(pool), std::move(records),
                                                  std::move(image_id), std::move(name), size);
-  IMAGEFS_RETURN_IF_ERROR(writer->Open(reopened));
+  Status opened = writer->Open(reopened);
+  if (!opened.ok()) {
+    writer->Leave();  // the caller hears why; the temporary stays as it is
+    return opened.error();
+  }
   return std::unique_ptr<StoreWriter>(std::move(writer));
 }
 

@@ -49,6 +49,15 @@ Result<std::unique_ptr<StoreWriter>> ImportRunner::ReopenResumable(const std::st
   if (!writer.ok()) {
     Log(LogLevel::kWarning, "image {}: copy into {} cannot resume in {}: {}", id, site,
         best->first.name, writer.error().message);
+    // EEXIST: finished already, never published (its writer died between
+    // the two). It holds nothing to go on with, and the lease is ours.
+    if (writer.code() == EEXIST) {
+      Status removed = store.RemoveTemporary(best->first);
+      if (!removed.ok()) {
+        Log(LogLevel::kWarning, "store {}: cannot remove {}: {}", site, best->first.name,
+            removed.error().message);
+      }
+    }
     return writer.error();
   }
   uint64_t units = (record.digest.size + record.unit_bytes - 1) / record.unit_bytes;

@@ -206,4 +206,25 @@ TEST_P(StoreConformanceTest, LeftoverTemporariesCanBeRemoved) {
   EXPECT_TRUE(store_->ListTemporaries()->empty());
 }
 
+// A record saved just before Finish, still in flight, does not outlive
+// it: a finished temporary has nothing left to resume (recovery removes
+// it), and one that kept a record would be taken for a copy to resume.
+TEST_P(StoreConformanceTest, AFinishedTemporaryKeepsNoResumeRecord) {
+  std::string data = RandomData(1000, false);
+  for (int round = 0; round < 10; ++round) {
+    auto writer = store_->CreateWriter(kStoreTestId, data.size());
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE(WriteAndWait(**writer, 0, data).ok());
+    auto saved = std::make_shared<std::promise<Status>>();
+    (*writer)->SaveResumeRecord("record", [saved](Status s) { saved->set_value(std::move(s)); });
+    ASSERT_TRUE((*writer)->Finish(data.size()).ok());
+    Status save = saved->get_future().get();
+    if (!save.ok() && save.code() == EOPNOTSUPP) GTEST_SKIP() << "keeps no resume records";
+    auto record = store_->ResumeRecord({(*writer)->temporary(), kStoreTestId});
+    ASSERT_TRUE(record.ok()) << record.error().message;
+    EXPECT_EQ(*record, "") << "round " << round;
+    (*writer)->Discard();
+  }
+}
+
 }  // namespace imagefs

@@ -64,6 +64,9 @@ class FaultyStoreImpl final : public FaultyStore {
     if (Cut(writes_.load() + 1) || plan().down) {
       return Fail(ETIMEDOUT, "store {}: injected timeout", id());
     }
+    if (plan().reopen_finished) {
+      return Fail(EEXIST, "store {}: {} was finished already (injected)", id(), temporary);
+    }
     auto writer = ForwardingStore::ReopenWriter(image_id, temporary);
     if (!writer.ok()) return writer.error();
     return std::unique_ptr<StoreWriter>(

@@ -23,6 +23,9 @@ struct FaultPlan {
   // The store does not answer at all: reconnecting, and creating or
   // reopening a writer, time out at once (ETIMEDOUT).
   bool down = false;
+  // Reopening a writer finds its temporary finished (EEXIST), as rbd's
+  // does when the writer before died between Finish and Publish.
+  bool reopen_finished = false;
 };
 
 class FaultyStore : public ForwardingStore {

@@ -270,6 +270,23 @@ TEST_F(WorkflowTest, ACopyAskedForAgainResumesFromItsRecord) {
   EXPECT_EQ(faults_["dcn0"]->bytes_written(), uint64_t{25} << 22);
 }
 
+// A temporary whose record is kept but which cannot go on (finished, never
+// published): the copy asked for again starts afresh, and that temporary
+// goes with it instead of being kept and tried at every copy.
+TEST_F(WorkflowTest, ACopyThatCannotResumeRemovesTheTemporaryAndStartsAfresh) {
+  std::string data = StartWithOutages(std::chrono::seconds(1), 32);  // 8 units of 4 MiB
+  faults_["dcn0"]->SetPlan({.cut_after_write = 3});
+  ASSERT_TRUE(CopyTo(kOwner, {"dcn0"}).ok());
+  ASSERT_TRUE(StoreHasTemporaries("dcn0"));
+  faults_["dcn0"]->SetPlan({.reopen_finished = true});
+  Status copied = CopyTo(kOwner, {"dcn0"});
+  ASSERT_TRUE(copied.ok()) << copied.error().message;
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  // 3 units before the cut, then all 8 again.
+  EXPECT_EQ(faults_["dcn0"]->bytes_written(), uint64_t{11} << 22);
+}
+
 // The record's text, and what it resumes.
 TEST(ResumeRecordTest, UnitsRoundTripAsRangesAndBadTextIsRefused) {
   std::vector<bool> units = {true, true, true, false, true, false, false, true, true};
