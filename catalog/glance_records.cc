@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <set>
 
 #include "common/comma_list.h"
@@ -51,12 +52,13 @@ bool IsOwnProperty(std::string_view name) {
   return name == kChunksProperty || name == kMtimeProperty || name == kVirtualSizeProperty;
 }
 
-// A property holding a decimal number; nullopt when absent or not one.
-std::optional<int64_t> DecimalProperty(const json& image, const char* key) {
+// A property holding a decimal number of at least `least`; nullopt when
+// absent or not one.
+std::optional<int64_t> DecimalProperty(const json& image, const char* key, int64_t least = 0) {
   auto found = image.find(key);
   if (found == image.end() || !found->is_string()) return std::nullopt;
   auto value = ParseNumber<int64_t>(found->get_ref<const std::string&>());
-  if (!value || *value < 0) return std::nullopt;
+  if (!value || *value < least) return std::nullopt;
   return value;
 }
 
@@ -132,7 +134,9 @@ Result<ImageRecord> RecordOfGlanceImage(const json& image, const GlanceOwnership
     }
   }
   record.chunks_xxh3 = Text(image, kChunksProperty);
-  record.data_mtime = DecimalProperty(image, kMtimeProperty).value_or(0);
+  // A file's mtime may be before 1970.
+  record.data_mtime =
+      DecimalProperty(image, kMtimeProperty, std::numeric_limits<int64_t>::min()).value_or(0);
   record.checksum = Text(image, "checksum");
   record.os_hash_algo = Text(image, "os_hash_algo");
   record.os_hash_value = Text(image, "os_hash_value");

@@ -12,9 +12,16 @@ namespace {
 
 constexpr blksize_t kBlockSize = 1 << 20;
 
+// Before 1970 too: the seconds round down, the nanoseconds stay positive.
 timespec ToTimespec(int64_t nanos) {
-  return timespec{static_cast<time_t>(nanos / 1'000'000'000),
-                  static_cast<long>(nanos % 1'000'000'000)};
+  constexpr int64_t kSecond = 1'000'000'000;
+  int64_t seconds = nanos / kSecond;
+  int64_t rest = nanos % kSecond;
+  if (rest < 0) {
+    seconds -= 1;
+    rest += kSecond;
+  }
+  return timespec{static_cast<time_t>(seconds), static_cast<long>(rest)};
 }
 
 void SetTimes(struct stat& st, int64_t nanos) {

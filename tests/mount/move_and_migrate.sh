@@ -39,12 +39,14 @@ assert_eq "$(xattr "$id" stores)" central,dcn0 "mv onto a site that holds it"
 echo "--- migration: rsync of a Glance filesystem store into an edge"
 glance_store_dir "$WORK/glance" 3
 migrated=("${STORE_IMAGES[@]}")
+# One file dated before 1970, to the nanosecond.
+touch -d '1969-07-20 20:17:40.123456789' "$WORK/glance/${migrated[0]}"
 rsync -a "$WORK/glance/" "$MNT/sites/dcn1/"
 for image in "${migrated[@]}"; do
   assert_eq "$(xattr "$image" status)" active "migrated $image"
   assert_eq "$(xattr "$image" stores)" central,dcn1 "migrated $image: central first, then dcn1"
   assert_eq "$(xattr "$image" checksum)" "$(md5 "$WORK/glance/$image")" "migrated $image: md5"
-  assert_eq "$(stat -c %Y "$MNT/sites/dcn1/$image")" "$(stat -c %Y "$WORK/glance/$image")" \
+  assert_eq "$(stat -c %.9Y "$MNT/sites/dcn1/$image")" "$(stat -c %.9Y "$WORK/glance/$image")" \
     "migrated $image: mtime"
 done
 second=$(rsync -a --itemize-changes --stats "$WORK/glance/" "$MNT/sites/dcn1/")

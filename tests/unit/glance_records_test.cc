@@ -168,6 +168,9 @@ TEST(GlanceRecordsTest, ImagefsFieldsLiveInGlanceAsProperties) {
   ImageRecord sized = *RecordOfGlanceImage(image, {});
   EXPECT_EQ(sized.virtual_size, 8192u);
   EXPECT_EQ(sized.data_mtime, 0);
+  // A file dated before 1970 keeps its mtime.
+  image["imagefs_mtime"] = "-86400000000001";
+  EXPECT_EQ(RecordOfGlanceImage(image, {})->data_mtime, -86400000000001);
 }
 
 TEST(GlanceRecordsTest, LocationsGoByIndexAndLaterOnesWithoutValidationData) {
