@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "workflow/pipeline_writers.h"
 
 namespace imagefs {
 namespace {
@@ -58,11 +59,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
         options_(options),
         unit_bytes_(PipelineUnitBytes(options)),
         hash_(std::move(hash)),
-        writer_status_(writers_.size()),
-        in_flight_(writers_.size()),
-        in_flight_count_(writers_.size(), 0),
-        last_answer_(writers_.size()),
-        acknowledged_(writers_.size()) {}
+        accounts_(writers_.size(), options_) {}
 
   // In-flight reads, writes and hash jobs use the units: they are waited
   // for (a stalled writer's writes aside: they hold the run, not the
@@ -112,7 +109,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     {
       MutexLock lock(&mutex_);
       while (!Quiet()) WaitForChange();
-      auto live = writer_status_.Live();
+      auto live = accounts_.Live();
       if (!live.empty()) source = live.front();
     }
     uint64_t filling_start = filling_ ? filling_->index * unit_bytes_ : position();
@@ -148,8 +145,8 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       Log(LogLevel::kInfo, "pipeline: {} units' memory left to the stores still holding it",
           buffers_left_);
     }
-    PipelineOutcome outcome{Result<Digest>(Digest{}), writer_status_.all(), acknowledged_,
-                            unit_bytes_};
+    PipelineOutcome outcome{Result<Digest>(Digest{}), accounts_.statuses(),
+                            accounts_.acknowledged(), unit_bytes_};
     if (failure_) {
       outcome.source = *failure_;
     } else {
@@ -198,34 +195,15 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     DropStalled();
   }
 
-  // Drops each live writer with writes in flight whose store answered
-  // none of them for stall_after: its writes stop counting, so that their
-  // units are free again (their memory stays with the store while it
-  // holds it) and the other writers go on.
+  // Fails each writer that stalled: its units are free again (their
+  // memory stays with the store while it holds it) and the other writers
+  // go on.
   void DropStalled() REQUIRES(mutex_) {
-    auto now = Clock::now();
-    for (size_t i : writer_status_.Live()) {
-      if (in_flight_count_[i] == 0 || now - LastAnswer(i) < options_.stall_after) continue;
-      Error stalled = Fail(ETIMEDOUT, "its store acknowledged none of {} writes in {} ms (stalled)",
-                           in_flight_count_[i], options_.stall_after.count());
-      for (size_t slot = 0; slot < in_flight_[i].size(); ++slot) {
-        if (!std::exchange(in_flight_[i][slot], 0)) continue;
-        --pending_[slot];
-      }
-      in_flight_count_[i] = 0;
-      if (writer_status_.Record(i, stalled)) Stop(stalled);
+    for (auto& stall : accounts_.DropStalled(Clock::now())) {
+      for (size_t slot : stall.slots) --pending_[slot];
+      if (accounts_.Record(stall.writer, stall.why)) Stop(stall.why);
       changed_.SignalAll();
     }
-  }
-
-  // When writer `i`'s store last answered: a write of this writer, or of
-  // any copy there (PipelineOptions::store_answered).
-  Clock::time_point LastAnswer(size_t i) const REQUIRES(mutex_) {
-    Clock::time_point last = last_answer_[i];
-    if (i < options_.store_answered.size() && options_.store_answered[i]) {
-      last = std::max(last, options_.store_answered[i]->Last());
-    }
-    return last;
   }
 
   // Whether a new unit fits the service's budget (the first always does).
@@ -236,35 +214,18 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     return true;
   }
 
-  // Writer `i`'s store has unit `index`.
-  void Acknowledge(size_t i, uint64_t index) REQUIRES(mutex_) {
-    auto& units = acknowledged_[i];
-    if (units.size() <= index) units.resize(index + 1, false);
-    units[index] = true;
-    if (options_.acknowledged) options_.acknowledged(i, index);
-  }
-
-  bool Skips(size_t i, uint64_t index) const {
-    return i < options_.skip.size() && index < options_.skip[i].size() && options_.skip[i][index];
-  }
-
   // Writer `i`'s store answered its write of the unit in `slot` (unit
   // `index`, `bytes` long); dropped as stalled before, the answer is
   // ignored.
   void Answered(size_t i, size_t slot, uint64_t index, uint64_t bytes, const Status& status)
       EXCLUDES(mutex_) {
     MutexLock lock(&mutex_);
-    if (!std::exchange(in_flight_[i][slot], 0)) return;
-    --in_flight_count_[i];
-    last_answer_[i] = Clock::now();
-    if (i < options_.store_answered.size() && options_.store_answered[i]) {
-      options_.store_answered[i]->Mark(last_answer_[i]);
-    }
+    if (!accounts_.Answered(i, slot)) return;
     if (status.ok()) {
-      Acknowledge(i, index);
+      accounts_.Acknowledge(i, index);
       if (options_.written) options_.written(i, bytes);
     }
-    if (writer_status_.Record(i, status)) Stop(status.error());
+    if (accounts_.Record(i, status)) Stop(status.error());
     --pending_[slot];
     changed_.SignalAll();
   }
@@ -404,7 +365,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       } else if (units_made_ < std::max(1, options_.units_in_flight) && MayMakeUnit()) {
         unit = std::make_unique<Unit>(unit_bytes_, units_made_++);
         pending_.push_back(0);
-        for (auto& writes : in_flight_) writes.push_back(0);
+        accounts_.AddSlot();
       } else if (free_.empty()) {
         WaitForChange();
         held_since = std::chrono::steady_clock::now();
@@ -446,15 +407,14 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
         Ordered& entry = order_[unit->order - order_base_];
         entry = Ordered{zero ? nullptr : unit, unit->length, true};
       }
-      for (size_t i : writer_status_.Live()) {
-        if (zero || Skips(i, unit->index)) {
-          Acknowledge(i, unit->index);
+      for (size_t i : accounts_.Live()) {
+        if (zero || accounts_.Skips(i, unit->index)) {
+          accounts_.Acknowledge(i, unit->index);
           done.push_back(i);
           continue;
         }
         targets.push_back(i);
-        if (in_flight_count_[i]++ == 0) last_answer_[i] = Clock::now();  // its clock starts
-        in_flight_[i][unit->slot] = 1;
+        accounts_.Sent(i, unit->slot);
       }
       pending_[unit->slot] = zero ? 0 : static_cast<int>(targets.size()) + 1;
       if (!zero) ++jobs_;
@@ -571,7 +531,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
 
   Mutex mutex_;
   CondVar changed_{&mutex_};
-  WriterStatuses writer_status_ GUARDED_BY(mutex_);
+  WriterAccounts accounts_ GUARDED_BY(mutex_);
   std::optional<Error> failure_ GUARDED_BY(mutex_);
   std::vector<std::unique_ptr<Unit>> free_ GUARDED_BY(mutex_);
   std::list<std::unique_ptr<Unit>> busy_ GUARDED_BY(mutex_);  // filled, read, or being either
@@ -589,14 +549,6 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   uint64_t hashed_[2] GUARDED_BY(mutex_) = {0, 0};  // each digester's next entry
   bool hashing_[2] GUARDED_BY(mutex_) = {false, false};
   bool stopping_ GUARDED_BY(mutex_) = false;  // destroyed unfinished
-  // Per writer: whether its write of the unit in each slot is in flight
-  // (those of a writer dropped as stalled no longer are), how many are,
-  // when its store last answered (or was sent a write while it had none
-  // in flight), and the units it has (acknowledged, skipped or zeros).
-  std::vector<std::vector<char>> in_flight_ GUARDED_BY(mutex_);
-  std::vector<int> in_flight_count_ GUARDED_BY(mutex_);
-  std::vector<Clock::time_point> last_answer_ GUARDED_BY(mutex_);
-  std::vector<std::vector<bool>> acknowledged_ GUARDED_BY(mutex_);
 };
 
 Pipeline::Pipeline(std::vector<std::unique_ptr<StoreWriter>> writers,
@@ -624,20 +576,6 @@ void Pipeline::Discard() { run_->Discard(); }
 uint64_t PipelineUnitBytes(const PipelineOptions& options) {
   return std::max<uint64_t>(kDigestChunkBytes, (options.unit_bytes + kDigestChunkBytes - 1) /
                                                    kDigestChunkBytes * kDigestChunkBytes);
-}
-
-std::vector<size_t> WriterStatuses::Live() const {
-  std::vector<size_t> live;
-  for (size_t i = 0; i < statuses_.size(); ++i) {
-    if (statuses_[i].ok()) live.push_back(i);
-  }
-  return live;
-}
-
-bool WriterStatuses::Record(size_t i, const Status& status) {
-  if (status.ok() || !statuses_[i].ok()) return false;
-  statuses_[i] = status;
-  return std::none_of(statuses_.begin(), statuses_.end(), [](const Status& s) { return s.ok(); });
 }
 
 }  // namespace imagefs

@@ -183,19 +183,4 @@ class Pipeline {
   std::shared_ptr<Run> run_;
 };
 
-// The status of each writer of a pipeline: the first failure of each is
-// kept, and a failed writer gets no more data. Not thread safe.
-class WriterStatuses {
- public:
-  explicit WriterStatuses(size_t writers) : statuses_(writers, Ok()) {}
-  // The writers still going, in order.
-  std::vector<size_t> Live() const;
-  // Records writer `i`'s result; true when a failure leaves none going.
-  bool Record(size_t i, const Status& status);
-  const std::vector<Status>& all() const { return statuses_; }
-
- private:
-  std::vector<Status> statuses_;
-};
-
 }  // namespace imagefs
