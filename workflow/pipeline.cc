@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/mutex.h"
+#include "workflow/pipeline_digests.h"
 #include "workflow/pipeline_writers.h"
 
 namespace imagefs {
@@ -35,16 +36,6 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     size_t length = 0;    // bytes of it filled (or to read) from its start
     uint64_t order = 0;   // its entry in the in-order digests
   };
-
-  // An entry of the in-order digests: a unit's data, or zeros. Entries are
-  // made in image order, and hashed once ready.
-  struct Ordered {
-    const Unit* unit = nullptr;  // null: `length` zero bytes
-    uint64_t length = 0;
-    bool ready = false;
-  };
-
-  enum Digester { kMd5 = 0, kSha512 = 1 };
 
   // A finished read of the pull front end, for the front end to dispatch.
   struct Completion {
@@ -320,7 +311,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       uint64_t gap = offset - position();
       if (!filling_ && gap >= unit_bytes_) {
         MutexLock lock(&mutex_);
-        if (options_.full_digest) order_.push_back(Ordered{nullptr, unit_bytes_, true});
+        if (options_.full_digest) order_.Add({nullptr, unit_bytes_, true});
         position_ += unit_bytes_;
         KickHashers();
         continue;
@@ -386,8 +377,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     unit->index = position() / unit_bytes_;
     unit->length = 0;
     pending_[unit->slot] = 1;  // its fill or read
-    unit->order = order_base_ + order_.size();
-    if (options_.full_digest) order_.push_back(Ordered{unit.get(), 0, false});
+    if (options_.full_digest) unit->order = order_.Add({});
     busy_.push_back(std::move(unit));
     return busy_.back().get();
   }
@@ -404,8 +394,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     {
       MutexLock lock(&mutex_);
       if (options_.full_digest) {
-        Ordered& entry = order_[unit->order - order_base_];
-        entry = Ordered{zero ? nullptr : unit, unit->length, true};
+        order_.Ready(unit->order, zero ? nullptr : unit->buffer.data(), unit->length);
       }
       for (size_t i : accounts_.Live()) {
         if (zero || accounts_.Skips(i, unit->index)) {
@@ -443,14 +432,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
 
   // Entries of the in-order digests both digesters have passed.
   uint64_t OrderedDone() const REQUIRES(mutex_) {
-    if (!options_.full_digest) return UINT64_MAX;
-    return std::min(hashed_[kMd5], hashed_[kSha512]);
-  }
-
-  // Whether a digester is hashing the unit's data right now.
-  bool BeingHashed(const Unit& unit) const REQUIRES(mutex_) {
-    return (hashing_[kMd5] && hashed_[kMd5] == unit.order) ||
-           (hashing_[kSha512] && hashed_[kSha512] == unit.order);
+    return options_.full_digest ? order_.Passed() : UINT64_MAX;
   }
 
   // Frees the units every step is done with.
@@ -459,7 +441,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
     bool stopped = failure_ || stopping_;
     for (auto it = busy_.begin(); it != busy_.end();) {
       Unit& unit = **it;
-      bool done = unit.order < hashed || (stopped && !BeingHashed(unit));
+      bool done = unit.order < hashed || (stopped && !order_.BeingHashed(unit.order));
       if (pending_[unit.slot] == 0 && done && &unit != filling_) {
         free_.push_back(std::move(*it));
         it = busy_.erase(it);
@@ -480,42 +462,20 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   }
 
   // Starts the next job of each in-order digester whose next entry is
-  // ready: one entry a job, so that every pipeline gets its turn on the
-  // shared executor.
+  // ready.
   void KickHashers() REQUIRES(mutex_) {
     if (!options_.full_digest || failure_ || stopping_) return;
-    for (Digester which : {kMd5, kSha512}) {
-      uint64_t next = hashed_[which];
-      if (hashing_[which] || next >= order_base_ + order_.size()) continue;
-      Ordered entry = order_[next - order_base_];
-      if (!entry.ready) continue;
-      hashing_[which] = true;
+    for (auto [which, entry] : order_.StartNext()) {
       ++jobs_;
-      hash_([this, which, entry] { HashEntry(which, entry); });
+      hash_([this, which, entry] {
+        HashEntryInto(full_, which, entry);
+        MutexLock lock(&mutex_);
+        order_.Finished(which);
+        KickHashers();
+        --jobs_;
+        changed_.SignalAll();
+      });
     }
-  }
-
-  void HashEntry(Digester which, Ordered entry) EXCLUDES(mutex_) {
-    for (uint64_t at = 0; at < entry.length; at += kDigestChunkBytes) {
-      size_t length = static_cast<size_t>(std::min(kDigestChunkBytes, entry.length - at));
-      auto piece = entry.unit ? std::span<const char>(entry.unit->buffer.data() + at, length)
-                              : ZeroBytes().first(length);
-      if (which == kMd5) {
-        full_.UpdateMd5(piece);
-      } else {
-        full_.UpdateSha512(piece);
-      }
-    }
-    MutexLock lock(&mutex_);
-    hashing_[which] = false;
-    ++hashed_[which];
-    while (!order_.empty() && OrderedDone() > order_base_) {
-      order_.pop_front();
-      ++order_base_;
-    }
-    KickHashers();
-    --jobs_;
-    changed_.SignalAll();
   }
 
   std::vector<std::unique_ptr<StoreWriter>> writers_;
@@ -543,11 +503,8 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   int buffers_left_ GUARDED_BY(mutex_) = 0;  // units' memory left to a writer holding it
   std::deque<Completion> completed_ GUARDED_BY(mutex_);  // pull: reads to dispatch
   int reads_in_flight_ GUARDED_BY(mutex_) = 0;
-  int jobs_ GUARDED_BY(mutex_) = 0;                 // hash jobs posted, not yet done
-  std::deque<Ordered> order_ GUARDED_BY(mutex_);    // entries not passed by both digesters
-  uint64_t order_base_ GUARDED_BY(mutex_) = 0;      // the number of order_.front()
-  uint64_t hashed_[2] GUARDED_BY(mutex_) = {0, 0};  // each digester's next entry
-  bool hashing_[2] GUARDED_BY(mutex_) = {false, false};
+  int jobs_ GUARDED_BY(mutex_) = 0;           // hash jobs posted, not yet done
+  InOrderDigests order_ GUARDED_BY(mutex_);   // of full_: md5 and sha512
   bool stopping_ GUARDED_BY(mutex_) = false;  // destroyed unfinished
 };
 

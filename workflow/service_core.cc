@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/time.h"
 
 namespace imagefs {
 namespace {

@@ -1,9 +1,12 @@
-// A pipeline's account of its writers: statuses, stalls, acknowledged units.
-#include "workflow/pipeline_writers.h"
-
+// The pipeline's parts alone: the account of its writers (statuses,
+// stalls, acknowledged units) and the order of its md5 and sha512.
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
+
+#include "workflow/pipeline_digests.h"
+#include "workflow/pipeline_writers.h"
 
 namespace imagefs {
 namespace {
@@ -66,6 +69,44 @@ TEST(WriterAccountsTest, SkippedAndAcknowledgedUnitsAreToldAndKept) {
   EXPECT_EQ(accounts.acknowledged()[0], (std::vector<bool>{false, true}));
   EXPECT_EQ(accounts.acknowledged()[1], (std::vector<bool>{false, false, false, true}));
   EXPECT_EQ(told, (std::vector<std::pair<size_t, uint64_t>>{{0, 1}, {1, 3}}));
+}
+
+// Units ready out of order are hashed in order, each digester at its own
+// pace; an entry passed by both goes, and zeros hash as zeros.
+TEST(InOrderDigestsTest, EntriesAreHashedInImageOrderWhateverOrderTheyAreReady) {
+  std::string first(1000, 'a'), third(500, 'c');
+  InOrderDigests order;
+  uint64_t a = order.Add({});
+  uint64_t zeros = order.Add({nullptr, 300, true});
+  uint64_t c = order.Add({});
+  order.Ready(c, third.data(), third.size());
+  EXPECT_TRUE(order.StartNext().empty());  // the first is not ready
+  order.Ready(a, first.data(), first.size());
+  FullHasher full;
+  auto run = [&](auto started) {
+    for (auto [which, entry] : started) {
+      HashEntryInto(full, which, entry);
+      order.Finished(which);
+    }
+  };
+  auto both = order.StartNext();
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_TRUE(order.BeingHashed(a));
+  EXPECT_FALSE(order.BeingHashed(zeros));
+  EXPECT_TRUE(order.StartNext().empty());  // each is busy
+  run(both);
+  EXPECT_EQ(order.Passed(), zeros);
+  EXPECT_FALSE(order.empty());
+  for (int round = 0; round < 4 && order.Passed() <= c; ++round) run(order.StartNext());
+  EXPECT_EQ(order.Passed(), c + 1);
+  EXPECT_TRUE(order.empty());
+  Hasher direct;
+  direct.Update(first);
+  direct.Update(std::string(300, '\0'));
+  direct.Update(third);
+  Digest want = direct.Finish();
+  EXPECT_EQ(full.FinishMd5(), want.md5);
+  EXPECT_EQ(full.FinishSha512(), want.sha512);
 }
 
 }  // namespace
