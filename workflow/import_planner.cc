@@ -147,9 +147,8 @@ Result<std::shared_ptr<StagedWrite>> ImportPlanner::BeginWriteLocked(LockedImage
   if (core_.options().stream_writes) {
     std::optional<Digest> expected;
     if (!upload) expected = DigestOf(record);
-    (*staged)->SetStreamFactory(
-        StreamFactoryFor(std::string(id), CentralFirst(record, {std::string(site)}),
-                         /*by_chunks=*/expected && !expected->chunks.empty(), /*upload=*/upload));
+    (*staged)->SetStreamFactory(StreamFactoryFor(
+        std::string(id), CentralFirst(record, {std::string(site)}), upload, expected));
   }
   return staged;
 }
@@ -181,12 +180,24 @@ std::vector<std::string> ImportPlanner::CentralFirst(const ImageRecord& record,
 }
 
 // The pipeline of a write through a file, into `targets` (central first).
+// A copy's (`expected`: the image's data) is made at the image's size, and
+// a target that stops answering is an outage, as in a copy store to store:
+// the data is still hashed, and the commit waits for that store and
+// resumes in it (ImportRunner::FinishStream).
 Result<StagedWrite::Stream> ImportPlanner::StartStream(const std::string& id,
                                                        const std::vector<std::string>& targets,
-                                                       bool by_chunks) {
+                                                       const std::optional<Digest>& expected) {
+  bool by_chunks = expected && !expected->chunks.empty();
+  uint64_t size = expected ? expected->size : 0;
+  PipelineOptions options =
+      core_.pipeline_options(/*full_digest=*/!by_chunks, id, targets, /*total=*/size);
+  if (expected && core_.options().outage_timeout.count() > 0) {
+    options.stall_after = core_.options().stall_after;
+    options.hash_through_outages = true;
+  }
   std::vector<std::unique_ptr<StoreWriter>> writers;
   for (const auto& site : targets) {
-    auto writer = core_.StoreAt(site).CreateWriter(id, 0);
+    auto writer = core_.StoreAt(site).CreateWriter(id, size);
     if (!writer.ok()) {
       for (auto& made : writers) made->Discard();  // the stream does not start
       return writer.error();
@@ -194,10 +205,8 @@ Result<StagedWrite::Stream> ImportPlanner::StartStream(const std::string& id,
     writers.push_back(std::move(writer).value());
   }
   return StagedWrite::Stream{
-      targets, std::make_unique<Pipeline>(
-                   std::move(writers),
-                   core_.pipeline_options(/*full_digest=*/!by_chunks, id, targets, /*total=*/0),
-                   core_.hash_executor())};
+      targets,
+      std::make_unique<Pipeline>(std::move(writers), std::move(options), core_.hash_executor())};
 }
 
 // The stream factory of an upload or download into `targets`: data that
@@ -205,8 +214,9 @@ Result<StagedWrite::Stream> ImportPlanner::StartStream(const std::string& id,
 // conversion reads it back at random.
 StagedWrite::StreamFactory ImportPlanner::StreamFactoryFor(std::string id,
                                                            std::vector<std::string> targets,
-                                                           bool by_chunks, bool upload) {
-  return [this, id = std::move(id), targets = std::move(targets), by_chunks, upload](
+                                                           bool upload,
+                                                           std::optional<Digest> expected) {
+  return [this, id = std::move(id), targets = std::move(targets), upload, expected](
              uint64_t offset, std::span<const char> data) -> Result<StagedWrite::Stream> {
     if (upload && core_.options().convert_to_raw && offset == 0) {
       std::string_view format = FormatOfMagic(data);
@@ -214,7 +224,7 @@ StagedWrite::StreamFactory ImportPlanner::StreamFactoryFor(std::string id,
         return Fail(ECANCELED, "data starts as {}, to be converted to raw", format);
       }
     }
-    return StartStream(id, targets, by_chunks);
+    return StartStream(id, targets, expected);
   };
 }
 
@@ -228,7 +238,7 @@ void ImportPlanner::Fetch(ImportPlan& plan, const std::string& uri) {
   }
   plan.staged = *staged;
   plan.staged->SetStreamFactory(
-      StreamFactoryFor(plan.image_id, plan.targets, /*by_chunks=*/false, /*upload=*/true));
+      StreamFactoryFor(plan.image_id, plan.targets, /*upload=*/true, std::nullopt));
   auto fetched = Download(
       uri, options.download, options.import_filter,
       [&](uint64_t offset, std::span<const char> data) {
@@ -297,6 +307,7 @@ Status ImportPlanner::PlanCommit(const std::shared_ptr<StagedWrite>& staged, Imp
   if (!record.ok()) return refuse(record.error());
   plan.required_store = write.site();
   plan.expected = DigestOf(*record);
+  plan.source_store = SourceStore(*record);  // a copy's, should its store stop answering
   if (record->status == ImageStatus::kActive) {
     if (write.Size() != record->size.value_or(0)) {
       return refuse(Fail(EIO,

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,10 +65,12 @@ class ImportPlanner {
                                         std::vector<std::string> targets) const;
   Result<std::vector<std::string>> Targets(const ImageRecord& record,
                                            const ImportRequest& request) const;
+  // `expected`: a copy's, the image's data (none: an upload's).
   Result<StagedWrite::Stream> StartStream(const std::string& id,
-                                          const std::vector<std::string>& targets, bool by_chunks);
+                                          const std::vector<std::string>& targets,
+                                          const std::optional<Digest>& expected);
   StagedWrite::StreamFactory StreamFactoryFor(std::string id, std::vector<std::string> targets,
-                                              bool by_chunks, bool upload);
+                                              bool upload, std::optional<Digest> expected);
   Status InspectData(StagedWrite& write, const ImageRecord& record, ImportPlan& plan);
 
   ServiceCore& core_;

@@ -107,6 +107,16 @@ Status ImportRunner::Run(ImportPlan& plan) {
     bool first_of_upload = upload && i == 0;
     auto& copy = copies[i];
     if (copy.ok() && copy->published) continue;  // by PublishTogether
+    if (copy.ok() && copy->outage && !source) {
+      // Streamed through a file: it resumes from the image's published copy.
+      auto opened = core_.StoreAt(plan.source_store).OpenReader(plan.image_id);
+      if (opened.ok()) {
+        source = std::move(opened).value();
+      } else {
+        copy->writer->Discard();
+        copy = opened.error();
+      }
+    }
     if (copy.ok() && copy->outage) copy = Resume(plan, *source, std::move(copy).value());
     Status done = copy.ok() ? Ok() : Status(copy.error());
     if (done.ok() && plan.must_succeed) {
@@ -316,9 +326,20 @@ ImportRunner::Copies ImportRunner::FinishStream(ImportPlan& plan) {
   PipelineOutcome outcome = stream.pipeline->Finish(size);
   auto writers = stream.pipeline->TakeWriters();
   stream.pipeline.reset();
+  // A copy's target that stopped answering is waited for and resumed in,
+  // from the image's published copy, as in a copy store to store.
+  bool resumable = plan.expected && core_.options().outage_timeout.count() > 0 &&
+                   plan.wait_for_targets && !plan.source_store.empty();
   Copies copies;
   for (size_t i = 0; i < writers.size(); ++i) {
-    copies.emplace_back(WrittenCopy{stream.sites[i], std::move(writers[i])});
+    WrittenCopy copy{stream.sites[i], std::move(writers[i])};
+    const Status& status = outcome.writers[i];
+    if (resumable && !status.ok() && IsUnreachable(status.code()) &&
+        !copy.writer->temporary().empty()) {
+      copy.outage = status.error();
+      copy.acknowledged = outcome.acknowledged[i];
+    }
+    copies.emplace_back(std::move(copy));
   }
   return FinishCopies(plan, outcome, std::move(copies));
 }
@@ -330,6 +351,7 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
                                                 Copies copies) {
   bool by_chunks = plan.ByChunks();
   std::optional<Error> common;  // what fails every copy
+  bool differs = false;         // the data is not the image's: no copy resumes
   if (!outcome.source.ok()) {
     common = outcome.source.error();
   } else if (plan.expected) {
@@ -339,6 +361,7 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
         got.size == want.size &&
         (by_chunks ? got.chunks == want.chunks : got.md5 == want.md5 && got.sha512 == want.sha512);
     if (!same) {
+      differs = true;
       common = Error{EIO, fmt::format("image {}: data for store {} does not match the image "
                                       "(size {} vs {}, {} differs); nothing published",
                                       plan.image_id, fmt::join(plan.targets, ","), got.size,
@@ -354,7 +377,7 @@ ImportRunner::Copies ImportRunner::FinishCopies(ImportPlan& plan, const Pipeline
     if (!copy.ok()) continue;
     Status status = common ? Status(*common) : outcome.writers[w];
     ++w;
-    if (copy->outage) continue;  // it waits and resumes (Resume)
+    if (copy->outage && !differs) continue;  // it waits and resumes (Resume)
     if (status.ok()) status = copy->writer->Finish(plan.expected->size);
     if (!status.ok()) {
       copy->writer->Discard();  // its temporary goes

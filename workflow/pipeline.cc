@@ -192,9 +192,16 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
   void DropStalled() REQUIRES(mutex_) {
     for (auto& stall : accounts_.DropStalled(Clock::now())) {
       for (size_t slot : stall.slots) --pending_[slot];
-      if (accounts_.Record(stall.writer, stall.why)) Stop(stall.why);
+      if (accounts_.Record(stall.writer, stall.why)) StopUnlessOutage(stall.why);
       changed_.SignalAll();
     }
+  }
+
+  // The last writer failed: the pipeline stops, unless that was an outage
+  // and it hashes through outages.
+  void StopUnlessOutage(const Error& error) REQUIRES(mutex_) {
+    if (options_.hash_through_outages && IsUnreachable(error.code)) return;
+    Stop(error);
   }
 
   // Whether a new unit fits the service's budget (the first always does).
@@ -216,7 +223,7 @@ class Pipeline::Run : public std::enable_shared_from_this<Pipeline::Run> {
       accounts_.Acknowledge(i, index);
       if (options_.written) options_.written(i, bytes);
     }
-    if (accounts_.Record(i, status)) Stop(status.error());
+    if (accounts_.Record(i, status)) StopUnlessOutage(status.error());
     --pending_[slot];
     changed_.SignalAll();
   }

@@ -115,6 +115,11 @@ struct PipelineOptions {
   // all zeros), from the writers' threads with the pipeline's lock held:
   // it must not block or call into the pipeline.
   std::function<void(size_t writer, uint64_t unit)> acknowledged;
+  // The last writer failing as unreachable (stalled, timed out) does not
+  // stop the pipeline: the data is still taken and hashed to its end (a
+  // copy written through a file, verified against its image, whose store
+  // the commit then waits for and resumes in).
+  bool hash_through_outages = false;
 };
 
 // How many units the pipelines of a service may hold at once, so that

@@ -9,7 +9,9 @@
 # past 10 s here): the copy gives up, and once the link is back placement
 # resumes it from the resume record kept with its temporary (1.1 times the
 # image in all); and kill -9 of the daemon at 50 % of a placement copy, a
-# restart: placement resumes it too (1.2 times in all).
+# restart: placement resumes it too (1.2 times in all). A copy written
+# through a file (cp of the image's data into sites/dcn0/) cut at 30 %
+# waits and resumes the same way (1.2 times at most).
 source "$(dirname "$0")/lib.sh"
 [ -n "$CEPH_DIR" ] || fail "needs IMAGEFS_TEST_CEPH_DIR (real clusters)"
 SITE_ADDRESS[dcn0]=127.0.0.2
@@ -83,6 +85,34 @@ assert_logged "image $id: store dcn0 answers again after"
 wait_until_rewritten "$METRICS"
 grep -q '^imagefs_outages_total{store="dcn0"} [1-9]' "$METRICS" ||
   fail "no outage of dcn0 in the metrics: $(grep outage "$METRICS")"
+
+echo "--- a copy written through a file (cp of the image's data), its link cut at 30 %"
+# The writes go on while dcn0 does not answer (the data is still hashed);
+# cp's close waits for dcn0 and the copy resumes from central's copy.
+rm "$MNT/sites/dcn0/$id"
+before=$(link_bytes)
+started=$EPOCHREALTIME
+cp "$WORK/img" "$MNT/sites/dcn0/$id" 2> "$WORK/cp.err" &
+cp_pid=$!
+while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
+"$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
+cut_at=$EPOCHREALTIME
+waiting=
+while [ "$(elapsed "$cut_at" | cut -d. -f1)" -lt 12 ]; do
+  progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$id")
+  [[ "$progress" != *"waiting for dcn0 since"* ]] || waiting=$progress
+  sleep 0.5
+done
+kill -0 "$cp_pid" 2> /dev/null || fail "cp ended during the cut: $(cat "$WORK/cp.err")"
+"$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
+[ -n "$waiting" ] || fail "user.imagefs.progress never said the written copy waits for dcn0"
+wait "$cp_pid" || fail "cp through the cut failed: $(cat "$WORK/cp.err")"
+cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's written copy differs"
+assert_eq "$(xattr "$id" stores | tr , '\n' | sort | paste -sd,)" central,dcn0,dcn1 \
+  "stores after the written copy"
+ratio=$(awk -v s="$(($(link_bytes) - before))" -v m="$MIB" 'BEGIN { printf "%.3f", s / (m * 1048576) }')
+echo "written copy completed in $(elapsed "$started") s; $ratio of the image over dcn0's link"
+awk -v r="$ratio" 'BEGIN { exit !(r <= 1.2) }' || fail "$ratio of the image crossed the link"
 
 # wait_imported: until the import of $id has ended (60 s at most).
 wait_imported() {

@@ -211,6 +211,58 @@ TEST_F(WorkflowTest, ACopyWaitsForAStoreCutOffAndResumesWhereItStopped) {
   EXPECT_FALSE(StoreHasTemporaries("dcn0"));
 }
 
+// A copy written through a file (cp or rsync of the image's data into
+// sites/dcn0/) whose store stops answering: the writes go on (the data is
+// still hashed), and the commit waits for the store and resumes from the
+// image's published copy, sending only the units it had not acknowledged.
+TEST_F(WorkflowTest, ACopyWrittenThroughAFileWaitsForItsStoreAndResumes) {
+  std::string data = StartWithOutages(std::chrono::seconds(30), 40);  // 10 units of 4 MiB
+  faults_["dcn0"]->SetPlan({.cut_after_write = 3});
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok()) << write.error().message;
+  constexpr size_t kPiece = 256 << 10;
+  for (size_t at = 0; at < data.size(); at += kPiece) {
+    Status written = (*write)->Write(at, std::string_view(data).substr(at, kPiece));
+    ASSERT_TRUE(written.ok()) << "at " << at << ": " << written.error().message;
+  }
+  std::promise<Status> done;
+  service_->CommitWrite(*write, [&](Status status) { done.set_value(status); });
+  auto committed = done.get_future();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline &&
+         service_->ImportProgress(kId).find("waiting for dcn0 since") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(service_->ImportProgress(kId).find("waiting for dcn0 since"), std::string::npos);
+  EXPECT_FALSE(Record().HasStore("dcn0"));
+  faults_["dcn0"]->SetPlan({});  // it answers again
+  Status status = committed.get();
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  EXPECT_EQ(ReadCopy("dcn0"), data);
+  EXPECT_FALSE(StoreHasTemporaries("dcn0"));
+  // The 3 units acknowledged before the cut were not sent again.
+  EXPECT_EQ(faults_["dcn0"]->bytes_written(), data.size());
+}
+
+// ... and one whose data is not the image's fails at once, its store down
+// or not: nothing waits for a copy that could never be published.
+TEST_F(WorkflowTest, ACopyWrittenThroughAFileThatDiffersFailsWithoutWaiting) {
+  std::string data = StartWithOutages(std::chrono::seconds(30), 12);  // 3 units of 4 MiB
+  faults_["dcn0"]->SetPlan({.cut_after_write = 1});
+  auto write = service_->BeginWrite(kOwner, kId, "dcn0");
+  ASSERT_TRUE(write.ok()) << write.error().message;
+  data[data.size() / 2] ^= 1;
+  ASSERT_TRUE((*write)->Write(0, data).ok());
+  auto started = std::chrono::steady_clock::now();
+  std::promise<Status> done;
+  service_->CommitWrite(*write, [&](Status status) { done.set_value(status); });
+  EXPECT_EQ(done.get_future().get().code(), EIO);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  faults_["dcn0"]->SetPlan({});
+  EXPECT_FALSE(Record().HasStore("dcn0"));
+  EXPECT_EQ(ReadCopy("dcn0"), "<no copy>");
+}
+
 // A store that does not answer when the copy begins is waited for as one
 // that stops answering: dcn1 is published meanwhile, and dcn0's copy
 // starts once its store answers, within outage_timeout.
