@@ -37,6 +37,23 @@ copy_to() {
     -v "{\"method\":{\"name\":\"copy-image\"},\"stores\":[${stores%,}]}" "$MNT/images/$id"
 }
 
+# cut_dcn0 SECONDS: once 30 % of the image crossed dcn0's link since
+# $before, cuts it for SECONDS and restores it; $waiting is what
+# user.imagefs.progress said of waiting for dcn0 meanwhile ("": never).
+cut_dcn0() {
+  while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
+  "$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
+  local cut_at=$EPOCHREALTIME progress
+  echo "cut at $(elapsed "$started") s"
+  waiting=
+  while [ "$(elapsed "$cut_at" | cut -d. -f1)" -lt "$1" ]; do
+    progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$id")
+    [[ "$progress" != *"waiting for dcn0 since"* ]] || waiting=$progress
+    sleep 0.5
+  done
+  "$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
+}
+
 echo "--- the copy to dcn0 with its link up"
 before=$(link_bytes)
 started=$EPOCHREALTIME
@@ -52,17 +69,7 @@ echo "--- the same copy, its link cut for 20 s at 30 %"
 before=$(link_bytes)
 started=$EPOCHREALTIME
 copy_to dcn0 dcn1
-while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
-"$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
-cut_at=$EPOCHREALTIME
-echo "cut at $(elapsed "$started") s"
-waiting=
-while [ "$(elapsed "$cut_at" | cut -d. -f1)" -lt 20 ]; do
-  progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$id")
-  [[ "$progress" != *"waiting for dcn0 since"* ]] || waiting=$progress
-  sleep 0.5
-done
-"$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
+cut_dcn0 20
 [ -n "$waiting" ] || fail "user.imagefs.progress never said it waits for dcn0"
 echo "progress during the cut: $waiting"
 [[ ",$(xattr "$id" stores)," == *",dcn1,"* ]] || fail "dcn1 was not published during the cut"
@@ -94,17 +101,8 @@ before=$(link_bytes)
 started=$EPOCHREALTIME
 cp "$WORK/img" "$MNT/sites/dcn0/$id" 2> "$WORK/cp.err" &
 cp_pid=$!
-while [ $(($(link_bytes) - before)) -lt $((MIB * 3 / 10 << 20)) ]; do sleep 0.02; done
-"$WAN_LINKS" cut "${SITE_ADDRESS[dcn0]}"
-cut_at=$EPOCHREALTIME
-waiting=
-while [ "$(elapsed "$cut_at" | cut -d. -f1)" -lt 12 ]; do
-  progress=$(getfattr --absolute-names --only-values -n user.imagefs.progress "$MNT/images/$id")
-  [[ "$progress" != *"waiting for dcn0 since"* ]] || waiting=$progress
-  sleep 0.5
-done
+cut_dcn0 12
 kill -0 "$cp_pid" 2> /dev/null || fail "cp ended during the cut: $(cat "$WORK/cp.err")"
-"$WAN_LINKS" restore "${SITE_ADDRESS[dcn0]}"
 [ -n "$waiting" ] || fail "user.imagefs.progress never said the written copy waits for dcn0"
 wait "$cp_pid" || fail "cp through the cut failed: $(cat "$WORK/cp.err")"
 cmp "$WORK/img" "$MNT/sites/dcn0/$id" || fail "dcn0's written copy differs"
