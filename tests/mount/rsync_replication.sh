@@ -20,8 +20,8 @@ done
 assert_eq "$(ls -A "$MNT/sites/dcn0" | sort)" "$(printf '%s\n' "${ids[@]}" | sort)" "dcn0 holds exactly the images, no temporaries"
 
 second=$(rsync -a --itemize-changes --stats "$MNT/sites/central/" "$MNT/sites/dcn0/")
-echo "$second" | grep -q "Number of regular files transferred: 0" || fail "second rsync transferred files: $second"
-if echo "$second" | grep -q '^>f'; then fail "second rsync itemized file changes: $second"; fi
+grep -q "Number of regular files transferred: 0" <<< "$second" || fail "second rsync transferred files: $second"
+if grep -q '^>f' <<< "$second"; then fail "second rsync itemized file changes: $second"; fi
 
 # A temporary that rsync abandons (unlinks) leaves nothing behind.
 tmp="$MNT/sites/dcn1/.${ids[0]}.AbC123"

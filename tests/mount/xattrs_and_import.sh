@@ -15,11 +15,11 @@ cp "$WORK/img" "$MNT/images/$id/stores/central/"
 dump=$(getfattr -d -m - "$MNT/images/$id")
 for name in id name status owner size checksum os_hash_algo os_hash_value created_at updated_at \
             stores locations os_glance_importing_to_stores os_glance_failed_import; do
-  echo "$dump" | grep -q "^user.glance.$name=" || fail "getfattr -d lacks $name: $dump"
+  grep -q "^user.glance.$name=" <<< "$dump" || fail "getfattr -d lacks $name: $dump"
 done
-echo "$dump" | grep -q '^user.glance.status="active"' || fail "status not active: $dump"
+grep -q '^user.glance.status="active"' <<< "$dump" || fail "status not active: $dump"
 # The catalog answers live (central_unreachable.sh: when it does not).
-echo "$dump" | grep -q '^user.imagefs.catalog="live"' || fail "catalog not live: $dump"
+grep -q '^user.imagefs.catalog="live"' <<< "$dump" || fail "catalog not live: $dump"
 assert_eq "$(getfattr --only-values -n user.imagefs.catalog "$MNT")" live "the mount's catalog"
 expect_error "No such attribute" getfattr -n user.glance.nonexistent "$MNT/images/$id"
 
