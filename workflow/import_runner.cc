@@ -299,13 +299,9 @@ ImportRunner::Copies ImportRunner::PullCopies(ImportPlan& plan, StoreReader& sou
   size_t w = 0;
   for (auto& copy : copies) {
     if (!copy.ok()) continue;
-    const Status& status = outcome.writers[w];
-    if (resumable && !status.ok() && IsUnreachable(status.code()) &&
-        !writers[w]->temporary().empty()) {
-      copy->outage = status.error();
-      copy->acknowledged = outcome.acknowledged[w];
-    }
-    copy->writer = std::move(writers[w++]);
+    copy->writer = std::move(writers[w]);
+    if (resumable) copy->NoteOutage(outcome.writers[w], outcome.acknowledged[w]);
+    ++w;
   }
   return waiting(FinishCopies(plan, outcome, std::move(copies)));
 }
@@ -328,17 +324,12 @@ ImportRunner::Copies ImportRunner::FinishStream(ImportPlan& plan) {
   stream.pipeline.reset();
   // A copy's target that stopped answering is waited for and resumed in,
   // from the image's published copy, as in a copy store to store.
-  bool resumable = plan.expected && core_.options().outage_timeout.count() > 0 &&
-                   plan.wait_for_targets && !plan.source_store.empty();
+  bool resumable =
+      plan.expected && core_.options().outage_timeout.count() > 0 && !plan.source_store.empty();
   Copies copies;
   for (size_t i = 0; i < writers.size(); ++i) {
     WrittenCopy copy{stream.sites[i], std::move(writers[i])};
-    const Status& status = outcome.writers[i];
-    if (resumable && !status.ok() && IsUnreachable(status.code()) &&
-        !copy.writer->temporary().empty()) {
-      copy.outage = status.error();
-      copy.acknowledged = outcome.acknowledged[i];
-    }
+    if (resumable) copy.NoteOutage(outcome.writers[i], outcome.acknowledged[i]);
     copies.emplace_back(std::move(copy));
   }
   return FinishCopies(plan, outcome, std::move(copies));

@@ -124,6 +124,14 @@ class ImportRunner {
     std::optional<Error> outage;
     std::vector<bool> acknowledged;  // by unit index (PipelineOutcome)
     bool published = false;          // by PublishTogether
+    // Its writer (set) ended with `status`: an outage when that says its
+    // store did not answer and the temporary can be reopened; `units` are
+    // what the store acknowledged.
+    void NoteOutage(const Status& status, const std::vector<bool>& units) {
+      if (status.ok() || !IsUnreachable(status.code()) || writer->temporary().empty()) return;
+      outage = status.error();
+      acknowledged = units;
+    }
   };
   using Copies = std::vector<Result<WrittenCopy>>;
 
